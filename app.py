@@ -1,0 +1,24 @@
+"""Loss Landscape Lab: the frame every page shares.
+
+Run with `streamlit run app.py`. Pages live in pages/ and stay thin: they read widgets,
+call the `landscape` library and draw its Plotly figures.
+"""
+
+import streamlit as st
+
+from landscape.ui.common import torch_threads
+
+st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
+torch_threads()
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/loss_shapes.py", title="Loss shapes", icon="📉", url_path="loss-shapes"),
+    st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page("pages/landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+]
+
+page = st.navigation(PAGES)
+st.sidebar.caption("Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)")
+page.run()

@@ -1,0 +1,1 @@
+"""Streamlit glue: the only Streamlit code outside app.py and pages/."""

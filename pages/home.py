@@ -1,0 +1,54 @@
+"""Home: what each page teaches."""
+
+import streamlit as st
+
+st.title("Loss Landscape Lab")
+st.markdown(
+    """
+See what a loss function is, watch a small network learn, and look at the loss surface
+around the network it found: the pictures of *Visualizing the Loss Landscape of Neural
+Nets* (Li, Xu, Taylor, Studer & Goldstein, NeurIPS 2018), live and explorable.
+"""
+)
+
+cols = st.columns(2)
+with cols[0]:
+    st.subheader("📉 Loss shapes")
+    st.markdown(
+        "L1, L2, Huber, Barron's adaptive loss and the rest of the zoo side by side, with their "
+        "derivatives (the *influence* of a residual) and the weight each point gets in robust "
+        "regression. An outlier demo shows why Huber and Cauchy fits ignore points that drag "
+        "a least-squares line away."
+    )
+    st.page_link("pages/loss_shapes.py", label="Open Loss shapes", icon="📉")
+    st.subheader("🏋️ Train")
+    st.markdown(
+        "Train a small net on moons, spirals, digits or your own CSV and watch the loss curves "
+        "grow. Compare optimisers, learning rates and losses by overlaying runs; see the "
+        "decision boundary of 2D problems. A learning rate that is too large is shown as the "
+        "divergence it is."
+    )
+    st.page_link("pages/train.py", label="Open Train", icon="🏋️")
+with cols[1]:
+    st.subheader("⛰️ Landscape")
+    st.markdown(
+        "Slice the loss around a trained net: along random *filter-normalised* directions, "
+        "along the line from initialisation to the solution, in the PCA plane of the training "
+        "path (with the path drawn on it) or along the sharpest Hessian directions. Contour, "
+        "heatmap and rotatable 3D."
+    )
+    st.page_link("pages/landscape.py", label="Open Landscape", icon="⛰️")
+    st.subheader("⚖️ Compare")
+    st.markdown(
+        "Put two landscapes side by side on one colour scale: skip connections or none, small "
+        "or large batches, filter normalisation or none, MSE or Huber, SGD or Adam; with "
+        "sharpness figures (top Hessian eigenvalue, trace, basin width) in a table."
+    )
+    st.page_link("pages/compare.py", label="Open Compare", icon="⚖️")
+
+st.divider()
+st.caption(
+    "Everything here is computed on this server from data generated in code or shipped with "
+    "scikit-learn; nothing is downloaded. The same functions work from a notebook "
+    "(`import landscape`) and from the command line (`python -m landscape --help`)."
+)
