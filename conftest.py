@@ -1,0 +1,16 @@
+"""Root conftest: puts the repository root on sys.path so `import landscape` works in tests.
+
+The app's config hides error details from users; in AppTest runs we want the real message
+in the failure report, so tests turn full error details back on.
+"""
+
+import os
+
+os.environ.setdefault("LANDSCAPE_TORCH_THREADS", "2")
+
+try:
+    from streamlit import config as _st_config
+
+    _st_config.set_option("client.showErrorDetails", "full")
+except Exception:  # streamlit missing: the library tests still run
+    pass
