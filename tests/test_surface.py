@@ -1,0 +1,298 @@
+"""Surfaces against a plain loop written here, centre = model loss, model untouched, BatchNorm."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from landscape import directions as D
+from landscape import surface as S
+
+METHODS = ["loop", "auto"]
+
+
+def cnn_bn(seed=0):
+    """A tiny CNN with BatchNorm whose running statistics differ from any batch's."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 8 * 8, 3),
+    )
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)
+    )
+
+
+def image_data(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def tabular_data(n=60, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def accuracy(out, y):
+    return (out.argmax(1) == y).float().mean()
+
+
+def snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}, model.training
+
+
+def assert_unchanged(model, snap):
+    state, training = snap
+    now = model.state_dict()
+    assert list(now) == list(state)
+    assert all(torch.equal(now[k], state[k]) for k in state)  # bit for bit
+    assert model.training == training
+
+
+def plain_loop(model, loss_fn, X, y, d1, d2, xs, ys):
+    """Independent reference: copy the weights in place into a fresh copy, point by point."""
+    loss = np.empty((len(ys), len(xs)))
+    acc = np.empty((len(ys), len(xs)))
+    center = {k: p.detach().clone() for k, p in model.named_parameters()}
+    for i, b in enumerate(ys):
+        for j, a in enumerate(xs):
+            m = copy.deepcopy(model).eval()
+            with torch.no_grad():
+                for k, p in m.named_parameters():
+                    p.copy_(center[k] + a * d1[k] + b * d2[k])
+                out = m(X)
+                loss[i, j] = loss_fn(out, y).item()
+                acc[i, j] = accuracy(out, y).item()
+    return loss, acc
+
+
+# ----------------------------------------------------------------------------- equality
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kind", ["cnn_bn", "mlp"])
+def test_plane_non_square_equals_plain_loop(kind, method):
+    model, (X, y) = (cnn_bn(), image_data()) if kind == "cnn_bn" else (mlp(), tabular_data())
+    model.train()  # the caller's mode must not matter: points are evaluated in eval mode
+    d1, d2 = D.random_directions(model, 2, seed=1)
+    xs, ys = np.array([-1.0, -0.3, 0.0, 0.4, 1.0]), np.array([-0.5, 0.0, 0.75])
+    loss_fn = nn.CrossEntropyLoss()
+    snap = snapshot(model)
+    surf = S.plane(model, loss_fn, (X, y), d1, d2, xs, ys, accuracy_fn=accuracy, method=method)
+    ref_loss, ref_acc = plain_loop(model, loss_fn, X, y, d1, d2, xs, ys)
+    assert surf.loss.shape == (3, 5) and surf.accuracy.shape == (3, 5)
+    np.testing.assert_allclose(surf.loss, ref_loss, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(surf.accuracy, ref_acc, atol=1e-6)
+    assert np.ptp(surf.loss) > 1e-3  # the directions really move the loss
+    assert_unchanged(model, snap)
+    np.testing.assert_array_equal(surf.xs, xs)
+    np.testing.assert_array_equal(surf.ys, ys)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_centre_point_is_the_models_loss_with_running_stats(method):
+    model = cnn_bn()
+    model.train()
+    X, y = image_data()
+    loss_fn = nn.CrossEntropyLoss()
+    d1, d2 = D.random_directions(model, 2, seed=0)
+    surf = S.plane(
+        model, loss_fn, (X, y), d1, d2, [-0.5, 0.0, 0.5, 1.0], [-1.0, 0.0], method=method
+    )
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        eval_loss = loss_fn(ref.eval()(X), y).item()
+        batch_loss = loss_fn(ref.train()(X), y).item()
+    assert abs(eval_loss - batch_loss) > 1e-3  # running stats differ from batch stats
+    assert surf.loss[1, 1] == pytest.approx(eval_loss, rel=1e-6)
+    assert model.training
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_line_along_interpolation_reaches_end_model(method):
+    start, end = mlp(0), mlp(1)
+    X, y = tabular_data()
+    loss_fn = nn.CrossEntropyLoss()
+    d = D.interpolation_direction(start, end)
+    surf = S.line(start, loss_fn, (X, y), d, np.linspace(0, 1, 5), accuracy, method=method)
+    with torch.no_grad():
+        end_loss = loss_fn(end(X), y).item()
+        start_loss = loss_fn(start(X), y).item()
+        end_acc = accuracy(end(X), y).item()
+    assert surf.kind == "line" and surf.ys is None and surf.loss.shape == (5,)
+    assert surf.loss[-1] == pytest.approx(end_loss, rel=1e-5)
+    assert surf.loss[0] == pytest.approx(start_loss, rel=1e-6)
+    assert surf.accuracy[-1] == pytest.approx(end_acc)
+    assert abs(end_loss - start_loss) > 1e-3
+
+
+def test_line_equals_plane_row():
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=2)
+    ts = [-1.0, -0.25, 0.5]
+    ln = S.line(model, nn.CrossEntropyLoss(), (X, y), d1, ts, method="loop")
+    pl = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, ts, [0.0], method="loop")
+    np.testing.assert_allclose(ln.loss, pl.loss[0], rtol=1e-6)
+    assert ln.accuracy is None and pl.accuracy is None
+
+
+def test_chunked_forward_equals_full_batch(monkeypatch):
+    model = cnn_bn()
+    X, y = image_data(n=50)
+    d1, d2 = D.random_directions(model, 2, seed=0)
+    full = S.plane(
+        model, nn.CrossEntropyLoss(), (X, y), d1, d2, [-1.0, 1.0], [0.0, 1.0], method="loop"
+    )
+    monkeypatch.setattr(S, "CHUNK_ROWS", 7)
+    chunked = S.plane(
+        model, nn.CrossEntropyLoss(), (X, y), d1, d2, [-1.0, 1.0], [0.0, 1.0], method="loop"
+    )
+    np.testing.assert_allclose(chunked.loss, full.loss, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- robustness
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_model_unchanged_when_loss_fn_raises_midway(method):
+    model = cnn_bn()
+    model.train()
+    X, y = image_data()
+    calls = {"n": 0}
+
+    def flaky(out, target):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom at point 3")
+        return nn.functional.cross_entropy(out, target)
+
+    d1, d2 = D.random_directions(model, 2, seed=0)
+    snap = snapshot(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        S.plane(model, flaky, (X, y), d1, d2, [-1.0, 0.0, 1.0], [-1.0, 1.0], method=method)
+    assert calls["n"] >= 3
+    assert_unchanged(model, snap)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_non_finite_losses_are_kept_not_raised():
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=0)
+
+    def loss_fn(out, target):  # diverges far from the centre
+        base = nn.functional.cross_entropy(out, target)
+        return base if out.abs().max() < 2.0 else torch.tensor(float("nan"))
+
+    xs = ys = np.linspace(-20, 20, 5)
+    surf = S.plane(model, loss_fn, (X, y), d1, d2, xs, ys, method="loop")
+    assert np.isnan(surf.loss).any() and np.isfinite(surf.loss).any()
+    assert np.isfinite(surf.loss[2, 2])
+    assert (surf.finite == np.isfinite(surf.loss)).all()
+
+
+def test_progress_and_meta():
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=0)
+    seen = []
+    surf = S.plane(
+        model,
+        nn.CrossEntropyLoss(),
+        (X, y),
+        d1,
+        d2,
+        [-1.0, 0.0, 1.0],
+        [0.0, 1.0],
+        progress=lambda done, total: seen.append((done, total)),
+        meta={"norm": "filter", "seeds": [0, 0], "split": "test"},
+    )
+    assert seen[-1] == (6, 6) and all(t == 6 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    meta = json.loads(json.dumps(surf.meta))
+    assert meta == surf.meta
+    assert meta["split"] == "test" and meta["kind"] == "plane" and meta["n_data"] == 60
+    assert meta["cosine"] == pytest.approx(D.cosine(d1, d2))
+    assert meta["method"] in ("loop", "batched")
+    assert meta["n_params"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "xs, ys, field",
+    [
+        ([], [0.0], "xs"),
+        ([0.0, np.nan], [0.0], "xs"),
+        ([0.0, 1.0], [0.0, np.inf], "ys"),
+        ([1.0, 0.0], [0.0], "xs"),
+        ([0.0, 0.0], [0.0], "xs"),
+        (np.arange(202.0), np.arange(201.0), "grid"),
+        (np.arange(1002.0), [0.0], "xs"),
+    ],
+)
+def test_bad_coordinates_raise(xs, ys, field):
+    model = mlp()
+    d1, d2 = D.random_directions(model, 2)
+    with pytest.raises(ValueError, match=field):
+        S.plane(model, nn.CrossEntropyLoss(), tabular_data(), d1, d2, xs, ys)
+
+
+def test_bad_arguments_raise():
+    model = mlp()
+    X, y = tabular_data()
+    d = D.random_direction(model)
+    with pytest.raises(ValueError, match="ts"):
+        S.line(model, nn.CrossEntropyLoss(), (X, y), d, [])
+    with pytest.raises(ValueError, match="method"):
+        S.line(model, nn.CrossEntropyLoss(), (X, y), d, [0.0], method="fast")
+    with pytest.raises(ValueError, match="data"):
+        S.line(model, nn.CrossEntropyLoss(), (X, y[:-1]), d, [0.0])
+    with pytest.raises(ValueError, match="direction"):
+        S.line(model, nn.CrossEntropyLoss(), (X, y), D.random_direction(cnn_bn()), [0.0])
+    with pytest.raises(ValueError, match="meta"):
+        S.line(model, nn.CrossEntropyLoss(), (X, y), d, [0.0], meta={"f": object()})
+    with pytest.raises(ValueError, match="scalar"):
+        S.line(model, nn.CrossEntropyLoss(reduction="none"), (X, y), d, [0.0], method="loop")
+
+
+def test_coordinates_may_include_zero_and_single_points():
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2)
+    surf = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, [0.0], [0.0], method="loop")
+    with torch.no_grad():
+        assert surf.loss[0, 0] == pytest.approx(nn.CrossEntropyLoss()(model(X), y).item(), rel=1e-6)
+
+
+def test_batched_unavailable_or_equal_to_loop():
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=4)
+    try:
+        from landscape import batched
+    except ImportError:
+        with pytest.raises(ValueError, match="batched"):
+            S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, [0.0], [0.0], method="batched")
+        return
+    if not batched.supports(model):
+        pytest.skip("landscape.batched does not support this model")
+    xs, ys = np.linspace(-1, 1, 4), np.linspace(-0.5, 0.5, 3)
+    fast = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, xs, ys, accuracy, method="batched")
+    slow = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, xs, ys, accuracy, method="loop")
+    assert fast.meta["method"] == "batched" and slow.meta["method"] == "loop"
+    np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-5)
+    np.testing.assert_allclose(fast.accuracy, slow.accuracy, atol=1e-6)
