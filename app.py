@@ -9,7 +9,7 @@ import streamlit as st
 from landscape.ui.common import torch_threads
 
 st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
-torch_threads()
+torch_threads(1)  # per script thread: see landscape.ui.common
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
