@@ -1,0 +1,325 @@
+"""Datasets made in code or shipped with scikit-learn, deterministic by seed.
+
+Three families, small enough to train on in seconds on a laptop CPU:
+
+- 2D classification (TF-Playground style): moons, circles, spiral2, spiral3, xor, blobs. Points
+  live roughly in [-1.5, 1.5]^2 so they need no standardising and the decision boundary can be
+  drawn in the same coordinates as the data. `noise` is the standard deviation of the Gaussian
+  jitter in those units (for blobs: the cluster spread, see `_blobs`).
+- 1D regression: `sine` (a smooth function plus noise) and `outliers` (a straight line with a
+  few points pushed far away, the robust-loss story; made by `landscape.robust`).
+- Real small data shipped inside scikit-learn (nothing is downloaded): digits as (N, 1, 8, 8)
+  images scaled to [0, 1] (or standardised), and iris, wine, breast_cancer standardised with
+  the training split's mean and standard deviation (never the test split's: no leakage).
+
+Every set is split into train and test by `test_fraction`, stratified by class for
+classification so both splits keep the class balance. `make` is cached (small LRU keyed by its
+arguments) because the landscape pages ask for the same data many times; the returned tensors
+are shared, so treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn import datasets as skd
+from sklearn.model_selection import train_test_split
+
+#: Bounds on the arguments of `make` (Config uses the same): keep every set small and fast.
+MIN_SAMPLES, MAX_SAMPLES = 20, 5000
+MAX_NOISE = 2.0
+MIN_TEST_FRACTION, MAX_TEST_FRACTION = 0.05, 0.5
+MAX_OUTLIERS = 1000
+MAX_OUTLIER_SCALE = 100.0
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str  # registry key, e.g. "moons"
+    task: str  # "classification" | "regression"
+    X_train: torch.Tensor  # (N, D) float32, or (N, 1, 8, 8) for digits
+    y_train: torch.Tensor  # (N,) long class index, or (N,) float32 regression target
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int  # 0 for regression
+    input_shape: tuple[int, ...]  # X.shape[1:]
+    feature_names: tuple[str, ...]
+    description: str
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    display: str  # name shown in the UI
+    task: str  # "classification" | "regression"
+    kind: str  # "2d" | "1d" | "image" | "tabular"
+    n_classes: int  # 0 for regression
+    description: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "moons": DatasetInfo("Two moons", "classification", "2d", 2, "Two interleaving half circles."),
+    "circles": DatasetInfo(
+        "Circles", "classification", "2d", 2, "A small circle inside a large one."
+    ),
+    "spiral2": DatasetInfo(
+        "Spiral (2 arms)", "classification", "2d", 2, "Two interleaved spiral arms."
+    ),
+    "spiral3": DatasetInfo(
+        "Spiral (3 arms)", "classification", "2d", 3, "Three interleaved spiral arms."
+    ),
+    "xor": DatasetInfo(
+        "XOR", "classification", "2d", 2, "Quadrants: the class is the sign of x*y."
+    ),
+    "blobs": DatasetInfo(
+        "Gaussian blobs", "classification", "2d", 3, "Three Gaussian clusters; noise = spread."
+    ),
+    "sine": DatasetInfo(
+        "Noisy sine", "regression", "1d", 0, "y = sin(2x) + 0.3x + Gaussian noise on [-2, 2]."
+    ),
+    "outliers": DatasetInfo(
+        "Line with outliers",
+        "regression",
+        "1d",
+        0,
+        "A straight line with noise, plus some points pushed far off it.",
+    ),
+    "digits": DatasetInfo(
+        "Digits (8x8 images)",
+        "classification",
+        "image",
+        10,
+        "scikit-learn's 1797 handwritten digits, 8x8 pixels, 10 classes.",
+    ),
+    "iris": DatasetInfo("Iris", "classification", "tabular", 3, "150 flowers, 4 features."),
+    "wine": DatasetInfo("Wine", "classification", "tabular", 3, "178 wines, 13 features."),
+    "breast_cancer": DatasetInfo(
+        "Breast cancer", "classification", "tabular", 2, "569 tumours, 30 features."
+    ),
+}
+
+
+def _check_range(field: str, value, lo, hi) -> None:
+    if not (lo <= value <= hi):
+        raise ValueError(f"{field}={value!r} is out of range: must be in [{lo}, {hi}]")
+
+
+# ----------------------------------------------------------------------------- 2D sets
+
+
+def _class_counts(n: int, k: int) -> list[int]:
+    """Split n points into k classes as evenly as possible."""
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def _moons(n, noise, rng):
+    X, y = skd.make_moons(n, noise=noise, random_state=rng.integers(2**31))
+    return X - np.array([0.5, 0.25]), y  # centre the pair of moons on the origin
+
+
+def _circles(n, noise, rng):
+    X, y = skd.make_circles(n, noise=noise, factor=0.5, random_state=rng.integers(2**31))
+    return X, y
+
+
+def _spiral(n, noise, rng, arms):
+    """Arms k = 0..K-1: radius r in [0.05, 1.5], angle 2*pi*k/K + 1.75 turns * r/1.5."""
+    Xs, ys = [], []
+    for k, m in enumerate(_class_counts(n, arms)):
+        r = 1.5 * (0.05 + 0.95 * rng.random(m) ** 0.75)  # more points far out, where arms part
+        theta = 2 * np.pi * k / arms + 1.75 * 2 * np.pi * r / 1.5
+        pts = np.stack([r * np.cos(theta), r * np.sin(theta)], 1)
+        Xs.append(pts + 0.5 * noise * rng.standard_normal((m, 2)))
+        ys.append(np.full(m, k))
+    return np.concatenate(Xs), np.concatenate(ys)
+
+
+def _xor(n, noise, rng):
+    """Uniform in [-1.5, 1.5]^2 away from the axes; class = sign(x*y) > 0; then jitter."""
+    X = rng.uniform(0.1, 1.5, (n, 2)) * rng.choice([-1.0, 1.0], (n, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    return X + noise * rng.standard_normal((n, 2)), y
+
+
+def _blobs(n, noise, rng):
+    """Three clusters on a circle of radius 1; cluster standard deviation = 2 * noise."""
+    angles = np.pi / 2 + 2 * np.pi * np.arange(3) / 3
+    centres = np.stack([np.cos(angles), np.sin(angles)], 1)
+    Xs, ys = [], []
+    for k, m in enumerate(_class_counts(n, 3)):
+        Xs.append(centres[k] + 2 * noise * rng.standard_normal((m, 2)))
+        ys.append(np.full(m, k))
+    return np.concatenate(Xs), np.concatenate(ys)
+
+
+_MAKERS_2D = {
+    "moons": _moons,
+    "circles": _circles,
+    "spiral2": functools.partial(_spiral, arms=2),
+    "spiral3": functools.partial(_spiral, arms=3),
+    "xor": _xor,
+    "blobs": _blobs,
+}
+
+# ----------------------------------------------------------------------------- 1D regression
+
+
+def _sine(n, noise, rng):
+    x = rng.uniform(-2, 2, n)
+    y = np.sin(2 * x) + 0.3 * x + noise * rng.standard_normal(n)
+    return x[:, None], y
+
+
+#: The line under the outliers set: y = OUTLIER_SLOPE * x + OUTLIER_INTERCEPT (+ noise).
+OUTLIER_SLOPE, OUTLIER_INTERCEPT = 1.5, 0.5
+
+
+def _outlier_line(n, noise, seed, outliers, outlier_scale):
+    from landscape import robust  # another module's generator; imported late, only when needed
+
+    out = robust.make_outlier_line(
+        n,
+        n_outliers=outliers,
+        outlier_offset=outlier_scale,
+        slope=OUTLIER_SLOPE,
+        intercept=OUTLIER_INTERCEPT,
+        noise=noise,
+        seed=seed,
+    )
+    x, y = (np.asarray(a, dtype=np.float64) for a in out[:2])
+    return x.reshape(-1, 1), y.reshape(-1)
+
+
+# ----------------------------------------------------------------------------- shipped sets
+
+_LOADERS = {
+    "digits": skd.load_digits,
+    "iris": skd.load_iris,
+    "wine": skd.load_wine,
+    "breast_cancer": skd.load_breast_cancer,
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _load_shipped(name: str):
+    bunch = _LOADERS[name]()
+    names = tuple(str(f) for f in bunch.feature_names)
+    return bunch.data.astype(np.float64), bunch.target.astype(np.int64), names
+
+
+def _standardise(X_train, X_test):
+    """Scale each feature by the training split's statistics (constant features stay 0)."""
+    mu, sd = X_train.mean(0), X_train.std(0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    return (X_train - mu) / sd, (X_test - mu) / sd
+
+
+# ----------------------------------------------------------------------------- make
+
+_EXTRA_DEFAULTS = {"outliers": 0, "outlier_scale": 5.0, "digits_scale": "unit"}
+
+
+def make(name, n_samples=1000, noise=0.2, test_fraction=0.2, seed=0, **extra) -> Dataset:
+    """Make dataset `name` (a key of DATASETS), split into train and test, deterministic by seed.
+
+    n_samples: points generated for synthetic sets; for shipped sets, at most this many are
+      used (a stratified subset when fewer than the whole set).
+    noise: jitter for synthetic sets (ignored for shipped sets).
+    extra: outliers (int, how many, "outliers" set only), outlier_scale (how far, in units of
+      the target), digits_scale ("unit": pixels / 16 in [0, 1]; "standard": per-pixel z-score).
+    """
+    unknown = set(extra) - set(_EXTRA_DEFAULTS)
+    if unknown:
+        raise ValueError(
+            f"unknown make() argument(s) {sorted(unknown)}: allowed {sorted(_EXTRA_DEFAULTS)}"
+        )
+    opts = {**_EXTRA_DEFAULTS, **extra}
+    _validate(name, n_samples, noise, test_fraction, seed, opts)
+    return _make_cached(
+        name,
+        int(n_samples),
+        float(noise),
+        float(test_fraction),
+        int(seed),
+        int(opts["outliers"]),
+        float(opts["outlier_scale"]),
+        str(opts["digits_scale"]),
+    )
+
+
+def _validate(name, n_samples, noise, test_fraction, seed, opts) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"dataset={name!r} is unknown: must be one of {sorted(DATASETS)}")
+    _check_range("n_samples", n_samples, MIN_SAMPLES, MAX_SAMPLES)
+    _check_range("noise", noise, 0.0, MAX_NOISE)
+    _check_range("test_fraction", test_fraction, MIN_TEST_FRACTION, MAX_TEST_FRACTION)
+    _check_range("seed", seed, 0, 2**31 - 1)
+    _check_range("outliers", opts["outliers"], 0, min(MAX_OUTLIERS, n_samples // 2))
+    _check_range("outlier_scale", opts["outlier_scale"], 0.0, MAX_OUTLIER_SCALE)
+    if opts["digits_scale"] not in ("unit", "standard"):
+        raise ValueError(f"digits_scale={opts['digits_scale']!r} must be 'unit' or 'standard'")
+
+
+@functools.lru_cache(maxsize=32)
+def _make_cached(name, n, noise, test_fraction, seed, outliers, outlier_scale, digits_scale):
+    info = DATASETS[name]
+    rng = np.random.default_rng(seed)
+    if info.kind == "2d":
+        X, y = _MAKERS_2D[name](n, noise, rng)
+        names = ("x1", "x2")
+    elif name == "sine":
+        X, y = _sine(n, noise, rng)
+        names = ("x",)
+    elif name == "outliers":
+        X, y = _outlier_line(n, noise, seed, outliers, outlier_scale)
+        names = ("x",)
+    else:
+        X, y, names = _load_shipped(name)
+        if n < len(y):  # stratified subset of the shipped set
+            X, _, y, _ = train_test_split(X, y, train_size=n, stratify=y, random_state=seed)
+    stratify = y if info.task == "classification" else None
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, y, test_size=test_fraction, stratify=stratify, random_state=seed
+    )
+    if info.kind == "tabular" or (info.kind == "image" and digits_scale == "standard"):
+        Xtr, Xte = _standardise(Xtr, Xte)
+    elif info.kind == "image":
+        Xtr, Xte = Xtr / 16.0, Xte / 16.0  # digits pixels are integers 0..16
+    return _to_dataset(name, info, Xtr, Xte, ytr, yte, names)
+
+
+def _to_dataset(name, info, Xtr, Xte, ytr, yte, names) -> Dataset:
+    def xt(a):
+        a = torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
+        return a.reshape(-1, 1, 8, 8) if info.kind == "image" else a  # (N, 1, 8, 8) images
+
+    ydtype = torch.long if info.task == "classification" else torch.float32
+    X_train, X_test = xt(Xtr), xt(Xte)
+    return Dataset(
+        name=name,
+        task=info.task,
+        X_train=X_train,
+        y_train=torch.as_tensor(ytr, dtype=ydtype),
+        X_test=X_test,
+        y_test=torch.as_tensor(yte, dtype=ydtype),
+        n_classes=info.n_classes,
+        input_shape=tuple(X_train.shape[1:]),
+        feature_names=names if info.kind != "image" else tuple(f"pixel_{i}" for i in range(64)),
+        description=info.description,
+    )
+
+
+def class_balance(y: torch.Tensor, n_classes: int) -> np.ndarray:
+    """Fraction of each class in y (n_classes,), for previews and sanity checks."""
+    counts = torch.bincount(y, minlength=n_classes).double()
+    return (counts / max(1, len(y))).numpy()

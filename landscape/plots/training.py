@@ -1,0 +1,215 @@
+"""Plotly figures of the Train page: arrays in, go.Figure out.
+
+Loss and accuracy curves (one run, or many overlaid), a preview of a dataset, and the
+TF-Playground-style picture of what a trained net does: class regions over 2D data, or the
+fitted function over 1D data. Curves take the history dict of a Run (epoch 0 = at
+initialisation); NaN entries (accuracy of regression runs) are simply not drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+HEIGHT = 340  # px, every chart of the page
+#: Class colours: TF Playground's orange and blue first, then Plotly's D3 palette.
+CLASS_COLORS = ["#f59322", "#0877bd", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
+TRAIN_COLOR, TEST_COLOR, STEP_COLOR = "#1f77b4", "#d62728", "rgba(31,119,180,0.18)"
+RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
+
+
+def _layout(title: str, x_title: str, y_title: str, log_y: bool = False, **extra) -> dict:
+    return dict(
+        title=dict(text=title, x=0.01, font=dict(size=15)),
+        xaxis=dict(title=dict(text=x_title)),
+        yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
+        height=HEIGHT,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", x=0, y=-0.2),
+        hovermode="x unified",
+        **extra,
+    )
+
+
+def _positive(y, log_y: bool) -> np.ndarray:
+    """Losses as float arrays; on a log axis non-positive values cannot be drawn (NaN gap)."""
+    a = np.asarray(y, dtype=float)
+    return np.where(a > 0, a, np.nan) if log_y else a
+
+
+def loss_curves(history: dict, step_loss=None, log_y: bool = False, epochs: int | None = None,
+                title: str = "Loss") -> go.Figure:  # fmt: skip
+    """Train and test loss per epoch; optional per-step loss as a faint line underneath.
+
+    epochs fixes the x range (so a live chart does not rescale as it grows).
+    """
+    x = np.asarray(history["epoch"], dtype=float)
+    traces = []
+    if step_loss is not None and len(step_loss) and len(x) > 1:
+        steps = np.arange(1, len(step_loss) + 1) * (x[-1] / len(step_loss))  # in epochs
+        traces.append(go.Scatter(x=steps, y=_positive(step_loss, log_y), mode="lines",
+                                 name="train (each step)", line=dict(color=STEP_COLOR, width=1),
+                                 hoverinfo="skip"))  # fmt: skip
+    for key, label, color in (
+        ("train_loss", "train", TRAIN_COLOR),
+        ("test_loss", "test", TEST_COLOR),
+    ):
+        traces.append(go.Scatter(x=x, y=_positive(history[key], log_y), mode="lines", name=label,
+                                 line=dict(color=color, width=2.2)))  # fmt: skip
+    layout = _layout(title, "epoch", "loss" + (" (log)" if log_y else ""), log_y)
+    if epochs:
+        layout["xaxis"]["range"] = [0, epochs]
+    return go.Figure(data=traces, layout=layout)
+
+
+def accuracy_curves(history: dict, title: str = "Accuracy") -> go.Figure:
+    x = np.asarray(history["epoch"], dtype=float)
+    traces = [
+        go.Scatter(
+            x=x,
+            y=np.asarray(history[k], dtype=float),
+            mode="lines",
+            name=label,
+            line=dict(color=color, width=2.2),
+        )  # fmt: skip
+        for k, label, color in (
+            ("train_acc", "train", TRAIN_COLOR),
+            ("test_acc", "test", TEST_COLOR),
+        )
+    ]
+    layout = _layout(title, "epoch", "accuracy")
+    layout["yaxis"]["range"] = [0, 1.02]
+    return go.Figure(data=traces, layout=layout)
+
+
+def overlay_curves(
+    histories: dict[str, dict], metric: str = "test_loss", log_y: bool = False
+) -> go.Figure:
+    """One line per run (name -> history) of one metric, to compare runs."""
+    traces = [
+        go.Scatter(
+            x=np.asarray(h["epoch"], dtype=float),
+            y=_positive(h[metric], log_y),
+            mode="lines",
+            name=name,
+            line=dict(color=RUN_COLORS[i % len(RUN_COLORS)], width=2),
+        )  # fmt: skip
+        for i, (name, h) in enumerate(histories.items())
+    ]
+    label = metric.replace("_", " ")
+    layout = _layout(f"Runs compared: {label}", "epoch", label + (" (log)" if log_y else ""), log_y)
+    layout["legend"] = dict(orientation="v", x=0, y=-0.25, font=dict(size=11))
+    layout["height"] = HEIGHT + 30 * len(traces)
+    return go.Figure(data=traces, layout=layout)
+
+
+# ----------------------------------------------------------------------------- data pictures
+
+
+def _class_scatter(
+    X: np.ndarray, y: np.ndarray, name: str, symbol: str = "circle", size: int = 6
+) -> list:
+    out = []
+    for c in np.unique(y):
+        m = y == c
+        out.append(go.Scatter(x=X[m, 0], y=X[m, 1], mode="markers", name=f"{name} class {int(c)}",
+                              marker=dict(color=CLASS_COLORS[int(c) % 10], size=size, symbol=symbol,
+                                          line=dict(color="white", width=0.6))))  # fmt: skip
+    return out
+
+
+def _square(layout: dict) -> dict:
+    layout["yaxis"]["scaleanchor"] = "x"
+    layout["hovermode"] = "closest"
+    return layout
+
+
+def data_preview(X: np.ndarray, y: np.ndarray, kind: str, title: str = "Data",
+                 feature_names=("x1", "x2")) -> go.Figure:  # fmt: skip
+    """A small look at a dataset: scatter (2D / first two features), points (1D), or images."""
+    X, y = np.asarray(X), np.asarray(y)
+    if kind == "image":
+        return _image_grid(X, y, title)
+    if kind == "1d":
+        trace = go.Scatter(x=X[:, 0], y=y, mode="markers", marker=dict(size=5, color=TRAIN_COLOR),
+                           name="data")  # fmt: skip
+        return go.Figure(data=[trace], layout=_layout(title, "x", "y"))
+    layout = _layout(title, feature_names[0], feature_names[1])
+    fig = go.Figure(
+        data=_class_scatter(X[:, :2], y, "", size=5),
+        layout=_square(layout) if kind == "2d" else layout,
+    )
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def _image_grid(X: np.ndarray, y: np.ndarray, title: str, n: int = 24, cols: int = 8) -> go.Figure:
+    """The first n images tiled in a grid (one heatmap), label written above each."""
+    n = min(n, len(X))
+    rows = int(np.ceil(n / cols))
+    h, w = X.shape[-2:]
+    grid = np.full((rows * (h + 1), cols * (w + 1)), np.nan)
+    ann = []
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = X[i].reshape(h, w)
+        ann.append(dict(x=c * (w + 1) + w / 2 - 0.5, y=r * (h + 1) - 0.7, text=str(int(y[i])),
+                        showarrow=False, font=dict(size=10)))  # fmt: skip
+    trace = go.Heatmap(z=grid, colorscale="Greys", showscale=False, hoverinfo="skip")
+    layout = _layout(title, "", "")
+    layout.update(annotations=ann, hovermode=False)
+    layout["xaxis"].update(visible=False)
+    layout["yaxis"].update(visible=False, autorange="reversed", scaleanchor="x")
+    return go.Figure(data=[trace], layout=layout)
+
+
+def _blend(probs: np.ndarray) -> np.ndarray:
+    """(R, R, C) class probabilities -> (R, R, 3) RGB: each class colour weighted by its
+    probability, then mixed 45% with white so the data points stay visible on top."""
+    C = probs.shape[-1]
+    rgb = np.array(
+        [[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in CLASS_COLORS[:C]], dtype=float
+    )
+    mix = probs @ rgb  # (R, R, 3)
+    return (0.55 * mix + 0.45 * 255).clip(0, 255).astype(np.uint8)
+
+
+def decision_boundary(xs, ys, probs, X_train, y_train, X_test=None, y_test=None,
+                      title: str = "Decision regions") -> go.Figure:  # fmt: skip
+    """Class regions of a 2D classifier (colour = class, paleness = uncertainty) with the data.
+
+    probs[i, j] is at (xs[j], ys[i]) (from landscape.training.decision_grid). Training points are
+    circles, test points diamonds.
+    """
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    image = go.Image(z=_blend(np.asarray(probs)), x0=xs[0], dx=xs[1] - xs[0], y0=ys[0], dy=ys[1] - ys[0],
+                     hoverinfo="skip", name="model")  # fmt: skip
+    traces = [image, *_class_scatter(np.asarray(X_train), np.asarray(y_train), "train")]
+    if X_test is not None:
+        traces += _class_scatter(
+            np.asarray(X_test), np.asarray(y_test), "test", symbol="diamond", size=7
+        )
+    layout = _square(_layout(title, "x1", "x2"))
+    layout["xaxis"].update(range=[xs[0], xs[-1]], constrain="domain")
+    layout["yaxis"].update(range=[ys[0], ys[-1]], autorange=False, constrain="domain")
+    layout["height"] = HEIGHT + 120
+    layout["legend"] = dict(orientation="h", x=0, y=-0.15)
+    return go.Figure(data=traces, layout=layout)
+
+
+def regression_fit(xs, yhat, X_train, y_train, X_test=None, y_test=None,
+                   title: str = "Fitted function") -> go.Figure:  # fmt: skip
+    """The net's 1D function over the data (train dots, test crosses)."""
+    traces = [go.Scatter(x=np.asarray(X_train)[:, 0], y=y_train, mode="markers", name="train",
+                         marker=dict(size=5, color=TRAIN_COLOR, opacity=0.7))]  # fmt: skip
+    if X_test is not None:
+        traces.append(go.Scatter(x=np.asarray(X_test)[:, 0], y=y_test, mode="markers", name="test",
+                                 marker=dict(size=6, color=TEST_COLOR, symbol="x")))  # fmt: skip
+    traces.append(
+        go.Scatter(x=xs, y=yhat, mode="lines", name="model", line=dict(color="black", width=2.5))
+    )
+    layout = _layout(title, "x", "y")
+    layout["hovermode"] = "closest"
+    return go.Figure(data=traces, layout=layout)

@@ -1,0 +1,61 @@
+"""Ready-made training configurations for the landscape pages, each with one line of why.
+
+Every preset trains in seconds on two cores (see benchmarks/bench_training.py); the residual
+pair differs only in `skip`, so their landscapes are comparable direction for direction.
+"""
+
+from __future__ import annotations
+
+from landscape.training import Config
+
+DEFAULT = Config()  # MLP 2x32 relu on 1000 moons, cross-entropy, Adam lr=0.01, 100 epochs
+
+_DIGITS = dict(dataset="digits", n_samples=1797, batch_size=64)
+_RESNET = dict(_DIGITS, model="rescnn", depth=4, width=16, epochs=30, lr=0.003, optimizer="adam")
+
+PRESETS: dict[str, tuple[Config, str]] = {
+    "MLP on moons": (
+        DEFAULT,
+        "The default run: a 2x32 ReLU MLP learns two interleaving moons with Adam; a smooth, "
+        "wide basin.",
+    ),
+    "CNN on digits": (
+        Config(**_DIGITS, model="cnn", width=32, epochs=30),
+        "A small CNN (38,282 parameters) on scikit-learn's 8x8 digits: the landscape engine's "
+        "benchmark model.",
+    ),
+    "ResNet on digits (skips)": (
+        Config(**_RESNET, skip=True),
+        "A residual CNN with 4 blocks (8 conv layers); skip connections keep the landscape "
+        "smooth and convex-looking (Li et al. 2018, Fig. 5).",
+    ),
+    "ResNet on digits (no skips)": (
+        Config(**_RESNET, skip=False),
+        "The same network with the identity paths removed (every parameter shape identical): "
+        "a rougher, more chaotic landscape.",
+    ),
+    "Linear regression with outliers (MSE)": (
+        Config(
+            dataset="outliers",
+            n_samples=200,
+            noise=0.3,
+            outliers=20,
+            outlier_scale=8.0,
+            model="linear",
+            loss="mse",
+            optimizer="sgd",
+            lr=0.05,
+            epochs=100,
+            batch_size=32,
+        ),
+        "A line fitted by least squares to data with 10% outliers: a convex bowl whose minimum "
+        "is dragged towards the outliers. Try Huber instead.",
+    ),
+}
+
+
+def get(name: str) -> Config:
+    """The Config of preset `name`; ValueError listing the presets when unknown."""
+    if name not in PRESETS:
+        raise ValueError(f"preset={name!r} is unknown: must be one of {list(PRESETS)}")
+    return PRESETS[name][0]

@@ -1,0 +1,152 @@
+"""The session's runs and a bounded, process-wide training cache.
+
+- `get_runs()`: this browser session's finished runs, name -> Run (in st.session_state), so a
+  run trained on the Train page can be picked on the Landscape and Compare pages.
+- `train_cached(config, progress)`: the same Config is never trained twice while its Run is in
+  the cache. The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
+  MAX_CACHED_MB megabytes of trajectories), shared by all sessions: runs are deterministic, so
+  one user's run is exactly what another would get. Runs in it are shared objects: read-only.
+
+Why not st.cache_data: it would replay the progress bar of the first call and copy (pickle)
+every Run on every hit; a lock-guarded LRU under st.cache_resource keeps live progress on the
+first call and hands out the same object afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import streamlit as st
+
+from landscape.training import Config, Run, train
+from landscape.ui.common import heavy_slot
+
+MAX_CACHED_RUNS = 16
+MAX_CACHED_MB = 400  # trajectories dominate: a 38k-parameter CNN x 101 epochs is ~15 MB
+_SESSION_KEY = "landscape_runs"
+
+
+class RunCache:
+    """A thread-safe LRU of Runs keyed by Config; one lock per key so that two sessions asking
+    for the same config at once train it once (the second waits for the first)."""
+
+    def __init__(self, max_runs: int = MAX_CACHED_RUNS, max_mb: float = MAX_CACHED_MB):
+        self.max_runs, self.max_bytes = max_runs, max_mb * 1e6
+        self._runs: OrderedDict[Config, Run] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[Config, threading.Lock] = {}
+
+    def get(self, config: Config) -> Run | None:
+        with self._lock:
+            run = self._runs.get(config)
+            if run is not None:
+                self._runs.move_to_end(config)
+            return run
+
+    def put(self, run: Run) -> None:
+        with self._lock:
+            self._runs[run.config] = run
+            self._runs.move_to_end(run.config)
+            while len(self._runs) > 1 and (
+                len(self._runs) > self.max_runs or self._bytes() > self.max_bytes
+            ):
+                self._runs.popitem(last=False)
+
+    def _bytes(self) -> int:
+        return sum(r.trajectory.nbytes for r in self._runs.values())
+
+    def key_lock(self, config: Config) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(config, threading.Lock())
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runs.clear()
+            self._key_locks.clear()
+
+
+@st.cache_resource
+def run_cache() -> RunCache:
+    """The process-wide cache (created once per server process)."""
+    return RunCache()
+
+
+def train_cached(config: Config, progress=None) -> Run:
+    """The Run of `config`: from the cache, or trained now (in a heavy slot, with progress)."""
+    cache = run_cache()
+    run = cache.get(config)
+    if run is not None:
+        return run
+    with cache.key_lock(config):
+        run = cache.get(config)  # another session may have trained it while we waited
+        if run is None:
+            with heavy_slot("training"):
+                run = train(config, progress=progress)
+            cache.put(run)
+    return run
+
+
+# ----------------------------------------------------------------------------- session runs
+
+
+def get_runs() -> dict[str, Run]:
+    """This session's runs, name -> Run, in the order they were added."""
+    if _SESSION_KEY not in st.session_state:
+        st.session_state[_SESSION_KEY] = {}
+    return st.session_state[_SESSION_KEY]
+
+
+def add_run(run: Run) -> str:
+    """Add a finished run; returns its name in the list (unique; the same config is kept once)."""
+    runs = get_runs()
+    for name, other in runs.items():
+        if other.config == run.config:
+            return name
+    name, i = run.name, 2
+    while name in runs:
+        name, i = f"{run.name} ({i})", i + 1
+    runs[name] = run
+    return name
+
+
+def delete_run(name: str) -> None:
+    get_runs().pop(name, None)
+
+
+def run_name_of(run: Run) -> str | None:
+    """The name under which `run` (or a run of the same config) is in this session's list."""
+    for name, other in get_runs().items():
+        if other is run or other.config == run.config:
+            return name
+    return None
+
+
+def select_run(run: Run | str, key: str = "pick_run") -> None:
+    """Make `run` (a Run or its list name) the one `pick_run(key=key)` shows on its next call.
+
+    Safe to call after the picker was drawn in this script run: the choice is parked under a
+    separate key and applied before the selectbox is created next time.
+    """
+    name = run if isinstance(run, str) else run_name_of(run)
+    if name is not None:
+        st.session_state[f"{key}__pending"] = name
+
+
+def pick_run(label: str = "Run", key: str = "pick_run") -> Run | None:
+    """A selectbox over this session's runs (newest first); None (with a hint) when empty."""
+    runs = get_runs()
+    if not runs:
+        st.info("No trained runs in this session yet: train one on the Train page.")
+        return None
+    names = list(runs)[::-1]
+    pending = st.session_state.pop(f"{key}__pending", None)
+    if pending in runs:
+        st.session_state[key] = pending
+    if st.session_state.get(key) not in (None, *names):  # its run was deleted meanwhile
+        del st.session_state[key]
+    name = st.selectbox(label, names, key=key)
+    return runs.get(name)

@@ -1,0 +1,380 @@
+"""Train: set up a small net, watch it learn, compare runs.
+
+Thin page: widgets -> landscape.training.Config -> landscape.ui.runs.train_cached -> figures
+from landscape.plots.training. Choices that change the data preview or the parameter count
+(dataset, model, loss) sit in a fragment, so moving them redraws only the set-up panel; the
+optimiser settings sit in a form, and only its Train button trains.
+"""
+
+import json
+
+import streamlit as st
+
+from landscape import data, losses, models, training
+from landscape.plots import training as plots
+from landscape.training import Config
+from landscape.ui import runs as ui_runs
+from landscape.ui.common import show_error, torch_threads
+
+torch_threads()
+
+SHOW_KEY = "tr_show"  # the run shown in the results section
+CACHE_NOTE = "tr_cache_note"
+OVERLAY_NEW = "tr_overlay_new"  # runs trained since the overlay was last drawn
+SHIPPED_SIZE = {"digits": 1797, "iris": 150, "wine": 178, "breast_cancer": 569}
+LRS = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, 1e3, 1e6]
+BATCHES = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 5000]
+DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
+WIDTHS = [2, 4, 8, 16, 32, 64, 128, 256]
+CHART_EVERY_S = 0.3  # redraw the live loss chart at most this often (seconds)
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def _data_widgets() -> dict:
+    name = st.selectbox("Dataset", list(data.DATASETS), format_func=lambda k: data.DATASETS[k].display,
+                        key="tr_dataset")  # fmt: skip
+    info = data.DATASETS[name]
+    st.caption(info.description)
+    kw = {"dataset": name}
+    if name in SHIPPED_SIZE:
+        size = SHIPPED_SIZE[name]
+        kw["n_samples"] = st.slider("Samples used", 50, size, size, 1, key=f"tr_n_{name}")
+    else:
+        kw["n_samples"] = st.slider("Samples", 100, data.MAX_SAMPLES, 1000, 100, key=f"tr_n_{name}")
+        kw["noise"] = st.slider("Noise", 0.0, 1.0, 0.3 if name == "outliers" else 0.2, 0.05,
+                                key=f"tr_noise_{name}")  # fmt: skip
+    if name == "outliers":
+        kw["outliers"] = st.slider(
+            "Outliers (how many)", 0, kw["n_samples"] // 2, 20, key="tr_outliers"
+        )
+        kw["outlier_scale"] = st.slider(
+            "Outlier distance", 0.0, 20.0, 8.0, 0.5, key="tr_outlier_scale"
+        )
+    return kw
+
+
+def _model_widgets(dataset: str) -> dict:
+    image = data.DATASETS[dataset].kind == "image"
+    options = [m for m in models.MODELS if image or m not in models.IMAGE_MODELS]
+    model = st.selectbox("Model", options, index=options.index("mlp"), format_func=models.MODELS.get,
+                         key=f"tr_model_{'img' if image else 'flat'}")  # fmt: skip
+    kw = {"model": model}
+    if model == "linear":
+        return kw
+    if model != "cnn":
+        label = "Residual blocks" if model in models.RESIDUAL_MODELS else "Hidden layers"
+        kw["depth"] = st.slider(label, 1, training.MAX_DEPTH, 2, key=f"tr_depth_{model}")
+    kw["width"] = st.select_slider("Width (units / channels)", WIDTHS, 16 if model == "rescnn" else 32,
+                                   key=f"tr_width_{model}")  # fmt: skip
+    kw["activation"] = st.selectbox("Activation", list(models.ACTIVATIONS), key="tr_act")
+    if model in models.RESIDUAL_MODELS:
+        kw["skip"] = st.toggle("Skip connections", True, key="tr_skip",
+                               help="Off removes the identity path of every block; every "
+                               "parameter shape stays the same.")  # fmt: skip
+    kw["batchnorm"] = st.toggle("BatchNorm", False, key="tr_bn")
+    return kw
+
+
+def _loss_choices(dataset: str) -> list[str]:
+    """Losses that suit the data: regression losses everywhere (on classes: softmax vs one-hot),
+    binary losses on 2-class sets, multiclass losses on any classification set."""
+    info = data.DATASETS[dataset]
+    if info.task == "regression":
+        return losses.names("regression")
+    binary = losses.names("binary") if info.n_classes == 2 else []
+    return losses.names("multiclass") + binary + losses.names("regression")
+
+
+def _loss_widgets(dataset: str) -> dict:
+    choices = _loss_choices(dataset)
+    group = data.DATASETS[dataset].task + str(data.DATASETS[dataset].n_classes == 2)
+    default = "cross_entropy" if "cross_entropy" in choices else "mse"
+    loss = st.selectbox("Loss", choices, index=choices.index(default), key=f"tr_loss_{group}",
+                        format_func=lambda n: f"{losses.get(n).display} ({losses.get(n).task})")  # fmt: skip
+    spec = losses.get(loss)
+    if data.DATASETS[dataset].task == "classification" and spec.task == "regression":
+        st.caption("A regression loss on classes compares softmax outputs with one-hot targets.")
+    params = {}
+    for p in spec.params:
+        label = f"{p.name.replace('_', ' ').capitalize()} {p.label}"
+        params[p.name] = st.slider(label, float(p.min), float(p.max), float(p.default),
+                                   key=f"tr_lp_{loss}_{p.name}", help=p.help or None)  # fmt: skip
+    return {"loss": loss, "loss_params": params}
+
+
+def _optimiser_form() -> tuple[dict, bool]:
+    with st.form("tr_form", border=True):
+        c1, c2, c3 = st.columns(3)
+        kw = {
+            "optimizer": c1.selectbox("Optimiser", list(training.OPTIMIZERS),
+                                      format_func=training.OPTIMIZERS.get, index=2, key="tr_opt"),
+            "lr": c1.select_slider("Learning rate", LRS, 0.01, format_func=lambda v: f"{v:g}", key="tr_lr"),
+            "momentum": c1.slider("Momentum (SGD + momentum)", 0.0, 0.99, 0.9, 0.01, key="tr_mom"),
+            "batch_size": c2.select_slider("Batch size", BATCHES, 64, key="tr_batch",
+                                           help="5000 = the whole training set (full batch)."),
+            "epochs": c2.slider("Epochs", 1, training.MAX_EPOCHS, 100, key="tr_epochs"),
+            "weight_decay": c3.select_slider("Weight decay", DECAYS, 0.0, format_func=lambda v: f"{v:g}",
+                                             key="tr_wd"),
+            "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, key="tr_seed",
+                                        help="Seeds the data, the initial weights and the batch order.")),
+        }  # fmt: skip
+        submitted = st.form_submit_button("Train", type="primary")
+    return kw, submitted
+
+
+def _preview(cfg_kw: dict) -> None:
+    seed = int(st.session_state.get("tr_seed", 0))
+    extra = {k: cfg_kw[k] for k in ("outliers", "outlier_scale") if k in cfg_kw}
+    ds = data.make(
+        cfg_kw["dataset"], cfg_kw["n_samples"], cfg_kw.get("noise", 0.2), 0.2, seed, **extra
+    )
+    kind = data.DATASETS[ds.name].kind
+    fig = plots.data_preview(ds.X_train.numpy(), ds.y_train.numpy(), kind,
+                             title=f"{len(ds.y_train)} training points (seed {seed})",
+                             feature_names=ds.feature_names[:2])  # fmt: skip
+    fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0))
+    st.plotly_chart(fig, key="tr_preview", config={"displayModeBar": False})
+
+
+def _param_count(kw: dict) -> None:
+    try:
+        cfg = Config(**kw)
+        n = models.count_params(models.build(cfg, cfg.make_dataset()))
+    except ValueError as e:
+        show_error(e)
+        return
+    st.metric("Parameters", f"{n:,}")
+
+
+@st.fragment
+def setup_panel() -> None:
+    """Data, model and loss choices (redraw only this panel), then the optimiser form."""
+    st.subheader("1 · Set up")
+    c1, c2, c3 = st.columns([1.3, 1, 1])
+    with c1:
+        kw = _data_widgets()
+    with c2:
+        kw |= _model_widgets(kw["dataset"])
+    with c3:
+        kw |= _loss_widgets(kw["dataset"])
+    with c1:
+        _preview(kw)
+    with c2:
+        _param_count(kw)
+    opt_kw, submitted = _optimiser_form()
+    if submitted:
+        _train_and_show(kw | opt_kw)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _live_progress():
+    """A progress bar and a loss chart that grows; returns the progress callback."""
+    bar = st.progress(0.0, text="starting…")
+    chart = st.empty()
+    hist = {"epoch": [], "train_loss": [], "test_loss": []}
+    state = {"last": -1.0}
+
+    def progress(info: dict) -> None:
+        e, E = info["epoch"], info["epochs"]
+        bar.progress(min(e / E, 1.0), text=f"epoch {e}/{E} · train loss {info['train_loss']:.4g} · "
+                                           f"test loss {info['test_loss']:.4g}")  # fmt: skip
+        if info["diverged"]:
+            return
+        for k in hist:
+            hist[k].append(info[k])
+        if info["seconds"] - state["last"] >= CHART_EVERY_S or e == E:
+            state["last"] = info["seconds"]
+            chart.plotly_chart(plots.loss_curves(hist, epochs=E, title="Loss (live)"), key=None)
+
+    return progress, bar, chart
+
+
+def _train_and_show(kw: dict) -> None:
+    try:
+        cfg = Config(**kw)
+    except ValueError as e:
+        show_error(e)
+        return
+    cached = ui_runs.run_cache().get(cfg) is not None
+    progress, bar, chart = _live_progress()
+    try:
+        run = ui_runs.train_cached(cfg, progress)
+    except (ValueError, RuntimeError) as e:
+        show_error(e)
+        return
+    finally:
+        bar.empty()
+        chart.empty()
+    name = ui_runs.add_run(run)
+    ui_runs.select_run(name, key=SHOW_KEY)
+    st.session_state.setdefault(OVERLAY_NEW, []).append(name)
+    st.session_state[CACHE_NOTE] = cached
+    st.rerun()
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _divergence_warning(run) -> None:
+    if run.diverged:
+        st.warning(
+            f"**Diverged in epoch {run.diverged_epoch}**: the loss became NaN/inf or blew up "
+            f"to over {training.DIVERGENCE_FACTOR:g}x its start. Last finite loss: "
+            f"{run.last_finite_loss:.4g}. Training stopped; the curves and weights below end at "
+            f"epoch {run.epochs_done}, the last sane point. Try a smaller learning rate.",
+            icon="⚠️",
+        )
+
+
+def _metrics(run) -> None:
+    h = run.history
+    cols = st.columns(5)
+    cols[0].metric("Train loss", f"{h['train_loss'][-1]:.4g}")
+    cols[1].metric("Test loss", f"{h['test_loss'][-1]:.4g}")
+    if run.accuracy_fn() is not None:
+        cols[2].metric("Test accuracy", f"{h['test_acc'][-1]:.1%}")
+    cols[3].metric("Parameters", f"{run.n_params:,}")
+    cols[4].metric("Training time", f"{run.seconds:.1f} s", help=f"{run.epochs_done} epochs")
+
+
+@st.fragment
+def _curves(run) -> None:
+    log_y = st.toggle("Log-scale loss", False, key="tr_log")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(plots.loss_curves(run.history, run.step_loss, log_y=log_y), key="tr_loss_chart")
+    if run.accuracy_fn() is not None:
+        c2.plotly_chart(plots.accuracy_curves(run.history), key="tr_acc_chart")
+    else:
+        with c2:
+            _picture(run)
+
+
+def _picture(run) -> None:
+    """Decision regions over 2D data, or the fitted function over 1D data."""
+    ds, model = run.dataset(), run.model()
+    kind = data.DATASETS[ds.name].kind
+    if kind == "2d":
+        xs, ys, probs = training.decision_grid(model, ds, resolution=120)
+        fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
+                                      ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
+    elif kind == "1d":
+        xs, yhat = training.regression_curve(model, ds)
+        fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
+                                   ds.y_test.numpy())  # fmt: skip
+    else:
+        st.caption(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
+        return
+    st.plotly_chart(fig, key="tr_picture")
+
+
+def _downloads(run) -> None:
+    stem = f"run_{run.config.dataset}_{run.config.model}_s{run.config.seed}"
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("History (CSV)", training.history_csv(run), f"{stem}_history.csv", "text/csv",
+                       key="tr_dl_csv")  # fmt: skip
+    c2.download_button("Run: weights + config (.npz)", training.run_to_bytes(run), f"{stem}.npz",
+                       "application/octet-stream", key="tr_dl_npz",
+                       help="Plain arrays and JSON, no pickle: the Landscape page can load it.")  # fmt: skip
+    c3.download_button("Config (JSON)", json.dumps(run.config.to_dict(), indent=2), f"{stem}_config.json",
+                       "application/json", key="tr_dl_json")  # fmt: skip
+
+
+def results_section() -> None:
+    st.subheader("2 · Result")
+    if not ui_runs.get_runs():
+        st.caption(
+            "Press **Train** above: the curves and the picture of the trained net appear here."
+        )
+        return
+    run = ui_runs.pick_run("Run shown", key=SHOW_KEY)
+    if st.session_state.pop(CACHE_NOTE, False):
+        st.info("This configuration was trained before: the result comes from the cache.")
+    _divergence_warning(run)
+    _metrics(run)
+    _curves(run)
+    if run.accuracy_fn() is not None and data.DATASETS[run.config.dataset].kind == "2d":
+        _picture(run)
+    _downloads(run)
+
+
+# ----------------------------------------------------------------------------- run list
+
+
+def _run_table(runs: dict) -> None:
+    rows = [
+        {
+            "run": name,
+            "epochs": r.epochs_done,
+            "train loss": r.history["train_loss"][-1],
+            "test loss": r.history["test_loss"][-1],
+            "test acc": r.history["test_acc"][-1] if r.accuracy_fn() else None,
+            "diverged": f"epoch {r.diverged_epoch}" if r.diverged else "",
+            "params": r.n_params,
+            "seconds": round(r.seconds, 2),
+        }
+        for name, r in runs.items()
+    ]
+    st.dataframe(rows, hide_index=True, key="tr_table")
+
+
+@st.fragment
+def _overlay(runs: dict) -> None:
+    names = list(runs)
+    if "tr_overlay" in st.session_state:  # keep the choice; add new runs, drop deleted ones
+        new = st.session_state.pop(OVERLAY_NEW, [])
+        kept = dict.fromkeys(st.session_state["tr_overlay"] + new)
+        st.session_state["tr_overlay"] = [n for n in kept if n in runs]
+    picked = st.multiselect("Overlay runs", names, default=names[-4:], key="tr_overlay")
+    c1, c2 = st.columns([2, 1])
+    metrics_ = ["test_loss", "train_loss", "test_acc", "train_acc"]
+    metric = c1.radio("Curve", metrics_, horizontal=True, key="tr_overlay_metric",
+                      format_func=lambda m: m.replace("_", " "))  # fmt: skip
+    log_y = c2.toggle("Log scale", False, key="tr_overlay_log", disabled=metric.endswith("acc"))
+    if picked:
+        fig = plots.overlay_curves(
+            {n: runs[n].history for n in picked}, metric, log_y and "loss" in metric
+        )
+        st.plotly_chart(fig, key="tr_overlay_chart")
+
+
+def _delete(runs: dict) -> None:
+    c1, c2 = st.columns([3, 1])
+    if st.session_state.get("tr_delete_pick") not in (None, *runs):
+        del st.session_state["tr_delete_pick"]
+    name = c1.selectbox("Run", list(runs), key="tr_delete_pick", label_visibility="collapsed")
+    if c2.button("Delete run", key="tr_delete"):
+        ui_runs.delete_run(name)
+        st.rerun()
+
+
+def run_list_section() -> None:
+    runs = ui_runs.get_runs()
+    st.subheader(f"3 · This session's runs ({len(runs)})")
+    if not runs:
+        st.caption(
+            "Every run you train joins this list; the Landscape and Compare pages can use it."
+        )
+        return
+    _run_table(runs)
+    _overlay(runs)
+    _delete(runs)
+
+
+# ----------------------------------------------------------------------------- page
+
+st.title("🏋️ Train")
+st.markdown(
+    "Pick data, a network and a loss; press **Train** and watch the loss fall. Every run joins "
+    "the list at the bottom, where you can overlay runs to compare losses, optimisers or "
+    "learning rates. The Landscape page can then slice the loss surface around any of them."
+)
+try:
+    setup_panel()
+    results_section()
+    run_list_section()
+except ValueError as e:  # a bad value that slipped past the widgets: a message, not a traceback
+    show_error(e)

@@ -1,0 +1,188 @@
+"""The Train page through Streamlit's AppTest: train a small config and see its curves, a
+diverging config shows a warning (no exception), runs join the list, the cache is used, and
+nothing trains on a widget change."""
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import landscape.data
+import landscape.training  # noqa: F401  the package first, not pages/landscape.py
+from landscape.ui import runs as ui_runs
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "train.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    ui_runs.run_cache().clear()
+    yield
+    ui_runs.run_cache().clear()
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _arr(v) -> np.ndarray:
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v, dtype=float)
+
+
+def _figs(at) -> dict[str, dict]:
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"].get("title", {}).get("text", ""): f for f in figs}
+
+
+def _small(at, epochs=8, lr=0.01):
+    """Set a small config; form widgets only count when submitted in the same run."""
+    at.slider(key="tr_n_moons").set_value(300)
+    at.slider(key="tr_epochs").set_value(epochs)
+    at.select_slider(key="tr_lr").set_value(lr)
+
+
+def _submit(at):
+    at.button[[b.label for b in at.button].index("Train")].click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_page_loads_with_preview_and_parameter_count():
+    at = _app()
+    figs = _figs(at)
+    assert any("training points" in t for t in figs)  # the data preview
+    assert [m.value for m in at.metric if m.label == "Parameters"] == ["1,218"]
+    assert not at.error and not at.warning
+
+
+@pytest.mark.parametrize("dataset", list(landscape.data.DATASETS))
+def test_every_dataset_previews_and_counts_parameters(dataset):
+    at = _app()
+    at.selectbox(key="tr_dataset").set_value(dataset)
+    at.run()
+    assert not at.exception and not at.error
+    assert any("training points" in t for t in _figs(at))
+    (count,) = [m.value for m in at.metric if m.label == "Parameters"]
+    assert int(count.replace(",", "")) > 0
+    if landscape.data.DATASETS[dataset].kind == "image":  # the CNN is offered for images
+        model_box = next(s for s in at.selectbox if s.label == "Model")
+        assert {"Small CNN (images)", "Residual CNN (images)"} <= set(model_box.options)
+        model_box.set_value("cnn")
+        at.run()
+        assert [m.value for m in at.metric if m.label == "Parameters"] == ["38,282"]
+
+
+def test_train_a_small_config_shows_curves_and_joins_the_list():
+    at = _app()
+    at.slider(key="tr_n_moons").set_value(300)
+    at.slider(key="tr_depth_mlp").set_value(3)
+    at.run()  # widget changes alone train nothing
+    assert len(at.session_state["landscape_runs"]) == 0
+    assert [m.value for m in at.metric if m.label == "Parameters"] == ["2,274"]  # 3x32 MLP
+    at.slider(key="tr_depth_mlp").set_value(2)
+    _small(at)
+    _submit(at)
+    runs = at.session_state["landscape_runs"]
+    assert len(runs) == 1
+    ((name, run),) = runs.items()
+    assert run.config.epochs == 8 and run.config.n_samples == 300 and not run.diverged
+    figs = _figs(at)
+    loss = figs["Loss"]
+    curves = {t["name"]: _arr(t["y"]) for t in loss["data"]}
+    np.testing.assert_allclose(curves["train"], run.history["train_loss"])
+    np.testing.assert_allclose(curves["test"], run.history["test_loss"])
+    np.testing.assert_allclose(_arr(figs["Accuracy"]["data"][1]["y"]), run.history["test_acc"])
+    assert "Decision regions" in figs
+    assert any(f.startswith("Runs compared") for f in figs)  # the overlay of the run list
+    assert list(at.dataframe[0].value["run"]) == [name]
+    assert not at.warning and not at.error
+    # the log toggle redraws the loss chart on a log axis
+    at.toggle(key="tr_log").set_value(True)
+    at.run()
+    assert _figs(at)["Loss"]["layout"]["yaxis"]["type"] == "log"
+
+
+def test_diverging_config_shows_a_warning_and_no_exception():
+    at = _app()
+    _small(at, epochs=20, lr=1e6)
+    _submit(at)
+    (run,) = at.session_state["landscape_runs"].values()
+    assert run.diverged
+    warnings = [w.value for w in at.warning]
+    assert any("Diverged in epoch" in w and str(run.diverged_epoch) in w for w in warnings)
+    assert not at.exception
+
+
+def test_same_config_twice_is_not_trained_twice(monkeypatch):
+    calls = []
+    real = ui_runs.train
+
+    def counting(config, progress=None):
+        calls.append(config)
+        return real(config, progress)
+
+    monkeypatch.setattr(ui_runs, "train", counting)
+    at = _app()
+    _small(at, epochs=3)
+    _submit(at)
+    _small(at, epochs=3)
+    _submit(at)
+    assert len(calls) == 1
+    assert any("from the cache" in i.value for i in at.info)
+    assert len(at.session_state["landscape_runs"]) == 1  # the same config is listed once
+    # a second session gets the cached run too
+    at2 = _app()
+    _small(at2, epochs=3)
+    _submit(at2)
+    assert len(calls) == 1
+
+
+def test_two_runs_overlay_and_delete():
+    at = _app()
+    _small(at, epochs=3)
+    _submit(at)
+    _small(at, epochs=3, lr=0.1)
+    _submit(at)
+    runs = at.session_state["landscape_runs"]
+    assert len(runs) == 2
+    overlay = next(f for t, f in _figs(at).items() if t.startswith("Runs compared"))
+    assert {t["name"] for t in overlay["data"]} == set(runs)
+    at.selectbox(key="tr_delete_pick").set_value(list(runs)[0])
+    at.button(key="tr_delete").click()
+    at.run()
+    assert not at.exception
+    assert len(at.session_state["landscape_runs"]) == 1
+
+
+def test_regression_set_shows_the_fit_and_no_accuracy():
+    at = _app()
+    at.selectbox(key="tr_dataset").set_value("sine")
+    at.run()
+    assert not at.exception
+    at.slider(key="tr_n_sine").set_value(200)
+    at.slider(key="tr_epochs").set_value(5)
+    _submit(at)
+    figs = _figs(at)
+    assert "Fitted function" in figs and "Accuracy" not in figs
+    (run,) = at.session_state["landscape_runs"].values()
+    assert run.config.loss == "mse"  # the default loss for regression data
+
+
+def test_training_error_is_shown_as_a_message_not_a_traceback(monkeypatch):
+    def failing(config, progress=None):
+        raise ValueError("width=999 is out of range: must be in [2, 256]")
+
+    monkeypatch.setattr(ui_runs, "train", failing)
+    at = _app()
+    _small(at, epochs=2)
+    _submit(at)
+    assert [e.value for e in at.error] == ["width=999 is out of range: must be in [2, 256]"]
+    assert len(at.session_state["landscape_runs"]) == 0
