@@ -4,7 +4,11 @@ Run with `streamlit run app.py`. Pages live in pages/ and stay thin: they read w
 call the `landscape` library and draw its Plotly figures.
 """
 
-import streamlit as st
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see landscape/__init__
+
+import streamlit as st  # noqa: E402
 
 from landscape.ui.common import torch_threads
 

@@ -7,6 +7,7 @@ in the failure report, so tests turn full error details back on.
 import os
 
 os.environ.setdefault("LANDSCAPE_TORCH_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see landscape/__init__
 
 try:
     from streamlit import config as _st_config
