@@ -1,0 +1,58 @@
+"""Streamlit glue for the Landscape page: the bounded surface cache and its progress bar.
+
+``compute(request, run)`` answers the same ``SurfaceRequest`` twice from a bounded
+``st.cache_data`` cache (the request is the key; the run objects are not hashed, the
+request's fingerprints stand for them).
+
+Progress inside a cached function needs care: Streamlit records every element call made
+while a cached function runs, to replay it on a cache hit. A progress bar created outside
+the function and updated inside it would be recorded against an element the replay cannot
+find (``CacheReplayClosureError`` on the second, cached call). So the callback runs the
+update in a copy of the caller's context, taken before entering the cache, where Streamlit
+is not recording: the bar moves live and nothing is replayed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+
+import streamlit as st
+
+from landscape import requests
+from landscape.requests import LandscapeResult, SurfaceRequest
+
+CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def _compute(request: SurfaceRequest, _run, _other, _progress, _preview) -> LandscapeResult:
+    return requests.compute(request, _run, _other, progress=_progress, preview=_preview)
+
+
+def compute(
+    request: SurfaceRequest,
+    run,
+    other=None,
+    progress: Callable[[float, str], None] | None = None,
+    preview: Callable[[LandscapeResult], None] | None = None,
+) -> LandscapeResult:
+    """``requests.compute`` behind the bounded cache.
+
+    ``progress(fraction, text)`` and ``preview(coarse_result)`` draw live while a new
+    request is computed; a cached request calls neither.
+    """
+    outside = contextvars.copy_context()
+    return _compute(request, run, other, _outside(outside, progress), _outside(outside, preview))
+
+
+def _outside(ctx: contextvars.Context, fn: Callable | None) -> Callable | None:
+    """``fn`` run in ``ctx``: Streamlit calls in it are not recorded for cache replay."""
+    if fn is None:
+        return None
+    return lambda *args: ctx.run(fn, *args)
+
+
+def clear() -> None:
+    """Empty the surface cache (tests and benchmarks use it to time a cold computation)."""
+    _compute.clear()

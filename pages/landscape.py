@@ -1,0 +1,537 @@
+"""Landscape: the loss around a trained net, along lines and over planes of weight space.
+
+Thin page: widgets -> ``landscape.requests.SurfaceRequest`` -> the bounded cache in
+``landscape.ui.landscape_page`` -> figures from ``landscape.plots``. The computed result
+lives in ``st.session_state``, so switching plot type, colour range or log scale redraws the
+picture inside a fragment without computing anything again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from landscape import presets, requests, store
+from landscape.plots import landscape_page as page_plots
+from landscape.plots import surfaces as plots
+from landscape.training import run_from_bytes, run_to_bytes
+from landscape.ui import landscape_page as ui
+from landscape.ui import runs as ui_runs
+from landscape.ui.common import heavy_slot, show_error, torch_threads
+
+torch_threads()
+
+RESULT = "lp_result"  # session key: the last computed LandscapeResult
+RESULT_RUNS = "lp_result_runs"  # session key: (centre run, other run or None) of that result
+UPLOADED = "lp_uploaded"  # session key: file ids of uploads already added as runs
+PLANE_HEIGHT = 600  # px: planes need room for the colour bar and the legend
+
+LINE_LABELS = {
+    "random": "Random direction(s), filter-normalised",
+    "interpolation": "Initialisation → trained net",
+    "between": "Between this run and another run",
+}
+PLANE_LABELS = {
+    "random": "Two random directions, filter-normalised",
+    "pca": "PCA plane of the training path",
+    "hessian": "Top-2 Hessian eigenvectors (sharpest directions)",
+}
+NORM_HELP = (
+    "filter: each filter (conv channel / Linear row) of the direction gets the norm of the "
+    "matching weight filter (Li et al.); layer: the same per whole tensor; weight: each entry "
+    "scaled by its weight; none: the raw Gaussian."
+)
+FILTER_WHY = (
+    "**Why filter normalisation?** A ReLU net computes the same function when one layer is "
+    "scaled up and the next one down, so a random step means something only relative to the "
+    "size of the weights it moves: scaling each filter of the direction to the norm of its "
+    "weight filter makes pictures of different nets comparable (a sharp-looking minimum is "
+    "then really sharp, not just small weights)."
+)
+
+
+# ----------------------------------------------------------------------------- 1. the net
+
+
+def _train_preset() -> None:
+    """Train one of the ready presets here, with a progress bar; it joins the session."""
+    name = st.selectbox("Preset", list(presets.PRESETS), key="lp_preset")
+    st.caption(presets.PRESETS[name][1])
+    if not st.button("Train this preset", key="lp_train_preset"):
+        return
+    config = presets.get(name)
+    bar = st.progress(0.0, text="training")
+
+    def progress(info: dict) -> None:
+        frac = info["epoch"] / max(info["epochs"], 1)
+        bar.progress(min(frac, 1.0), text=f"epoch {info['epoch']}/{info['epochs']}")
+
+    try:
+        run = ui_runs.train_cached(config, progress)  # in a heavy slot of its own
+    except (ValueError, RuntimeError) as e:  # a bad config, or the server too busy
+        show_error(e)
+        return
+    finally:
+        bar.empty()
+    ui_runs.select_run(ui_runs.add_run(run), key="lp_run")
+    st.rerun()
+
+
+def _load_saved() -> None:
+    """Upload a run saved by the Train page (.npz); it is read without unpickling."""
+    file = st.file_uploader("Saved run (.npz)", type=["npz"], key="lp_upload")
+    if file is None:
+        return
+    done = st.session_state.setdefault(UPLOADED, set())
+    if file.file_id in done:
+        return
+    try:
+        run = run_from_bytes(file.getvalue())
+    except ValueError as e:
+        show_error(e, prefix=f"{file.name}: ")
+        return
+    done.add(file.file_id)
+    ui_runs.select_run(ui_runs.add_run(run), key="lp_run")
+    st.rerun()
+
+
+def choose_run():
+    """Section 1: the session's runs, or a preset trained here, or a saved run; the run."""
+    st.subheader("1 · A trained network")
+    runs = ui_runs.get_runs()
+    run = None
+    if runs:
+        run = ui_runs.pick_run("Run", key="lp_run")
+    else:
+        st.info(
+            "No trained network in this session yet. Train one on the **Train** page and come "
+            "back, train one of the ready presets below (a few seconds), or load a run you "
+            "saved earlier."
+        )
+    with st.expander("Train a ready preset here", expanded=not runs):
+        _train_preset()
+    with st.expander("Load a saved run", expanded=False):
+        _load_saved()
+    if run is not None and run.diverged:
+        st.warning(
+            f"This run diverged in epoch {run.diverged_epoch} (last finite loss "
+            f"{run.last_finite_loss:.3g}); its landscape is around the last sane weights "
+            "and may be mostly NaN/inf."
+        )
+    return run
+
+
+# ----------------------------------------------------------------------------- 2. the slice
+
+
+def _range_inputs(prefix: str, axis: str, lo: float, hi: float) -> tuple[float, float]:
+    c1, c2 = st.columns(2)
+    a = c1.number_input(f"{axis} from", value=lo, format="%g", key=f"{prefix}_{axis}0")
+    b = c2.number_input(f"{axis} to", value=hi, format="%g", key=f"{prefix}_{axis}1")
+    return float(a), float(b)
+
+
+def _line_form(run, kind: str) -> dict:
+    """Widgets of a 1D slice (inside the form); returns SurfaceRequest fields."""
+    kw: dict = {"dim": 1, "direction": kind}
+    if kind == "random":
+        c1, c2 = st.columns(2)
+        kw["seed"] = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="lp_seed1"))
+        kw["n_lines"] = c2.slider(
+            "Directions overlaid",
+            1,
+            requests.MAX_LINES,
+            1,
+            key="lp_nlines",
+            help="Several random directions (seeds seed, seed+1, ...) show how much one "
+            "random slice can vary.",
+        )
+        kw.update(_norm_inputs("lp1"))
+    if kind == "between":
+        others = {name: r for name, r in ui_runs.get_runs().items() if r is not run}
+        if not others:
+            st.info("Train or load a second run to interpolate to.")
+        pick = st.selectbox("Second run (t = 1)", list(others), key="lp_other")
+        kw["other"] = others.get(pick)
+    default = (-0.5, 1.5) if kind != "random" else (-1.0, 1.0)
+    kw["xmin"], kw["xmax"] = _range_inputs(f"lp1{kind}", "t", *default)
+    kw["nx"] = st.slider("Points", requests.MIN_RES, requests.MAX_RES, 41, key="lp_nx1")
+    return kw
+
+
+def _norm_inputs(prefix: str) -> dict:
+    c1, c2 = st.columns(2)
+    norm = c1.selectbox(
+        "Normalisation", requests.directions.NORMS, key=f"{prefix}_norm", help=NORM_HELP
+    )
+    ignore = c2.radio(
+        "Biases and BatchNorm",
+        ["biasbn", "none"],
+        format_func={"biasbn": "not moved", "none": "moved too"}.get,
+        key=f"{prefix}_ignore",
+        horizontal=True,
+        help="One-dimensional tensors: with 'not moved' the direction is zero there (Li et "
+        "al.'s default); 'moved too' steps them in proportion to themselves.",
+    )
+    return {"norm": norm, "ignore": ignore}
+
+
+def _plane_form(kind: str) -> dict:
+    """Widgets of a 2D slice (inside the form); returns SurfaceRequest fields."""
+    kw: dict = {"dim": 2, "direction": kind}
+    if kind in ("random", "hessian"):
+        c1, c2 = st.columns(2)
+        kw["seed"] = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key=f"lp_seed2{kind}"))
+        if kind == "random":
+            kw["orthogonal"] = c2.checkbox(
+                "Make d2 orthogonal to d1", key="lp_orth", help="Gram-Schmidt before normalising."
+            )
+        kw.update(_norm_inputs(f"lp2{kind}"))
+    if kind == "pca":
+        kw["auto_range"] = st.checkbox(
+            "Range from the training path",
+            True,
+            key="lp_auto",
+            help="Unit PCA axes: the range is in weight units; by default it frames the "
+            "whole path.",
+        )
+        st.caption("The x/y ranges below apply when the range is not taken from the path.")
+    kw["xmin"], kw["xmax"] = _range_inputs(f"lp2{kind}", "x", -1.0, 1.0)
+    kw["ymin"], kw["ymax"] = _range_inputs(f"lp2{kind}", "y", -1.0, 1.0)
+    c1, c2 = st.columns(2)
+    kw["nx"] = c1.slider("Points along x", requests.MIN_RES, requests.MAX_RES, 41, key="lp_nx2")
+    kw["ny"] = c2.slider("Points along y", requests.MIN_RES, requests.MAX_RES, 41, key="lp_ny2")
+    kw["split"] = st.radio("Data", requests.SPLITS, key="lp_split", horizontal=True)
+    return kw
+
+
+def slice_form(run):
+    """Section 2: what to slice. Returns (request, other run) when submitted, else None."""
+    st.subheader("2 · The slice")
+    c1, c2 = st.columns([1, 2])
+    dim = c1.radio("Slice", ["2D plane", "1D line"], key="lp_dim", horizontal=True)
+    labels = PLANE_LABELS if dim == "2D plane" else LINE_LABELS
+    kind = c2.selectbox("Directions", list(labels), format_func=labels.get, key=f"lp_kind{dim[0]}")
+    if kind in ("random", "hessian"):
+        st.caption(FILTER_WHY)
+    with st.form("lp_form", border=True):
+        kw = _plane_form(kind) if dim == "2D plane" else _line_form(run, kind)
+        pressed = st.form_submit_button(
+            "Compute landscape", type="primary", disabled=run is None, key="lp_go"
+        )
+    if not pressed or run is None:
+        return None
+    other = kw.pop("other", None)
+    try:
+        return requests.SurfaceRequest.for_run(run, other, **kw), other
+    except ValueError as e:
+        show_error(e)
+        return None
+
+
+# ----------------------------------------------------------------------------- compute
+
+
+def _preview(slot):
+    """A callback drawing the quick coarse picture into ``slot`` while the full grid runs."""
+
+    def draw(coarse) -> None:
+        titles = {**_axis_titles(coarse), "title": "quick preview"}
+        if coarse.path is not None:
+            fig = plots.trajectory_figure(coarse.main, *coarse.path, coarse.explained, **titles)
+        else:
+            fig = plots.contour_figure(coarse.main, **titles)
+        with slot.container():
+            st.caption(
+                f"Quick {coarse.request.nx}x{coarse.request.ny} preview; the full grid follows."
+            )
+            st.plotly_chart(fig.update_layout(height=PLANE_HEIGHT), key="lp_preview")
+
+    return draw
+
+
+def compute(request, run, other, slot) -> None:
+    """Compute (or fetch from the cache) the request; the result goes to session state."""
+    with slot.container(), heavy_slot("this landscape"):
+        bar = st.progress(0.0, text=f"computing {request.label()}")
+        preview = st.empty()
+        try:
+            result = ui.compute(
+                request,
+                run,
+                other,
+                progress=lambda f, text: bar.progress(float(min(max(f, 0.0), 1.0)), text=text),
+                preview=_preview(preview),
+            )
+        except (ValueError, RuntimeError) as e:  # a slice that does not fit; a busy server
+            show_error(e)
+            return
+        finally:
+            bar.empty()
+            preview.empty()
+    st.session_state[RESULT] = result
+    st.session_state[RESULT_RUNS] = (run, other)
+
+
+# ----------------------------------------------------------------------------- 3. the picture
+
+
+def _axis_titles(result) -> dict:
+    req = result.request
+    if req.direction == "pca":
+        x, y = plots.pca_axis_titles(result.explained)
+    elif req.direction == "hessian" and result.eigenvalues is not None:
+        ev = result.eigenvalues
+        x, y = f"v1 (λ1 = {ev[0]:.3g})", f"v2 (λ2 = {ev[1]:.3g})"
+    else:
+        x, y = f"d1 ({req.norm}-normalised, seed {req.seed})", "d2"
+    return {"x_title": x, "y_title": y}
+
+
+def _line_picture(result):
+    req = result.request
+    c1, c2 = st.columns(2)
+    log = c1.toggle("Log-scale loss", key="lp_log1")
+    acc = c2.toggle("Show accuracy", True, key="lp_acc1")
+    names = [
+        f"{key.split(':')[0]}" + (f" · d{int(key.split(':')[1]) + 1}" if req.n_lines > 1 else "")
+        for key in result.surfaces
+    ]
+    x_title = {
+        "random": "step along the direction (filter-normalised units)"
+        if req.norm == "filter"
+        else f"step along the direction ({req.norm})",
+        "interpolation": "t (0 = initialisation, 1 = trained net)",
+        "between": "t (0 = this run, 1 = the second run)",
+    }[req.direction]
+    return plots.line_figure(
+        list(result.surfaces.values()), names, log_y=log, show_accuracy=acc, x_title=x_title
+    )
+
+
+def _colour_range(result) -> tuple[float | None, float | None]:
+    """A slider over the loss values; returns (zmin, zmax), None where not narrowed."""
+    loss = result.main.loss
+    finite = loss[np.isfinite(loss)]
+    if finite.size == 0:
+        return None, None
+    lo, hi = float(finite.min()), float(finite.max())
+    if not hi > lo * (1 + 1e-9) + 1e-300:
+        st.caption(f"The loss is constant over this range (to float precision): {lo:.6g}.")
+        return None, None
+    grid = np.geomspace(lo, hi, 41) if lo > 0 else np.linspace(lo, hi, 41)
+    options = [float(v) for v in grid]
+    a, b = st.select_slider(
+        "Colour range (values outside are clipped to the end colours)",
+        options=options,
+        value=(options[0], options[-1]),
+        format_func=lambda v: f"{v:.3g}",
+        key=f"lp_crange_{abs(hash(result.request))}",
+    )
+    return (a if a > options[0] else None), (b if b < options[-1] else None)
+
+
+def _plane_picture(result):
+    req = result.request
+    c1, c2 = st.columns([2, 1])
+    kind = c1.radio("Plot", ["contour", "heatmap", "3D"], key="lp_plot", horizontal=True)
+    log = c2.toggle("Log colour scale", True, key="lp_logc")
+    zmin, zmax = _colour_range(result)
+    surf, titles = result.main, _axis_titles(result)
+    kw = {"log": log, "zmin": zmin, "zmax": zmax, **titles}
+    if kind == "3D":
+        fig = plots.surface3d_figure(surf, **kw)
+        if log:
+            fig = page_plots.log_colours_3d(fig, surf, zmin, zmax)
+        return page_plots.mark_minimum(fig, surf, three_d=True)
+    if req.direction == "pca" and result.path is not None:
+        px, py = result.path
+        last = len(px) - 1
+        k = st.slider("Path up to epoch", 0, last, last, key=f"lp_epoch_{abs(hash(req))}")
+        labels = [f"epoch {int(e)}" for e in result.path_epochs]
+        if kind == "contour":
+            return plots.trajectory_figure(
+                surf,
+                px[: k + 1],
+                py[: k + 1],
+                result.explained,
+                labels[: k + 1],
+                **{k2: v for k2, v in kw.items() if k2 not in ("x_title", "y_title")},
+            )
+        fig = page_plots.mark_minimum(plots.heatmap_figure(surf, **kw), surf)
+        return page_plots.add_path(fig, px[: k + 1], py[: k + 1], labels[: k + 1])
+    if kind == "contour":
+        return plots.contour_figure(surf, **kw)
+    return page_plots.mark_minimum(plots.heatmap_figure(surf, **kw), surf)
+
+
+def _warn_parallel(result) -> None:
+    """Two nearly parallel directions span a line, not a plane: say so."""
+    if result.request.dim == 2 and result.cosine is not None and abs(result.cosine) > 0.99:
+        st.warning(
+            f"d1 and d2 are nearly parallel (cos = {result.cosine:.3f}): this slice is "
+            "really a line. Small models have few weights to move (biases are held fixed); "
+            "try 'Biases and BatchNorm: moved too', or the PCA plane."
+        )
+
+
+def _warn_nonfinite(result) -> None:
+    bad, total = result.n_nonfinite(), result.n_total()
+    if bad == total:
+        st.warning(
+            "Every point of this slice has a NaN/inf loss: nothing to draw. The net diverges "
+            "everywhere in this range; try a smaller range (or a run that did not diverge)."
+        )
+    elif bad:
+        st.warning(
+            f"{bad} of {total} points have a NaN/inf loss (the net diverges there): they are "
+            "left blank (masked) in the plot."
+        )
+
+
+def _facts(result) -> None:
+    req, surf = result.request, result.main
+    cols = st.columns(4)
+    if result.centre_loss is not None:
+        cols[0].metric("Loss of the trained net", f"{result.centre_loss:.4g}")
+    finite = surf.loss[np.isfinite(surf.loss)]
+    if finite.size:
+        cols[1].metric("Lowest loss in the slice", f"{finite.min():.4g}")
+    if req.dim == 2 and result.cosine is not None and req.direction != "pca":
+        cols[2].metric("cos(d1, d2)", f"{result.cosine:.2g}")
+    if result.path_share is not None:
+        cols[3].metric(
+            "Path in this plane",
+            f"{100 * result.path_share:.3g}%",
+            help="Share of the training path's squared length (its offsets from the trained "
+            "net) that lies in the plane shown.",
+        )
+    st.caption(
+        f"{req.label()} · {result.n_total()} points in {result.seconds:.2f} s "
+        f"({surf.meta.get('method', '?')} evaluation)"
+    )
+
+
+def _downloads(result, fig) -> None:
+    req = result.request
+    stem = f"landscape-{req.dim}d-{req.direction}"
+    c = iter(st.columns(4))
+    # 1D: the first line on train and on test data; 2D: the plane. Each with its directions.
+    for n, (key, surf) in enumerate(list(result.surfaces.items())[: 2 if req.dim == 1 else 1]):
+        split = key.split(":")[0]
+        dirs = result.directions[:1] if req.dim == 1 else result.directions
+        next(c).download_button(
+            f"Surface .npz ({split})",
+            data=lambda surf=surf, dirs=dirs: store.surface_to_bytes(surf, dirs),
+            file_name=f"{stem}-{split}.npz",
+            mime="application/octet-stream",
+            on_click="ignore",
+            key=f"lp_dl_npz{n}",
+        )
+    next(c).download_button(
+        "Surface CSV",
+        data=lambda: requests.to_csv(result),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="lp_dl_csv",
+    )
+    next(c).download_button(
+        "Figure HTML",
+        data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+        file_name=f"{stem}.html",
+        mime="text/html",
+        on_click="ignore",
+        key="lp_dl_html",
+    )
+    other = st.session_state.get(RESULT_RUNS, (None, None))[1]
+    if req.direction == "between" and other is not None:
+        st.download_button(
+            "Second run .npz (for --end-run)",
+            data=lambda: run_to_bytes(other),
+            file_name="run_b.npz",
+            on_click="ignore",
+            key="lp_dl_runb",
+        )
+    st.caption("Reproduce it:")
+    lang = "python" if req.direction == "hessian" else "bash"
+    st.code(requests.command(result), language=lang, wrap_lines=True)
+
+
+@st.fragment
+def picture() -> None:
+    """Section 3: draw the stored result; widgets here redraw without recomputing."""
+    result = st.session_state.get(RESULT)
+    if result is None:
+        st.info("Choose a slice above and press **Compute landscape**.")
+        return
+    try:  # a fragment rerun runs outside the page's own try
+        _draw(result)
+    except ValueError as e:
+        show_error(e)
+
+
+def _draw(result) -> None:
+    run = st.session_state.get(RESULT_RUNS, (None, None))[0]
+    st.markdown(f"**{getattr(run, 'name', '')}** · {result.request.label()}")
+    _warn_nonfinite(result)
+    _warn_parallel(result)
+    if result.request.dim == 1:
+        fig = _line_picture(result)
+    else:
+        fig = _plane_picture(result).update_layout(height=PLANE_HEIGHT)
+    st.plotly_chart(fig, key="lp_chart")
+    _facts(result)
+    _downloads(result, fig)
+
+
+def notes() -> None:
+    """What to notice, with this result's numbers where there are some."""
+    result = st.session_state.get(RESULT)
+    share = (
+        ""
+        if result is None or result.path_share is None
+        else (
+            f" Here: **{100 * result.path_share:.3g}%** of the path's squared length lies in the "
+            "plane shown."
+        )
+    )
+    with st.expander("What to notice", expanded=True):
+        st.markdown(
+            f"""
+- **Sharp vs flat minima.** A wide basin (loss rising slowly as you step away) is what
+  nets that generalise tend to sit in; a narrow one is fragile. Compare the train and test
+  lines in 1D, and compare a random plane with the top Hessian plane: the Hessian directions
+  are the sharpest slice there is, while a random direction is nearly orthogonal to the few
+  sharp ones and sees a much flatter bowl.
+- **Why scale matters.** Set normalisation to *none*: the same function can look sharp or
+  flat depending only on the size of its weights (scale invariance of ReLU layers). Filter
+  normalisation measures each step relative to the filter it moves, so pictures of
+  different nets are comparable (Li et al. 2018, Fig. 2-3).
+- **How little of the path a random plane sees.** The PCA plane of the training path holds
+  most of its movement (see the explained variance in the axis titles); a random plane in a
+  space of P parameters holds only about 2/P of it, so the path drawn on a random plane
+  would be almost a dot.{share}
+"""
+        )
+
+
+# ----------------------------------------------------------------------------- page
+
+st.title("Loss landscape")
+st.markdown(
+    "The loss of a trained net around its weights θ\\*: along a line θ\\* + t·d, or over a "
+    "plane θ\\* + x·d1 + y·d2 (Li et al., *Visualizing the Loss Landscape of Neural Nets*, "
+    "NeurIPS 2018)."
+)
+try:
+    the_run = choose_run()
+    asked = slice_form(the_run)
+    st.subheader("3 · The picture")
+    slot = st.empty()
+    if asked is not None:
+        compute(asked[0], the_run, asked[1], slot)
+    picture()
+    notes()
+except ValueError as e:  # a bad value anywhere: a message, never a traceback
+    show_error(e)
