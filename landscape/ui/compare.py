@@ -1,0 +1,105 @@
+"""Streamlit glue for the Compare page: bounded result caches with live progress.
+
+``preset(key, settings, progress)`` and ``runs(named_runs, norms, settings, progress)``
+answer the same question twice from a bounded ``st.cache_data`` cache. On a miss the work
+runs inside ``heavy_slot`` (taken only on a miss, so a cached answer never queues), and the
+runs a preset trains go through the process-wide run cache of ``landscape.ui.runs``: a run
+trained for one preset (or on the Train page) is not trained again for another.
+
+Progress inside a cached function: Streamlit records element calls made while a cached
+function runs, to replay them on a hit; a bar created outside and updated inside would break
+the replay. The callback therefore runs in a copy of the caller's context taken before
+entering the cache, where nothing is recorded (the same device as landscape.ui.landscape_page).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Callable
+
+import streamlit as st
+
+from landscape import comparisons, training
+from landscape.comparisons import Comparison, Panel, Settings
+from landscape.requests import fingerprint
+from landscape.training import Config, Run
+from landscape.ui.common import heavy_slot
+from landscape.ui.runs import run_cache
+
+CACHE_ENTRIES = 12  # comparisons kept per server (each a few MB: runs, surfaces)
+SCALE_ENV = "LANDSCAPE_COMPARE_SCALE"  # tests: run presets scaled down, in (0, 1]; default 1
+
+Progress = Callable[[float, str], None] | None
+
+
+def preset_scale() -> float:
+    """The preset scale from the environment (1 = the real presets)."""
+    raw = os.environ.get(SCALE_ENV, "1")
+    try:
+        scale = float(raw)
+    except ValueError:
+        raise ValueError(f"{SCALE_ENV}={raw!r} is not a number: must be in (0, 1]") from None
+    if not 0 < scale <= 1:
+        raise ValueError(f"{SCALE_ENV}={raw!r} is out of range: must be in (0, 1]")
+    return scale
+
+
+def _train_shared(config: Config, progress=None) -> Run:
+    """Train through the process-wide run cache (already inside a heavy slot: no second one)."""
+    cache = run_cache()
+    run = cache.get(config)
+    if run is not None:
+        return run
+    with cache.key_lock(config):
+        run = cache.get(config)
+        if run is None:
+            run = training.train(config, progress=progress)
+            cache.put(run)
+    return run
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def _preset(key: str, scale: float, settings: Settings, _progress) -> Comparison:
+    preset = comparisons.get(key).scaled(scale)
+    with heavy_slot(f"the comparison '{preset.title}'"):
+        return comparisons.run_preset(preset, settings, _progress, train=_train_shared)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _progress):
+    items = [(r, Panel(lab, r.config, norm=n)) for r, lab, n in zip(_runs, labels, norms)]
+    with heavy_slot("the comparison"):
+        return comparisons.compare(items, settings, _progress)
+
+
+def preset(key: str, settings: Settings, progress: Progress = None) -> Comparison:
+    """The preset ``key`` measured with ``settings`` (scaled by ``preset_scale()``), cached."""
+    comparisons.get(key)  # ValueError for an unknown key, before touching the cache
+    ctx = contextvars.copy_context()
+    return _preset(key, preset_scale(), settings, _outside(ctx, progress))
+
+
+def runs(
+    named: list[tuple[str, Run]], norms: list[str], settings: Settings, progress: Progress = None
+) -> Comparison:
+    """Runs of this session side by side; the runs' weight fingerprints key the cache."""
+    keys = tuple(fingerprint(r) for _, r in named)
+    labels = tuple(name for name, _ in named)
+    ctx = contextvars.copy_context()
+    return _runs(
+        keys, labels, tuple(norms), settings, [r for _, r in named], _outside(ctx, progress)
+    )
+
+
+def _outside(ctx: contextvars.Context, fn: Callable | None) -> Callable | None:
+    """``fn`` run in ``ctx``: Streamlit calls in it are not recorded for cache replay."""
+    if fn is None:
+        return None
+    return lambda *args: ctx.run(fn, *args)
+
+
+def clear() -> None:
+    """Empty the comparison caches (tests and benchmarks time cold computations with it)."""
+    _preset.clear()
+    _runs.clear()

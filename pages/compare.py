@@ -1,0 +1,331 @@
+"""Compare: two to four loss landscapes side by side, on one scale, with sharpness figures.
+
+Thin page: a preset button or two picked runs -> ``landscape.ui.compare`` (bounded cache,
+heavy slot, progress) -> ``landscape.comparisons`` numbers -> ``landscape.plots.compare``
+figures. The last result lives in ``st.session_state``; the display controls redraw inside a
+fragment without computing anything again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from landscape import comparisons, directions
+from landscape.comparisons import Comparison, Settings
+from landscape.plots import compare as plots
+from landscape.ui import compare as ui
+from landscape.ui import runs as ui_runs
+from landscape.ui.common import show_error, torch_threads
+
+torch_threads()
+
+RESULT = "cmp_result"  # session key: {"title", "preset", "comparison"} of the last comparison
+REQUEST = "cmp_request"  # session key: what produced it (to recompute with new settings)
+SETTINGS = "cmp_settings"  # session key: the current Settings
+
+RESOLUTIONS = [11, 15, 21, 25, 31, 41]
+SPANS = [0.25, 0.5, 1.0, 1.5, 2.0, 3.0]
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def _settings() -> Settings:
+    if SETTINGS not in st.session_state:
+        st.session_state[SETTINGS] = Settings()
+    return st.session_state[SETTINGS]
+
+
+def _settings_form() -> bool:
+    """The measurement settings; True when the user applied new ones."""
+    s = _settings()
+    with st.expander("Measurement settings (apply to every panel)"), st.form("cmp_settings_form"):
+        c1, c2, c3 = st.columns(3)
+        span = c1.select_slider(
+            "Range ±",
+            SPANS,
+            value=s.span,
+            key="cmp_span",
+            help="Slices cover [-range, range] along each direction.",
+        )
+        res = c1.select_slider("2D resolution", RESOLUTIONS, value=s.resolution, key="cmp_res")
+        n_dirs = c2.slider("Random directions (1D + basin width)", 1, 8, s.n_dirs, key="cmp_ndirs")
+        mode = c2.radio(
+            "Basin level",
+            comparisons.LEVEL_MODES,
+            key="cmp_level_mode",
+            index=comparisons.LEVEL_MODES.index(s.level_mode),
+            horizontal=True,
+            format_func={"rise": "rise above the minimum", "absolute": "absolute loss"}.get,
+        )
+        level = c2.number_input(
+            "Level (loss units)", 1e-4, 1e4, s.level, key="cmp_level", format="%.4g"
+        )
+        split = c3.radio(
+            "Data",
+            comparisons.SPLITS,
+            index=comparisons.SPLITS.index(s.split),
+            key="cmp_split",
+            horizontal=True,
+        )
+        seed = c3.number_input("Direction seed", 0, 2**31 - 1, s.seed, key="cmp_seed")
+        conv = c3.checkbox(
+            "Convexity map (Li et al. Fig. 7; slow)", s.convexity > 0, key="cmp_conv"
+        )
+        if not st.form_submit_button("Apply (recomputes the comparison shown)", key="cmp_apply"):
+            return False
+    try:
+        new = s.replace(
+            span=span,
+            resolution=res,
+            n_dirs=n_dirs,
+            level_mode=mode,
+            level=level,
+            split=split,
+            seed=int(seed),
+            convexity=5 if conv else 0,
+        )
+    except ValueError as e:
+        show_error(e)
+        return False
+    st.session_state[SETTINGS] = new
+    return True
+
+
+# ----------------------------------------------------------------------------- choosing
+
+
+def _preset_buttons() -> dict | None:
+    st.caption("One click trains the runs and measures them (cached: a second click is instant).")
+    cols = st.columns(len(comparisons.PRESETS))
+    chosen = None
+    for col, (key, p) in zip(cols, comparisons.PRESETS.items()):
+        if col.button(p.button, key=f"cmp_preset_{key}", help=p.title, width="stretch"):
+            chosen = {"kind": "preset", "key": key}
+        secs = p.measured_seconds
+        text = f"≈ {secs:.0f} s the first time (measured)" if secs else "time not measured yet"
+        col.caption(text, help=f"Measured on {comparisons.MEASURED_ON}.")
+    return chosen
+
+
+def _runs_picker() -> dict | None:
+    runs = ui_runs.get_runs()
+    if len(runs) < 1:
+        st.info(
+            "No trained runs in this session yet: train some on the Train page, or use a preset."
+        )
+        return None
+    c1, c2 = st.columns(2)
+    with c1:
+        a = ui_runs.pick_run("Left run", key="cmp_run_a")
+        na = st.selectbox("Directions", directions.NORMS, key="cmp_norm_a")
+    with c2:
+        b = ui_runs.pick_run("Right run", key="cmp_run_b")
+        nb = st.selectbox("Directions", directions.NORMS, key="cmp_norm_b")
+    if a is None or b is None or not st.button("Compare these runs", key="cmp_go_runs"):
+        return None
+    return {
+        "kind": "runs",
+        "names": [ui_runs.run_name_of(a), ui_runs.run_name_of(b)],
+        "norms": [na, nb],
+    }
+
+
+# ----------------------------------------------------------------------------- computing
+
+
+def _compute(request: dict, settings: Settings) -> None:
+    bar = st.progress(0.0, text="starting")
+
+    def progress(frac: float, text: str) -> None:
+        bar.progress(min(max(frac, 0.0), 1.0), text=text)
+
+    try:
+        if request["kind"] == "preset":
+            comp = ui.preset(request["key"], settings, progress)
+            p = comparisons.get(request["key"])
+            title = p.title
+        else:
+            runs = ui_runs.get_runs()
+            missing = [n for n in request["names"] if n not in runs]
+            if missing:
+                raise ValueError(f"run {missing[0]!r} is no longer in this session's list")
+            labels = request["names"]
+            if labels[0] == labels[1]:  # one run against itself (e.g. two normalisations)
+                labels = [f"{labels[0]} (left)", f"{labels[1]} (right)"]
+            named = [(lab, runs[n]) for lab, n in zip(labels, request["names"])]
+            comp = ui.runs(named, request["norms"], settings, progress)
+            title = " vs ".join(request["names"])
+    except (ValueError, RuntimeError) as e:
+        show_error(e)
+        return
+    except Exception as e:  # last resort: a message, never a traceback on the page
+        show_error(e, prefix="The comparison failed: ")
+        return
+    finally:
+        bar.empty()
+    if request["kind"] == "preset":
+        for panel in comp.panels:  # the preset's runs join the session: pick them elsewhere
+            ui_runs.add_run(panel.run)
+    st.session_state[REQUEST] = request
+    st.session_state[RESULT] = {"title": title, "preset": request.get("key"), "comparison": comp}
+
+
+# ----------------------------------------------------------------------------- showing
+
+
+def _fmt(x, pct: bool = False) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{100 * x:.1f} %" if pct else f"{x:.4g}"
+
+
+def _table(comp: Comparison) -> pd.DataFrame:
+    rows = comparisons.table(comp)
+    s = comp.settings
+    level = "rise of" if s.level_mode == "rise" else "loss"
+    out = {}
+    for row, p in zip(rows, comp.panels):
+        width = ("≥ " if row["width censored"] else "") + _fmt(row["basin width"])
+        col = {
+            "directions": p.norm + (f", net rescaled x{p.rescale:g}" if p.rescale != 1 else ""),
+            "train loss": _fmt(row["train loss"]),
+            "test loss": _fmt(row["test loss"]),
+            "train accuracy": _fmt(row["train acc"], pct=True),
+            "test accuracy": _fmt(row["test acc"], pct=True),
+            "top Hessian eigenvalue λmax": _fmt(row["top eigenvalue"]),
+            "Hessian trace (± s.e.)": f"{_fmt(row['trace'])} ± {_fmt(row['trace ± (1 s.e.)'])}",
+            f"basin width (loss {level} {s.level:g})": width,
+        }
+        if "non-convexity" in row:
+            col["non-convexity: mean |λmin/λmax|"] = _fmt(row["non-convexity"])
+        for k, v in p.extras.items():
+            col[k] = _fmt(v)
+        out[p.label] = col
+    return pd.DataFrame(out)
+
+
+def _story(result: dict) -> None:
+    comp: Comparison = result["comparison"]
+    st.subheader(result["title"])
+    if result["preset"]:
+        p = comparisons.get(result["preset"])
+        c1, c2 = st.columns(2)
+        c1.markdown(f"**What the literature found.** {p.literature}")
+        c2.markdown(f"**What this run shows.** {p.shows}")
+        if ui.preset_scale() < 1:
+            st.caption(
+                f"Scaled-down preset (scale {ui.preset_scale():g}): numbers differ from the text."
+            )
+    st.caption(
+        f"Computed in {comp.seconds:.1f} s on this server (training {comp.train_seconds:.1f} s); "
+        f"repeats are answered from the cache."
+    )
+    for panel in comp.panels:
+        for note in panel.notes:
+            st.warning(f"{panel.label}: {note}")
+
+
+@st.fragment
+def _charts(comp: Comparison) -> None:
+    names = [p.label for p in comp.panels]
+    c1, c2, c3 = st.columns(3)
+    log_curves = c1.checkbox("Log-scale loss axes", value=False, key="cmp_log_y")
+    log_colour = c2.checkbox("Log colour scale (2D)", value=True, key="cmp_log_colour")
+    clip = c3.number_input(
+        "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, key="cmp_clip", format="%.4g"
+    )
+    left, right = st.columns(2)
+    runs = {id(p.run): (p.label, p.run) for p in comp.panels}  # a run shown twice: one curve
+    left.plotly_chart(
+        plots.loss_curves(
+            [r.history for _, r in runs.values()], [n for n, _ in runs.values()], log_curves
+        ),
+        key="cmp_curves",
+    )
+    norms = {p.norm for p in comp.panels}
+    x_title = (
+        "t (filter-normalised step)" if norms == {"filter"} else "t (step along the direction)"
+    )
+    right.plotly_chart(
+        plots.line_overlay(
+            [p.lines[0] for p in comp.panels],
+            names,
+            [p.level for p in comp.panels],
+            log_curves,
+            x_title,
+        ),
+        key="cmp_lines",
+    )
+    st.markdown("**2D slices on one colour scale** (same range and contour levels in every panel)")
+    try:
+        figs = plots.contour_panels(
+            [p.plane for p in comp.panels], names, log=log_colour, zmax=clip if clip > 0 else None
+        )
+    except ValueError as e:
+        show_error(e)
+        return
+    _grid(figs, "cmp_plane")
+    conv = [p.convexity for p in comp.panels]
+    if all(c is not None for c in conv):
+        st.markdown(
+            "**Convexity map**: |λmin/λmax| of the Hessian at each point (Li et al. Fig. 7)"
+        )
+        xs = np.linspace(-comp.settings.span, comp.settings.span, comp.settings.convexity)
+        _grid(plots.convexity_panels([c[0] for c in conv], xs, names), "cmp_conv")
+
+
+def _grid(figs: list, key: str) -> None:
+    per_row = 2 if len(figs) == 4 else len(figs)
+    for start in range(0, len(figs), per_row):
+        cols = st.columns(per_row)
+        for k, (col, fig) in enumerate(zip(cols, figs[start : start + per_row])):
+            col.plotly_chart(fig, key=f"{key}_{start + k}")
+
+
+def _notice() -> None:
+    with st.expander("What to notice"):
+        st.markdown(
+            "- **One colour scale.** A colour means the same loss in every panel, so a tight "
+            "ring of contours really is a steeper wall.\n"
+            "- **Sharpness in numbers.** λmax is the curvature of the steepest direction of the "
+            "bowl, the trace the sum over all directions; the basin width is how far you can "
+            "walk along a random filter-normalised direction (1 = a step as large as the weights) "
+            "before the loss rises by the chosen level, averaged over the directions.\n"
+            "- **Scale matters.** λmax and the trace change when a ReLU net is rescaled without "
+            "changing its function (see *Normalisation matters*); the filter-normalised basin "
+            "width does not."
+        )
+
+
+# ----------------------------------------------------------------------------- page
+
+st.title("⚖️ Compare")
+st.markdown(
+    "Put loss landscapes side by side on **one colour scale** and measure how sharp each "
+    "minimum is: skip connections or none, small or large batches, filter normalisation or "
+    "none, MSE or Huber, SGD or Adam."
+)
+applied = _settings_form()
+tab_presets, tab_runs = st.tabs(["Presets", "Your runs"])
+with tab_presets:
+    request = _preset_buttons()
+with tab_runs:
+    request = _runs_picker() or request
+if request is None and applied and REQUEST in st.session_state:
+    request = st.session_state[REQUEST]  # new settings: measure the shown comparison again
+if request is not None:
+    _compute(request, _settings())
+
+result = st.session_state.get(RESULT)
+if result is None:
+    st.info("Pick a preset above (or two of your runs) to see them side by side.")
+else:
+    _story(result)
+    st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
+    _charts(result["comparison"])
+    _notice()
