@@ -36,12 +36,14 @@ code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -59,6 +61,13 @@ MIN_LR, MAX_LR = 0.0, 1e6  # lr in (0, 1e6]: the top is absurd on purpose, to sh
 MAX_WEIGHT_DECAY = 1.0
 MAX_MOMENTUM = 0.999
 MAX_SEED = 2**31 - 1
+#: Trainable parameters of one model. With the trajectory kept for every epoch this bounds a
+#: run's memory: (epochs + 1) x params x 4 bytes.
+MAX_PARAMS = 250_000
+MAX_TRAJECTORY_BYTES = 400e6  # (epochs + 1) x params x 4 B, per run
+#: Optimiser steps of one run (epochs x batches per epoch): batch 1 on thousands of points for
+#: hundreds of epochs would hold a server worker for an hour.
+MAX_STEPS = 100_000
 OPTIMIZERS = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "adamw": "AdamW"}
 DIVERGENCE_FACTOR = 1e4  # loss > factor * max(initial train loss, 1) counts as diverged
 PROB_TARGET_LOSSES = ("kl_div",)  # multiclass losses whose target is a probability vector
@@ -157,6 +166,31 @@ class Config:
         _check_float("weight_decay", self.weight_decay, 0.0, MAX_WEIGHT_DECAY)
         _check_int("seed", self.seed, 0, MAX_SEED)
         self._validate_compatibility()
+        self._validate_budget()
+
+    def _validate_budget(self) -> None:
+        """Caps on the whole job, not just field by field: model size, memory, optimiser steps."""
+        n_params = estimate_params(self)
+        if n_params > MAX_PARAMS:
+            raise ValueError(
+                f"width={self.width}, depth={self.depth} give a {self.model} of {n_params:,} "
+                f"parameters: the cap is {MAX_PARAMS:,} parameters; use a smaller width or depth"
+            )
+        traj = (self.epochs + 1) * n_params * 4
+        if traj > MAX_TRAJECTORY_BYTES:
+            raise ValueError(
+                f"epochs={self.epochs} with {n_params:,} parameters keeps a {traj / 1e6:.0f} MB "
+                f"training path: the cap is {MAX_TRAJECTORY_BYTES / 1e6:.0f} MB; "
+                f"use at most {int(MAX_TRAJECTORY_BYTES // (4 * n_params)) - 1} epochs"
+            )
+        n_train = max(1, int(self.n_samples * (1 - self.test_fraction)))
+        steps = self.epochs * -(-n_train // min(self.batch_size, n_train))
+        if steps > MAX_STEPS:
+            raise ValueError(
+                f"batch_size={self.batch_size} with epochs={self.epochs} on about {n_train} "
+                f"training points is {steps:,} optimiser steps: the cap is {MAX_STEPS:,}; "
+                f"use a larger batch or fewer epochs"
+            )
 
     def _validate_loss(self) -> None:
         """Known loss, known parameter names, values in the loss's valid range; then fill in
@@ -627,3 +661,37 @@ def history_csv(run: Run) -> str:
     for row in zip(*(run.history[k] for k in _HISTORY_KEYS)):
         lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in row))
     return "\n".join(lines) + "\n"
+
+
+_TABULAR_FEATURES = {"iris": 4, "wine": 13, "breast_cancer": 30}
+
+
+def estimate_params(config: Config) -> int:
+    """Trainable parameters of `config`'s model, counted on torch's meta device (no memory,
+    no data made), so validation can cap model size before anything is built."""
+    fields = ("dataset", "model", "depth", "width", "activation", "skip", "batchnorm", "loss")
+    return _estimate_params(tuple(getattr(config, f) for f in fields))
+
+
+@functools.lru_cache(maxsize=256)
+def _estimate_params(key: tuple) -> int:
+    dataset, model, depth, width, activation, skip, batchnorm, loss = key
+    info = data.DATASETS[dataset]
+    shape = {"2d": (2,), "1d": (1,), "image": (1, 8, 8)}.get(info.kind)
+    if shape is None:
+        shape = (_TABULAR_FEATURES.get(dataset, 64),)
+    stand_in = SimpleNamespace(
+        name=dataset, task=info.task, n_classes=info.n_classes, input_shape=shape
+    )
+    cfg = SimpleNamespace(
+        model=model,
+        depth=depth,
+        width=width,
+        activation=activation,
+        skip=skip,
+        batchnorm=batchnorm,
+        loss=loss,
+        seed=0,
+    )
+    with torch.device("meta"):
+        return models.count_params(models.build(cfg, stand_in))
