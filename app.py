@@ -1,7 +1,8 @@
 """Loss Landscape Lab: the frame every page shares.
 
-Run with `streamlit run app.py`. Pages live in pages/ and stay thin: they read widgets,
-call the `landscape` library and draw its Plotly figures.
+Run with `streamlit run app.py`. Pages live in app_pages/ and stay thin: they read widgets,
+call the `landscape` library and draw its Plotly figures. (Not pages/: Streamlit lists such
+a folder as an old-style multi-page app on a fresh server's first request.)
 """
 
 import os
@@ -16,13 +17,15 @@ st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="
 torch_threads(1)  # per script thread: see landscape.ui.common
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/loss_shapes.py", title="Loss shapes", icon="📉", url_path="loss-shapes"),
-    st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
-    st.Page("pages/landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("app_pages/loss_shapes.py", title="Loss shapes", icon="📉", url_path="loss-shapes"),
+    st.Page("app_pages/train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page("app_pages/loss_landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
+    st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
 ]
 
 page = st.navigation(PAGES)
-st.sidebar.caption("Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)")
+st.sidebar.caption(
+    "Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)"
+)
 page.run()

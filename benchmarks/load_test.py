@@ -1,32 +1,44 @@
-"""Load test: N concurrent browser sessions against one Streamlit server on localhost.
+"""Load test: N concurrent user sessions against one Streamlit server on localhost.
 
-A classroom, simulated: each session is a Playwright browser context (one headless Chromium,
-Debian's /usr/bin/chromium, never `playwright install`) that loops, until the time is up:
+A classroom, simulated: each session loops, until the time is up, with a pause of about
+--think seconds between actions:
 
-1. open the Loss shapes page and move sliders (keyboard on the slider thumb);
-2. open the Train page and submit its form (the default run; with --vary, a per-session seed
-   so every run really trains instead of hitting the cache);
+1. open the Loss shapes page and move sliders;
+2. open the Train page and submit its form (the default run; with --vary, the default, a
+   per-session seed so every run really trains instead of hitting the cache);
 3. open the Landscape page and draw a 2D landscape at a modest resolution (--res, default 21).
 
-Pages are switched with the sidebar links, as a user does, so the Streamlit session (and the
-runs trained in it) survives. Each action is timed from the interaction (key press, click) to
-"the chart changed and the app is idle": the Plotly element's `data` differs from before and
-the app reports `data-test-script-state="notRunning"` while connected. Errors are recorded:
-Streamlit exception boxes, browser console errors (minus Streamlit's own harmless 404 probes
-of `<page>/_stcore/health|host-config` on deep links), and timeouts.
+Two clients (--client):
+- browser (default): a Playwright browser context per session in one headless Chromium
+  (Debian's /usr/bin/chromium, never `playwright install`). Pages are switched with the
+  sidebar links, as a user does, so the session (and its runs) survives; sliders move with
+  the keyboard. An action is timed from the key press / click to "the chart changed and the
+  app is idle" (the Plotly element's `data` differs and the app reports
+  `data-test-script-state="notRunning"`); ':run_end' rows give the part up to the end of the
+  script run. Errors: exception boxes, browser console errors (minus Streamlit's harmless 404
+  probes of `<page>/_stcore/health|host-config` on deep links), timeouts. On a 2-core machine
+  ten Chromium tabs drawing Plotly charts take most of the CPU from the server (the report
+  shows the CPU split), so the times say more about the machine than the server.
+- ws: Streamlit's own websocket protocol (what the front end sends and receives), no
+  rendering. An action is timed from the message to the end of the script run it caused:
+  the server alone. Errors: exception elements, st.error texts naming a Python exception,
+  runs without their chart.
 
-Meanwhile the server process's resident memory (RSS) is sampled every second (psutil when it
-is installed, else /proc/<pid>/status). The report gives: sessions and loops completed, errors,
-median / 95th percentile / max time per action, peak RSS and the RSS per 20 s window, and
-whether memory levels off (the peak of the last third of the run is within max(5 %, 30 MB)
-of the peak of the middle third).
+Meanwhile the server's resident memory (RSS) is sampled every second (psutil when installed,
+else /proc/<pid>/status), and the CPU seconds of the server, of this script's browsers and
+of the whole machine (the rest is other load). The report gives: sessions and loops
+completed, errors, median / 95th percentile / max time per action, peak RSS, RSS per 20 s
+window, whether memory levels off (the peak of the last third of the run is within
+max(5 %, 30 MB) of the peak of the middle third), and the CPU split.
 
 Targets (issue 7): 10 sessions for 2 minutes with zero errors; the loss page's slider move
 under 0.5 s at the 95th percentile while others train; memory levels off.
 
 Usage (from the repository root; everything stops by itself):
-  python benchmarks/load_test.py                   # starts a server, 10 sessions, 120 s
+  python benchmarks/load_test.py                   # starts a server, 10 browser sessions, 120 s
+  python benchmarks/load_test.py --client ws       # the same through the websocket protocol
   python benchmarks/load_test.py --quick           # 3 sessions, 30 s: a sanity run
+  python benchmarks/load_test.py --loss-only       # slider moves only: the baseline
   python benchmarks/load_test.py --url http://127.0.0.1:8501 --pid 1234   # an existing server
 Writes the report as JSON too (--json, default out/load_test.json). Exit status 0 when every
 target is met, 1 otherwise, 2 on a setup failure.
@@ -38,6 +50,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -102,6 +115,11 @@ JS_RUN_END = """(t0) => {
 # the root: a 404 there is part of its start-up, not an error of the app.
 BENIGN_URL = re.compile(r"/_stcore/(health|host-config)$")
 
+# An st.error whose text names a Python exception is a crash caught and shown, not bad input.
+CRASH_TEXT = re.compile(
+    r"\b(KeyError|TypeError|IndexError|AttributeError|ZeroDivisionError|AssertionError|"
+    r"NameError|UnboundLocalError|RecursionError)\b|Traceback|failed \("
+)
 # The loss page's sliders moved in turn: (accessible name, chart key that must change).
 LOSS_SLIDERS = [
     ("Classes C", "ce_chart"),
@@ -138,6 +156,12 @@ class Recorder:
 
 class ActionFailed(Exception):
     """An action hit an exception box or a timeout (already recorded)."""
+
+
+async def think(args, rng: random.Random) -> None:
+    """A user's pause between two actions: --think seconds on average (0.5x to 1.5x)."""
+    if args.think > 0:
+        await asyncio.sleep(args.think * rng.uniform(0.5, 1.5))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -300,6 +324,7 @@ class Session:
         self.page = None
         self.loop = 0
         self.slider_turn = i  # sessions start on different sliders
+        self.rng = random.Random(i)  # think times, seeded
 
     async def run(self, deadline: float) -> None:
         ctx = await self.browser.new_context(viewport={"width": 1280, "height": 900})
@@ -340,6 +365,8 @@ class Session:
         await self._step("open_loss", self._open_page("loss-shapes", "Loss shapes", "open_loss"))
         for _ in range(self.args.moves):
             await self._step("loss_slider", self._move_loss_slider())
+        if not self.args.heavy:
+            return True
         if time.monotonic() > deadline:
             return False
         await self._step("open_train", self._open_page("train", "Train", "open_train"))
@@ -362,6 +389,7 @@ class Session:
             await self._check_exceptions(action)
             self.rec.error(self.i, action, type(e).__name__, str(e).splitlines()[0])
             raise ActionFailed from None
+        await think(self.args, self.rng)
 
     async def _open_app(self) -> None:
         t = time.monotonic()
@@ -488,10 +516,207 @@ class Session:
             await asyncio.sleep(2)
 
 
+# ----------------------------------------------------------------------------- protocol client
+
+
+class WsSession:
+    """One simulated user speaking Streamlit's own websocket protocol (no browser).
+
+    It sends what the front end sends (BackMsg.rerun_script with the page, the changed
+    widgets' states and, for a widget inside an st.fragment, the fragment id) and reads what
+    the server answers (ForwardMsg: navigation, deltas, script_finished). An action's time runs
+    from sending the message to the end of the script run it caused, so it measures the server
+    (and the socket) alone: with --client browser, ten Chromium tabs drawing Plotly charts on
+    the same two cores as the server would be measured too. Errors: exception elements,
+    st.error texts that name a Python exception, runs that end without the expected chart.
+    """
+
+    def __init__(self, i: int, base: str, rec: Recorder, args):
+        self.i, self.rec, self.args = i, rec, args
+        self.url = (
+            base.replace("http://", "ws://").replace("https://", "wss://") + "/_stcore/stream"
+        )
+        self.ws = None
+        self.pages: dict[str, str] = {}  # url path -> page_script_hash
+        self.page = ""
+        self.widgets: dict[str, tuple[str, str, str, object]] = {}  # label -> kind, id, frag, proto
+        self.loop = 0
+        self.turn = i
+        self.rng = random.Random(i)  # think times, seeded
+
+    async def run(self, deadline: float) -> None:
+        import websockets
+
+        try:
+            async with websockets.connect(
+                self.url, subprotocols=["streamlit"], max_size=None, open_timeout=60
+            ) as self.ws:
+                await self._step("open_app", self._open(""))
+                while time.monotonic() < deadline and self.loop < self.args.max_loops:
+                    try:
+                        complete = await self._one_loop(deadline)
+                    except ActionFailed:
+                        await asyncio.sleep(1)
+                        continue
+                    self.loop += 1
+                    self.rec.loops += complete
+            self.rec.sessions_done += 1
+        except ActionFailed:
+            pass
+        except Exception as e:
+            self.rec.error(self.i, "-", "session crashed", f"{type(e).__name__}: {e}")
+
+    async def _one_loop(self, deadline: float) -> bool:
+        await self._step("open_loss", self._open("loss-shapes"))
+        for _ in range(self.args.moves):
+            await self._step("loss_slider", self._move_loss_slider())
+        if not self.args.heavy:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await self._step("open_train", self._open("train"))
+        await self._step("train_default", self._train())
+        if time.monotonic() > deadline:
+            return False
+        await self._step("open_landscape", self._open("landscape"))
+        await self._step("landscape_2d", self._landscape())
+        return True
+
+    async def _step(self, action: str, coro) -> None:
+        try:
+            await coro
+        except ActionFailed:
+            raise
+        except Exception as e:
+            self.rec.error(
+                self.i, action, type(e).__name__, str(e).splitlines()[0] if str(e) else ""
+            )
+            raise ActionFailed from None
+        await think(self.args, self.rng)
+
+    # --- actions
+
+    async def _open(self, path: str) -> None:
+        if path and path not in self.pages:
+            raise RuntimeError(f"no page {path!r} in the app's navigation: {sorted(self.pages)}")
+        self.page = self.pages.get(path, "")
+        self.widgets.clear()
+        await self._timed("open_" + (path.split("-")[0] or "app"), [], "")
+
+    async def _move_loss_slider(self) -> None:
+        name, _ = LOSS_SLIDERS[self.turn % len(LOSS_SLIDERS)]
+        self.turn += 1
+        _, wid, frag, proto = self._widget(name)
+        steps = int(round((proto.max - proto.min) / proto.step))
+        value = proto.min + ((self.turn * 7 + self.i) % (steps + 1)) * proto.step
+        await self._timed("loss_slider", [self._state(wid, double_array=[value])], frag)
+
+    async def _train(self) -> None:
+        _, seed_id, _, _ = self._widget("Seed")
+        _, button, frag, _ = self._widget("Train")
+        states = [self._state(seed_id, int_value=self._seed()), self._state(button, trigger=True)]
+        await self._timed("train_default", states, frag, expect="tr_loss_chart")
+
+    async def _landscape(self) -> None:
+        if "Compute landscape" not in self.widgets:
+            raise RuntimeError("no Compute button: the Landscape page did not draw its form")
+        states = [
+            self._state(self._widget(n)[1], double_array=[self.args.res])
+            for n in ("Points along x", "Points along y")
+        ]
+        states.append(self._state(self._widget("Seed")[1], int_value=self._seed()))
+        _, button, frag, _ = self._widget("Compute landscape")
+        states.append(self._state(button, trigger=True))
+        await self._timed("landscape_2d", states, frag, expect="lp_chart")
+
+    def _seed(self) -> int:
+        return 1000 * self.i + self.loop + 1 if self.args.vary else 1 + self.loop % 2
+
+    # --- protocol
+
+    def _widget(self, label: str):
+        if label not in self.widgets:
+            raise RuntimeError(f"no widget {label!r} on the page: {sorted(self.widgets)[:20]}")
+        return self.widgets[label]
+
+    @staticmethod
+    def _state(wid: str, double_array=None, int_value=None, trigger=False):
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        w = WidgetState(id=wid)
+        if double_array is not None:
+            w.double_array_value.data[:] = double_array
+        elif int_value is not None:
+            w.int_value = int_value
+        elif trigger:
+            w.trigger_value = True
+        return w
+
+    async def _timed(self, action: str, widgets, fragment: str, expect: str | None = None):
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        msg = BackMsg()
+        cs = msg.rerun_script
+        cs.query_string, cs.page_script_hash = "", self.page
+        if fragment:
+            cs.fragment_id = fragment
+        cs.widget_states.widgets.extend(widgets)
+        t = time.monotonic()
+        await self.ws.send(msg.SerializeToString())
+        timeout = self.args.heavy_timeout if expect else 60
+        seen = await asyncio.wait_for(self._until_finished(action), timeout)
+        if expect and not any(expect in s for s in seen):
+            self.rec.error(self.i, action, "no chart", f"the run drew no {expect!r} chart")
+            raise ActionFailed
+        self.rec.times[action].append(time.monotonic() - t)
+
+    async def _until_finished(self, action: str) -> set[str]:
+        """Read messages until a script run ends (not one cut short by st.rerun); returns
+        the ids of the elements drawn."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        drawn: set[str] = set()
+        while True:
+            f = ForwardMsg()
+            f.ParseFromString(await self.ws.recv())
+            kind = f.WhichOneof("type")
+            if kind == "navigation":
+                self.pages.update(
+                    {p.url_pathname: p.page_script_hash for p in f.navigation.app_pages}
+                )
+            elif kind == "delta" and f.delta.WhichOneof("type") == "new_element":
+                self._element(f.delta.new_element, f.delta.fragment_id, action, drawn)
+            elif (
+                kind == "script_finished"
+                and f.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN
+            ):
+                if f.script_finished == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
+                    self.rec.error(self.i, action, "compile error", "the page did not compile")
+                    raise ActionFailed
+                return drawn
+
+    def _element(self, el, fragment: str, action: str, drawn: set) -> None:
+        kind = el.WhichOneof("type")
+        sub = getattr(el, kind)
+        if kind == "exception":
+            self.rec.error(self.i, action, "exception", f"{sub.type}: {sub.message}")
+        elif kind == "alert" and CRASH_TEXT.search(sub.body):
+            self.rec.error(self.i, action, "crash in st.error", sub.body)
+        wid = getattr(sub, "id", "")
+        if wid:
+            drawn.add(wid)
+            label = getattr(sub, "label", "") or wid
+            self.widgets[label] = (kind, wid, fragment, sub)
+
+
 # ----------------------------------------------------------------------------- driver
 
 
 async def run_sessions(base: str, args, rec: Recorder) -> None:
+    if args.client == "ws":
+        return await _drive(
+            [WsSession(i, base, rec, args) for i in range(args.sessions)], args, rec
+        )
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -499,21 +724,27 @@ async def run_sessions(base: str, args, rec: Recorder) -> None:
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            deadline = time.monotonic() + args.duration
-            sessions = [Session(i, browser, base, rec, args) for i in range(args.sessions)]
-            tasks = []
-            for s in sessions:  # stagger the arrivals a little, as a class does
-                tasks.append(asyncio.create_task(s.run(deadline)))
-                await asyncio.sleep(args.stagger)
-            # hard stop: the time asked for plus the longest action that may still be running
-            _, pending = await asyncio.wait(tasks, timeout=args.duration + args.heavy_timeout + 60)
-            for t in pending:
-                t.cancel()
-                rec.error(-1, "-", "hard stop", "a session was still running at the hard stop")
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            await _drive(
+                [Session(i, browser, base, rec, args) for i in range(args.sessions)], args, rec
+            )
         finally:
             await browser.close()
+
+
+async def _drive(sessions, args, rec: Recorder) -> None:
+    """Start the sessions a little apart, let them loop until the deadline, stop them all."""
+    deadline = time.monotonic() + args.duration
+    tasks = []
+    for s in sessions:  # stagger the arrivals a little, as a class does
+        tasks.append(asyncio.create_task(s.run(deadline)))
+        await asyncio.sleep(args.stagger)
+    # hard stop: the time asked for plus the longest action that may still be running
+    _, pending = await asyncio.wait(tasks, timeout=args.duration + args.heavy_timeout + 60)
+    for t in pending:
+        t.cancel()
+        rec.error(-1, "-", "hard stop", "a session was still running at the hard stop")
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def memory_report(samples: list[tuple[float, int]]) -> dict:
@@ -565,6 +796,9 @@ def report(rec: Recorder, mem: dict, args, wall: float, cpu: dict) -> dict:
         "sessions": args.sessions,
         "duration_s": args.duration,
         "wall_s": round(wall, 1),
+        "client": args.client,
+        "heavy": args.heavy,
+        "think_s": args.think,
         "vary": args.vary,
         "res": args.res,
         "sessions_finished": rec.sessions_done,
@@ -580,15 +814,21 @@ def report(rec: Recorder, mem: dict, args, wall: float, cpu: dict) -> dict:
 
 
 def print_report(r: dict) -> None:
-    print(f"\n== load test: {r['sessions']} sessions, {r['duration_s']} s (wall {r['wall_s']} s)")
+    print(
+        f"\n== load test ({r['client']} client): {r['sessions']} sessions, {r['duration_s']} s "
+        f"(wall {r['wall_s']} s)"
+    )
     print(
         f"sessions finished {r['sessions_finished']}/{r['sessions']}, full loops (loss, train, landscape) {r['loops_completed']}"
     )
     print(f"errors {r['errors']} {r['errors_by_kind'] or ''}")
     for e in r["first_errors"]:
         print(f"  t={e['t']}s session {e['session']} {e['action']}: {e['kind']}: {e['message']}")
-    print("time per action, from the key press / click to the chart changed and the app idle;")
-    print("':run_end' = from the press to the end of the script run, as the browser saw it")
+    if r["client"] == "browser":
+        print("time per action, from the key press / click to the chart changed and the app idle;")
+        print("':run_end' = from the press to the end of the script run, as the browser saw it")
+    else:
+        print("time per action, from the message sent to the end of the script run it caused")
     print(f"{'action':<24}{'n':>6}{'median s':>11}{'p95 s':>9}{'max s':>9}")
     for name, a in r["actions"].items():
         print(f"{name:<24}{a['n']:>6}{a['median_s']:>11.3f}{a['p95_s']:>9.3f}{a['max_s']:>9.3f}")
@@ -620,6 +860,13 @@ def parse_args(argv=None):
     p.add_argument("--sessions", "-n", type=int, default=10, help="concurrent sessions (10)")
     p.add_argument("--duration", type=float, default=120.0, help="seconds of load (120)")
     p.add_argument("--quick", action="store_true", help="a sanity run: 3 sessions, 30 s")
+    p.add_argument(
+        "--client",
+        choices=("browser", "ws"),
+        default="browser",
+        help="browser: Playwright pages in headless Chromium (what users see, console errors "
+        "included); ws: Streamlit's websocket protocol, no rendering (the server alone)",
+    )
     p.add_argument("--moves", type=int, default=4, help="slider moves per loss-page visit (4)")
     p.add_argument("--res", type=int, default=21, help="landscape points per axis (21)")
     p.add_argument(
@@ -633,6 +880,18 @@ def parse_args(argv=None):
         type=float,
         default=180.0,
         help="seconds a training or landscape may take under load (180)",
+    )
+    p.add_argument(
+        "--loss-only",
+        dest="heavy",
+        action="store_false",
+        help="only the loss page (no training, no landscape): the baseline for slider moves",
+    )
+    p.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="seconds a user pauses between actions, on average (1.0; 0 = back to back)",
     )
     p.add_argument("--max-loops", type=int, default=1000, help="loops per session at most")
     p.add_argument("--stagger", type=float, default=0.5, help="seconds between session starts")
@@ -649,7 +908,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not Path(CHROMIUM).exists():
+    if args.client == "browser" and not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: apt-get install chromium", file=sys.stderr)
         return 2
     proc = None

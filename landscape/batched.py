@@ -513,9 +513,9 @@ class _Engine:
 
     # --- helpers for the handlers
 
-    def exclusive(self, node: torch.fx.Node, v: _Val) -> bool:
-        """May ``node`` overwrite its input ``v`` in place? Yes if fresh and read only here."""
-        return v.owned and not v.shared and len(node.all_input_nodes[0].users) == 1
+    def exclusive(self, node: torch.fx.Node, v: _Val, i: int = 0) -> bool:
+        """May ``node`` overwrite its i-th input ``v`` in place? Yes if fresh and read only here."""
+        return v.owned and not v.shared and len(node.args[i].users) == 1
 
     def params(self, mod: nn.Module) -> tuple[dict[str, Tensor], bool]:
         """The module's own parameters for the chunk, and whether any of them moves."""
@@ -687,7 +687,10 @@ _linear.hwc = True
 def _linear_fused(e: _Engine, node, mod: nn.Linear, x: _Val, fusion: _Fusion) -> _Val:
     """oneDNN per point for big points, one bmm per chunk for small ones, or the basis."""
     if x.shared and any(e.points.moved(e.pnames[id(p)]) for p in mod.parameters()):
-        layer = lambda q: F.linear(x.t, _hwc_columns(q["weight"], x.hwc), q.get("bias"))  # noqa: E731
+
+        def layer(q):  # the bare layer on the shared input, with parameters q
+            return F.linear(x.t, _hwc_columns(q["weight"], x.hwc), q.get("bias"))
+
         out = e.combined(node, mod, mod.in_features, layer, fusion.bn)  # (K, N, out)
         if out is not None:
             return e.stack(e.epilogue(fusion, out))
@@ -713,7 +716,10 @@ def _conv2d(e: _Engine, node, mod: nn.Conv2d, x: _Val) -> _Val:
     fusion = e.fusions[node.name]
     if x.shared and any(e.points.moved(e.pnames[id(p)]) for p in mod.parameters()):
         fan_in = mod.in_channels // mod.groups * math.prod(mod.kernel_size)
-        layer = lambda q: _conv(x.t, q["weight"], q.get("bias"), mod, False).permute(0, 2, 3, 1)  # noqa: E731
+
+        def layer(q):  # the bare convolution of the shared input, (N, H, W, C)
+            return _conv(x.t, q["weight"], q.get("bias"), mod, False).permute(0, 2, 3, 1)
+
         out = e.combined(node, mod, fan_in, layer, fusion.bn)  # (K, N, H, W, C)
         if out is not None:
             y = e.epilogue(fusion, out)
@@ -847,8 +853,15 @@ _identity.hwc = True
 
 
 def _add(e: _Engine, node, a: _Val, b: _Val) -> _Val:
-    """a + b (a residual connection); a shared operand broadcasts over the points."""
+    """a + b (a residual connection); a shared operand broadcasts over the points.
+
+    In place into an operand that nothing else reads: a fresh multi-MB result would cost
+    more in page faults than the addition itself (measured on the residual CNN).
+    """
     if a.shared == b.shared:
+        for i, v, other in ((0, a, b), (1, b, a)):
+            if e.exclusive(node, v, i) and v.t.shape == other.t.shape:
+                return _Val(v.t.add_(other.t), shared=False, owned=True)
         return _fresh(a.t + b.t, a)
     return e.stack(e.per_point(a) + e.per_point(b))
 

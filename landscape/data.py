@@ -67,46 +67,73 @@ class DatasetInfo:
     description: str
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    "moons": DatasetInfo("Two moons", "classification", "2d", 2, "Two interleaving half circles."),
-    "circles": DatasetInfo(
-        "Circles", "classification", "2d", 2, "A small circle inside a large one."
-    ),
-    "spiral2": DatasetInfo(
-        "Spiral (2 arms)", "classification", "2d", 2, "Two interleaved spiral arms."
-    ),
-    "spiral3": DatasetInfo(
-        "Spiral (3 arms)", "classification", "2d", 3, "Three interleaved spiral arms."
-    ),
-    "xor": DatasetInfo(
-        "XOR", "classification", "2d", 2, "Quadrants: the class is the sign of x*y."
-    ),
-    "blobs": DatasetInfo(
-        "Gaussian blobs", "classification", "2d", 3, "Three Gaussian clusters; noise = spread."
-    ),
-    "sine": DatasetInfo(
-        "Noisy sine", "regression", "1d", 0, "y = sin(2x) + 0.3x + Gaussian noise on [-2, 2]."
-    ),
-    "outliers": DatasetInfo(
-        "Line with outliers",
-        "regression",
-        "1d",
-        0,
-        "A straight line with noise, plus some points pushed far off it.",
-    ),
-    "digits": DatasetInfo(
-        "Digits (8x8 images)",
-        "classification",
-        "image",
-        10,
-        "scikit-learn's 1797 handwritten digits, 8x8 pixels, 10 classes.",
-    ),
-    "iris": DatasetInfo("Iris", "classification", "tabular", 3, "150 flowers, 4 features."),
-    "wine": DatasetInfo("Wine", "classification", "tabular", 3, "178 wines, 13 features."),
-    "breast_cancer": DatasetInfo(
-        "Breast cancer", "classification", "tabular", 2, "569 tumours, 30 features."
-    ),
-}
+class _Datasets(dict):
+    """The built-in sets by name; CSV uploads registered in `landscape.upload` are found too,
+    under "upload:<content hash>", without being listed (iteration shows built-ins only)."""
+
+    def __missing__(self, key):
+        if isinstance(key, str) and key.startswith(UPLOAD_PREFIX):
+            from landscape import upload
+
+            return upload.info(key)  # ValueError with a clear message when it was evicted
+        raise KeyError(key)
+
+    def __contains__(self, key) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        if isinstance(key, str) and key.startswith(UPLOAD_PREFIX):
+            from landscape import upload
+
+            return key in upload.registered()
+        return False
+
+
+UPLOAD_PREFIX = "upload:"
+
+DATASETS: dict[str, DatasetInfo] = _Datasets(
+    {
+        "moons": DatasetInfo(
+            "Two moons", "classification", "2d", 2, "Two interleaving half circles."
+        ),
+        "circles": DatasetInfo(
+            "Circles", "classification", "2d", 2, "A small circle inside a large one."
+        ),
+        "spiral2": DatasetInfo(
+            "Spiral (2 arms)", "classification", "2d", 2, "Two interleaved spiral arms."
+        ),
+        "spiral3": DatasetInfo(
+            "Spiral (3 arms)", "classification", "2d", 3, "Three interleaved spiral arms."
+        ),
+        "xor": DatasetInfo(
+            "XOR", "classification", "2d", 2, "Quadrants: the class is the sign of x*y."
+        ),
+        "blobs": DatasetInfo(
+            "Gaussian blobs", "classification", "2d", 3, "Three Gaussian clusters; noise = spread."
+        ),
+        "sine": DatasetInfo(
+            "Noisy sine", "regression", "1d", 0, "y = sin(2x) + 0.3x + Gaussian noise on [-2, 2]."
+        ),
+        "outliers": DatasetInfo(
+            "Line with outliers",
+            "regression",
+            "1d",
+            0,
+            "A straight line with noise, plus some points pushed far off it.",
+        ),
+        "digits": DatasetInfo(
+            "Digits (8x8 images)",
+            "classification",
+            "image",
+            10,
+            "scikit-learn's 1797 handwritten digits, 8x8 pixels, 10 classes.",
+        ),
+        "iris": DatasetInfo("Iris", "classification", "tabular", 3, "150 flowers, 4 features."),
+        "wine": DatasetInfo("Wine", "classification", "tabular", 3, "178 wines, 13 features."),
+        "breast_cancer": DatasetInfo(
+            "Breast cancer", "classification", "tabular", 2, "569 tumours, 30 features."
+        ),
+    }
+)
 
 
 def _check_range(field: str, value, lo, hi) -> None:
@@ -238,6 +265,10 @@ def make(name, n_samples=1000, noise=0.2, test_fraction=0.2, seed=0, **extra) ->
     extra: outliers (int, how many, "outliers" set only), outlier_scale (how far, in units of
       the target), digits_scale ("unit": pixels / 16 in [0, 1]; "standard": per-pixel z-score).
     """
+    if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):
+        from landscape import upload  # split and standardised once, when it was uploaded
+
+        return upload.lookup(name)
     unknown = set(extra) - set(_EXTRA_DEFAULTS)
     if unknown:
         raise ValueError(

@@ -678,7 +678,9 @@ def _estimate_params(key: tuple) -> int:
     dataset, model, depth, width, activation, skip, batchnorm, loss = key
     info = data.DATASETS[dataset]
     shape = {"2d": (2,), "1d": (1,), "image": (1, 8, 8)}.get(info.kind)
-    if shape is None:
+    if dataset.startswith(data.UPLOAD_PREFIX):
+        shape = tuple(data.make(dataset).input_shape)
+    elif shape is None:
         shape = (_TABULAR_FEATURES.get(dataset, 64),)
     stand_in = SimpleNamespace(
         name=dataset, task=info.task, n_classes=info.n_classes, input_shape=shape

@@ -184,7 +184,10 @@ def make(name, seed=0):
     if name == "rescnn":
         m = nn.Sequential(
             nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
-            Res(nn.Conv2d(4, 4, 3, padding=1), nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))),
+            Res(
+                nn.Conv2d(4, 4, 3, padding=1),
+                nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)),
+            ),
             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 3),
         )  # fmt: skip
         return randomize_bn(m), img, cls3, ce, accuracy

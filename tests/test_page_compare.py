@@ -19,7 +19,7 @@ from landscape.ui import compare as ui
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "compare.py")
+PAGE = str(ROOT / "app_pages" / "compare.py")
 TINY = Config(n_samples=200, epochs=8, width=8)
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape import losses, robust  # imported first: the package, not pages/landscape.py
+from landscape import losses, robust  # imported first: the package, not app_pages/loss_landscape.py
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "loss_shapes.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "loss_shapes.py")
 REG = ["Loss ρ(r)", "Influence ψ(r) = dρ/dr", "Weight ψ(r)/r of a point in robust regression"]
 BIN = ["Binary losses vs margin"]
 CE = ["Cross-entropy vs predicted probability of the true class"]

@@ -11,10 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import landscape.data
-import landscape.training  # noqa: F401  the package first, not pages/landscape.py
+import landscape.training  # noqa: F401  the package first, not app_pages/loss_landscape.py
 from landscape.ui import runs as ui_runs
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "train.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "train.py")
 
 
 @pytest.fixture(autouse=True)
@@ -186,3 +186,11 @@ def test_training_error_is_shown_as_a_message_not_a_traceback(monkeypatch):
     _submit(at)
     assert [e.value for e in at.error] == ["width=999 is out of range: must be in [2, 256]"]
     assert len(at.session_state["landscape_runs"]) == 0
+
+
+def test_upload_choice_waits_for_a_file_without_error():
+    """Choosing 'Your own CSV' shows the uploader and a hint; nothing else on the page breaks."""
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="tr_dataset").set_value("__upload__").run()
+    assert not at.exception, at.exception
+    assert any("Upload a CSV" in i.value for i in at.info)

@@ -1,1 +1,1 @@
-"""Streamlit glue: the only Streamlit code outside app.py and pages/."""
+"""Streamlit glue: the only Streamlit code outside app.py and app_pages/."""

@@ -7,7 +7,9 @@ LANDSCAPE_REQUIRE_BROWSER=1 (set by .ci/run), in which case it fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -53,9 +55,22 @@ def app_url():
     (ROOT / "out").mkdir(exist_ok=True)
     log = open(ROOT / "out" / "e2e-server.log", "w")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -95,16 +110,57 @@ def browser():
 def shots_dir():
     SHOTS.mkdir(parents=True, exist_ok=True)
     print(f"\ne2e screenshots are saved in {SHOTS}")
+    _used_shots.append(SHOTS)
     return SHOTS
+
+
+_used_shots: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the screenshots went (a fixture's print is captured by pytest)."""
+    if _used_shots:
+        terminalreporter.write_line(f"e2e screenshots are saved in {_used_shots[0]}")
+
+
+# On a deep link (/train) Streamlit's front end first probes <page>/_stcore/health and
+# <page>/_stcore/host-config, gets 404 and falls back to the root: its start-up, not an error.
+BENIGN_404 = re.compile(r"/_stcore/(health|host-config)$")
+
+
+def _console_error(msg) -> str | None:
+    if msg.type != "error":
+        return None
+    url = (msg.location or {}).get("url", "")
+    if "Failed to load resource" in msg.text and BENIGN_404.search(url):
+        return None
+    return f"{msg.text} [{url}]" if url else msg.text
+
+
+@contextlib.contextmanager
+def _new_page(browser):
+    """A fresh browser context and page; console errors are collected on page.errors."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.errors = []
+    pg.on("console", lambda m: (e := _console_error(m)) and pg.errors.append(e))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        ctx.close()
 
 
 @pytest.fixture
 def page(browser, app_url):
-    """A fresh browser context per test; console errors are collected on page.errors."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    pg.errors = []
-    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    yield pg
-    ctx.close()
+    """A fresh browser context per test (a new Streamlit session)."""
+    with _new_page(browser) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def session_page(browser, app_url):
+    """One browser page kept for a whole test module: one Streamlit session, so a run trained
+    by one test is there for the next (Train -> Landscape -> Compare), as for a user."""
+    with _new_page(browser) as pg:
+        yield pg

@@ -1,22 +1,17 @@
-"""The home page in a real browser: loads, no exception box, no console error."""
+"""The home page in a real browser: its links open the pages they name."""
 
 import pytest
+
+from .helpers import assert_clean, open_page, settle
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_idle(page, timeout=60_000):
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
-    )
-
-
-def test_home_loads_clean(page, app_url, shots_dir):
-    page.goto(app_url)
-    wait_idle(page)
-    page.wait_for_selector("h1:has-text('Loss Landscape Lab')")
-    assert page.locator("[data-testid='stException']").count() == 0
-    page.screenshot(path=str(shots_dir / "home.png"), full_page=True)
-    assert not page.errors, page.errors
+def test_home_link_opens_the_loss_page(page, app_url):
+    open_page(page, app_url, "Loss Landscape Lab")
+    page.get_by_role("link", name="Open Loss shapes").click()
+    page.wait_for_url("**/loss-shapes")
+    page.locator("h1", has_text="Loss shapes").wait_for(timeout=60_000)
+    settle(page)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    assert_clean(page)

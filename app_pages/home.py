@@ -20,7 +20,7 @@ with cols[0]:
         "regression. An outlier demo shows why Huber and Cauchy fits ignore points that drag "
         "a least-squares line away."
     )
-    st.page_link("pages/loss_shapes.py", label="Open Loss shapes", icon="📉")
+    st.page_link("app_pages/loss_shapes.py", label="Open Loss shapes", icon="📉")
     st.subheader("🏋️ Train")
     st.markdown(
         "Train a small net on moons, spirals, digits or your own CSV and watch the loss curves "
@@ -28,7 +28,7 @@ with cols[0]:
         "decision boundary of 2D problems. A learning rate that is too large is shown as the "
         "divergence it is."
     )
-    st.page_link("pages/train.py", label="Open Train", icon="🏋️")
+    st.page_link("app_pages/train.py", label="Open Train", icon="🏋️")
 with cols[1]:
     st.subheader("⛰️ Landscape")
     st.markdown(
@@ -37,14 +37,14 @@ with cols[1]:
         "path (with the path drawn on it) or along the sharpest Hessian directions. Contour, "
         "heatmap and rotatable 3D."
     )
-    st.page_link("pages/landscape.py", label="Open Landscape", icon="⛰️")
+    st.page_link("app_pages/loss_landscape.py", label="Open Landscape", icon="⛰️")
     st.subheader("⚖️ Compare")
     st.markdown(
         "Put two landscapes side by side on one colour scale: skip connections or none, small "
         "or large batches, filter normalisation or none, MSE or Huber, SGD or Adam; with "
         "sharpness figures (top Hessian eigenvalue, trace, basin width) in a table."
     )
-    st.page_link("pages/compare.py", label="Open Compare", icon="⚖️")
+    st.page_link("app_pages/compare.py", label="Open Compare", icon="⚖️")
 
 st.divider()
 st.caption(

@@ -15,6 +15,7 @@ from landscape.plots import training as plots
 from landscape.training import Config
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
+from landscape.ui.upload import upload_widget
 
 torch_threads()
 
@@ -32,9 +33,23 @@ CHART_EVERY_S = 0.3  # redraw the live loss chart at most this often (seconds)
 # ----------------------------------------------------------------------------- set-up
 
 
-def _data_widgets() -> dict:
-    name = st.selectbox("Dataset", list(data.DATASETS), format_func=lambda k: data.DATASETS[k].display,
-                        key="tr_dataset")  # fmt: skip
+UPLOAD = "__upload__"  # the dataset choice that opens the CSV uploader
+
+
+def _data_widgets() -> dict | None:
+    """The dataset's settings as Config keywords; None while an upload is awaited."""
+    name = st.selectbox("Dataset", [*data.DATASETS, UPLOAD], key="tr_dataset",
+                        format_func=lambda k: "Your own CSV…" if k == UPLOAD else data.DATASETS[k].display)  # fmt: skip
+    if name == UPLOAD:
+        uploaded = upload_widget("tr_upload")
+        if uploaded is None:
+            st.info("Upload a CSV: numeric feature columns and one target column, with a header.")
+            return None
+        rows = len(data.make(uploaded).y_train) + len(data.make(uploaded).y_test)
+        return {
+            "dataset": uploaded,
+            "n_samples": max(data.MIN_SAMPLES, min(rows, data.MAX_SAMPLES)),
+        }
     info = data.DATASETS[name]
     st.caption(info.description)
     kw = {"dataset": name}
@@ -155,6 +170,8 @@ def setup_panel() -> None:
     c1, c2, c3 = st.columns([1.3, 1, 1])
     with c1:
         kw = _data_widgets()
+    if kw is None:
+        return
     with c2:
         kw |= _model_widgets(kw["dataset"])
     with c3:
