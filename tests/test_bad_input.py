@@ -336,10 +336,15 @@ def test_train_huge_learning_rate_diverges_with_a_warning():
 
 
 def test_train_biggest_model():
+    """Depth and width at their caps together exceed the parameter cap: a clear message and
+    no run; the largest width at a smaller depth trains."""
     at = train_page()
     set_and_submit(at, "8x256 + BN", tr_depth_mlp=8, tr_width_mlp=["256"], tr_bn=True, tr_epochs=1)
-    run = list(at.session_state[ui_runs._SESSION_KEY].values())[-1]
-    assert run.config.depth == 8 and run.config.width == 256 and run.n_params > 400_000
+    assert "parameters" in texts(at.error) and "cap" in texts(at.error), texts(at.error)
+    set_and_submit(at, "3x256 + BN", tr_depth_mlp=3, tr_width_mlp=["256"], tr_bn=True, tr_epochs=1)
+    runs = list(at.session_state[ui_runs._SESSION_KEY].values())
+    assert len(runs) == 1  # the refused config left no run behind
+    assert runs[0].config.depth == 3 and runs[0].config.width == 256 and runs[0].n_params > 100_000
 
 
 def test_train_most_epochs():

@@ -169,14 +169,15 @@ def test_heavy_jobs_are_bounded():
     def holder(i):
         with common.heavy_slot(f"job {i}"):
             entered.append(i)
-            started.wait()
+            if i < n:  # the first n meet at the barrier: then every slot is taken
+                started.wait(30)
             release.wait(30)
 
-    holders = [threading.Thread(target=holder, args=(i,)) for i in range(n)]
+    holders = [threading.Thread(target=holder, args=(i,), daemon=True) for i in range(n)]
     for t in holders:
         t.start()
     started.wait(30)  # every slot is taken
-    late = threading.Thread(target=holder, args=(n,))
+    late = threading.Thread(target=holder, args=(n,), daemon=True)
     late.start()
     time.sleep(0.5)
     assert n not in entered  # queued, not running
