@@ -9,6 +9,11 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see landscape/__init__
 
+# Import these fully before any page runs: plotly loads pandas lazily and takes whatever is
+# in sys.modules, so two sessions' first charts at once could see a half-imported pandas
+# (found by benchmarks/load_test.py: "partially initialized module 'pandas'").
+import pandas  # noqa: E402, F401
+import plotly.graph_objects  # noqa: E402, F401
 import streamlit as st  # noqa: E402
 
 from landscape.ui.common import torch_threads
