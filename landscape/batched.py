@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -198,12 +199,43 @@ def _scalar(value, name: str) -> float:
 # ----------------------------------------------------------------------------- graph
 
 
+class _ThreadSafeTracer(torch.fx.Tracer):
+    """fx's tracer, harmless to other threads.
+
+    While `Tracer.trace` runs, fx patches `torch.nn.Module.__call__` and `__getattr__` for
+    the whole process. In a server, another session's training calling its own model at that
+    moment went through the tracer and died with "module is not installed as a submodule"
+    (found by benchmarks/load_test.py). Calls from any thread but the tracing one now go
+    straight to the module, as if nothing were patched.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._owner = threading.get_ident()
+
+    def call_module(self, m, forward, args, kwargs):
+        if threading.get_ident() != self._owner:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if threading.get_ident() != self._owner:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
+def _symbolic_trace(model: nn.Module) -> torch.fx.GraphModule:
+    tracer = _ThreadSafeTracer()
+    graph = tracer.trace(model)
+    return torch.fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+
+
 def _trace(model: nn.Module) -> torch.fx.GraphModule:
     """The model as an fx graph whose every node has a handler, else _Unsupported."""
     if not isinstance(model, nn.Module):
         raise _Unsupported(f"model={type(model).__name__} is not an nn.Module")
     try:
-        gm = torch.fx.symbolic_trace(model)
+        gm = _symbolic_trace(model)
     except Exception as e:  # data-dependent control flow, unsupported Python, ...
         raise _Unsupported(f"torch.fx cannot trace it ({type(e).__name__}: {e})") from None
     modules = dict(gm.named_modules())
