@@ -291,13 +291,16 @@ def _picture(run) -> None:
 def _downloads(run) -> None:
     stem = f"run_{run.config.dataset}_{run.config.model}_s{run.config.seed}"
     c1, c2, c3 = st.columns(3)
-    c1.download_button("History (CSV)", training.history_csv(run), f"{stem}_history.csv", "text/csv",
-                       key="tr_dl_csv")  # fmt: skip
-    c2.download_button("Run: weights + config (.npz)", training.run_to_bytes(run), f"{stem}.npz",
-                       "application/octet-stream", key="tr_dl_npz",
+    # Callables with on_click="ignore": the file is made when clicked, not stored at every
+    # rerun (stored media went missing under load and the browser got 404s).
+    c1.download_button("History (CSV)", lambda: training.history_csv(run), f"{stem}_history.csv",
+                       "text/csv", key="tr_dl_csv", on_click="ignore")  # fmt: skip
+    c2.download_button("Run: weights + config (.npz)", lambda: training.run_to_bytes(run), f"{stem}.npz",
+                       "application/octet-stream", key="tr_dl_npz", on_click="ignore",
                        help="Plain arrays and JSON, no pickle: the Landscape page can load it.")  # fmt: skip
-    c3.download_button("Config (JSON)", json.dumps(run.config.to_dict(), indent=2), f"{stem}_config.json",
-                       "application/json", key="tr_dl_json")  # fmt: skip
+    c3.download_button("Config (JSON)", lambda: json.dumps(run.config.to_dict(), indent=2),
+                       f"{stem}_config.json", "application/json", key="tr_dl_json",
+                       on_click="ignore")  # fmt: skip
 
 
 def results_section() -> None:
@@ -345,7 +348,8 @@ def _overlay(runs: dict) -> None:
         new = st.session_state.pop(OVERLAY_NEW, [])
         kept = dict.fromkeys(st.session_state["tr_overlay"] + new)
         st.session_state["tr_overlay"] = [n for n in kept if n in runs]
-    picked = st.multiselect("Overlay runs", names, default=names[-4:], key="tr_overlay")
+    default = None if "tr_overlay" in st.session_state else names[-4:]  # state wins; no warning
+    picked = st.multiselect("Overlay runs", names, default=default, key="tr_overlay")
     c1, c2 = st.columns([2, 1])
     metrics_ = ["test_loss", "train_loss", "test_acc", "train_acc"]
     metric = c1.radio("Curve", metrics_, horizontal=True, key="tr_overlay_metric",
