@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from landscape.plots.surfaces import add_notes
 from landscape.surface import Surface
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
@@ -150,7 +151,7 @@ def _contour(p: Surface, name: str, scale: dict, x_title: str, y_title: str) -> 
         margin={"l": 50, "r": 10, "t": 50, "b": 45},
         showlegend=False,
     )
-    return _note(fig, _plane_notes(raw, scale["hi"]))
+    return add_notes(fig, _plane_notes(raw, scale["hi"]))
 
 
 def _centre_marker(fig: go.Figure, p: Surface) -> None:
@@ -176,21 +177,6 @@ def _plane_notes(raw: np.ndarray, hi: float) -> list[str]:
     if above:
         notes.append(f"{above} points above {hi:.3g} clipped")
     return notes
-
-
-def _note(fig: go.Figure, notes: list[str]) -> go.Figure:
-    if notes:
-        fig.add_annotation(
-            text="; ".join(notes),
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=1.0,
-            yanchor="bottom",
-            showarrow=False,
-            font={"size": 11, "color": "#b45309"},
-        )
-    return fig
 
 
 def convexity_panels(

@@ -108,7 +108,8 @@ def _color(z: np.ndarray, log: bool, title: str, n_levels: int) -> dict:
     return {"z": zz, "colorbar": colorbar, "levels": levels}
 
 
-def _notes(fig: go.Figure, notes: list[str]) -> go.Figure:
+def add_notes(fig: go.Figure, notes: list[str]) -> go.Figure:
+    """Write notes (masked points, clipping) in amber above the plot."""
     if notes:
         fig.add_annotation(
             text="; ".join(notes),
@@ -229,7 +230,7 @@ def line_figure(
         )
     for label, x in (marks or {}).items():
         fig.add_vline(x=x, line={"dash": "dot", "color": "gray"}, annotation_text=label)
-    return _notes(fig, notes)
+    return add_notes(fig, notes)
 
 
 # ----------------------------------------------------------------------------- plane
@@ -276,7 +277,7 @@ def contour_figure(
         _markers(fig, surface, raw, field)
     _layout(fig, title, x_title, y_title)
     _grid_ranges(fig, surface)
-    return _notes(fig, _masked_note(surface.loss) + notes)
+    return add_notes(fig, _masked_note(surface.loss) + notes)
 
 
 def heatmap_figure(
@@ -306,7 +307,7 @@ def heatmap_figure(
     )
     fig = go.Figure(heat)
     _layout(fig, title, x_title, y_title)
-    return _notes(fig, _masked_note(surface.loss) + notes)
+    return add_notes(fig, _masked_note(surface.loss) + notes)
 
 
 def surface3d_figure(
@@ -345,7 +346,7 @@ def surface3d_figure(
         },
         margin={"l": 0, "r": 0, "t": 60, "b": 0},
     )
-    return _notes(fig, _masked_note(surface.loss) + notes)
+    return add_notes(fig, _masked_note(surface.loss) + notes)
 
 
 def pca_axis_titles(explained: Sequence[float] | None) -> tuple[str, str]:
