@@ -16,10 +16,14 @@ import pandas  # noqa: E402, F401
 import plotly.graph_objects  # noqa: E402, F401
 import streamlit as st  # noqa: E402
 
-from landscape.ui.common import torch_threads
+from landscape import workers  # noqa: E402
+from landscape.ui.common import torch_threads  # noqa: E402
 
 st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
 torch_threads(1)  # per script thread: see landscape.ui.common
+# Heavy jobs run in worker processes (landscape.workers); start them with the first visit so
+# they have warmed up (imported torch) by the time someone presses Train. Idempotent.
+workers.shared_pool().start()
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon="🏠", default=True),

@@ -15,3 +15,15 @@ try:
     _st_config.set_option("client.showErrorDetails", "full")
 except Exception:  # streamlit missing: the library tests still run
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def inline_jobs(monkeypatch):
+    """Heavy jobs in the calling thread instead of worker processes, for tests that count or
+    fake calls to library functions with monkeypatch (which cannot reach another process)."""
+    from landscape import workers
+
+    monkeypatch.setattr(workers, "_shared", workers.InlinePool())

@@ -17,7 +17,7 @@ from landscape.plots import surfaces as plots
 from landscape.training import run_from_bytes, run_to_bytes
 from landscape.ui import landscape_page as ui
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import heavy_slot, show_error, torch_threads
+from landscape.ui.common import show_error, torch_threads
 
 torch_threads()
 
@@ -252,7 +252,7 @@ def _preview(slot):
 
 def compute(request, run, other, slot) -> None:
     """Compute (or fetch from the cache) the request; the result goes to session state."""
-    with slot.container(), heavy_slot("this landscape"):
+    with slot.container():
         bar = st.progress(0.0, text=f"computing {request.label()}")
         preview = st.empty()
         try:

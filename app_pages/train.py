@@ -375,6 +375,7 @@ def _delete(runs: dict) -> None:
 def run_list_section() -> None:
     runs = ui_runs.get_runs()
     st.subheader(f"3 · This session's runs ({len(runs)})")
+    ui_runs.dropped_note()
     if not runs:
         st.caption(
             "Every run you train joins this list; the Landscape and Compare pages can use it."

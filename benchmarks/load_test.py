@@ -217,18 +217,7 @@ def stop_server(proc: subprocess.Popen) -> None:
         log.close()
 
 
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of pid (and its children, with psutil); None if it is gone."""
-    try:
-        import psutil
-
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-        return sum(q.memory_info().rss for q in procs)
-    except ImportError:
-        pass
-    except Exception:
-        return None
+def _rss_one(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -237,6 +226,15 @@ def rss_bytes(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of the server: its process and every process below it (the worker
+    processes that run heavy jobs); None if the server is gone."""
+    main = _rss_one(pid)
+    if main is None:
+        return None
+    return main + sum(_rss_one(p) or 0 for p in _descendants(pid))
 
 
 def _proc_stat(pid: int) -> tuple[int, float] | None:
@@ -271,14 +269,16 @@ def _machine_busy() -> float:
 
 
 class MemorySampler(threading.Thread):
-    """Every `every` seconds: the server's RSS [(t, bytes)], and the CPU seconds used by the
-    server, by this script's browsers, and by the whole machine (the rest is other load)."""
+    """Every `every` seconds: the server's RSS [(t, bytes)] (its workers included), and the CPU
+    seconds used by the server process, by its worker processes, by this script's browsers,
+    and by the whole machine (the rest is other load)."""
 
     def __init__(self, pid: int | None, every: float = 1.0):
         super().__init__(daemon=True)
         self.pid, self.every = pid, every
         self.samples: list[tuple[float, int]] = []
         self.cpu: dict[int, float] = {}  # pid -> CPU seconds (last seen) of server and browsers
+        self.workers: set[int] = set()  # processes below the server (its heavy-job workers)
         self._halt = threading.Event()
         self.t0 = time.monotonic()
         self.busy0 = _machine_busy()
@@ -290,7 +290,9 @@ class MemorySampler(threading.Thread):
             rss = rss_bytes(self.pid) if self.pid else None
             if rss is not None:
                 self.samples.append((time.monotonic() - self.t0, rss))
-            for p in _descendants(os.getpid()) | ({self.pid} if self.pid else set()):
+            if self.pid:
+                self.workers |= _descendants(self.pid)
+            for p in _descendants(os.getpid()) | self.workers | ({self.pid} if self.pid else set()):
                 if st := _proc_stat(p):
                     self.cpu[p] = max(self.cpu.get(p, 0.0), st[1])
             self.busy = _machine_busy() - self.busy0
@@ -302,14 +304,16 @@ class MemorySampler(threading.Thread):
 
     def cpu_report(self, wall: float) -> dict:
         server = self.cpu.get(self.pid, self.server0) - self.server0 if self.pid else 0.0
-        browsers = sum(v for p, v in self.cpu.items() if p != self.pid)
+        workers = sum(v for p, v in self.cpu.items() if p in self.workers)
+        browsers = sum(v for p, v in self.cpu.items() if p != self.pid and p not in self.workers)
         return {
             "wall_s": round(wall, 1),
             "cores": os.cpu_count(),
             "server_cpu_s": round(server, 1),
+            "workers_cpu_s": round(workers, 1),
             "browsers_cpu_s": round(browsers, 1),
             "machine_busy_cpu_s": round(self.busy, 1),
-            "other_load_cpu_s": round(max(0.0, self.busy - server - browsers), 1),
+            "other_load_cpu_s": round(max(0.0, self.busy - server - workers - browsers), 1),
         }
 
 
@@ -835,7 +839,7 @@ def print_report(r: dict) -> None:
     c = r["cpu"]
     print(
         f"CPU seconds over {c['wall_s']} s on {c['cores']} cores: server {c['server_cpu_s']}, "
-        f"browsers {c['browsers_cpu_s']}, other processes {c['other_load_cpu_s']} "
+        f"its workers {c['workers_cpu_s']} (start-up included), browsers {c['browsers_cpu_s']}, other processes {c['other_load_cpu_s']} "
         f"(machine busy {c['machine_busy_cpu_s']} of {round(c['wall_s'] * c['cores'], 1)})"
     )
     m = r["memory"]

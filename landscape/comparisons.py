@@ -502,15 +502,18 @@ def run_preset(
     settings: Settings | None = None,
     progress: Progress = None,
     train: Trainer | None = None,
+    measure: Callable[..., Comparison] | None = None,
 ) -> Comparison:
     """Train the preset's runs (each distinct config once) and measure every panel.
 
     ``train(config, epoch_progress) -> Run`` defaults to ``training.train``; the page passes
-    its cached trainer so a run trained before is not trained again. Training takes the first
-    half of the progress bar, measuring the second.
+    its cached trainer so a run trained before is not trained again. ``measure(items,
+    settings, progress)`` defaults to ``compare``; the page passes one that runs it in a
+    worker process. Training takes the first half of the progress bar, measuring the second.
     """
     settings = settings or preset.settings
     train = train or training.train
+    measure = measure or compare
     t0 = time.perf_counter()
     configs = list(dict.fromkeys(p.config for p in preset.panels))
     runs: dict[Config, Run] = {}
@@ -519,7 +522,7 @@ def run_preset(
         runs[c] = train(c, _epoch_progress(progress, i, len(configs), label))
     t_train = time.perf_counter() - t0
     half = (lambda f, t: progress(0.5 + 0.5 * f, t)) if progress else None  # noqa: E731
-    comp = compare([(runs[p.config], p) for p in preset.panels], settings, half)
+    comp = measure([(runs[p.config], p) for p in preset.panels], settings, half)
     return Comparison(comp.panels, settings, t_train, time.perf_counter() - t0)
 
 

@@ -12,8 +12,6 @@ trajectory memory, and total optimiser steps.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -162,35 +160,19 @@ def test_landscape_page_grid_stops_at_the_cap():
 
 
 def test_heavy_jobs_are_bounded():
-    """MAX_HEAVY_JOBS run at once; the next one waits for a free slot, then runs."""
-    n = common.MAX_HEAVY_JOBS
-    release, entered, started = threading.Event(), [], threading.Barrier(n + 1)
+    """The app's heavy jobs go to one shared pool of MAX_HEAVY_JOBS worker processes (the
+    bound itself, queueing and the note are tested in tests/test_workers.py)."""
+    from landscape import workers
 
-    def holder(i):
-        with common.heavy_slot(f"job {i}"):
-            entered.append(i)
-            if i < n:  # the first n meet at the barrier: then every slot is taken
-                started.wait(30)
-            release.wait(30)
-
-    holders = [threading.Thread(target=holder, args=(i,), daemon=True) for i in range(n)]
-    for t in holders:
-        t.start()
-    started.wait(30)  # every slot is taken
-    late = threading.Thread(target=holder, args=(n,), daemon=True)
-    late.start()
-    time.sleep(0.5)
-    assert n not in entered  # queued, not running
-    release.set()
-    late.join(30)
-    for t in holders:
-        t.join(30)
-    assert sorted(entered) == list(range(n + 1))
+    pool = workers.shared_pool()
+    assert pool is workers.shared_pool()
+    assert pool.size == common.MAX_HEAVY_JOBS
+    if isinstance(pool, workers.Pool):
+        assert pool.threads * pool.size <= max(common.MAX_THREADS, pool.size)
 
 
 def test_torch_threads_are_bounded():
-    """Light work gets one thread; a heavy job at most MAX_THREADS (<= the cores), and the
-    thread goes back to one thread when the job ends."""
+    """Light work in a script thread gets one thread, at most MAX_THREADS (<= the cores)."""
     import os
 
     before = torch.get_num_threads()
@@ -199,9 +181,6 @@ def test_torch_threads_are_bounded():
         common.torch_threads(64)
         assert torch.get_num_threads() == common.MAX_THREADS
         common.torch_threads()
-        assert torch.get_num_threads() == 1
-        with common.heavy_slot("a job"):
-            assert 1 <= torch.get_num_threads() <= common.MAX_THREADS
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -278,7 +278,7 @@ def test_between_two_runs_and_mismatched_architectures(tiny, other_seed, wide):
 # ----------------------------------------------------------------------------- redraw
 
 
-def test_switching_plot_type_and_colours_never_recomputes(tiny, monkeypatch):
+def test_switching_plot_type_and_colours_never_recomputes(tiny, monkeypatch, inline_jobs):
     calls = []
     real = requests.compute
     monkeypatch.setattr(requests, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import landscape.data
 import landscape.training  # noqa: F401  the package first, not app_pages/loss_landscape.py
+from landscape import training
 from landscape.ui import runs as ui_runs
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "train.py")
@@ -121,15 +122,15 @@ def test_diverging_config_shows_a_warning_and_no_exception():
     assert not at.exception
 
 
-def test_same_config_twice_is_not_trained_twice(monkeypatch):
+def test_same_config_twice_is_not_trained_twice(monkeypatch, inline_jobs):
     calls = []
-    real = ui_runs.train
+    real = training.train
 
     def counting(config, progress=None):
         calls.append(config)
         return real(config, progress)
 
-    monkeypatch.setattr(ui_runs, "train", counting)
+    monkeypatch.setattr(training, "train", counting)
     at = _app()
     _small(at, epochs=3)
     _submit(at)
@@ -176,11 +177,11 @@ def test_regression_set_shows_the_fit_and_no_accuracy():
     assert run.config.loss == "mse"  # the default loss for regression data
 
 
-def test_training_error_is_shown_as_a_message_not_a_traceback(monkeypatch):
+def test_training_error_is_shown_as_a_message_not_a_traceback(monkeypatch, inline_jobs):
     def failing(config, progress=None):
         raise ValueError("width=999 is out of range: must be in [2, 256]")
 
-    monkeypatch.setattr(ui_runs, "train", failing)
+    monkeypatch.setattr(training, "train", failing)
     at = _app()
     _small(at, epochs=2)
     _submit(at)

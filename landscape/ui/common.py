@@ -1,33 +1,29 @@
-"""Shared Streamlit helpers: bounded heavy work, error display, torch threads.
+"""Shared Streamlit helpers: heavy jobs in worker processes, error display, torch threads.
+
+Heavy work (training, surfaces, curvature, comparisons) runs through `run_heavy`, in the
+server's pool of worker processes (landscape.workers): at most MAX_HEAVY_JOBS at once, each in
+a process of its own at a lower scheduling priority, so that the threads drawing pages (every
+session's script runs in a thread of this one process) keep a core and the GIL to themselves.
+While every worker is busy the page says the job is queued.
 
 Why threads are set here, per script run: torch's intra-op pool is OpenMP, and OpenMP's
 thread count is a per-thread setting. Streamlit runs each session's script in a thread of
 its own, so a single `torch.set_num_threads` at start-up does not reach them, and every
 session would use all cores at once. On a 2-core server with a classroom attached that
 oversubscription turned a 401-point `torch.exp` from 0.002 ms into 16 ms. So every script
-run sets one thread for light work (loss curves, figures), and `heavy_slot` gives a heavy
-job (training, surfaces, curvature) the cores divided by the jobs running at that moment.
+run sets one thread for its light work (loss curves, figures).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
+from collections.abc import Callable
 
 import streamlit as st
 import torch
 
-CORES = os.cpu_count() or 1
-#: Cap on torch threads for one heavy job.
-MAX_THREADS = max(1, min(int(os.environ.get("LANDSCAPE_TORCH_THREADS", "2")), CORES))
-#: How many heavy jobs (training, surfaces, curvature) may run at once in one server.
-#: The machine has few cores; more parallel jobs only slow every one of them down.
-MAX_HEAVY_JOBS = max(1, int(os.environ.get("LANDSCAPE_MAX_HEAVY_JOBS", "2")))
-
-_heavy = threading.BoundedSemaphore(MAX_HEAVY_JOBS)
-_active_lock = threading.Lock()
-_active = 0
+from landscape import workers
+from landscape.workers import CORES, MAX_HEAVY_JOBS, MAX_THREADS  # noqa: F401 - re-exported
 
 
 def torch_threads(n: int = 1) -> None:
@@ -38,38 +34,48 @@ def torch_threads(n: int = 1) -> None:
 
 
 def active_heavy_jobs() -> int:
-    """Heavy jobs running right now in this server process."""
-    return _active
+    """Heavy jobs running right now in this server's workers."""
+    return workers.shared_pool().busy()
 
 
 @contextlib.contextmanager
-def heavy_slot(label: str = "this job"):
-    """Run heavy work only when one of MAX_HEAVY_JOBS slots is free.
+def queued_note(label: str = "this job"):
+    """Yields an ``on_wait`` callback for ``Pool.call``: a note on the page while queued,
+    removed when the job starts (or fails)."""
+    shown: list = []
 
-    While every slot is taken the user sees a note saying the job is queued, so nobody
-    wonders whether the button worked. Inside the slot torch gets the cores divided by the
-    number of heavy jobs running (at least one thread).
-    """
-    global _active
-    if not _heavy.acquire(blocking=False):
+    def on_wait() -> None:
         note = st.empty()
         note.info(
             f"The server is busy with other users' jobs; {label} is queued and will start shortly."
         )
-        acquired = _heavy.acquire(timeout=600)
-        note.empty()
-        if not acquired:
-            raise RuntimeError("The server is too busy right now; please try again in a minute.")
-    with _active_lock:
-        _active += 1
-        torch_threads(max(1, CORES // _active))
+        shown.append(note)
+
     try:
-        yield
+        yield on_wait
     finally:
-        with _active_lock:
-            _active -= 1
-        torch_threads(1)
-        _heavy.release()
+        for note in shown:
+            note.empty()
+
+
+def run_heavy(
+    fn: Callable,
+    *args,
+    label: str = "this job",
+    callbacks: dict[str, Callable | None] | None = None,
+    wrap: Callable[[Callable | None], Callable | None] = lambda f: f,
+    **kwargs,
+):
+    """``fn(*args, **kwargs)`` in a worker process, with live ``callbacks`` (see
+    landscape.workers.Pool.call) and a queued note while no worker is free.
+
+    ``wrap`` is applied to the note's callback: inside an ``st.cache_data`` function pass the
+    wrapper that runs it outside Streamlit's replay recording (see landscape_page._outside).
+    """
+    with queued_note(label) as on_wait:
+        return workers.shared_pool().call(
+            fn, *args, callbacks=callbacks, on_wait=wrap(on_wait), **kwargs
+        )
 
 
 def show_error(exc: BaseException, prefix: str = "") -> None:

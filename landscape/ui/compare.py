@@ -2,9 +2,10 @@
 
 ``preset(key, settings, progress)`` and ``runs(named_runs, norms, settings, progress)``
 answer the same question twice from a bounded ``st.cache_data`` cache. On a miss the work
-runs inside ``heavy_slot`` (taken only on a miss, so a cached answer never queues), and the
-runs a preset trains go through the process-wide run cache of ``landscape.ui.runs``: a run
-trained for one preset (or on the Train page) is not trained again for another.
+runs in worker processes (``landscape.ui.common.run_heavy``; a cached answer never queues):
+the runs a preset trains go through the process-wide run cache of ``landscape.ui.runs`` (a
+run trained for one preset, or on the Train page, is not trained again for another), then
+one worker job measures every panel.
 
 Progress inside a cached function: Streamlit records element calls made while a cached
 function runs, to replay them on a hit; a bar created outside and updated inside would break
@@ -20,12 +21,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from landscape import comparisons, training
+from landscape import comparisons
 from landscape.comparisons import Comparison, Panel, Settings
 from landscape.requests import fingerprint
-from landscape.training import Config, Run
-from landscape.ui.common import heavy_slot
-from landscape.ui.runs import run_cache
+from landscape.training import Run
+from landscape.ui.common import run_heavy
+from landscape.ui.runs import train_cached
 
 CACHE_ENTRIES = 12  # comparisons kept per server (each a few MB: runs, surfaces)
 SCALE_ENV = "LANDSCAPE_COMPARE_SCALE"  # tests: run presets scaled down, in (0, 1]; default 1
@@ -45,39 +46,47 @@ def preset_scale() -> float:
     return scale
 
 
-def _train_shared(config: Config, progress=None) -> Run:
-    """Train through the process-wide run cache (already inside a heavy slot: no second one)."""
-    cache = run_cache()
-    run = cache.get(config)
-    if run is not None:
-        return run
-    with cache.key_lock(config):
-        run = cache.get(config)
-        if run is None:
-            run = training.train(config, progress=progress)
-            cache.put(run)
-    return run
+def _measure(wrap: Callable, label: str):
+    """``comparisons.compare`` in a worker process (its progress runs here, live)."""
+
+    def measure(items, settings: Settings, progress: Progress = None) -> Comparison:
+        return run_heavy(
+            comparisons.compare,
+            items,
+            settings,
+            label=label,
+            callbacks={"progress": progress},
+            wrap=wrap,
+        )
+
+    return measure
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _preset(key: str, scale: float, settings: Settings, _progress) -> Comparison:
+def _preset(key: str, scale: float, settings: Settings, _progress, _wrap) -> Comparison:
     preset = comparisons.get(key).scaled(scale)
-    with heavy_slot(f"the comparison '{preset.title}'"):
-        return comparisons.run_preset(preset, settings, _progress, train=_train_shared)
+    return comparisons.run_preset(
+        preset,
+        settings,
+        _progress,
+        train=train_cached,
+        measure=_measure(_wrap, f"the comparison '{preset.title}'"),
+    )
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _progress):
+def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _progress, _wrap):
     items = [(r, Panel(lab, r.config, norm=n)) for r, lab, n in zip(_runs, labels, norms)]
-    with heavy_slot("the comparison"):
-        return comparisons.compare(items, settings, _progress)
+    return _measure(_wrap, "the comparison")(items, settings, _progress)
 
 
 def preset(key: str, settings: Settings, progress: Progress = None) -> Comparison:
     """The preset ``key`` measured with ``settings`` (scaled by ``preset_scale()``), cached."""
     comparisons.get(key)  # ValueError for an unknown key, before touching the cache
     ctx = contextvars.copy_context()
-    return _preset(key, preset_scale(), settings, _outside(ctx, progress))
+    return _preset(
+        key, preset_scale(), settings, _outside(ctx, progress), lambda fn: _outside(ctx, fn)
+    )
 
 
 def runs(
@@ -88,7 +97,13 @@ def runs(
     labels = tuple(name for name, _ in named)
     ctx = contextvars.copy_context()
     return _runs(
-        keys, labels, tuple(norms), settings, [r for _, r in named], _outside(ctx, progress)
+        keys,
+        labels,
+        tuple(norms),
+        settings,
+        [r for _, r in named],
+        _outside(ctx, progress),
+        lambda fn: _outside(ctx, fn),
     )
 
 

@@ -2,7 +2,8 @@
 
 ``compute(request, run)`` answers the same ``SurfaceRequest`` twice from a bounded
 ``st.cache_data`` cache (the request is the key; the run objects are not hashed, the
-request's fingerprints stand for them).
+request's fingerprints stand for them). A new request is computed in a worker process
+(``landscape.ui.common.run_heavy``); a cached one is answered at once, without queueing.
 
 Progress inside a cached function needs care: Streamlit records every element call made
 while a cached function runs, to replay it on a cache hit. A progress bar created outside
@@ -21,13 +22,22 @@ import streamlit as st
 
 from landscape import requests
 from landscape.requests import LandscapeResult, SurfaceRequest
+from landscape.ui.common import run_heavy
 
 CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _compute(request: SurfaceRequest, _run, _other, _progress, _preview) -> LandscapeResult:
-    return requests.compute(request, _run, _other, progress=_progress, preview=_preview)
+def _compute(request: SurfaceRequest, _run, _other, _progress, _preview, _wrap) -> LandscapeResult:
+    return run_heavy(
+        requests.compute,
+        request,
+        _run,
+        _other,
+        label="this landscape",
+        callbacks={"progress": _progress, "preview": _preview},
+        wrap=_wrap,
+    )
 
 
 def compute(
@@ -43,7 +53,14 @@ def compute(
     request is computed; a cached request calls neither.
     """
     outside = contextvars.copy_context()
-    return _compute(request, run, other, _outside(outside, progress), _outside(outside, preview))
+    return _compute(
+        request,
+        run,
+        other,
+        _outside(outside, progress),
+        _outside(outside, preview),
+        lambda fn: _outside(outside, fn),
+    )
 
 
 def _outside(ctx: contextvars.Context, fn: Callable | None) -> Callable | None:

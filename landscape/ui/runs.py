@@ -2,8 +2,10 @@
 
 - `get_runs()`: this browser session's finished runs, name -> Run (in st.session_state), so a
   run trained on the Train page can be picked on the Landscape and Compare pages.
-- `train_cached(config, progress)`: the same Config is never trained twice while its Run is in
-  the cache. The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
+- `get_runs()` keeps at most MAX_SESSION_RUNS; adding one more drops the oldest (the page
+  says which), so one browser tab cannot hold on to unbounded memory.
+- `train_cached(config, progress)`: trains in a worker process (landscape.ui.common.run_heavy)
+  with live progress; the same Config is never trained twice while its Run is in the cache. The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
   MAX_CACHED_MB megabytes of trajectories), shared by all sessions: runs are deterministic, so
   one user's run is exactly what another would get. Runs in it are shared objects: read-only.
 
@@ -14,28 +16,33 @@ first call and hands out the same object afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 
 import streamlit as st
 
-from landscape.training import Config, Run, train
-from landscape.ui.common import heavy_slot
+from landscape import training
+from landscape.training import Config, Run
+from landscape.ui.common import run_heavy
 
+MAX_SESSION_RUNS = 24  # runs kept in one browser session's list
 MAX_CACHED_RUNS = 16
 MAX_CACHED_MB = 400  # trajectories dominate: a 38k-parameter CNN x 101 epochs is ~15 MB
 _SESSION_KEY = "landscape_runs"
+_DROPPED_KEY = "landscape_runs_dropped"
 
 
 class RunCache:
     """A thread-safe LRU of Runs keyed by Config; one lock per key so that two sessions asking
-    for the same config at once train it once (the second waits for the first)."""
+    for the same config at once train it once (the second waits for the first). A key's lock
+    exists only while someone holds or waits for it."""
 
     def __init__(self, max_runs: int = MAX_CACHED_RUNS, max_mb: float = MAX_CACHED_MB):
         self.max_runs, self.max_bytes = max_runs, max_mb * 1e6
         self._runs: OrderedDict[Config, Run] = OrderedDict()
         self._lock = threading.Lock()
-        self._key_locks: dict[Config, threading.Lock] = {}
+        self._key_locks: dict[Config, list] = {}  # config -> [lock, holders and waiters]
 
     def get(self, config: Config) -> Run | None:
         with self._lock:
@@ -56,9 +63,23 @@ class RunCache:
     def _bytes(self) -> int:
         return sum(r.trajectory.nbytes for r in self._runs.values())
 
-    def key_lock(self, config: Config) -> threading.Lock:
+    @contextlib.contextmanager
+    def key_lock(self, config: Config):
+        """Hold the lock of `config` (one trainer of a config at a time)."""
         with self._lock:
-            return self._key_locks.setdefault(config, threading.Lock())
+            entry = self._key_locks.setdefault(config, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0 and self._key_locks.get(config) is entry:
+                    del self._key_locks[config]
+
+    def n_key_locks(self) -> int:
+        return len(self._key_locks)
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -66,7 +87,6 @@ class RunCache:
     def clear(self) -> None:
         with self._lock:
             self._runs.clear()
-            self._key_locks.clear()
 
 
 @st.cache_resource
@@ -76,7 +96,8 @@ def run_cache() -> RunCache:
 
 
 def train_cached(config: Config, progress=None) -> Run:
-    """The Run of `config`: from the cache, or trained now (in a heavy slot, with progress)."""
+    """The Run of `config`: from the cache, or trained now in a worker process; `progress`
+    (training's per-epoch callback) runs in the calling thread, so it can draw on the page."""
     cache = run_cache()
     run = cache.get(config)
     if run is not None:
@@ -84,8 +105,9 @@ def train_cached(config: Config, progress=None) -> Run:
     with cache.key_lock(config):
         run = cache.get(config)  # another session may have trained it while we waited
         if run is None:
-            with heavy_slot("training"):
-                run = train(config, progress=progress)
+            run = run_heavy(
+                training.train, config, label="training", callbacks={"progress": progress}
+            )
             cache.put(run)
     return run
 
@@ -110,7 +132,25 @@ def add_run(run: Run) -> str:
     while name in runs:
         name, i = f"{run.name} ({i})", i + 1
     runs[name] = run
+    dropped = []
+    while len(runs) > MAX_SESSION_RUNS:
+        oldest = next(iter(runs))
+        dropped.append(oldest)
+        del runs[oldest]
+    if dropped:
+        st.session_state.setdefault(_DROPPED_KEY, []).extend(dropped)
     return name
+
+
+def dropped_note() -> None:
+    """Say (once) which old runs left the list because it was full."""
+    dropped = st.session_state.pop(_DROPPED_KEY, None)
+    if dropped:
+        st.info(
+            f"The run list keeps {MAX_SESSION_RUNS} runs; the oldest left it: "
+            + ", ".join(dropped)
+            + ". Download a run first to keep it."
+        )
 
 
 def delete_run(name: str) -> None:

@@ -1,0 +1,64 @@
+"""Small jobs for tests/test_workers.py: importable by name, so worker processes can run them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def identity(x):
+    return x
+
+
+def info() -> dict:
+    import torch
+
+    return {"pid": os.getpid(), "nice": os.nice(0), "threads": torch.get_num_threads()}
+
+
+def timed_sleep(seconds: float, path: str, tag: str) -> str:
+    """Append 'start tag' / 'end tag' lines to `path` around a sleep (to see overlaps)."""
+    with open(path, "a") as f:
+        f.write(f"start {tag}\n")
+    time.sleep(seconds)
+    with open(path, "a") as f:
+        f.write(f"end {tag}\n")
+    return tag
+
+
+def ticks(n: int, path: str, progress=None) -> int:
+    """Call progress(i) n times, 0.05 s apart, writing each tick to `path` first."""
+    for i in range(n):
+        with open(path, "a") as f:
+            f.write(f"{i}\n")
+        if progress is not None:
+            progress(i)
+        time.sleep(0.05)
+    return n
+
+
+def fail_value(message: str):
+    raise ValueError(message)
+
+
+class Unpicklable(Exception):
+    def __init__(self, a, b):  # pickling keeps only args=(message,): rebuilding fails
+        super().__init__(f"{a} and {b}")
+
+
+def fail_unpicklable():
+    raise Unpicklable("first", "second")
+
+
+def unpicklable_result():
+    return lambda: None
+
+
+def die():
+    os._exit(3)
+
+
+def tensor_result():
+    import torch
+
+    return torch.arange(6.0)
