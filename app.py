@@ -5,6 +5,7 @@ call the `landscape` library and draw its Plotly figures. (Not pages/: Streamlit
 a folder as an old-style multi-page app on a fresh server's first request.)
 """
 
+import gc
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see landscape/__init__
@@ -19,7 +20,23 @@ import streamlit as st  # noqa: E402
 from landscape import workers  # noqa: E402
 from landscape.ui.common import torch_threads  # noqa: E402
 
+
+@st.cache_resource
+def _freeze_startup_heap() -> bool:
+    """Move everything loaded at start-up (torch, plotly, pandas, the library: millions of
+    objects that live as long as the server) out of the garbage collector's way, once, so
+    its full collections only walk what the sessions allocate."""
+    import landscape.plots  # noqa: F401
+    import landscape.requests  # noqa: F401
+    import landscape.training  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+    return True
+
+
 st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
+_freeze_startup_heap()
 torch_threads(1)  # per script thread: see landscape.ui.common
 # Heavy jobs run in worker processes (landscape.workers); start them with the first visit so
 # they have warmed up (imported torch) by the time someone presses Train. Idempotent.
