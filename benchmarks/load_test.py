@@ -273,9 +273,10 @@ class MemorySampler(threading.Thread):
     seconds used by the server process, by its worker processes, by this script's browsers,
     and by the whole machine (the rest is other load)."""
 
-    def __init__(self, pid: int | None, every: float = 1.0):
+    def __init__(self, pid: int | None, every: float = 1.0, browser_nice: int = 0):
         super().__init__(daemon=True)
-        self.pid, self.every = pid, every
+        self.pid, self.every, self.browser_nice = pid, every, browser_nice
+        self.reniced: set[int] = set()
         self.samples: list[tuple[float, int]] = []
         self.cpu: dict[int, float] = {}  # pid -> CPU seconds (last seen) of server and browsers
         self.workers: set[int] = set()  # processes below the server (its heavy-job workers)
@@ -292,11 +293,28 @@ class MemorySampler(threading.Thread):
                 self.samples.append((time.monotonic() - self.t0, rss))
             if self.pid:
                 self.workers |= _descendants(self.pid)
+            if self.browser_nice:
+                self._renice_browsers()
             for p in _descendants(os.getpid()) | self.workers | ({self.pid} if self.pid else set()):
                 if st := _proc_stat(p):
                     self.cpu[p] = max(self.cpu.get(p, 0.0), st[1])
             self.busy = _machine_busy() - self.busy0
             self._halt.wait(self.every)
+
+    def _renice_browsers(self) -> None:
+        """Lower the priority of this script's browser processes (not the server's tree)."""
+        server = {self.pid, *self.workers} if self.pid else set()
+        for p in _descendants(os.getpid()) - server:
+            try:
+                threads = {int(t) for t in os.listdir(f"/proc/{p}/task")}
+            except OSError:
+                continue
+            for tid in threads - self.reniced:  # Linux: a nice level is per thread
+                try:
+                    os.setpriority(os.PRIO_PROCESS, tid, self.browser_nice)
+                    self.reniced.add(tid)
+                except OSError:
+                    pass
 
     def stop(self) -> None:
         self._halt.set()
@@ -803,6 +821,7 @@ def report(rec: Recorder, mem: dict, args, wall: float, cpu: dict) -> dict:
         "client": args.client,
         "heavy": args.heavy,
         "think_s": args.think,
+        "browser_nice": args.browser_nice,
         "vary": args.vary,
         "res": args.res,
         "sessions_finished": rec.sessions_done,
@@ -897,6 +916,13 @@ def parse_args(argv=None):
         default=1.0,
         help="seconds a user pauses between actions, on average (1.0; 0 = back to back)",
     )
+    p.add_argument(
+        "--browser-nice",
+        type=int,
+        default=0,
+        help="browser client: run Chromium at this nice level (e.g. 19: the browsers, which in "
+        "a classroom are the students' machines, then take only CPU the server leaves idle)",
+    )
     p.add_argument("--max-loops", type=int, default=1000, help="loops per session at most")
     p.add_argument("--stagger", type=float, default=0.5, help="seconds between session starts")
     p.add_argument("--json", type=Path, default=ROOT / "out" / "load_test.json")
@@ -923,7 +949,7 @@ def main(argv=None) -> int:
             proc, base = start_server(ROOT / "out" / "load-test-server.log")
             pid = proc.pid
         print(f"server {base} (pid {pid}); {args.sessions} sessions for {args.duration:g} s ...")
-        sampler = MemorySampler(pid)
+        sampler = MemorySampler(pid, browser_nice=args.browser_nice)
         sampler.start()
         rec = Recorder()
         t = time.monotonic()

@@ -26,6 +26,7 @@ from .helpers import (
     press_slider,
     screenshot,
     set_slider,
+    settle,
     signature,
     slider,
     traces,
@@ -174,7 +175,12 @@ def test_compare_two_runs_side_by_side(session_page, shots_dir):
     page.get_by_text("Measurement settings").click()
     press_slider(page, "2D resolution", "Home")  # 11 x 11
     press_slider(page, "Random directions (1D + basin width)", "Home")  # 1
+    for label in ("2D resolution", "Random directions (1D + basin width)"):
+        thumb = slider(page, label)
+        assert thumb.get_attribute("value") == thumb.get_attribute("min")
+    page.wait_for_timeout(500)  # the slider commits its value to the form after a debounce
     page.get_by_role("button", name="Apply").click()
+    settle(page)
     page.get_by_role("tab", name="Your runs").click()
     before = signature(page)
     page.get_by_role("button", name="Compare these runs").click()
