@@ -195,17 +195,15 @@ def test_run_cache_key_locks_do_not_accumulate():
     assert cache.n_key_locks() == 0
 
 
-def _fill_run_list(n: int):
-    import dataclasses
-
+def _fill_run_list(n: int, floats: int = 1):
     import numpy as np
 
     from landscape.training import Config, Run
     from landscape.ui import runs as ui_runs
 
     for seed in range(n):
-        run = Run(Config(seed=seed), {}, [], np.zeros((1, 1), np.float32), {}, name=f"r{seed}")
-        ui_runs.add_run(dataclasses.replace(run))
+        traj = np.zeros((1, floats), np.float32)
+        ui_runs.add_run(Run(Config(seed=seed), {}, [], traj, {}, name=f"r{seed}"))
     ui_runs.dropped_note()
 
 
@@ -216,3 +214,12 @@ def test_session_run_list_is_capped_with_a_note():
     names = list(at.session_state["landscape_runs"])
     assert names == [f"r{s}" for s in range(3, n)]  # the newest kept, the oldest 3 dropped
     assert "r0, r1, r2" in at.info[0].value
+
+
+def test_session_run_list_is_capped_in_bytes_too():
+    mb = 35  # per run: four fit under MAX_SESSION_MB, a fifth would not
+    assert 4 * mb <= ui_runs.MAX_SESSION_MB < 5 * mb
+    at = AppTest.from_function(_fill_run_list, args=(6, mb * 250_000)).run()
+    assert not at.exception
+    assert list(at.session_state["landscape_runs"]) == ["r2", "r3", "r4", "r5"]
+    assert "r0, r1" in at.info[0].value

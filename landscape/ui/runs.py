@@ -2,8 +2,9 @@
 
 - `get_runs()`: this browser session's finished runs, name -> Run (in st.session_state), so a
   run trained on the Train page can be picked on the Landscape and Compare pages.
-- `get_runs()` keeps at most MAX_SESSION_RUNS; adding one more drops the oldest (the page
-  says which), so one browser tab cannot hold on to unbounded memory.
+- `get_runs()` keeps at most MAX_SESSION_RUNS runs and MAX_SESSION_MB megabytes of weights
+  and trajectories; adding one more drops the oldest (the page says which), so one browser
+  tab cannot hold on to unbounded memory.
 - `train_cached(config, progress)`: trains in a worker process (landscape.ui.common.run_heavy)
   with live progress; the same Config is never trained twice while its Run is in the cache. The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
   MAX_CACHED_MB megabytes of trajectories), shared by all sessions: runs are deterministic, so
@@ -27,6 +28,7 @@ from landscape.training import Config, Run
 from landscape.ui.common import run_heavy
 
 MAX_SESSION_RUNS = 24  # runs kept in one browser session's list
+MAX_SESSION_MB = 150  # ... and their bytes (a digits CNN run of 100 epochs is ~16 MB)
 MAX_CACHED_RUNS = 16
 MAX_CACHED_MB = 400  # trajectories dominate: a 38k-parameter CNN x 101 epochs is ~15 MB
 _SESSION_KEY = "landscape_runs"
@@ -133,7 +135,9 @@ def add_run(run: Run) -> str:
         name, i = f"{run.name} ({i})", i + 1
     runs[name] = run
     dropped = []
-    while len(runs) > MAX_SESSION_RUNS:
+    while len(runs) > 1 and (
+        len(runs) > MAX_SESSION_RUNS or sum(map(run_bytes, runs.values())) > MAX_SESSION_MB * 1e6
+    ):
         oldest = next(iter(runs))
         dropped.append(oldest)
         del runs[oldest]
@@ -142,12 +146,18 @@ def add_run(run: Run) -> str:
     return name
 
 
+def run_bytes(run: Run) -> int:
+    """Memory a run holds: its trajectory and its final weights."""
+    return run.trajectory.nbytes + sum(t.nbytes for t in run.state_dict.values())
+
+
 def dropped_note() -> None:
     """Say (once) which old runs left the list because it was full."""
     dropped = st.session_state.pop(_DROPPED_KEY, None)
     if dropped:
         st.info(
-            f"The run list keeps {MAX_SESSION_RUNS} runs; the oldest left it: "
+            f"The run list keeps {MAX_SESSION_RUNS} runs and {MAX_SESSION_MB} MB; the oldest "
+            "left it: "
             + ", ".join(dropped)
             + ". Download a run first to keep it."
         )
