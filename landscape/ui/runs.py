@@ -157,9 +157,7 @@ def dropped_note() -> None:
     if dropped:
         st.info(
             f"The run list keeps {MAX_SESSION_RUNS} runs and {MAX_SESSION_MB} MB; the oldest "
-            "left it: "
-            + ", ".join(dropped)
-            + ". Download a run first to keep it."
+            "left it: " + ", ".join(dropped) + ". Download a run first to keep it."
         )
 
 
