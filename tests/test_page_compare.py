@@ -174,6 +174,37 @@ def test_scaled_presets_for_speed_run_too(monkeypatch):
     assert_one_scale(contours(at))
 
 
+def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch):
+    """Every worker busy: the preset's training and measuring queue (the note drawn outside
+    the cache's replay recording), then run; the repeat is a clean cache hit."""
+    import threading
+    import time
+
+    from landscape import workers
+
+    monkeypatch.setenv(ui.SCALE_ENV, "0.2")
+    ui_runs.run_cache().clear()
+    pool = workers.Pool(size=1).start()
+    monkeypatch.setattr(workers, "_shared", pool)
+    try:
+        busy = threading.Thread(target=pool.call, args=(time.sleep, 6.0))
+        busy.start()
+        time.sleep(0.5)
+        assert pool.busy() == 1
+        at = page()
+        assert busy.is_alive()  # so the preset's first job has to queue
+        at.button(key="cmp_preset_norm").click().run()
+        busy.join()
+        assert not at.exception and not at.error
+        assert_one_scale(contours(at))
+        assert not any("queued" in i.value for i in at.info)
+        at.button(key="cmp_preset_norm").click().run()  # cached: nothing to replay
+        assert not at.exception and not at.error
+        assert_one_scale(contours(at))
+    finally:
+        pool.shutdown()
+
+
 # ---------------------------------------------------------------------------------------------
 # the shared colour scale itself (landscape.plots.compare)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -465,3 +466,31 @@ def test_trained_loss_is_the_centre_of_the_grid(tiny):
         req = requests.SurfaceRequest.for_run(tiny, dim=2, nx=5, ny=3, split=split)
         result = requests.compute(req, tiny)
         assert result.centre_loss == pytest.approx(result.main.loss[1, 2], rel=1e-5)  # (0, 0)
+
+
+def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch):
+    """With every worker busy, the page queues (its note drawn outside the cache's replay
+    recording), computes once the worker is free, and the repeat is a clean cache hit."""
+    import threading
+
+    from landscape import workers
+
+    ui.clear()
+    pool = workers.Pool(size=1).start()
+    monkeypatch.setattr(workers, "_shared", pool)
+    try:
+        busy = threading.Thread(target=pool.call, args=(time.sleep, 6.0))
+        busy.start()
+        time.sleep(0.5)  # the one worker is now taken
+        assert pool.busy() == 1
+        at = plane_settings(page(tiny), n=5)
+        assert busy.is_alive()  # so the request has to queue
+        go(at)
+        busy.join()
+        assert trace(figure(at), "contour")
+        assert pool.busy() == 0
+        assert not any("queued" in i.value for i in at.info)  # the note is gone afterwards
+        go(at)  # answered from the cache: no replay error from the note
+        assert trace(figure(at), "contour")
+    finally:
+        pool.shutdown()

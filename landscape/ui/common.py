@@ -16,7 +16,6 @@ run sets one thread for its light work (loss curves, figures).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import streamlit as st
@@ -38,10 +37,21 @@ def active_heavy_jobs() -> int:
     return workers.shared_pool().busy()
 
 
-@contextlib.contextmanager
-def queued_note(label: str = "this job"):
-    """Yields an ``on_wait`` callback for ``Pool.call``: a note on the page while queued,
-    removed when the job starts (or fails)."""
+def run_heavy(
+    fn: Callable,
+    *args,
+    label: str = "this job",
+    callbacks: dict[str, Callable | None] | None = None,
+    wrap: Callable[[Callable], Callable] = lambda f: f,
+    **kwargs,
+):
+    """``fn(*args, **kwargs)`` in a worker process, with live ``callbacks`` (see
+    landscape.workers.Pool.call) and a note on the page while no worker is free.
+
+    ``wrap`` is applied to the note's drawing and removal: inside an ``st.cache_data``
+    function pass one that runs them outside Streamlit's replay recording (see
+    landscape_page._outside), or a cache hit would try to replay the note.
+    """
     shown: list = []
 
     def on_wait() -> None:
@@ -51,31 +61,17 @@ def queued_note(label: str = "this job"):
         )
         shown.append(note)
 
-    try:
-        yield on_wait
-    finally:
+    def clear() -> None:
         for note in shown:
             note.empty()
 
-
-def run_heavy(
-    fn: Callable,
-    *args,
-    label: str = "this job",
-    callbacks: dict[str, Callable | None] | None = None,
-    wrap: Callable[[Callable | None], Callable | None] = lambda f: f,
-    **kwargs,
-):
-    """``fn(*args, **kwargs)`` in a worker process, with live ``callbacks`` (see
-    landscape.workers.Pool.call) and a queued note while no worker is free.
-
-    ``wrap`` is applied to the note's callback: inside an ``st.cache_data`` function pass the
-    wrapper that runs it outside Streamlit's replay recording (see landscape_page._outside).
-    """
-    with queued_note(label) as on_wait:
+    try:
         return workers.shared_pool().call(
             fn, *args, callbacks=callbacks, on_wait=wrap(on_wait), **kwargs
         )
+    finally:
+        if shown:
+            wrap(clear)()
 
 
 def show_error(exc: BaseException, prefix: str = "") -> None:

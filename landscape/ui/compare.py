@@ -69,7 +69,7 @@ def _preset(key: str, scale: float, settings: Settings, _progress, _wrap) -> Com
         preset,
         settings,
         _progress,
-        train=train_cached,
+        train=lambda config, progress: train_cached(config, progress, wrap=_wrap),
         measure=_measure(_wrap, f"the comparison '{preset.title}'"),
     )
 

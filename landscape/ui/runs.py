@@ -97,9 +97,10 @@ def run_cache() -> RunCache:
     return RunCache()
 
 
-def train_cached(config: Config, progress=None) -> Run:
+def train_cached(config: Config, progress=None, wrap=None) -> Run:
     """The Run of `config`: from the cache, or trained now in a worker process; `progress`
-    (training's per-epoch callback) runs in the calling thread, so it can draw on the page."""
+    (training's per-epoch callback) runs in the calling thread, so it can draw on the page.
+    ``wrap``: see ``run_heavy`` (pass it when called inside an ``st.cache_data`` function)."""
     cache = run_cache()
     run = cache.get(config)
     if run is not None:
@@ -108,7 +109,11 @@ def train_cached(config: Config, progress=None) -> Run:
         run = cache.get(config)  # another session may have trained it while we waited
         if run is None:
             run = run_heavy(
-                training.train, config, label="training", callbacks={"progress": progress}
+                training.train,
+                config,
+                label="training",
+                callbacks={"progress": progress},
+                **({"wrap": wrap} if wrap else {}),
             )
             cache.put(run)
     return run
