@@ -7,8 +7,9 @@ Usage:
     python benchmarks/bench_compare.py --preset skip --convexity 5   # with the slow option
 
 Each preset runs in a fresh subprocess, so nothing is cached: the time is what the first
-click on the page costs (training included, imports excluded), with the torch thread count
-the app uses (LANDSCAPE_TORCH_THREADS, default 2). The figures printed are the ones written
+click on the page costs (training included, imports excluded, the trips to the app's worker
+processes not counted), with the torch threads one app worker has (LANDSCAPE_TORCH_THREADS
+divided among LANDSCAPE_MAX_HEAVY_JOBS workers: 1 on a 2-core machine). The figures printed are the ones written
 into ``landscape.comparisons.PRESETS`` (``measured_seconds``); the target is under 60 s per
 preset on a 2-core machine. Timings are wall clock and noisy on a shared machine: run it on a
 quiet one.
@@ -35,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 def _threads() -> int:
     import torch
 
-    n = max(1, min(int(os.environ.get("LANDSCAPE_TORCH_THREADS", "2")), os.cpu_count() or 1))
+    from landscape import workers
+
+    n = max(1, workers.MAX_THREADS // workers.MAX_HEAVY_JOBS)  # what Pool gives one worker
     torch.set_num_threads(n)
     return n
 

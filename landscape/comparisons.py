@@ -46,8 +46,9 @@ SPLITS = ("train", "test")
 LEVEL_MODES = ("rise", "absolute")
 MAX_PANELS = 4
 MEASURED_ON = (
-    "a 2-core VM shared with other jobs (load average 4-8), torch 2.13 CPU with one intra-op "
-    "thread, each preset cold in a fresh process (benchmarks/bench_compare.py)"
+    "a quiet 2-core VM, torch 2.13 CPU with one intra-op thread (what one app worker has), "
+    "each preset cold in a fresh process (benchmarks/bench_compare.py); 1.5-3x longer when "
+    "other jobs share the cores"
 )
 
 
@@ -629,7 +630,7 @@ def _presets() -> dict[str, Preset]:
             "without skips (mean |λmin/λmax| 0.13 vs 0.20 on a 5x5 grid over ±1), the opposite "
             "of their Fig. 7 for deep nets."
         ),
-        measured_seconds=9.5,
+        measured_seconds=6.6,
     )
     batch = Preset(
         key="batch",
@@ -665,7 +666,7 @@ def _presets() -> dict[str, Preset]:
             "decay (2.0 vs 0.3-0.5) but not without it (0.51 vs 0.13 with one torch thread, "
             "0.51 vs 0.47 with two)."
         ),
-        measured_seconds=21.4,
+        measured_seconds=6.7,
     )
     norm = Preset(
         key="norm",
@@ -702,7 +703,7 @@ def _presets() -> dict[str, Preset]:
             "rescaling (5.6 to 17.3, 28 to 85) though the function did not change: raw Hessian "
             "sharpness is not comparable across nets either."
         ),
-        measured_seconds=3.5,
+        measured_seconds=3.2,
     )
     loss = Preset(
         key="loss",
@@ -730,7 +731,7 @@ def _presets() -> dict[str, Preset]:
             "negative (-1.2 ± 0.4): its curvature comes from the network alone and points both "
             "ways."
         ),
-        measured_seconds=8.6,
+        measured_seconds=2.2,
     )
     opt = Preset(
         key="optim",
@@ -755,7 +756,7 @@ def _presets() -> dict[str, Preset]:
             "least trained after 20 epochs (train loss 0.145), was the sharpest (λmax 8.3): "
             "sharpness also tracks how far training got."
         ),
-        measured_seconds=6.0,
+        measured_seconds=2.8,
     )
     return {p.key: p for p in (skip, batch, norm, loss, opt)}
 
