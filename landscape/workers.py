@@ -64,6 +64,7 @@ MAX_THREADS = max(1, min(int(os.environ.get("LANDSCAPE_TORCH_THREADS", "2")), CO
 NICE = int(os.environ.get("LANDSCAPE_WORKER_NICE", "10"))
 CANCEL_GRACE_S = 60.0  # a cancelled job that runs on longer than this is killed
 WAIT_TIMEOUT_S = 600.0  # a call that cannot get a worker for this long gives up
+BUSY_MESSAGE = "The server is too busy right now; please try again in a minute."
 
 
 class Cancelled(BaseException):
@@ -349,7 +350,7 @@ class Pool:
                 finally:
                     self._cond.acquire()
             if not self._cond.wait_for(lambda: self._free or self._closed, timeout):
-                raise Busy("The server is too busy right now; please try again in a minute.")
+                raise Busy(BUSY_MESSAGE)
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
             w = self._free.pop()
@@ -402,7 +403,7 @@ class InlinePool:
             if on_wait is not None:
                 on_wait()
             if not self._slots.acquire(timeout=wait_timeout):
-                raise Busy("The server is too busy right now; please try again in a minute.")
+                raise Busy(BUSY_MESSAGE)
         before = torch.get_num_threads()
         with self._lock:
             self._busy += 1

@@ -42,7 +42,7 @@ def run_heavy(
     *args,
     label: str = "this job",
     callbacks: dict[str, Callable | None] | None = None,
-    wrap: Callable[[Callable], Callable] = lambda f: f,
+    wrap: Callable[[Callable], Callable] | None = None,
     **kwargs,
 ):
     """``fn(*args, **kwargs)`` in a worker process, with live ``callbacks`` (see
@@ -52,6 +52,7 @@ def run_heavy(
     function pass one that runs them outside Streamlit's replay recording (see
     landscape_page._outside), or a cache hit would try to replay the note.
     """
+    wrap = wrap or (lambda f: f)
     shown: list = []
 
     def on_wait() -> None:

@@ -113,7 +113,7 @@ def train_cached(config: Config, progress=None, wrap=None) -> Run:
                 config,
                 label="training",
                 callbacks={"progress": progress},
-                **({"wrap": wrap} if wrap else {}),
+                wrap=wrap,
             )
             cache.put(run)
     return run
