@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from landscape import cli_own
 from landscape import directions as D
 from landscape import store
 from landscape import surface as S
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_flags(q)
         _add_config_flags(q)
         _add_surface_flags(q, kind)
+        cli_own.add_flags(q, kind)
     return p
 
 
@@ -516,7 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return run_train(args) if args.command == "train" else run_surface(args)
+        if args.command == "train":
+            return run_train(args)
+        if args.model_factory:
+            return cli_own.run(args)
+        cli_own.refuse_own_flags(args)
+        return run_surface(args)
     except ValueError as e:
         message = " ".join(str(e).split())  # one line
         parser.exit(2, f"{parser.prog} {args.command}: error: {message}\n")
