@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from landscape import cli_own
+from landscape import cli_own, store
 from landscape import directions as D
-from landscape import store
 from landscape import surface as S
 
 # Help for each Config field (the flag is the field name with "-" for "_"); the lists of

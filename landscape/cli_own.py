@@ -97,7 +97,9 @@ def _refuse_builtin_flags(args) -> None:
     given += [n for n in _BUILTIN_ONLY if getattr(args, n, None)]
     if given:
         flag = "--" + given[0].replace("_", "-")
-        raise ValueError(f"{flag} is a flag of built-in runs: it does not apply with --model-factory")
+        raise ValueError(
+            f"{flag} is a flag of built-in runs: it does not apply with --model-factory"
+        )
     if args.split != "train":
         raise ValueError("--split does not apply with --model-factory: --data is the set evaluated")
 

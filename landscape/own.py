@@ -84,7 +84,9 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
     text = str(spec)
     if not DEVICE_PATTERN.fullmatch(text):
-        raise ValueError(f"--device {text!r} is not allowed: must be auto, cpu, cuda, cuda:N or mps")
+        raise ValueError(
+            f"--device {text!r} is not allowed: must be auto, cpu, cuda, cuda:N or mps"
+        )
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text.startswith("cuda"):
@@ -201,7 +203,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         try:
             state = load_file(str(p), device="cpu")
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise ValueError(f"--weights {str(path)!r} is not a readable safetensors file: {_one(e)}") from None
+            raise ValueError(
+                f"--weights {str(path)!r} is not a readable safetensors file: {_one(e)}"
+            ) from None
     else:
         try:
             state = torch.load(p, map_location="cpu", weights_only=True)
@@ -374,7 +378,9 @@ def _read_csv(path: Path) -> Data:
     from landscape import upload
 
     try:
-        X, y = upload.to_arrays(upload.read_table(path.read_bytes(), math.inf, sys.maxsize, sys.maxsize))
+        X, y = upload.to_arrays(
+            upload.read_table(path.read_bytes(), math.inf, sys.maxsize, sys.maxsize)
+        )
     except ValueError as e:
         raise ValueError(f"--data {str(path)!r}: {e}") from None
     if np.all(y == np.round(y)):
@@ -707,7 +713,9 @@ class OwnModel:
     def pca(self, ignore: str | None = None):
         """PCA directions of the checkpoint path and its projection: (d1, d2, ratio, px, py)."""
         if self.trajectory is None:
-            raise ValueError("PCA directions need --checkpoints (at least 2 files besides --weights)")
+            raise ValueError(
+                "PCA directions need --checkpoints (at least 2 files besides --weights)"
+            )
         d1, d2, ratio = D.pca_directions(self.trajectory, self.model, ignore)
         px, py = D.project(self.trajectory, self.model, d1, d2)
         return d1, d2, ratio, px, py
@@ -740,7 +748,9 @@ def _probe(model: nn.Module, data: Data, loss: Loss, acc: Callable | None, devic
         try:
             value = loss.batch(out, y.to(device))
             if torch.as_tensor(value).numel() != 1:
-                raise ValueError(f"it returned shape {tuple(torch.as_tensor(value).shape)}, not a scalar")
+                raise ValueError(
+                    f"it returned shape {tuple(torch.as_tensor(value).shape)}, not a scalar"
+                )
             if acc is not None:
                 acc(out, y.to(device))
         except Exception as e:
@@ -793,7 +803,11 @@ def open_model(
     integer targets. ``checkpoints``: weight files of the training path (any order; sorted
     naturally) for PCA directions.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not 1 <= batch_size <= MAX_BATCH
+    ):
         raise ValueError(f"--batch-size {batch_size!r} must be an integer in [1, {MAX_BATCH}]")
     dev = resolve_device(device)
     wfile = _existing_file(weights, "--weights")
