@@ -18,6 +18,7 @@ from landscape import comparisons, directions
 from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
+from landscape.ui import own_models as ui_own
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 
@@ -311,11 +312,19 @@ st.markdown(
     "none, MSE or Huber, SGD or Adam."
 )
 applied = _settings_form()
-tab_presets, tab_runs = st.tabs(["Presets", "Your runs"])
-with tab_presets:
+operators = ui_own.available()
+tabs = st.tabs(
+    ["Presets", "Your runs", "Surface files"] + (["Operator's models"] * bool(operators))
+)
+with tabs[0]:
     request = _preset_buttons()
-with tab_runs:
+with tabs[1]:
     request = _runs_picker() or request
+with tabs[2]:
+    ui_own.surface_files("cmp")
+if operators:
+    with tabs[3]:
+        ui_own.operator_compare("cmp", _settings())
 if request is None and applied and REQUEST in st.session_state:
     request = st.session_state[REQUEST]  # new settings: measure the shown comparison again
 if request is not None:

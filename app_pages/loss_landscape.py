@@ -16,6 +16,7 @@ from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.training import run_from_bytes, run_to_bytes
 from landscape.ui import landscape_page as ui
+from landscape.ui import own_models as ui_own
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 
@@ -525,13 +526,18 @@ st.markdown(
     "NeurIPS 2018)."
 )
 try:
-    the_run = choose_run()
-    asked = slice_form(the_run)
-    st.subheader("3 · The picture")
-    slot = st.empty()
-    if asked is not None:
-        compute(asked[0], the_run, asked[1], slot)
-    picture()
+    if ui_own.source("lp") == ui_own.OPERATOR:
+        ui_own.operator_slice("lp")
+    else:
+        the_run = choose_run()
+        asked = slice_form(the_run)
+        st.subheader("3 · The picture")
+        slot = st.empty()
+        if asked is not None:
+            compute(asked[0], the_run, asked[1], slot)
+        picture()
+    with st.expander("Open a surface file", expanded=False):
+        ui_own.surface_file("lp")
     notes()
 except ValueError as e:  # a bad value anywhere: a message, never a traceback
     show_error(e)
