@@ -97,7 +97,7 @@ def _serve(fd: int, threads: int, nice: int) -> None:
 
     torch.set_num_threads(threads)
     # Import what jobs use now, so the first job does not pay for it.
-    from landscape import comparisons, curvature, requests, training, upload  # noqa: F401
+    from landscape import comparisons, curvature, pictures, slices, training, upload  # noqa: F401
 
     conn = Connection(fd)
     with contextlib.suppress(EOFError, OSError):  # the server went away: end quietly

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape import directions, requests, surface
+from landscape import directions, pictures, surface
 from landscape.surface import Surface
 from landscape.training import Config, run_to_bytes, train
 from landscape.ui import landscape_page as ui
@@ -281,8 +281,8 @@ def test_between_two_runs_and_mismatched_architectures(tiny, other_seed, wide):
 
 def test_switching_plot_type_and_colours_never_recomputes(tiny, monkeypatch, inline_jobs):
     calls = []
-    real = requests.compute
-    monkeypatch.setattr(requests, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pictures.compute
+    monkeypatch.setattr(pictures, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
     at = plane_settings(page(tiny), n=7)
     go(at)
     assert len(calls) == 1
@@ -342,7 +342,7 @@ def test_direction_kinds_and_normalisations_rerun_cleanly(tiny):
 
 
 def test_resolution_at_its_maximum(tiny):
-    at = plane_settings(page(tiny), n=requests.MAX_RES)
+    at = plane_settings(page(tiny), n=pictures.MAX_RES)
     go(at)
     assert arr(trace(figure(at), "contour")["customdata"]).shape == (101, 101)
 
@@ -373,15 +373,15 @@ def test_nan_and_inf_points_are_masked_with_a_warning(tiny):
     xs = ys = np.linspace(-1, 1, 4)
     loss = np.arange(16, dtype=float).reshape(4, 4) + 1.0
     loss[0, 0], loss[1, 2] = np.nan, np.inf
-    req = requests.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=4)
+    req = pictures.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=4)
     surf = Surface("plane", xs, ys, loss, None, {"method": "loop"})
-    at.session_state["lp_result"] = requests.LandscapeResult(req, {"train:0": surf}, [])
+    at.session_state["lp_result"] = pictures.LandscapeResult(req, {"train:0": surf}, [])
     settle(at)
     assert "2 of 16 points" in texts(at, "warning")
     z = arr(trace(figure(at), "contour")["z"])
     assert np.isnan(z[0, 0]) and np.isnan(z[1, 2]) and np.isfinite(z[3, 3])
     all_bad = Surface("plane", xs, ys, np.full((4, 4), np.nan), None, {})
-    at.session_state["lp_result"] = requests.LandscapeResult(req, {"train:0": all_bad}, [])
+    at.session_state["lp_result"] = pictures.LandscapeResult(req, {"train:0": all_bad}, [])
     settle(at)
     assert "nothing to draw" in texts(at, "warning")
 
@@ -413,8 +413,8 @@ def test_printed_command_line_reproduces_the_surface(tiny, tmp_path, capsys):
         dict(dim=2, direction="pca", nx=5, ny=5),
         dict(dim=1, direction="interpolation", nx=6, xmin=-0.5, xmax=1.5),
     ):
-        result = requests.compute(requests.SurfaceRequest.for_run(tiny, **kw), tiny)
-        argv = shlex.split(requests.command(result))[3:]
+        result = pictures.compute(pictures.SurfaceRequest.for_run(tiny, **kw), tiny)
+        argv = shlex.split(pictures.command(result))[3:]
         out = tmp_path / "cli"
         argv[argv.index("--out") + 1] = str(out)
         assert main(argv + ["--quiet"]) == 0
@@ -425,8 +425,8 @@ def test_printed_command_line_reproduces_the_surface(tiny, tmp_path, capsys):
 
 
 def test_csv_is_long_format_with_every_point(tiny):
-    result = requests.compute(requests.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=3), tiny)
-    lines = requests.to_csv(result).splitlines()
+    result = pictures.compute(pictures.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=3), tiny)
+    lines = pictures.to_csv(result).splitlines()
     assert lines[0] == "x,y,loss,accuracy,split,line"
     assert len(lines) == 1 + 12
     x, y, loss, acc, split, line = lines[1 + 2 * 4 + 3].split(",")  # row i=2, column j=3
@@ -440,8 +440,8 @@ def test_pca_plane_sees_the_path_and_a_random_plane_does_not(tiny):
     theta = directions.flatten(directions.weights_of(model)).double().numpy()
     rows = tiny.trajectory.astype(np.float64) - theta  # (E, P)
     for kind, check in (("pca", lambda v: v > 0.9), ("random", lambda v: v < 0.1)):
-        req = requests.SurfaceRequest.for_run(tiny, dim=2, direction=kind, nx=3, ny=3)
-        result = requests.compute(req, tiny)
+        req = pictures.SurfaceRequest.for_run(tiny, dim=2, direction=kind, nx=3, ny=3)
+        result = pictures.compute(req, tiny)
         assert check(result.path_share), (kind, result.path_share)
         # independent: least-squares fit of every offset by the two directions
         B = np.stack([directions.flatten(d).double().numpy() for d in result.directions], 1)
@@ -452,19 +452,19 @@ def test_pca_plane_sees_the_path_and_a_random_plane_does_not(tiny):
 
 def test_request_validation_names_the_field(tiny):
     with pytest.raises(ValueError, match="nx=500"):
-        requests.SurfaceRequest.for_run(tiny, nx=500)
+        pictures.SurfaceRequest.for_run(tiny, nx=500)
     with pytest.raises(ValueError, match="xmax"):
-        requests.SurfaceRequest.for_run(tiny, xmin=1.0, xmax=-1.0)
+        pictures.SurfaceRequest.for_run(tiny, xmin=1.0, xmax=-1.0)
     with pytest.raises(ValueError, match="direction='pca' is not allowed for dim=1"):
-        requests.SurfaceRequest.for_run(tiny, dim=1, direction="pca")
+        pictures.SurfaceRequest.for_run(tiny, dim=1, direction="pca")
     with pytest.raises(ValueError, match="norm='bogus'"):
-        requests.SurfaceRequest.for_run(tiny, norm="bogus")
+        pictures.SurfaceRequest.for_run(tiny, norm="bogus")
 
 
 def test_trained_loss_is_the_centre_of_the_grid(tiny):
     for split in ("train", "test"):
-        req = requests.SurfaceRequest.for_run(tiny, dim=2, nx=5, ny=3, split=split)
-        result = requests.compute(req, tiny)
+        req = pictures.SurfaceRequest.for_run(tiny, dim=2, nx=5, ny=3, split=split)
+        result = pictures.compute(req, tiny)
         assert result.centre_loss == pytest.approx(result.main.loss[1, 2], rel=1e-5)  # (0, 0)
 
 
