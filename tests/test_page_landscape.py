@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -468,10 +467,11 @@ def test_trained_loss_is_the_centre_of_the_grid(tiny):
         assert result.centre_loss == pytest.approx(result.main.loss[1, 2], rel=1e-5)  # (0, 0)
 
 
-def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch):
+@pytest.mark.slow
+def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_path):
     """With every worker busy, the page queues (its note drawn outside the cache's replay
     recording), computes once the worker is free, and the repeat is a clean cache hit."""
-    import threading
+    import worker_jobs as jobs
 
     from landscape import workers
 
@@ -479,14 +479,13 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch):
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
-        busy = threading.Thread(target=pool.call, args=(time.sleep, 6.0))
-        busy.start()
-        time.sleep(0.5)  # the one worker is now taken
-        assert pool.busy() == 1
+        busy = jobs.hold_the_worker_until_a_job_queues(pool, monkeypatch, str(tmp_path / "go"))
+        assert pool.busy() == 1  # the one worker is now taken
         at = plane_settings(page(tiny), n=5)
         assert busy.is_alive()  # so the request has to queue
         go(at)
         busy.join()
+        assert (tmp_path / "go").exists()  # the request did queue (its on_wait released it)
         assert trace(figure(at), "contour")
         assert pool.busy() == 0
         assert not any("queued" in i.value for i in at.info)  # the note is gone afterwards
