@@ -30,6 +30,8 @@ import torch
 from sklearn import datasets as skd
 from sklearn.model_selection import train_test_split
 
+from landscape import checks
+
 #: Bounds on the arguments of `make` (Config uses the same): keep every set small and fast.
 MIN_SAMPLES, MAX_SAMPLES = 20, 5000
 MAX_NOISE = 2.0
@@ -199,11 +201,6 @@ def known(name) -> bool:
     return isinstance(name, str) and (name in DATASETS or is_registered(name))
 
 
-def _check_range(field: str, value, lo, hi) -> None:
-    if not (lo <= value <= hi):
-        raise ValueError(f"{field}={value!r} is out of range: must be in [{lo}, {hi}]")
-
-
 # ----------------------------------------------------------------------------- 2D sets
 
 
@@ -352,12 +349,12 @@ def make(name, n_samples=1000, noise=0.2, test_fraction=0.2, seed=0, **extra) ->
 def _validate(name, n_samples, noise, test_fraction, seed, opts) -> None:
     if name not in DATASETS:
         info(name)  # ValueError naming the sets there are
-    _check_range("n_samples", n_samples, MIN_SAMPLES, MAX_SAMPLES)
-    _check_range("noise", noise, 0.0, MAX_NOISE)
-    _check_range("test_fraction", test_fraction, MIN_TEST_FRACTION, MAX_TEST_FRACTION)
-    _check_range("seed", seed, 0, 2**31 - 1)
-    _check_range("outliers", opts["outliers"], 0, min(MAX_OUTLIERS, n_samples // 2))
-    _check_range("outlier_scale", opts["outlier_scale"], 0.0, MAX_OUTLIER_SCALE)
+    checks.number_in("n_samples", n_samples, MIN_SAMPLES, MAX_SAMPLES)
+    checks.number_in("noise", noise, 0.0, MAX_NOISE)
+    checks.number_in("test_fraction", test_fraction, MIN_TEST_FRACTION, MAX_TEST_FRACTION)
+    checks.number_in("seed", seed, 0, 2**31 - 1)
+    checks.number_in("outliers", opts["outliers"], 0, min(MAX_OUTLIERS, n_samples // 2))
+    checks.number_in("outlier_scale", opts["outlier_scale"], 0.0, MAX_OUTLIER_SCALE)
     if opts["digits_scale"] not in ("unit", "standard"):
         raise ValueError(f"digits_scale={opts['digits_scale']!r} must be 'unit' or 'standard'")
 

@@ -47,7 +47,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ PREVIEW_FACTOR = 4  # a preview is drawn first when the grid has 4x the coarse p
 Progress = Callable[[float, str], None] | None  # (fraction in [0, 1], text)
 Preview = Callable[["SliceResult"], None] | None  # receives the coarse result
 Data = tuple[Tensor, Tensor]  # (X, y)
+Evaluator = Callable[..., tuple[np.ndarray, np.ndarray | None, dict]]  # evaluate's signature
 
 
 def dir_types() -> tuple[str, ...]:
@@ -314,20 +315,6 @@ class SliceResult:
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-
-class Evaluator(Protocol):
-    def __call__(
-        self,
-        subject: Subject,
-        dirs: Sequence[dict[str, Tensor]],
-        coords: np.ndarray,
-        split: str = "train",
-        *,
-        centre: nn.Module | None = None,
-        method: str = "auto",
-        progress: Callable[[int, int], None] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None, dict]: ...
 
 
 def evaluate(
