@@ -26,7 +26,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from landscape import checks, directions, slices
+from landscape import checks, data, directions, slices
 from landscape.slices import (
     LINE_KINDS,
     PLANE_KINDS,
@@ -146,23 +146,38 @@ def to_csv(result: LandscapeResult) -> str:
     return buf.getvalue()
 
 
-def command(result: LandscapeResult, end_run_file: str = "run_b.npz") -> str:
+def command(
+    result: LandscapeResult, end_run_file: str = "run_b.npz", run_file: str = "run.npz"
+) -> str:
     """The ``python -m landscape ...`` command line that recomputes the main surface.
 
     The run is retrained from its config flags (training is deterministic, so the same
     weights come back); a 'between' line loads the second run from ``end_run_file`` (the
     page offers it as a download). Ranges are written out, so an automatic PCA range is
-    reproduced exactly. Hessian directions have no command line: a Python snippet is
+    reproduced exactly. A run trained on uploaded data is loaded from ``run_file`` instead,
+    with a comment saying so. Hessian directions have no command line: a Python snippet is
     returned instead.
     """
     req, s = result.request, result.main
     if req.direction == "hessian":
         return _hessian_snippet(req, s)
     sub = "line" if req.dim == 1 else "plane"
-    args = ["python", "-m", "landscape", sub, *_config_flags(req.config)]
+    registered = not dataset_is_built_in(req.config.dataset)
+    run_flags = ["--load-run", run_file] if registered else _config_flags(req.config)
+    args = ["python", "-m", "landscape", sub, *run_flags]
     args += _slice_flags(req, s, end_run_file)
     args += ["--out", f"landscape-{sub}"]
-    return " ".join(shlex.quote(str(a)) for a in args)
+    line = " ".join(shlex.quote(str(a)) for a in args)
+    if registered:  # the command line has no name for data uploaded to the server
+        return (
+            "# This run was trained on uploaded data, which the command line cannot name: "
+            f"download the run as {run_file} and load it.\n" + line
+        )
+    return line
+
+
+def dataset_is_built_in(name: str) -> bool:
+    return name in data.DATASETS
 
 
 def _config_flags(config) -> list[str]:
@@ -190,6 +205,10 @@ def _slice_flags(req: SurfaceRequest, s: Surface, end_run_file: str) -> list[str
     flags = ["--dir", kind]
     if req.direction == "random":
         flags += ["--dir-seed", req.seed, "--norm", req.norm, "--ignore", req.ignore or "none"]
+        if req.dir_type != "weights":
+            flags += ["--dir-type", req.dir_type]
+    if req.direction == "pca" and req.projection != "cos":
+        flags += ["--projection", req.projection]
     if req.direction == "between":
         flags += ["--end-run", end_run_file]
     flags += ["--xrange", repr(float(s.xs[0])), repr(float(s.xs[-1]))]

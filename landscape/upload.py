@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from landscape import data
+from landscape import checks, data
 
 # Caps that keep one upload from starving a shared server (and match what training accepts).
 MAX_BYTES = 5 * 2**20  # file size in bytes: 5 MiB
@@ -193,10 +193,8 @@ def to_dataset(
         raise ValueError(f"target column {target!r} is not in the file: columns are {columns}")
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not allowed: must be one of {list(TASKS)}")
-    data._check_range(
-        "test_fraction", test_fraction, data.MIN_TEST_FRACTION, data.MAX_TEST_FRACTION
-    )
-    data._check_range("seed", seed, 0, 2**31 - 1)
+    checks.number_in("test_fraction", test_fraction, data.MIN_TEST_FRACTION, data.MAX_TEST_FRACTION)
+    checks.number_in("seed", seed, 0, 2**31 - 1)
     lines = table.attrs.get("lines")
     table = table.set_axis(columns, axis=1)
     _check_missing(table)

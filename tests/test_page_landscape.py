@@ -423,6 +423,31 @@ def test_printed_command_line_reproduces_the_surface(tiny, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_command_for_a_run_on_uploaded_data_loads_the_run(tmp_path, capsys):
+    """The command line cannot name uploaded data: the command says so and loads the run."""
+    import shlex
+
+    from landscape import store, upload
+    from landscape.__main__ import main
+    from landscape.training import Config, run_to_bytes, train
+
+    rows = "\n".join(f"{i % 7 / 7:.3f},{(i * 3) % 5 / 5:.3f},{i % 2}" for i in range(60))
+    name = upload.register(upload.parse_csv(f"a,b,label\n{rows}\n".encode(), target="label"))
+    run = train(Config(dataset=name, n_samples=60, epochs=2, width=4))
+    req = pictures.SurfaceRequest.for_run(run, dim=2, nx=3, ny=3)
+    result = pictures.compute(req, run)
+    comment, line = pictures.command(result, run_file=str(tmp_path / "run.npz")).split("\n")
+    assert comment.startswith("#") and "uploaded data" in comment
+    (tmp_path / "run.npz").write_bytes(run_to_bytes(run))
+    argv = shlex.split(line)[3:]
+    assert "--load-run" in argv and "--dataset" not in argv
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    assert main(argv + ["--quiet"]) == 0
+    got = store.load_surface(tmp_path / "cli.npz")
+    np.testing.assert_allclose(got.loss, result.main.loss, rtol=1e-5)
+    capsys.readouterr()
+
+
 def test_csv_is_long_format_with_every_point(tiny):
     result = pictures.compute(pictures.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=3), tiny)
     lines = pictures.to_csv(result).splitlines()
