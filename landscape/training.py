@@ -7,8 +7,7 @@ numbers, bit for bit: data, initial weights and batch order all come from `confi
 
 Speed: no DataLoader. The whole (small) dataset is a tensor; each epoch draws a seeded
 permutation and slices index batches, and train/test loss are evaluated in one full-batch
-no-grad pass per epoch. The default run (MLP 2x32 on 1000 moons, 100 epochs) takes about a
-second on two cores; see benchmarks/bench_training.py.
+no-grad pass per epoch (times: benchmarks/bench_training.py).
 
 Loss / data compatibility (`make_loss_fn`), by the loss's task in `landscape.losses`:
 - multiclass losses (cross_entropy, multi_margin, kl_div, ...) need classification data; the
@@ -27,6 +26,9 @@ useful run climbs ten thousand times above where it started (Adam at lr=1e6 on m
 finite ~1e5 without this rule, a blow-up all the same). The Run is marked `diverged` with the epoch (1-based) and the last finite training loss; its
 history, trajectory and weights end at the last epoch whose losses were all finite (the last
 sane point), so the landscape pages can still use them.
+
+The configuration (`Config`) lives in `landscape.config` and prediction plots' helpers in
+`landscape.predictions`; both are re-exported here.
 
 Serialisation: `run_to_bytes`/`run_from_bytes` write/read a .npz of plain arrays plus JSON
 (config and metadata as UTF-8 bytes); loading uses allow_pickle=False, so a file can never run
