@@ -62,13 +62,6 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
         default=None,
         help="also record accuracy (default: on for integer targets)",
     )
-    g.add_argument(
-        "--dir-type",
-        choices=list(own.DIR_TYPES),
-        default="weights",
-        help="random directions over the weights, or over weights and BatchNorm buffers "
-        "(states) (default: weights)",
-    )
     if kind == "plane":
         g.add_argument(
             "--checkpoints",
@@ -102,6 +95,8 @@ def _refuse_builtin_flags(args) -> None:
         )
     if args.split != "train":
         raise ValueError("--split does not apply with --model-factory: --data is the set evaluated")
+    if args.command == "line" and args.dir == "interpolation" and not getattr(args, "to", None):
+        raise ValueError("--dir interpolation with --model-factory needs --to OTHER_WEIGHTS")
 
 
 def _checkpoint_files(patterns: list[str]) -> list[str]:
@@ -141,82 +136,56 @@ def open_from_args(args) -> own.OwnModel:
     )
 
 
-def _meta(args, subject: own.OwnModel, **extra) -> dict:
-    return {
-        "direction": args.dir,
-        "norm": args.norm,
-        "ignore": None if args.ignore == "none" else args.ignore,
-        "dir_seed": args.dir_seed,
-        "dir_type": args.dir_type,
-        "split": "data",
-        "run_name": Path(args.weights).stem,
-        **extra,
-    }
-
-
 def compute(args, subject: own.OwnModel):
-    """The surface, its directions and the figure title, as the flags ask."""
-    from landscape.__main__ import ProgressBar, _axis, _path_range
+    """The surface and its directions, as the flags ask, through ``landscape.slices``.
 
-    ignore = None if args.ignore == "none" else args.ignore
-    bar = ProgressBar(args.command, args.quiet)
-    if args.command == "line":
-        to = getattr(args, "to", None)
-        if args.dir == "interpolation" and not to:
-            raise ValueError("--dir interpolation with --model-factory needs --to OTHER_WEIGHTS")
-        if to:
-            args.dir = "interpolation"
-            d = subject.interpolation_to(to)
-            extra = {"to": str(to), "to_sha256": own.file_sha256(to)}
-            default = (-0.5, 1.5)
-        else:
-            (d,) = subject.directions(1, args.norm, ignore, args.dir_seed, False, args.dir_type)
-            extra, default = {}, (-1.0, 1.0)
-        ts = _axis("xrange", args.xrange, default, args.res)
-        surf = subject.line(d, ts, bar, args.method, _meta(args, subject, **extra))
-        return surf, [d]
-    extra = {"orthogonal": bool(args.orthogonal)}
-    if subject.trajectory is not None or args.dir == "pca":
+    ``line --to`` moves the BatchNorm statistics with the weights (both ends are each net's
+    own loss), which the pipeline's 'between' line does not do: it runs on the own model.
+    """
+    from landscape.__main__ import ProgressBar, slice_request
+
+    if getattr(args, "checkpoints", None) and args.dir == "random":
         args.dir = "pca"
-        d1, d2, ratio, px, py = subject.pca()
-        extra |= {
-            "explained_variance": ratio.tolist(),
-            "path": {"x": px.tolist(), "y": py.tolist()},
-        }
-        xdef, ydef = _path_range(px), _path_range(py)
-    else:
-        d1, d2 = subject.directions(
-            2, args.norm, ignore, args.dir_seed, args.orthogonal, args.dir_type
-        )
-        xdef = ydef = (-1.0, 1.0)
-    xs = _axis("xrange", args.xrange, xdef, args.xres or args.res)
-    yr = args.yrange if args.yrange is not None else (args.xrange or ydef)
-    ys = _axis("yrange", yr, ydef, args.yres or args.res)
-    surf = subject.plane(d1, d2, xs, ys, bar, args.method, _meta(args, subject, **extra))
-    return surf, [d1, d2]
+    to = getattr(args, "to", None)
+    if args.command == "line" and args.dir == "interpolation" and not to:
+        raise ValueError("--dir interpolation with --model-factory needs --to OTHER_WEIGHTS")
+    if to:
+        args.dir = "interpolation"
+    req = slice_request(args)
+    bar = ProgressBar(args.command, args.quiet)
+    if to:
+        d = subject.interpolation_to(to)
+        meta = {"direction": "interpolation", "to": str(to), "to_sha256": own.file_sha256(to)}
+        meta |= {"request": req.fields(), "split": "train"}
+        surf = subject.line(d, req.xs(), bar, req.method, meta)
+        return surf, [d]
+    total = subject.data.__len__()
+    result = subject.compute(req, progress=lambda f, _: bar(round(f * total), total))
+    return result.main, result.directions
 
 
 def run(args) -> int:
     """Check every spec, compute, write PREFIX.npz and PREFIX.html; 0 on success."""
-    from landscape.__main__ import _out_paths, figure
+    from landscape.__main__ import _check_zmax, _out_paths, figure, prepare_output, write_together
 
     npz, html = _out_paths(args.out)
-    zmax = getattr(args, "zmax", None)
-    if zmax is not None and not (np.isfinite(zmax) and zmax > 0):
-        raise ValueError(f"--zmax={zmax} must be a finite positive loss")
+    _check_zmax(args)
     subject = open_from_args(args)
+    prepare_output({npz: "--out", html: "--out"})
     surf, dirs = compute(args, subject)
-    npz.parent.mkdir(parents=True, exist_ok=True)
-    store.save_surface(npz, surf, dirs)
-    name = subject.spec["factory"]
-    figure(surf, f"{name} · {Path(args.weights).name} · {args.dir}", args).write_html(
-        html, include_plotlyjs=True
+    title = f"{subject.spec['factory']} · {Path(args.weights).name} · {args.dir}"
+    fig = figure(surf, title, args)
+    write_together(
+        {
+            npz: lambda f: store.save_surface(f, surf, dirs),
+            html: lambda f: f.write(fig.to_html(include_plotlyjs=True).encode()),
+        }
     )
     finite = np.isfinite(surf.loss)
     best = f"{np.nanmin(np.where(finite, surf.loss, np.nan)):.5g}" if finite.any() else "none"
     print(
         f"{surf.kind}: {surf.loss.size} points in {surf.meta['seconds']:.2f}s "
-        f"({surf.meta['method']}, {surf.meta['device']}); min loss {best}; "
+        f"({surf.meta['method']}, {surf.meta.get('device', 'cpu')}); min loss {best}; "
         f"{int((~finite).sum())} non-finite"
     )
     print(f"wrote {npz}")
@@ -226,9 +195,7 @@ def run(args) -> int:
 
 def refuse_own_flags(args) -> None:
     """Own-model flags given without --model-factory: an error, not silently ignored."""
-    for name in ("model_kwargs", "weights", "data", "max_samples", "checkpoints", "to"):
+    for name in ("model_kwargs", "weights", "data", "max_samples", "checkpoints", "to", "accuracy"):
         if getattr(args, name, None) is not None:
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{flag} needs --model-factory MODULE:FUNCTION")
-    if args.dir_type != "weights":
-        raise ValueError("--dir-type states is only available with --model-factory for now")

@@ -726,6 +726,66 @@ class OwnModel:
         start = self.state()
         return {k: end[k] - start[k] for k in start}
 
+    def subject(self):
+        """This model as a ``landscape.slices.Subject``: its data is the "train" split."""
+        from landscape import slices
+
+        data: dict = {}
+
+        def split(name: str):
+            if name != "train":
+                raise ValueError(
+                    f"split={name!r}: your own model has one data set (--data), 'train'"
+                )
+            if "all" not in data:  # only the Hessian needs every sample in memory at once
+                data["all"] = self.data.all()
+            return data["all"]
+
+        frozen = copy.deepcopy(self.model).eval()
+        key = hashlib.sha1(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
+        return slices.Subject(
+            build=lambda: copy.deepcopy(frozen),
+            loss_fn=self.loss,
+            splits=split,
+            accuracy_fn=self.accuracy_fn,
+            trajectory=self.trajectory,
+            name=self.spec.get("factory", "model"),
+            key=key,
+        )
+
+    def compute(self, request, progress=None, preview=None):
+        """``landscape.slices.compute`` of a ``SliceRequest`` on this model (data streamed)."""
+        from landscape import slices
+
+        result = slices.compute(
+            request, self.subject(), None, progress, preview, evaluator=self.evaluator()
+        )
+        for surf in [*result.surfaces.values(), *result.lines]:
+            surf.meta["model"] = json.loads(json.dumps(self.spec))  # what this result is of
+        return result
+
+    def evaluator(self):
+        """A ``slices.compute(evaluator=)`` that streams this model's data in batches."""
+
+        def run(subject, dirs, coords, split="train", *, centre=None, method="auto", progress=None):
+            if split != "train":
+                raise ValueError(f"split={split!r}: your own model has one data set, 'train'")
+            model = subject.model() if centre is None else centre
+            return evaluate(
+                model,
+                self.loss,
+                self.data,
+                dirs,
+                coords,
+                self.accuracy_fn,
+                self.batch_size,
+                self.device,
+                None if progress is None else (lambda done, n: progress(done, n)),
+                method,
+            )
+
+        return run
+
 
 def _params_only(d: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
     return {k: d[k] for k, _ in model.named_parameters()}

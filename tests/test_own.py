@@ -82,6 +82,7 @@ def test_cli_plane_equals_plain_loop_with_stored_directions(user):
             loss, acc = plain_loss(net, X, y, (a, b), (d1, d2))
             assert surf.loss[i, j] == pytest.approx(loss, rel=1e-5)
             assert surf.accuracy[i, j] == pytest.approx(acc, abs=1e-6)  # float32 scalars
+    assert surf.meta["request"]["dim"] == 2  # made by landscape.slices.compute
     spec = surf.meta["model"]
     assert spec["factory"] == "own_net:make_net" and spec["kwargs"] == {"width": 4}
     assert spec["weights_sha256"] == own.file_sha256("net.safetensors")
