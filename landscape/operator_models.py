@@ -284,7 +284,14 @@ class OwnResult:
 
 
 def compute(req: OwnRequest, progress=None) -> OwnResult:
-    """The slice ``req`` asks for, of the operator's model it names."""
+    """The slice ``req`` asks for, of the operator's model it names.
+
+    Random, PCA and Hessian slices go through ``landscape.slices.compute`` (data streamed by
+    the model's evaluator); the line to another net and, while the library's directions do
+    not offer them, ``states`` directions are made by ``landscape.own`` (buffers move).
+    """
+    from landscape import slices
+
     start = time.perf_counter()
     entry = get(req.entry)
     if req.direction not in entry.kinds(req.dim):
@@ -297,71 +304,33 @@ def compute(req: OwnRequest, progress=None) -> OwnResult:
             )
         )
     subject = open_entry(entry)
-    meta = {
-        "direction": req.direction,
-        "norm": req.norm,
-        "ignore": req.ignore,
-        "dir_seed": req.seed,
-        "dir_type": req.dir_type,
-        "split": "data",
-        "run_name": entry.name,
-    }
-    extra: dict = {}
+    meta = {"direction": req.direction, "dir_type": req.dir_type, "run_name": entry.name}
     xs, ys = np.linspace(req.xmin, req.xmax, req.nx), np.linspace(req.ymin, req.ymax, req.ny)
-    if req.dim == 1:
-        if req.direction == "interpolation":
-            dirs = [subject.interpolation_to(entry.to)]
-        else:
-            dirs = subject.directions(1, req.norm, req.ignore, req.seed, False, req.dir_type)
+    extra: dict = {}
+    if req.direction == "interpolation":
+        dirs = [subject.interpolation_to(entry.to)]
         surf = subject.line(dirs[0], xs, progress, meta=meta)
-    else:
-        if req.direction == "random":
-            dirs = subject.directions(
-                2, req.norm, req.ignore, req.seed, req.orthogonal, req.dir_type
-            )
-        elif req.direction == "pca":
-            d1, d2, ratio, px, py = subject.pca()
-            dirs, extra = [d1, d2], {"path": (px, py), "explained": ratio}
-            meta |= {
-                "explained_variance": ratio.tolist(),
-                "path": {"x": px.tolist(), "y": py.tolist()},
-            }
-            if req.auto_range:
-                xs, ys = _framed(px, req.nx), _framed(py, req.ny)
+    elif req.dir_type not in slices.dir_types():  # states: buffers move (landscape.own)
+        meta |= {"norm": req.norm, "ignore": req.ignore, "dir_seed": req.seed}
+        n = 1 if req.dim == 1 else 2
+        dirs = subject.directions(n, req.norm, req.ignore, req.seed, req.orthogonal, req.dir_type)
+        if req.dim == 1:
+            surf = subject.line(dirs[0], xs, progress, meta=meta)
         else:
-            dirs, eig = _hessian(subject, req)
-            extra = {"eigenvalues": eig}
-        surf = subject.plane(dirs[0], dirs[1], xs, ys, progress, meta=meta)
+            surf = subject.plane(dirs[0], dirs[1], xs, ys, progress, meta=meta)
+    else:
+        sreq = slices.SliceRequest(
+            dim=req.dim, direction=req.direction, seed=req.seed, norm=req.norm,
+            ignore=req.ignore, dir_type=req.dir_type, orthogonal=req.orthogonal,
+            xmin=req.xmin, xmax=req.xmax, ymin=req.ymin, ymax=req.ymax, nx=req.nx, ny=req.ny,
+            auto_range=req.direction == "pca" and req.auto_range,
+        )  # fmt: skip
+        cb = None if progress is None else (lambda f, _: progress(round(1000 * f), 1000))
+        result = subject.compute(sreq, cb)
+        surf, dirs = result.main, result.directions
+        extra = {"path": result.path, "explained": result.explained}
+        extra["eigenvalues"] = result.eigenvalues
     centre, _, _ = subject.evaluate([dirs[0]], np.zeros((1, 1)))
     return OwnResult(
         req, surf, dirs, centre_loss=float(centre[0]), seconds=time.perf_counter() - start, **extra
     )
-
-
-def _framed(p: np.ndarray, n: int) -> np.ndarray:
-    lo, hi = min(float(np.nanmin(p)), 0.0), max(float(np.nanmax(p)), 0.0)
-    pad = max(hi - lo, 1e-3) * 0.25
-    return np.linspace(lo - pad, hi + pad, n)
-
-
-def _hessian(subject: own.OwnModel, req: OwnRequest):
-    """Top-2 Hessian eigenvectors of the mean loss, scaled to the norm of the weights."""
-    import torch
-
-    from landscape import curvature
-
-    params = "weights" if req.ignore == "biasbn" else "all"
-    eig = curvature.top_eigen(
-        subject.model, subject.loss, subject.data.all(), k=2, seed=req.seed, params=params
-    )
-    if req.norm == "none":
-        scale = 1.0
-    else:
-        w = [
-            p.detach().reshape(-1)
-            for p in subject.model.parameters()
-            if req.ignore is None or p.ndim > 1
-        ]
-        scale = float(torch.cat(w).norm()) if w else 1.0
-    dirs = [{k: v * scale for k, v in vec.items()} for vec in eig.eigenvectors]
-    return dirs, np.asarray(eig.eigenvalues)
