@@ -168,6 +168,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=2, help="runs of each method (default: 2)")
     p.add_argument("--quick", action="store_true", help="5x5 grid, 128 samples (a smoke run)")
+    p.add_argument("--samples", type=int, default=N_SAMPLES, help="inputs (default: 512)")
+    p.add_argument("--steps", type=int, default=STEPS, help="grid points per axis (default: 11)")
     args = p.parse_args(argv)
     torch.set_num_threads(THREADS)
     from safetensors.torch import save_file
@@ -175,7 +177,7 @@ def main(argv=None) -> None:
     from landscape import batched
     from landscape.directions import random_directions
 
-    n, steps = (128, 5) if args.quick else (N_SAMPLES, STEPS)
+    n, steps = (128, 5) if args.quick else (args.samples, args.steps)
     model = resnet18().eval()
     g = torch.Generator().manual_seed(0)
     X = torch.randn(n, 3, 32, 32, generator=g)
