@@ -180,3 +180,24 @@ def test_surface_file_from_the_cli_opens_on_landscape_and_compare(operator, tmp_
     assert len(cmp.get("plotly_chart")) >= 2
     # the CLI's surface read back is what the page drew
     assert store.load_surface(tmp_path / "cli.npz").loss.shape == (3, 3)
+
+
+@pytest.mark.slow
+def test_operator_models_side_by_side_on_compare(operator):
+    _, net, data = operator
+    folder = Path(om.get("my conv net").folder)
+    second = TOML.replace('"my conv net"', '"same net again"')
+    (folder / "models.toml").write_text(TOML + second)
+    at = AppTest.from_file(COMPARE, default_timeout=120).run()
+    assert not at.exception
+    at.multiselect(key="cmp_om_pick").set_value(["my conv net", "same net again"]).run()
+    at.radio(key="cmp_om_cmp_kind").set_value("hessian")
+    at.button(key="cmp_om_cmp_go").click().run()
+    assert not at.exception and not at.error
+    results = at.session_state["cmp_om_cmp_result"]
+    assert [r.request.entry for r in results] == ["my conv net", "same net again"]
+    # the same net twice: the same numbers; its centre loss is the net's own
+    np.testing.assert_allclose(results[0].surface.loss, results[1].surface.loss, rtol=1e-6)
+    assert results[0].centre_loss == pytest.approx(_loss_at(net, data, (), ()), rel=1e-5)
+    assert results[0].eigenvalues[0] >= results[0].eigenvalues[1] > 0
+    assert len(at.get("plotly_chart")) == 2
