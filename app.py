@@ -19,6 +19,7 @@ import streamlit as st  # noqa: E402
 
 from landscape import workers  # noqa: E402
 from landscape.ui.common import prune_widget_metadata, torch_threads  # noqa: E402
+from landscape.ui.runs import restart_notice  # noqa: E402
 
 
 @st.cache_resource
@@ -52,6 +53,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+restart_notice()  # a tab that outlived a server restart is told its runs are gone
 st.sidebar.caption(
     "Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)"
 )

@@ -304,13 +304,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _read_run(path: str):
-    from landscape.training import run_from_bytes
+    from landscape import store
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read run file {path!r}: {e.strerror}") from None
-    return run_from_bytes(data)
+    return store.load_run(path)  # checked as hostile input; a run on a CSV carries its data
 
 
 def _train(config, quiet: bool):

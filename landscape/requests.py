@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape import directions, surface
+from landscape import data, directions, surface
 from landscape.surface import Surface
 from landscape.training import Config
 
@@ -500,23 +500,34 @@ def to_csv(result: LandscapeResult) -> str:
     return buf.getvalue()
 
 
-def command(result: LandscapeResult, end_run_file: str = "run_b.npz") -> str:
+def command(
+    result: LandscapeResult, end_run_file: str = "run_b.npz", run_file: str = "run.npz"
+) -> str:
     """The ``python -m landscape ...`` command line that recomputes the main surface.
 
     The run is retrained from its config flags (training is deterministic, so the same
     weights come back); a 'between' line loads the second run from ``end_run_file`` (the
     page offers it as a download). Ranges are written out, so an automatic PCA range is
     reproduced exactly. Hessian directions have no command line: a Python snippet is
-    returned instead.
+    returned instead. A run on an uploaded CSV cannot be retrained from flags (its data is
+    not a flag): the command loads it from ``run_file`` (the saved run carries its data).
     """
     req, s = result.request, result.main
     if req.direction == "hessian":
-        return _hessian_snippet(req, s)
+        return _hessian_snippet(req, s, run_file if needs_run_file(result) else None)
     sub = "line" if req.dim == 1 else "plane"
-    args = ["python", "-m", "landscape", sub, *_config_flags(req.config)]
+    if needs_run_file(result):
+        args = ["python", "-m", "landscape", sub, "--load-run", run_file]
+    else:
+        args = ["python", "-m", "landscape", sub, *_config_flags(req.config)]
     args += _slice_flags(req, s, end_run_file)
     args += ["--out", f"landscape-{sub}"]
     return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def needs_run_file(result: LandscapeResult) -> bool:
+    """Whether ``command(result)`` loads the run from a file (a run on uploaded data)."""
+    return str(result.request.config.dataset).startswith(data.UPLOAD_PREFIX)
 
 
 def _config_flags(config) -> list[str]:
@@ -556,8 +567,9 @@ def _slice_flags(req: SurfaceRequest, s: Surface, end_run_file: str) -> list[str
     return flags
 
 
-def _hessian_snippet(req: SurfaceRequest, s: Surface) -> str:
-    """Python that recomputes a Hessian-direction plane (the command line has no such flag)."""
+def _hessian_snippet(req: SurfaceRequest, s: Surface, run_file: str | None = None) -> str:
+    """Python that recomputes a Hessian-direction plane (the command line has no such flag);
+    with `run_file`, the run is loaded from that saved file instead of retrained."""
     cfg = ", ".join(
         f"{k}={v!r}"
         for k, v in req.config.to_dict().items()
@@ -570,8 +582,11 @@ def _hessian_snippet(req: SurfaceRequest, s: Surface) -> str:
             "# The command line has no Hessian directions; this Python does the same.",
             "import numpy as np",
             "from landscape import requests",
-            "from landscape.training import Config, train",
-            f"run = train(Config({cfg}))",
+            *(
+                ["from landscape import store", f"run = store.load_run({run_file!r})"]
+                if run_file
+                else ["from landscape.training import Config, train", f"run = train(Config({cfg}))"]
+            ),
             "req = requests.SurfaceRequest.for_run(",
             f"    run, dim=2, direction='hessian', seed={req.seed}, norm={req.norm!r},",
             f"    ignore={req.ignore!r}, xmin={float(s.xs[0])!r}, xmax={float(s.xs[-1])!r},",

@@ -28,16 +28,14 @@ finite ~1e5 without this rule, a blow-up all the same). The Run is marked `diver
 history, trajectory and weights end at the last epoch whose losses were all finite (the last
 sane point), so the landscape pages can still use them.
 
-Serialisation: `run_to_bytes`/`run_from_bytes` write/read a .npz of plain arrays plus JSON
-(config and metadata as UTF-8 bytes); loading uses allow_pickle=False, so a file can never run
-code.
+Serialisation lives in `landscape.store` (`run_to_bytes`/`run_from_bytes`, re-exported here):
+a .npz of plain arrays plus JSON, read as hostile input and never unpickled.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import json
 import math
 import time
@@ -587,72 +585,45 @@ def regression_curve(model: nn.Module, dataset: data.Dataset, n: int = 200, marg
     return xs.numpy(), yhat.numpy()
 
 
+def class_probability_curve(
+    model: nn.Module, dataset: data.Dataset, n: int = 200, margin: float = 0.1
+):
+    """Class probabilities along one input feature: xs (n,), probs (n, C) (C = 2 for a
+    1-logit binary head, as in `decision_grid`)."""
+    if dataset.input_shape != (1,):
+        raise ValueError(
+            f"class_probability_curve needs 1D inputs: dataset has input shape "
+            f"{dataset.input_shape}"
+        )
+    X = torch.cat([dataset.X_train, dataset.X_test])[:, 0]
+    span = float(X.max() - X.min())
+    xs = torch.linspace(float(X.min()) - margin * span, float(X.max()) + margin * span, n)
+    model.eval()
+    with torch.no_grad():
+        out = model(xs[:, None])
+    if out.shape[1] == 1:
+        p1 = torch.sigmoid(out[:, 0])
+        return xs.numpy(), torch.stack([1 - p1, p1], 1).numpy()
+    return xs.numpy(), torch.softmax(out, 1).numpy()
+
+
 # ----------------------------------------------------------------------------- (de)serialise
 
 _HISTORY_KEYS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
 
 
-def _json_array(obj) -> np.ndarray:
-    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
-
-
 def run_to_bytes(run: Run) -> bytes:
-    """A .npz (no pickles) of the run: arrays, plus config and metadata as JSON bytes."""
-    meta = {
-        "format": "landscape-run/1",
-        "diverged": run.diverged,
-        "diverged_epoch": run.diverged_epoch,
-        "last_finite_loss": run.last_finite_loss,
-        "n_params": run.n_params,
-        "seconds": run.seconds,
-        "name": run.name,
-        "state_keys": list(run.state_dict),
-    }
-    arrays = {
-        "config_json": _json_array(run.config.to_dict()),
-        "meta_json": _json_array(meta),
-        "step_loss": np.asarray(run.step_loss, dtype=np.float64),
-        "trajectory": run.trajectory,
-    }
-    arrays.update(
-        {f"history/{k}": np.asarray(run.history[k], dtype=np.float64) for k in _HISTORY_KEYS}
-    )
-    arrays.update(
-        {f"state/{i}": t.detach().cpu().numpy() for i, t in enumerate(run.state_dict.values())}
-    )
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
+    """A .npz of the run (no pickles); see `landscape.store.run_to_bytes` (kept here too)."""
+    from landscape import store
+
+    return store.run_to_bytes(run)
 
 
-def run_from_bytes(b: bytes) -> Run:
-    """Inverse of run_to_bytes; never unpickles. ValueError if the bytes are not such a file."""
-    try:
-        with np.load(io.BytesIO(b), allow_pickle=False) as z:
-            meta = json.loads(z["meta_json"].tobytes().decode("utf-8"))
-            config = Config.from_dict(json.loads(z["config_json"].tobytes().decode("utf-8")))
-            history = {k: z[f"history/{k}"].tolist() for k in _HISTORY_KEYS}
-            history["epoch"] = [int(e) for e in history["epoch"]]
-            state = {
-                k: torch.from_numpy(z[f"state/{i}"].copy())
-                for i, k in enumerate(meta["state_keys"])
-            }
-            step_loss, trajectory = z["step_loss"].tolist(), z["trajectory"].copy()
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
-        raise ValueError(f"not a saved run (.npz from run_to_bytes): {e}") from None
-    return Run(
-        config=config,
-        history=history,
-        step_loss=step_loss,
-        trajectory=trajectory,
-        state_dict=state,
-        diverged=meta["diverged"],
-        diverged_epoch=meta["diverged_epoch"],
-        last_finite_loss=meta["last_finite_loss"],
-        n_params=meta["n_params"],
-        seconds=meta["seconds"],
-        name=meta["name"],
-    )
+def run_from_bytes(b: bytes, name: str | None = None) -> Run:
+    """The Run in a saved file's bytes, checked as hostile input (`landscape.store`)."""
+    from landscape import store
+
+    return store.run_from_bytes(b, name=name)
 
 
 def history_csv(run: Run) -> str:
