@@ -51,7 +51,9 @@ import json
 import math
 import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Sequence
 from typing import IO
 
@@ -87,6 +89,15 @@ _NUMERIC = {
         "float16", "float32", "float64",
     )
 }  # fmt: skip
+#: What a damaged archive can raise while zipfile reads it.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    zlib.error,
+    struct.error,
+)
 _HISTORY_KEYS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
 _DATA_KEYS = ("X_train", "y_train", "X_test", "y_test")
 
@@ -111,7 +122,7 @@ class _Archive:
             self._zip = zipfile.ZipFile(file)
         except FileNotFoundError:
             raise _fail(label, "no such file") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        except (*_READ_ERRORS, ValueError) as e:
             raise _fail(
                 label, f"not a readable .npz file (not a complete zip archive: {e})"
             ) from None
@@ -176,7 +187,7 @@ class _Archive:
                     offset = fp.tell()
             except (ValueError, SyntaxError, RecursionError, TypeError, OverflowError) as e:
                 raise _fail(self.label, f"array {name!r} has a bad header ({e})") from None
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
+            except _READ_ERRORS as e:
                 raise _fail(self.label, f"array {name!r} cannot be read ({e})") from None
             if dtype.hasobject or not (dtype in _NUMERIC or (dtype.kind == "U" and shape == ())):
                 raise _fail(
@@ -225,7 +236,7 @@ class _Archive:
                     got += k
                 if fp.read(1):  # also makes zipfile compare the CRC
                     raise ValueError("the member is longer than its header says")
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        except (*_READ_ERRORS, ValueError) as e:
             raise _fail(self.label, f"array {name!r} is damaged ({e})") from None
         order = "F" if self._fortran[name] else "C"
         return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
@@ -285,14 +296,6 @@ def _version(label: str, what: str, version, current: int) -> None:
         )
     if version < 1:
         raise _fail(label, f"not a {what} file (unknown format version {version})")
-
-
-def _number(label: str, field: str, value, none_ok: bool = False) -> float | None:
-    if value is None and none_ok:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(label, f"{field}={value!r} must be a number")
-    return float(value)
 
 
 # ----------------------------------------------------------------------------- surfaces
@@ -694,7 +697,7 @@ def _read_run(arc: _Archive):
     if steps > training.MAX_STEPS:
         raise _fail(label, f"step_loss has {steps} entries: the cap is {training.MAX_STEPS}")
     diverged, d_epoch = meta["diverged"], meta["diverged_epoch"]
-    last = _number(label, "last_finite_loss", meta["last_finite_loss"], none_ok=not diverged)
+    last = meta["last_finite_loss"]
     if diverged:
         if d_epoch != n or last is None or not math.isfinite(last):
             raise _fail(
@@ -721,7 +724,7 @@ def _read_run(arc: _Archive):
         state_dict={k: torch.from_numpy(arc.array(f"state/{i}")) for i, k in enumerate(keys)},
         diverged=diverged,
         diverged_epoch=d_epoch,
-        last_finite_loss=last,
+        last_finite_loss=None if last is None else float(last),
         n_params=n_params,
         seconds=float(meta["seconds"]),
         name=meta["name"],
