@@ -7,6 +7,7 @@ optimiser settings sit in a form, and only its Train button trains.
 """
 
 import json
+import math
 
 import streamlit as st
 
@@ -337,6 +338,10 @@ def results_section() -> None:
 # ----------------------------------------------------------------------------- run list
 
 
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
 def _run_table(runs: dict) -> None:
     rows = [
         {
@@ -344,7 +349,7 @@ def _run_table(runs: dict) -> None:
             "epochs": r.epochs_done,
             "train loss": r.history["train_loss"][-1],
             "test loss": r.history["test_loss"][-1],
-            "test acc": r.history["test_acc"][-1] if r.accuracy_fn() else None,
+            "test acc": _finite(r.history["test_acc"][-1]),  # NaN for regression
             "diverged": f"epoch {r.diverged_epoch}" if r.diverged else "",
             "params": r.n_params,
             "seconds": round(r.seconds, 2),
@@ -394,8 +399,11 @@ def run_list_section() -> None:
             "Every run you train joins this list; the Landscape and Compare pages can use it."
         )
         return
-    _run_table(runs)
-    _overlay(runs)
+    for part in (_run_table, _overlay):  # a run that cannot be drawn never hides Delete
+        try:
+            part(runs)
+        except ValueError as e:
+            show_error(e)
     _delete(runs)
 
 
