@@ -17,12 +17,20 @@ def render(md: str) -> str:
     return _MD.render(str(md))
 
 
+#: GFM's autolink literals, which Streamlit's renderer links in text after parsing (escapes
+#: do not stop them): "http(s)://" or "www." before a domain character, and e-mail addresses.
+AUTOLINK = re.compile(r"(?i)(?:https?://|www\.)[\w-]|[\w.+-]@[\w-]+\.[\w-]")
+
+
 def shown(md: str) -> str:
-    """The visible text of `md` (tags dropped, entities decoded, whitespace collapsed)."""
-    text = html.unescape(re.sub(r"<[^>]+>", "", render(md)))
+    """The visible text of `md` (tags dropped, entities decoded, invisible word joiners
+    dropped, whitespace collapsed)."""
+    text = html.unescape(re.sub(r"<[^>]+>", "", render(md))).replace("\u2060", "")
     return " ".join(text.split())
 
 
 def active(md: str) -> list[str]:
-    """The links, images and raw HTML tags `md` renders to (none for inert text)."""
-    return re.findall(r"<(?:a|img)\b[^>]*>", render(md))
+    """The links, images and raw HTML tags `md` renders to, and the bare addresses GFM would
+    link in its text (none for inert text)."""
+    text = html.unescape(re.sub(r"<[^>]+>", " ", render(md)))
+    return re.findall(r"<(?:a|img)\b[^>]*>", render(md)) + AUTOLINK.findall(text)

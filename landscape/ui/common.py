@@ -79,12 +79,20 @@ def run_heavy(
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
 
+#: GFM turns bare addresses in text into links after parsing, escapes or not: "http://x",
+#: "www.x", "a@b.c". A word joiner (U+2060, invisible) inside each such marker breaks the match.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z]:/)(?=/)|(?<=www)(?=\.)|(?<=@)")
+WORD_JOINER = "\u2060"
+
+
 def md_escape(text) -> str:
     """`text` made inert for Streamlit's Markdown (st.markdown, st.error, captions, labels):
     every ASCII punctuation character is backslash-escaped, which CommonMark shows as itself,
-    so user text (a file, column or run name, an error quoting one) can never become a link,
-    an image, HTML, a colour directive or LaTeX."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+    and bare addresses get an invisible word joiner, so user text (a file, column or run
+    name, an error quoting one) can never become a link, an image, HTML, a colour directive
+    or LaTeX. It reads the same."""
+    text = _AUTOLINK.sub(WORD_JOINER, str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def plot_text(text) -> str:
