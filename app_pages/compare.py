@@ -19,7 +19,7 @@ from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import show_error, torch_threads
+from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
 
 torch_threads()
 
@@ -211,7 +211,7 @@ def _table(comp: Comparison) -> pd.DataFrame:
 
 def _story(result: dict) -> None:
     comp: Comparison = result["comparison"]
-    st.subheader(result["title"])
+    st.subheader(md_escape(result["title"]))  # run names are user text
     if result["preset"]:
         p = comparisons.get(result["preset"])
         c1, c2 = st.columns(2)
@@ -227,12 +227,12 @@ def _story(result: dict) -> None:
     )
     for panel in comp.panels:
         for note in panel.notes:
-            st.warning(f"{panel.label}: {note}")
+            st.warning(md_escape(f"{panel.label}: {note}"))
 
 
 @st.fragment
 def _charts(comp: Comparison) -> None:
-    names = [p.label for p in comp.panels]
+    names = [plot_text(p.label) for p in comp.panels]
     c1, c2, c3 = st.columns(3)
     log_curves = c1.checkbox("Log-scale loss axes", value=False, key="cmp_log_y")
     log_colour = c2.checkbox("Log colour scale (2D)", value=True, key="cmp_log_colour")

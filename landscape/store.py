@@ -116,7 +116,9 @@ class _Archive:
     ``.npy``). ``array(name)`` inflates one member; ``json(name)`` parses a JSON member.
     """
 
-    def __init__(self, file: PathOrFile, label: str, max_bytes: int = MAX_FILE_BYTES):
+    def __init__(
+        self, file: PathOrFile, label: str, max_bytes: int = MAX_FILE_BYTES, what: str = ".npz"
+    ):
         self.label = label
         try:
             self._zip = zipfile.ZipFile(file)
@@ -124,7 +126,7 @@ class _Archive:
             raise _fail(label, "no such file") from None
         except (*_READ_ERRORS, ValueError) as e:
             raise _fail(
-                label, f"not a readable .npz file (not a complete zip archive: {e})"
+                label, f"not a {what} file: it is not a complete zip archive ({e})"
             ) from None
         try:
             self._check_directory(max_bytes)
@@ -422,7 +424,7 @@ def _read_surface(arc: _Archive) -> tuple[Surface, list[dict[str, Tensor]]]:
 
 def _surface_file(file: PathOrFile, max_bytes: int):
     name = getattr(file, "name", None) if not isinstance(file, str | os.PathLike) else file
-    with _Archive(file, _label(name), max_bytes) as arc:
+    with _Archive(file, _label(name), max_bytes, "surface") as arc:
         return _read_surface(arc)
 
 
@@ -448,7 +450,7 @@ def surface_from_bytes(
 ) -> tuple[Surface, list[dict[str, Tensor]]]:
     """The Surface and its directions from bytes made by ``surface_to_bytes`` (e.g. an
     upload named `name`, used in messages)."""
-    with _Archive(io.BytesIO(bytes(data)), _label(name), max_bytes) as arc:
+    with _Archive(io.BytesIO(bytes(data)), _label(name), max_bytes, "surface") as arc:
         return _read_surface(arc)
 
 
@@ -510,7 +512,7 @@ def save_run(path: str | os.PathLike, run) -> None:
 
 def load_run(path: str | os.PathLike, max_bytes: int = MAX_CLI_FILE_BYTES):
     """The Run saved at `path` (read as `run_from_bytes` does, without reading it whole)."""
-    with _Archive(path, _label(path), max_bytes) as arc:
+    with _Archive(path, _label(path), max_bytes, "saved run") as arc:
         return _read_run(arc)
 
 
@@ -519,12 +521,14 @@ def run_from_bytes(b: bytes, name: str | None = None, max_bytes: int = MAX_FILE_
     file (`name`, e.g. the upload's file name) and what is wrong if it is not such a file."""
     if not isinstance(b, bytes | bytearray | memoryview):
         raise ValueError(f"{_label(name)}: expected the file's bytes, got {type(b).__name__}")
-    with _Archive(io.BytesIO(bytes(b)), _label(name), max_bytes) as arc:
+    with _Archive(io.BytesIO(bytes(b)), _label(name), max_bytes, "saved run") as arc:
         return _read_run(arc)
 
 
 def _read_meta(arc: _Archive) -> dict:
     label = arc.label
+    if "meta_json" not in arc.shapes:
+        raise _fail(label, "not a saved run of Loss Landscape Lab (no run metadata)")
     meta = arc.json("meta_json")
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if not isinstance(fmt, str) or not fmt.startswith(RUN_FORMAT + "/"):

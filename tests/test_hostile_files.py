@@ -268,10 +268,10 @@ def test_consistent_run_too_big_for_the_app_is_refused_before_inflating():
 @pytest.mark.parametrize(
     "make, words",
     [
-        (lambda g: b"", "not a readable .npz"),
-        (lambda g: b"not an npz at all", "not a readable .npz"),
-        (lambda g: g[: len(g) // 2], "not a readable .npz"),
-        (lambda g: g[:-10], "not a readable .npz"),
+        (lambda g: b"", "not a complete zip archive"),
+        (lambda g: b"not an npz at all", "not a complete zip archive"),
+        (lambda g: g[: len(g) // 2], "not a complete zip archive"),
+        (lambda g: g[:-10], "not a complete zip archive"),
         (lambda g: raw_zip([]), "the archive is empty"),
     ],
     ids=["empty-bytes", "text", "truncated-half", "truncated-end", "empty-zip"],
@@ -325,7 +325,7 @@ def nested(depth: int) -> np.ndarray:
         ({"config_json": nested(100_000)}, "nested too deeply"),
         ({"meta_json": np.frombuffer(b"{not json", dtype=np.uint8)}, "not valid JSON"),
         ({"meta_json": np.frombuffer(b"\xff\xfe", dtype=np.uint8)}, "not UTF-8"),
-        ({"meta_json": DROP}, "missing"),
+        ({"meta_json": DROP}, "no run metadata"),
         ({"config_json": DROP}, "missing"),
     ],
     ids=[
