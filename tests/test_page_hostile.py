@@ -272,3 +272,20 @@ def test_tab_from_a_previous_server_is_told_and_can_start_afresh():
     at.button(key="landscape_restart_ok").click()
     settle(at)
     assert not any("restarted" in w.value for w in at.warning)
+
+
+def test_reproduce_it_for_an_upload_run_offers_the_run_file():
+    rows = [f"{a:.4f},{int(a > 0)}" for a in X]
+    name = upload.register(upload.parse_csv(csv("x,label", rows)))
+    r = train(Config(dataset=name, n_samples=60, epochs=2, width=4))
+    at = page(LANDSCAPE, r)
+    at.radio(key="lp_dim").set_value("1D line")
+    settle(at)
+    at.slider(key="lp_nx1").set_value(5)
+    at.button(key="lp_go").click()
+    settle(at)
+    assert not at.error, errors(at)
+    (code,) = at.code
+    assert code.value.startswith("python -m landscape line --load-run run.npz")
+    assert any("uploaded CSV" in shown(c.value) for c in at.caption)
+    assert any(b.label == "Run .npz (for --load-run)" for b in at.get("download_button"))
