@@ -286,6 +286,6 @@ def test_reproduce_it_for_an_upload_run_offers_the_run_file():
     settle(at)
     assert not at.error, errors(at)
     (code,) = at.code
-    assert code.value.startswith("python -m landscape line --load-run run.npz")
+    assert "\npython -m landscape line --load-run run.npz" in code.value
     assert any("uploaded CSV" in shown(c.value) for c in at.caption)
     assert any(b.label == "Run .npz (for --load-run)" for b in at.get("download_button"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape import requests, store, upload
+from landscape import pictures, store, upload
 from landscape.training import Config, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,12 +31,12 @@ def upload_run():
 
 
 def test_reproduce_command_of_an_upload_run_loads_the_run_file(upload_run, tmp_path):
-    req = requests.SurfaceRequest.for_run(
+    req = pictures.SurfaceRequest.for_run(
         upload_run, dim=2, direction="random", nx=3, ny=3, xmin=-1, xmax=1, ymin=-1, ymax=1
     )
-    result = requests.compute(req, upload_run)
-    assert requests.needs_run_file(result)
-    cmd = requests.command(result)
+    result = pictures.compute(req, upload_run)
+    comment, cmd = pictures.command(result).split("\n")
+    assert comment.startswith("#") and "uploaded data" in comment
     argv = shlex.split(cmd)
     assert argv[:6] == ["python", "-m", "landscape", "plane", "--load-run", "run.npz"]
     assert "--dataset" not in argv  # an upload name is no flag the CLI accepts
@@ -56,18 +56,17 @@ def test_reproduce_command_of_an_upload_run_loads_the_run_file(upload_run, tmp_p
 
 
 def test_hessian_snippet_of_an_upload_run_loads_the_run_file(upload_run):
-    req = requests.SurfaceRequest.for_run(
+    req = pictures.SurfaceRequest.for_run(
         upload_run, dim=2, direction="hessian", nx=3, ny=3, xmin=-1, xmax=1, ymin=-1, ymax=1
     )
-    snippet = requests.command(requests.compute(req, upload_run))
+    snippet = pictures.command(pictures.compute(req, upload_run))
     assert "store.load_run('run.npz')" in snippet and "Config(" not in snippet
 
 
 def test_reproduce_command_of_a_built_in_run_is_unchanged():
     run = train(Config(n_samples=100, epochs=2, width=4))
-    req = requests.SurfaceRequest.for_run(
+    req = pictures.SurfaceRequest.for_run(
         run, dim=1, direction="interpolation", nx=3, xmin=0, xmax=1
     )
-    result = requests.compute(req, run)
-    assert not requests.needs_run_file(result)
-    assert "--load-run" not in requests.command(result) and "--epochs 2" in requests.command(result)
+    result = pictures.compute(req, run)
+    assert "--load-run" not in pictures.command(result) and "--epochs 2" in pictures.command(result)
