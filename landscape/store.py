@@ -123,7 +123,9 @@ class _Archive:
         try:
             self._zip = zipfile.ZipFile(file)
         except FileNotFoundError:
-            raise _fail(label, "no such file") from None
+            raise _fail(label, "cannot read it: no such file") from None
+        except (PermissionError, IsADirectoryError) as e:
+            raise _fail(label, f"cannot read it: {e.strerror}") from None
         except (*_READ_ERRORS, ValueError) as e:
             raise _fail(
                 label, f"not a {what} file: it is not a complete zip archive ({e})"
