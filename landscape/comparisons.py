@@ -262,7 +262,10 @@ class PanelResult:
 
     @property
     def nonconvexity(self) -> float | None:
-        """Mean |lambda_min / lambda_max| over the convexity map (None when not computed)."""
+        """Mean of max(-lambda_min, 0) / lambda_max over the convexity map (None: not computed).
+
+        0 when the Hessian is positive semi-definite at every point of the map.
+        """
         if self.convexity is None:
             return None
         ratio = self.convexity[0]
@@ -627,7 +630,7 @@ def _presets() -> dict[str, Preset]:
             "0.11). Not reproduced at this small scale: Li et al.'s chaotic, non-convex surface. "
             "At 18 layers the no-skip slice is still smooth, and the convexity map (tick it in "
             "the settings; it adds roughly half a minute) measured less negative curvature "
-            "without skips (mean |λmin/λmax| 0.13 vs 0.20 on a 5x5 grid over ±1), the opposite "
+            "without skips (mean max(−λmin, 0)/λmax 0.13 vs 0.20 on a 5x5 grid over ±1), the opposite "
             "of their Fig. 7 for deep nets."
         ),
         measured_seconds=6.6,
