@@ -132,7 +132,7 @@ def _add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
             "pca = the two leading principal components of the training path, path drawn on top"
             if kind == "plane"
             else "interpolation = from the initial weights (t=0) to the trained net (t=1), "
-            "Goodfellow et al. 2015; BatchNorm statistics of the trained net"
+            "Goodfellow et al. 2015; BatchNorm statistics move with the weights"
         )
         + " (default: random)",
     )
@@ -374,21 +374,13 @@ def _meta(args, run, **extra) -> dict:
     }
 
 
-def _with_buffers_of(model, source):
-    """``model`` with ``source``'s buffers (BatchNorm running statistics) copied in."""
-    buffers = dict(source.named_buffers())
-    model.load_state_dict({**model.state_dict(), **buffers})
-    return model
-
-
 def compute_line(args, run):
     """The line surface and its direction, as the flags ask."""
     ignore = None if args.ignore == "none" else args.ignore
     if args.dir == "interpolation":
         end = _read_run(args.end_run).model() if args.end_run else run.model()
         center = run.model() if args.end_run else run.initial_model()
-        center = _with_buffers_of(center, end)
-        d = D.interpolation_direction(center, end)
+        d = D.interpolation_direction(center, end, dir_type="states")  # statistics move too
         default = (-0.5, 1.5)
     else:
         if args.end_run:

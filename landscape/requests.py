@@ -19,10 +19,11 @@ Kinds of slice:
 - 1D ``random``: ``n_lines`` seeded Gaussian directions (seeds ``seed, seed+1, ...``), each
   normalised (``norm``, ``ignore``); loss along ``theta* + t*d``.
 - 1D ``interpolation``: from the initial weights (t=0) to the trained ones (t=1),
-  Goodfellow et al. (2015); buffers (BatchNorm statistics) are the trained net's.
+  Goodfellow et al. (2015); the BatchNorm statistics move with the weights (``states``), so
+  each end is that net's own loss.
 - 1D ``between``: from this run (t=0) to another run with the same parameter shapes (t=1),
   evaluated on this run's data: a barrier between two solutions shows as a bump. As for
-  ``interpolation`` (and as the command line does), buffers are the end net's.
+  ``interpolation`` (and as the command line does), the statistics move with the weights.
 - 2D ``random``: two seeded directions (optionally orthogonalised before normalising).
 - 2D ``pca``: the two leading principal components of the training path (Li et al. sec. 7),
   over every parameter (unit vectors, not normalised: ``norm``/``ignore`` do not apply);
@@ -306,17 +307,15 @@ def _line_directions(req: SurfaceRequest, run, other, model: nn.Module):
         return model, dirs
     if req.direction == "interpolation":
         init = directions.unflatten(run.trajectory[0], model)  # the real start, as trained
-        final = directions.weights_of(model)
-        d = directions.interpolation_direction(init, {k: v.clone() for k, v in final.items()})
-        return _with_params(model, init), [d]
+        start = _with_params(run.initial_model(), init)  # initial statistics too
+        return start, [directions.interpolation_direction(start, model, dir_type="states")]
     if other is None:
         raise ValueError("direction='between' needs a second run")
     other_model = other.model()
     why = same_architecture(model, other_model)
     if why:
         raise ValueError(f"cannot interpolate between {run.name!r} and {other.name!r}: {why}")
-    model.load_state_dict({**model.state_dict(), **dict(other_model.named_buffers())})
-    return model, [directions.interpolation_direction(model, other_model)]
+    return model, [directions.interpolation_direction(model, other_model, dir_type="states")]
 
 
 def _compute_line(req: SurfaceRequest, run, other, progress: Progress) -> LandscapeResult:
