@@ -384,11 +384,11 @@ def project(
     final: nn.Module | dict[str, Tensor],
     d1: dict[str, Tensor],
     d2: dict[str, Tensor],
-    method: str = "cos",
+    projection: str = "cos",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates of each checkpoint in the plane of ``d1, d2`` around ``final``.
 
-    ``method="cos"`` (default, the original's): ``x = <theta - theta_final, d1> / ||d1||``
+    ``projection="cos"`` (default, the original's): ``x = <theta - theta_final, d1> / ||d1||``
     (likewise y), exact when d1, d2 are orthonormal, as PCA axes are. ``"lstsq"`` (the
     original's ``--proj_method lstsq``): the least-squares ``(x, y)`` with
     ``x*d1 + y*d2 ~ theta - theta_final``, the point of the plane's own coordinates nearest
@@ -396,8 +396,10 @@ def project(
     projects to (0, 0). Only the parameter entries of a ``states`` direction are used (the
     trajectory holds parameters). Returns two float64 arrays of length ``checkpoints``.
     """
-    if method not in PROJECTIONS:
-        raise ValueError(f"method={method!r} is not allowed: must be one of {list(PROJECTIONS)}")
+    if projection not in PROJECTIONS:
+        raise ValueError(
+            f"projection={projection!r} is not allowed: must be one of {list(PROJECTIONS)}"
+        )
     rows = _diff_rows(trajectory, final)  # non-finite checkpoints project to NaN
     w = weights_of(final)
     vecs = []
@@ -408,7 +410,7 @@ def project(
         if float(np.linalg.norm(v)) == 0.0:
             raise ValueError(f"{name} is all zeros: cannot project onto it")
         vecs.append(v)
-    if method == "cos":
+    if projection == "cos":
         return tuple(rows @ v / float(np.linalg.norm(v)) for v in vecs)
     A = np.stack(vecs, axis=1)  # (P, 2)
     good = np.all(np.isfinite(rows), axis=1)

@@ -388,7 +388,7 @@ def test_lstsq_projection_recovers_plane_coordinates_cos_does_not():
     xs, ys = np.array([-1.0, 0.3, 2.0, 0.0]), np.array([0.5, -0.7, 1.5, 0.0])
     f1, f2 = D.flatten(d1).double().numpy(), D.flatten(d2).double().numpy()
     traj = final[None] + xs[:, None] * f1[None] + ys[:, None] * f2[None]
-    px, py = D.project(traj, model, d1, d2, method="lstsq")
+    px, py = D.project(traj, model, d1, d2, projection="lstsq")
     np.testing.assert_allclose(px, xs, atol=1e-4)
     np.testing.assert_allclose(py, ys, atol=1e-4)
     # the original's lstsq: np.linalg.lstsq on the stacked directions, per checkpoint
@@ -399,5 +399,5 @@ def test_lstsq_projection_recovers_plane_coordinates_cos_does_not():
     cx, cy = D.project(traj, model, d1, d2)  # "cos": <theta - final, d> / ||d||
     np.testing.assert_allclose(cx, (traj - final) @ f1 / np.linalg.norm(f1), rtol=1e-12)
     assert not np.allclose(cx, xs, atol=1e-2)  # wrong for non-orthonormal directions
-    with pytest.raises(ValueError, match="method="):
-        D.project(traj, model, d1, d2, method="svd")
+    with pytest.raises(ValueError, match="projection="):
+        D.project(traj, model, d1, d2, projection="svd")
