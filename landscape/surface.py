@@ -4,7 +4,7 @@ A point is ``theta* + a*d1 + b*d2``, always rebuilt from the centre weights ``th
 by adding steps to weights that were already moved, which would accumulate rounding). Each
 point is evaluated on the whole data set, in eval mode (BatchNorm uses its running
 statistics, dropout is off), without autograd. The caller's model is never touched: the
-reference loop runs ``torch.func.functional_call`` on a private eval-mode copy, so even an
+reference loop writes each point's weights into a private eval-mode copy, so even an
 exception midway leaves the model bit-for-bit as it was.
 
 Two paths compute the same numbers. ``method="loop"`` is the reference: one forward pass per
@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from landscape.directions import _check_keys, buffers_of, cosine, weights_of
 
@@ -140,18 +139,20 @@ def _scalar(value, name: str) -> float:
     return float(t.item())
 
 
-def _forward(frozen: nn.Module, params: dict[str, Tensor], X: Tensor) -> Tensor:
-    """The model's output on all of X with ``params``, in chunks of CHUNK_ROWS samples."""
+def _forward(frozen: nn.Module, X: Tensor) -> Tensor:
+    """The model's output on all of X, in chunks of CHUNK_ROWS samples."""
     if X.shape[0] <= CHUNK_ROWS:
-        return functional_call(frozen, params, (X,))
-    return torch.cat([functional_call(frozen, params, (xc,)) for xc in X.split(CHUNK_ROWS)])
+        return frozen(X)
+    return torch.cat([frozen(xc) for xc in X.split(CHUNK_ROWS)])
 
 
 class LoopSession:
     """The reference loop bound to one surface's data, centre and directions.
 
     ``run(coords)`` evaluates points one full-batch forward each on a private eval-mode
-    copy of the model (made once), the same interface as ``batched.Session``.
+    copy of the model (made once), the same interface as ``batched.Session``. Each point's
+    tensors are rebuilt from the centre in place in the copy (``center + a*d1 + b*d2``,
+    never by stepping from the previous point, which would accumulate rounding).
     """
 
     K = 1  # points per step
@@ -159,18 +160,32 @@ class LoopSession:
     def __init__(self, model, loss_fn, X, y, center, directions, accuracy_fn=None) -> None:
         self.frozen = copy.deepcopy(model).eval()
         self.loss_fn, self.X, self.y, self.accuracy_fn = loss_fn, X, y, accuracy_fn
-        self.center, self.directions = center, directions
+        params = dict(self.frozen.named_parameters())
+        # the copy's own tensors that the points overwrite: parameters and moved buffers
+        self.targets = {k: params[k] if k in params else self.frozen.get_buffer(k) for k in center}
+        self.center = center
+        # per tensor, only the directions that move it (a zero entry costs nothing)
+        self.moving = {
+            k: [(j, d[k]) for j, d in enumerate(directions) if bool(torch.any(d[k] != 0))]
+            for k in center
+        }
 
     def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
         losses = np.empty(len(coords), dtype=np.float64)
         accs = np.empty(len(coords), dtype=np.float64) if self.accuracy_fn is not None else None
         with torch.no_grad():
+            for k, t in self.targets.items():
+                t.copy_(self.center[k])
             for p, point in enumerate(coords):
-                params = {k: c.clone() for k, c in self.center.items()}
-                for a, d in zip(point, self.directions):
-                    for k in params:
-                        params[k] += float(a) * d[k]
-                out = _forward(self.frozen, params, self.X)
+                for k, t in self.targets.items():
+                    moving = self.moving[k]
+                    if not moving:
+                        continue
+                    (j, d), rest = moving[0], moving[1:]
+                    torch.add(self.center[k], d, alpha=float(point[j]), out=t)
+                    for j, d in rest:
+                        t.add_(d, alpha=float(point[j]))
+                out = _forward(self.frozen, self.X)
                 losses[p] = _scalar(self.loss_fn(out, self.y), "loss_fn")
                 if accs is not None:
                     accs[p] = _scalar(self.accuracy_fn(out, self.y), "accuracy_fn")
@@ -208,8 +223,8 @@ def _race(fast, loop: LoopSession, coords: np.ndarray, progress) -> tuple:
     """Evaluate ``coords`` with the faster of ``fast`` and ``loop``, timed on the first points.
 
     Order: a fast chunk and one loop point as warm-up (first calls build kernels and the
-    fast path's shared caches), then RACE_ROUNDS timed rounds of a fast chunk and a quarter
-    chunk of loop points; the minimum seconds per point of each decides. Returns (losses,
+    fast path's shared caches), then RACE_ROUNDS timed rounds of a fast chunk and half a
+    chunk (at least 4) of loop points; the minimum seconds per point of each decides. Returns (losses,
     accs, winner, timings).
     """
     total = len(coords)
@@ -241,7 +256,7 @@ def _race(fast, loop: LoopSession, coords: np.ndarray, progress) -> tuple:
     t_fast = t_loop = math.inf
     for _ in range(RACE_ROUNDS):
         t_fast = min(t_fast, take(fast, K))
-        t_loop = min(t_loop, take(loop, max(2, K // 4)))
+        t_loop = min(t_loop, take(loop, max(4, K // 2)))
     winner = loop if t_loop < t_fast else fast
     if done < total:
         rest_l, rest_a = winner.run(coords[done:], _offset(progress, done, total))
