@@ -7,8 +7,10 @@ returns the same numbers (up to float32 rounding) faster, and never touches the 
 
 How (each step measured on this project's 2-core AMD EPYC; see benchmarks/bench_surface.py):
 
-1. ``torch.fx`` traces the model into a graph of known layers; ``supports()`` says whether every
-   node is one this module can evaluate. Anything else is left to the reference loop.
+1. ``torch.fx`` traces the model into a graph of known layers, once per surface
+   (``FastPath``); ``supports()`` says whether every node is one this module can evaluate.
+   Anything else is left to the reference loop. ``FastPath.session`` binds one surface's
+   data, centre and directions, so the caller can time chunks (``surface``'s ``auto`` race).
 2. The graph is planned once: an eval-mode BatchNorm right after a Linear/Conv2d is folded into
    its weights (``W * s``, ``b * s + t``), and a ReLU right after is fused into the layer's
    epilogue, so neither costs a pass over memory.
@@ -273,9 +275,8 @@ class _ThreadSafeTracer(torch.fx.Tracer):
     """fx's tracer, harmless to other threads.
 
     While `Tracer.trace` runs, fx patches `torch.nn.Module.__call__` and `__getattr__` for
-    the whole process. In a server, another session's training calling its own model at that
-    moment went through the tracer and died with "module is not installed as a submodule"
-    (found by benchmarks/load_test.py). Calls from any thread but the tracing one now go
+    the whole process, so a model called from another thread (another session's training)
+    would go through the tracer and fail. Calls from any thread but the tracing one go
     straight to the module, as if nothing were patched.
     """
 
