@@ -107,7 +107,9 @@ class FlatLoss:
                 raise ValueError(f"vector is missing parameter {n!r}")
             t = torch.as_tensor(vector[n]).detach()
             if t.shape != self.shapes[n]:
-                raise ValueError(f"vector[{n!r}] has shape {tuple(t.shape)}, expected {tuple(self.shapes[n])}")
+                raise ValueError(
+                    f"vector[{n!r}] has shape {tuple(t.shape)}, expected {tuple(self.shapes[n])}"
+                )
             parts.append(t.reshape(-1).to(self.dtype))
         return torch.cat(parts)
 

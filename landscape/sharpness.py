@@ -332,7 +332,9 @@ def panel(
     kw = dict(steps=s.steps, step_size=s.step_size, seed=s.seed)
     jobs = {
         "lambda_max": lambda: float(
-            curvature.top_eigen(model, loss_fn, data, k=1, tol=s.eig_tol, seed=s.seed).eigenvalues[0]
+            curvature.top_eigen(model, loss_fn, data, k=1, tol=s.eig_tol, seed=s.seed).eigenvalues[
+                0
+            ]
         ),
         "trace": lambda: curvature.trace(model, loss_fn, data, s.trace_samples, seed=s.seed)[0],
         "eps": lambda: eps_sharpness(model, loss_fn, data, s.eps, **kw).value,
@@ -379,7 +381,9 @@ def rescaling_demo(
     return out
 
 
-def run_panels(runs, settings: PanelSettings = PanelSettings(), split: str = "train", progress=None):
+def run_panels(
+    runs, settings: PanelSettings = PanelSettings(), split: str = "train", progress=None
+):
     """Panels for ``[(label, Run, rescale), ...]`` (the Compare page's panels), one job."""
     out = []
     for i, (label, run, rescale) in enumerate(runs):
@@ -389,7 +393,7 @@ def run_panels(runs, settings: PanelSettings = PanelSettings(), split: str = "tr
         if rescale != 1.0:
             model = rescale_relu(model, rescale)
 
-        def cb(done, total, name, i=i):
+        def cb(done, total, name, i=i, label=label):
             if progress is not None:
                 progress((i * total + done) / (total * len(runs)), f"{label}: {name}")
 

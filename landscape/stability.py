@@ -141,7 +141,7 @@ def track(
             # warm: the previous eigenvector plus a little noise, so that a new, larger
             # eigenvalue that the old vector is orthogonal to still enters the Krylov space
             v = r if v is None or not warm else v + WARM_NOISE * r / r.norm()
-            lam, v, n_hvp = top_eigenpair(lambda u: F.hvp(x, u), v, tol, max_iter)
+            lam, v, n_hvp = top_eigenpair(lambda u, x=x: F.hvp(x, u), v, tol, max_iter)
             t_track += time.perf_counter() - t0
             t_steps.append(step)
             sharp.append(lam)

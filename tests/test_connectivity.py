@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from research_toys import DATA, TwoWells, loss_of_output, relu_data, relu_mlp
 
 from landscape import connectivity
-from research_toys import DATA, TwoWells, loss_of_output, relu_data, relu_mlp
 
 
 def test_barrier_of_a_net_with_itself_is_zero():

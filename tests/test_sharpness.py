@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from research_toys import DATA, Quadratic, loss_of_output, relu_data, relu_mlp
 
 from landscape import curvature, sharpness
-from research_toys import DATA, Quadratic, loss_of_output, relu_data, relu_mlp
 
 
 def _quadratic(d=4, seed=0):
@@ -125,7 +125,10 @@ def test_rescaling_keeps_the_function_and_asam_but_moves_lambda_max_as_theory_sa
     H, H2 = _flat_hessian(m, data), _flat_hessian(r, data)
     sizes = [p.numel() for p in m.parameters()]
     s = torch.cat(
-        [torch.full((k,), v, dtype=torch.float64) for k, v in zip(sizes, [alpha, alpha, 1 / alpha, 1, 1, 1])]
+        [
+            torch.full((k,), v, dtype=torch.float64)
+            for k, v in zip(sizes, [alpha, alpha, 1 / alpha, 1, 1, 1])
+        ]
     )
     assert torch.allclose(H2, H / s[:, None] / s[None, :], atol=1e-9)
     # the block of layer 0's weight shrinks by alpha^2, layer 1's weight grows by alpha^2
@@ -166,7 +169,9 @@ def test_panel_measures_agree_with_the_functions_they_wrap():
     s = sharpness.PanelSettings(steps=5, trace_samples=4, n_dirs=2, line_points=11)
     p = sharpness.panel(m, F.cross_entropy, data, s)
     assert set(p.values) == set(sharpness.MEASURES) == set(p.seconds)
-    assert p.values["rho"] == sharpness.rho_sharpness(m, F.cross_entropy, data, s.rho, steps=5).value
+    assert (
+        p.values["rho"] == sharpness.rho_sharpness(m, F.cross_entropy, data, s.rho, steps=5).value
+    )
     lam = curvature.top_eigen(m, F.cross_entropy, data, tol=1e-3).eigenvalues[0]
     assert p.values["lambda_max"] == pytest.approx(lam)
     assert p.loss == pytest.approx(float(F.cross_entropy(m(data[0]), data[1])))

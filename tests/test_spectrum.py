@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from research_toys import DATA, Quadratic, loss_of_output, relu_data, relu_mlp
 
 from landscape import curvature, spectrum
 from landscape.paramspace import FlatLoss
-from research_toys import DATA, Quadratic, loss_of_output, relu_data, relu_mlp
 
 
 def _known_spectrum(P=60):
