@@ -384,7 +384,8 @@ def rescaling_demo(
 def run_panels(
     runs, settings: PanelSettings = PanelSettings(), split: str = "train", progress=None
 ):
-    """Panels for ``[(label, Run, rescale), ...]`` (the Compare page's panels), one job."""
+    """Panels for ``[(label, Run, rescale), ...]`` (the Compare page's panels), one job;
+    ``progress(fraction, text)``."""
     out = []
     for i, (label, run, rescale) in enumerate(runs):
         ds = run.dataset()
@@ -399,3 +400,18 @@ def run_panels(
 
         out.append(panel(model, run.loss_fn(), data, settings, label, cb))
     return out
+
+
+def rescaling_for_run(
+    run, alphas=(1.0, 5.0), settings: PanelSettings = PanelSettings(), split="train", progress=None
+) -> list[Panel]:
+    """``rescaling_demo`` on a Run's net (a ReLU MLP/CNN without BatchNorm); ``progress(frac,
+    text)``."""
+    ds = run.dataset()
+    data = (ds.X_train, ds.y_train) if split == "train" else (ds.X_test, ds.y_test)
+
+    def cb(done, total, name):
+        if progress is not None:
+            progress(done / total, name)
+
+    return rescaling_demo(run.model(), run.loss_fn(), data, alphas, settings, progress=cb)
