@@ -399,8 +399,8 @@ st.markdown(
 )
 try:
     setup_panel()
-    ui_research.eos_section()
     results_section()
     run_list_section()
+    ui_research.eos_section()
 except ValueError as e:  # a bad value that slipped past the widgets: a message, not a traceback
     show_error(e)

@@ -144,8 +144,8 @@ def spectrum_figure(res, title: str | None = None) -> go.Figure:
         x=res.grid, y=dens, name="SLQ density", fill="tozeroy", line=dict(color=COLORS[0])
     )
     for i, lam in enumerate(res.top):
-        fig.add_vline(x=float(lam), line_dash="dash", line_color=COLORS[1],
-                      annotation_text=f"λ{i + 1} = {lam:.3g}" if i < 3 else None)  # fmt: skip
+        label = {"annotation_text": f"λ{i + 1} = {lam:.3g}"} if i < 3 else {}
+        fig.add_vline(x=float(lam), line_dash="dash", line_color=COLORS[1], **label)
     fig.update_yaxes(type="log")
     return _layout(fig, title or f"Hessian eigenvalue density ({res.n_params:,} parameters)",
                    "eigenvalue", "density (log)")  # fmt: skip

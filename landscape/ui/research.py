@@ -133,7 +133,7 @@ def _rescaling_demo(comparison, split: str) -> None:
     alpha = c1.select_slider("α (layer 1 × α, layer 2 ÷ α)", [0.2, 0.5, 2.0, 5.0, 10.0], 5.0,
                              key="rs_alpha")  # fmt: skip
     source = runs[0].name if runs else "the default run (MLP on moons)"
-    c2.caption(f"Net: {source}")
+    c2.text(f"Net: {source}")  # a run name may hold an uploaded file name: plain text
     if not c2.button("Rescale and measure", key="rs_rescale_go"):
         got = st.session_state.get("rs_rescale")
         if got is None:
@@ -217,9 +217,8 @@ def eos_run(config_kw: dict, every: int = 5) -> None:
 
 def eos_section() -> None:
     """The Train page's edge-of-stability area: the demo preset button and the last result."""
-    with st.expander(
-        "📈 Edge of stability (Cohen et al. 2021)", expanded=EOS_KEY in st.session_state
-    ):
+    st.subheader("4 · Edge of stability (Cohen et al. 2021)")
+    with st.container(border=True):
         cfg = presets.get(presets.EOS_PRESET)
         st.caption(presets.PRESETS[presets.EOS_PRESET][1])
         if st.button(f"Run the demo: {cfg.epochs} GD steps at η = {cfg.lr:g}", key="eos_demo"):
@@ -241,7 +240,7 @@ def eos_section() -> None:
                                              res.steps, res.loss), key="eos_fig")  # fmt: skip
             for note in res.notes:
                 st.warning(note)
-        st.markdown(EOS_NOTICE)
+        st.markdown("**What to notice**\n" + EOS_NOTICE)
 
 
 # ============================================================================ geometry page

@@ -45,6 +45,7 @@ PAGES = [
     ("train", "/train", "Train", 1),
     ("landscape", "/landscape", "landscape", 0),
     ("compare", "/compare", "Compare", 0),
+    ("geometry", "/geometry", "Geometry", 0),
 ]
 
 
