@@ -84,6 +84,7 @@ def measures(name: str, repeat: int) -> None:
 def eos_overhead(repeat: int) -> None:
     cfg = presets.get(presets.EOS_PRESET)
     print(f"\nedge of stability: {presets.EOS_PRESET}, {cfg.epochs} GD steps, λmax every 5 steps")
+    stability.track(cfg, steps=2)  # warm-up: the first optimiser imports torch._dynamo
     plain, _ = _best(lambda: stability.track(cfg, track_sharpness=False), repeat)
     for warm in (True, False):
         t, r = _best(lambda warm=warm: stability.track(cfg, every=5, warm=warm), repeat)

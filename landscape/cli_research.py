@@ -127,6 +127,10 @@ def register(sub, cli) -> None:
 
 def _paths(prefix: str) -> tuple[Path, Path]:
     base = Path(prefix[:-5] if prefix.endswith(".json") else prefix)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {prefix!r}: cannot create its folder: {e.strerror}") from None
     return base.with_name(base.name + ".json"), base.with_name(base.name + ".html")
 
 

@@ -125,7 +125,7 @@ def eos_figure(
     if loss is not None and len(loss):
         fig.add_scatter(x=list(steps), y=list(loss), name="training loss", yaxis="y2",
                         line=dict(color="grey", width=1))  # fmt: skip
-        fig.update_layout(yaxis2=dict(title="loss (log)", overlaying="y", side="right", type="log",
+        fig.update_layout(yaxis2=dict(title="loss (log)", overlaying="y", side="right", type="log", tickformat=".2g",
                                       showgrid=False))  # fmt: skip
     top = max([threshold * 1.3] + [float(s) for s in sharpness if np.isfinite(s)])
     fig.update_yaxes(range=[0, top], selector=dict(overlaying=None))
