@@ -15,12 +15,13 @@ Flat vectors follow ``named_parameters()`` order over the selected tensors.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+
+from landscape import checks
 
 Data = tuple[Tensor, Tensor]
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -41,23 +42,12 @@ def check_data(data, name: str = "data") -> Data:
 
 
 def check_number(name: str, value, lo: float, hi: float, open_lo: bool = True) -> float:
-    """A finite real in (lo, hi] (or [lo, hi]), else ValueError naming it."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-    if not ok or not math.isfinite(value) or value > hi or value < lo or (open_lo and value == lo):
-        raise ValueError(
-            f"{name}={value!r} is out of range: must be a number in "
-            f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
-        )
-    return value
+    """A finite real in (lo, hi] (or [lo, hi]): ``landscape.checks.number_in``, open at lo by
+    default (radii, step sizes and tolerances must be positive)."""
+    return checks.number_in(name, value, lo, hi, open_lo)
 
 
-def check_int(name: str, value, lo: int, hi: int) -> int:
-    """An integer in [lo, hi], else ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} is out of range: must be an integer in [{lo}, {hi}]")
-    return value
+check_int = checks.int_in  # an integer in [lo, hi]
 
 
 class FlatLoss:
