@@ -84,9 +84,9 @@ def connectivity_lines(res) -> go.Figure:
     )  # fmt: skip
     mean = 0.5 * (res.line_loss[0] + res.line_loss[-1])
     fig.add_hline(y=mean, line_dash="dot", line_color="grey", annotation_text="mean of the ends")
-    return _layout(
-        fig, "Loss along the paths between the two minima", "t (0 = net A, 1 = net B)", "loss"
-    )
+    _layout(fig, "Loss along the paths between the two minima", "t (0 = net A, 1 = net B)", "loss")
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, x=0), height=460)
+    return fig
 
 
 def connectivity_plane(res, log: bool = True) -> go.Figure:

@@ -17,8 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from landscape import connectivity, presets, sharpness, spectrum, stability
-from landscape.plots import research as plots
 from landscape.pictures import fingerprint
+from landscape.plots import research as plots
 from landscape.training import Config
 from landscape.ui.common import run_heavy, show_error
 from landscape.ui.runs import train_cached
