@@ -18,6 +18,7 @@ from landscape import comparisons, directions
 from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 
@@ -329,4 +330,5 @@ else:
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])
+    ui_research.sharpness_section(result["comparison"], _settings().split)
     _notice()

@@ -13,6 +13,7 @@ import streamlit as st
 from landscape import data, losses, models, training
 from landscape.plots import training as plots
 from landscape.training import Config
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 from landscape.ui.upload import upload_widget
@@ -138,6 +139,7 @@ def _optimiser_form() -> tuple[dict, bool]:
             "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, key="tr_seed",
                                         help="Seeds the data, the initial weights and the batch order.")),
         }  # fmt: skip
+        kw["eos"] = ui_research.eos_checkbox(c3)
         submitted = st.form_submit_button("Train", type="primary")
     return kw, submitted
 
@@ -184,8 +186,9 @@ def setup_panel() -> None:
     with c2:
         _param_count(kw)
     opt_kw, submitted = _optimiser_form()
+    eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
     if submitted:
-        _train_and_show(kw | opt_kw)
+        (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
 
 
 # ----------------------------------------------------------------------------- training
@@ -401,5 +404,6 @@ try:
     setup_panel()
     results_section()
     run_list_section()
+    ui_research.eos_section()
 except ValueError as e:  # a bad value that slipped past the widgets: a message, not a traceback
     show_error(e)
