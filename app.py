@@ -49,6 +49,7 @@ PAGES = [
     st.Page("app_pages/train.py", title="Train", icon="🏋️", url_path="train"),
     st.Page("app_pages/loss_landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/geometry.py", title="Geometry", icon="🧭", url_path="geometry"),
 ]
 
 page = st.navigation(PAGES)

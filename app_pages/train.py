@@ -14,6 +14,7 @@ import streamlit as st
 from landscape import data, losses, models, training
 from landscape.plots import training as plots
 from landscape.training import Config
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
 from landscape.ui.upload import upload_widget
@@ -139,6 +140,7 @@ def _optimiser_form() -> tuple[dict, bool]:
             "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, key="tr_seed",
                                         help="Seeds the data, the initial weights and the batch order.")),
         }  # fmt: skip
+        kw["eos"] = ui_research.eos_checkbox(c3)
         submitted = st.form_submit_button("Train", type="primary")
     return kw, submitted
 
@@ -185,8 +187,9 @@ def setup_panel() -> None:
     with c2:
         _param_count(kw)
     opt_kw, submitted = _optimiser_form()
+    eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
     if submitted:
-        _train_and_show(kw | opt_kw)
+        (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
 
 
 # ----------------------------------------------------------------------------- training
@@ -420,7 +423,7 @@ st.markdown(
 )
 # Each section on its own: a bad value in one (a message, not a traceback) never hides the
 # others, so the run list and its Delete button are always drawn.
-for section in (setup_panel, results_section, run_list_section):
+for section in (setup_panel, results_section, run_list_section, ui_research.eos_section):
     try:
         section()
     except ValueError as e:
