@@ -11,7 +11,7 @@ from landscape import presets
 from landscape.plots import research as plots
 from landscape.ui import research as ui
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import show_error, torch_threads
+from landscape.ui.common import plot_text, show_error, torch_threads
 
 torch_threads()
 
@@ -108,7 +108,9 @@ def _spectrum_tab() -> None:
     m[1].metric("λmax", f"{res.top[0]:.4g}" if len(res.top) else "—")
     m[2].metric("Share of eigenvalues < 0", f"{100 * res.mass_below(0.0):.1f} %")
     m[3].metric("Time (SLQ + top-k)", f"{res.seconds + res.seconds_top:.1f} s")
-    st.plotly_chart(plots.spectrum_figure(res, f"{name}: Hessian spectrum"), key="geo_spec_fig")
+    st.plotly_chart(
+        plots.spectrum_figure(res, plot_text(f"{name}: Hessian spectrum")), key="geo_spec_fig"
+    )
     with st.expander("What to notice", expanded=True):
         st.markdown(ui.SPECTRUM_NOTICE)
 
