@@ -35,7 +35,7 @@ def _freeze_startup_heap() -> bool:
     return True
 
 
-st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
+st.set_page_config(page_title="Loss Landscape Lab", page_icon=":material/landscape:", layout="wide")
 _freeze_startup_heap()
 torch_threads(1)  # per script thread: see landscape.ui.common
 prune_widget_metadata()  # Streamlit keeps stale widgets' metadata (and what it holds) otherwise
@@ -43,12 +43,29 @@ prune_widget_metadata()  # Streamlit keeps stale widgets' metadata (and what it 
 # they have warmed up (imported torch) by the time someone presses Train. Idempotent.
 workers.shared_pool().start()
 
+# Material icons ship with Streamlit's frontend; emoji need a system emoji font (Debian's
+# Chromium without one drew empty boxes).
 PAGES = [
-    st.Page("app_pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("app_pages/loss_shapes.py", title="Loss shapes", icon="📉", url_path="loss-shapes"),
-    st.Page("app_pages/train.py", title="Train", icon="🏋️", url_path="train"),
-    st.Page("app_pages/loss_landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
-    st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page(
+        "app_pages/loss_shapes.py",
+        title="Loss shapes",
+        icon=":material/show_chart:",
+        url_path="loss-shapes",
+    ),  # fmt: skip
+    st.Page(
+        "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
+    ),
+    st.Page(
+        "app_pages/loss_landscape.py",
+        title="Landscape",
+        icon=":material/landscape:",
+        url_path="landscape",
+    ),  # fmt: skip
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(
+        "app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", url_path="gallery"
+    ),  # fmt: skip
 ]
 
 page = st.navigation(PAGES)

@@ -304,7 +304,7 @@ def _notice() -> None:
 
 # ----------------------------------------------------------------------------- page
 
-st.title("⚖️ Compare")
+st.title("Compare")
 st.markdown(
     "Put loss landscapes side by side on **one colour scale** and measure how sharp each "
     "minimum is: skip connections or none, small or large batches, filter normalisation or "

@@ -1,0 +1,113 @@
+"""Gallery: Li et al.'s headline picture, precomputed: ResNets with and without skips by depth.
+
+Thin page: the slices shipped in landscape/gallery (built by `python -m landscape.gallery`),
+their measured roughness beside them, and what the small scale does and does not reproduce.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from landscape import gallery
+from landscape.plots import surfaces as plots
+from landscape.ui import gallery as ui
+from landscape.ui.common import torch_threads
+
+torch_threads()
+
+HEIGHT = 420
+
+
+def _figure(entry: gallery.Entry, kind: str):
+    title = f"{entry.label}: {gallery.verdict(entry.row)}"
+    if kind == "3D":
+        fig = plots.surface3d_figure(entry.surface, log=True, title=title)
+    else:
+        fig = plots.contour_figure(entry.surface, log=True, n_levels=40, title=title)
+    return fig.update_layout(height=HEIGHT, margin=dict(l=0, r=0, t=50, b=0))
+
+
+def _panel(col, entry: gallery.Entry, kind: str) -> None:
+    with col:
+        key = f"gal_{entry.n_layers}_{int(entry.skip)}"
+        st.plotly_chart(_figure(entry, kind), key=f"{key}_chart")
+        st.caption(gallery.caption(entry))
+        if st.button("Open in Landscape", key=f"{key}_open", icon=":material/open_in_new:"):
+            ui.open_in_landscape(entry)
+
+
+def _table(items: list[gallery.Entry]) -> None:
+    rows = [
+        {
+            "layers": e.n_layers,
+            "skips": "yes" if e.skip else "no",
+            "looks": gallery.verdict(e.row),
+            "local minima": e.row["local_minima"],
+            "turns per line": round(e.row["turns_per_line"], 2),
+            "TV / range (log loss)": round(e.row["tv_ratio"], 1),
+            "train loss": round(e.row["train_loss"], 3),
+            "test accuracy": f"{e.row['test_acc']:.0%}",
+            "convexity mean": e.row.get("convexity_mean"),
+        }
+        for e in items
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="gal_table")
+
+
+def _findings(items: list[gallery.Entry]) -> None:
+    """Li et al.'s three claims, each checked against the shipped numbers."""
+    by = {(e.n_layers, e.skip): gallery.verdict(e.row) for e in items}
+    depths = sorted({e.n_layers for e in items})
+    deepest = depths[-1]
+    lines = []
+    skip_smooth = all(by.get((n, True)) == "smooth" for n in depths)
+    lines.append(
+        ("Reproduced" if skip_smooth else "**Not reproduced here**")
+        + ": with skips the slice stays smooth at every depth ("
+        + ", ".join(f"{n}: {by.get((n, True))}" for n in depths)
+        + ")."
+    )
+    deep = by.get((deepest, False))
+    lines.append(
+        ("Reproduced" if deep == "chaotic" else "**Not reproduced here**")
+        + f": without skips the {deepest}-layer net's slice is chaotic (measured: {deep})."
+    )
+    if 20 in depths:
+        mild = by.get((20, False))
+        lines.append(
+            ("Reproduced" if mild != "chaotic" else "**Not reproduced here**")
+            + f": at 20 layers the difference is mild (no skips, 20 layers: {mild})."
+        )
+    st.markdown("\n".join(f"- {line}" for line in lines))
+
+
+st.title("Gallery")
+st.markdown(
+    "Li et al. (2018, Fig. 5): without skip connections a deep ResNet's loss surface turns "
+    "chaotic, while with skips it stays a smooth bowl. These slices were computed at CPU "
+    "scale and ship with the app, so they appear at once: ResNets of 8 to 56 layers "
+    "(stride-2 stages of 8, 16 and 32 channels, BatchNorm) trained on a made-in-code set of "
+    "16x16 colour shapes, each sliced over the same kind of plane of two filter-normalised "
+    "random directions."
+)
+items = ui.entries()
+if not items:
+    st.warning("No gallery files found: build them with `python -m landscape.gallery`.")
+    st.stop()
+depths = sorted({e.n_layers for e in items})
+c1, c2 = st.columns([2, 1])
+depth = c1.segmented_control("Layers", depths, default=depths[-1], key="gal_depth")
+kind = c2.segmented_control("Plot", ["contour", "3D"], default="contour", key="gal_kind")
+depth = depth or depths[-1]
+pair = [e for e in items if e.n_layers == depth]
+cols = st.columns(len(pair))
+for col, entry in zip(cols, sorted(pair, key=lambda e: e.skip)):
+    _panel(col, entry, kind or "contour")
+st.subheader("What the numbers say")
+_findings(items)
+st.caption(
+    "Local minima: grid points lower than all 8 neighbours. Turns per line: how often the "
+    "loss changes between rising and falling along a grid row or column (once for a bowl). "
+    "Losses on 128 training images; the slices and the table come from one command, "
+    "`python -m landscape.gallery` (README: The gallery)."
+)
+_table(items)
