@@ -1,10 +1,13 @@
 """The Train page's live training panel: Play / Pause / Step, TensorFlow-Playground style.
 
 The session keeps one `landscape.live.LiveTrainer`. While playing, the panel is a fragment
-that reruns every FRAME_S seconds: it trains one bounded chunk in the script thread (at most
-`live.MAX_CHUNK_S`, sized by a `FramePacer` so drawing costs at most ~15% of the time), then
-redraws the loss curves and the decision regions (or the regression fit). Nothing else on the
-page reruns. The set-up widgets store their current values under SETUP; a changed learning
+with `run_every=FRAME_S`: each run trains one bounded chunk in the script thread (at most
+`live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~15% of the time),
+then redraws the loss curves and the decision regions (or the regression fit). Nothing else
+on the page reruns. FRAME_S is shorter than a chunk on purpose: Streamlit queues a timer
+rerun that arrives while the fragment runs (one at most: requests are coalesced) and never
+lets it interrupt the run, so chunks follow each other without idle gaps, and a click on
+Pause waits at most one chunk. The set-up widgets store their current values under SETUP; a changed learning
 rate, momentum, weight decay or optimiser is applied at the next chunk and training goes on
 from the current weights; a changed data set, model or loss starts a new live run.
 """
@@ -26,7 +29,7 @@ PLAYING = "tr_live_playing"  # session key: True while Play is on
 PACER = "tr_live_pacer"  # session key: the FramePacer
 SPEED = "tr_live_speed"  # widget key: steps per frame ("as fast as it goes" or a number)
 PINNED = "tr_live_pinned"  # session key: a demo's note while its own config, not SETUP, trains
-FRAME_S = 0.6  # seconds between frames while playing
+FRAME_S = 0.25  # run_every while playing (frames follow back to back; see the docstring)
 
 
 SPEEDS = ["full speed", 1, 3, 10, 100]
