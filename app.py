@@ -14,7 +14,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see l
 # in sys.modules, so two sessions' first charts at once could see a half-imported pandas
 # (found by benchmarks/load_test.py: "partially initialized module 'pandas'").
 import pandas  # noqa: E402, F401
-import plotly.graph_objects  # noqa: E402, F401
+import plotly.graph_objects as go  # noqa: E402
+import plotly.io as pio  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from landscape import workers  # noqa: E402
@@ -35,8 +36,30 @@ def _freeze_startup_heap() -> bool:
     return True
 
 
+# Figures whose builder leaves the legend alone get it below the plot, in rows: a legend on
+# the right squeezed plots to ~120 px on a phone. Below the axis title, so they never overlap.
+pio.templates["lab"] = go.layout.Template(
+    layout={"legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0}}
+)
+pio.templates.default = "plotly+lab"
+
+# Layout rules Streamlit has no setting for:
+# - display formulas too wide for their column scroll sideways instead of being cut off, and
+#   shrink on narrow screens;
+# - on a phone, Plotly's toolbar (zoom, pan, download) is hidden: it covered chart titles,
+#   and touch gestures zoom anyway.
+STYLE = """<style>
+.katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0 6px; }
+@media (max-width: 900px) { .katex-display { font-size: 0.82em; } }
+@media (max-width: 640px) {
+  .katex-display { font-size: 0.7em; }
+  .js-plotly-plot .modebar-container { display: none !important; }
+}
+</style>"""
+
 st.set_page_config(page_title="Loss Landscape Lab", page_icon=":material/landscape:", layout="wide")
 _freeze_startup_heap()
+st.html(STYLE)
 torch_threads(1)  # per script thread: see landscape.ui.common
 prune_widget_metadata()  # Streamlit keeps stale widgets' metadata (and what it holds) otherwise
 # Heavy jobs run in worker processes (landscape.workers); start them with the first visit so

@@ -114,7 +114,7 @@ def _loss_widgets(dataset: str) -> dict:
         st.caption("A regression loss on classes compares softmax outputs with one-hot targets.")
     params = {}
     for p in spec.params:
-        label = f"{p.name.replace('_', ' ').capitalize()} {p.label}"
+        label = f"{p.name.replace('_', ' ').capitalize()} {losses.plain_label(p.label)}"
         params[p.name] = st.slider(label, float(p.min), float(p.max), float(p.default),
                                    key=f"tr_lp_{loss}_{p.name}", help=p.help or None)  # fmt: skip
     return {"loss": loss, "loss_params": params}

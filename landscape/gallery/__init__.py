@@ -60,11 +60,12 @@ class Slice:
                 raise ValueError(f"{name}={v!r} is out of range: must be in [{lo}, {hi}]")
 
 
-def config_for(n_layers: int, skip: bool, epochs: int = 12) -> Config:
-    """ResNet-`n_layers` (8/16/32 channels, BatchNorm) on 1,000 shapes images, Adam."""
+def config_for(n_layers: int, skip: bool, epochs: int = 12, **kw) -> Config:
+    """ResNet-`n_layers` (8/16/32 channels, BatchNorm) on 1,000 shapes images, Adam;
+    `kw` overrides Config fields (dataset, lr, optimizer, ...)."""
     if (n_layers - 2) % 6 or not 8 <= n_layers <= 56:
         raise ValueError(f"n_layers={n_layers!r} must be 6k + 2 in [8, 56] (8, 14, 20, ..., 56)")
-    return Config(
+    base = dict(
         dataset="shapes",
         n_samples=1000,
         noise=0.1,
@@ -80,6 +81,7 @@ def config_for(n_layers: int, skip: bool, epochs: int = 12) -> Config:
         epochs=epochs,
         seed=0,
     )
+    return Config(**{**base, **kw})
 
 
 def file_name(n_layers: int, skip: bool) -> str:
@@ -146,6 +148,7 @@ def build(
     epochs: int = 12,
     runs_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    **config_kw,
 ) -> list[dict]:
     """Train, slice and measure every (depth, skip) pair; write one surface file per pair.
 
@@ -155,10 +158,13 @@ def build(
     rows = []
     for n in depths:
         for skip in (True, False):
-            config = config_for(n, skip, epochs)
+            config = config_for(n, skip, epochs, **config_kw)
             t0 = time.perf_counter()
+
             def progress(info, n=n, skip=skip):
-                log(f"  N={n} skip={skip} epoch {info['epoch']}: train loss {info['train_loss']:.4g}")
+                log(
+                    f"  N={n} skip={skip} epoch {info['epoch']}: train loss {info['train_loss']:.4g}"
+                )
 
             run = _cached_run(config, runs_dir, progress)
             train_s = time.perf_counter() - t0

@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir-seed", type=int, default=0, help="seed of the random directions")
     p.add_argument("--convexity", type=int, default=0,
                    help="points per axis of the convexity map (0: none)")  # fmt: skip
+    p.add_argument("--dataset", default="shapes", help="image set: shapes or digits")
+    p.add_argument("--n-samples", type=int, default=0, help="images (0: the default 1,000)")
+    p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam or adamw")
+    p.add_argument("--lr", type=float, default=0.003, help="learning rate")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
     p.add_argument("--runs-dir", type=Path, default=None,
                    help="keep trained runs here and reuse them on the next build")  # fmt: skip
     return p
@@ -36,12 +41,16 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         sl = gallery.Slice(args.span, args.res, args.samples, args.dir_seed, args.convexity)
+        kw = dict(dataset=args.dataset, optimizer=args.optimizer, lr=args.lr,
+                  weight_decay=args.weight_decay)  # fmt: skip
+        if args.n_samples:
+            kw["n_samples"] = args.n_samples
         for n in args.depths:
-            gallery.config_for(n, True, args.epochs)
+            gallery.config_for(n, True, args.epochs, **kw)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    rows = gallery.build(args.out, args.depths, sl, args.epochs, args.runs_dir)
+    rows = gallery.build(args.out, args.depths, sl, args.epochs, args.runs_dir, **kw)
     print(gallery.table(rows))
     return 0
 
