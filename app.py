@@ -57,7 +57,8 @@ STYLE = """<style>
 }
 </style>"""
 
-st.set_page_config(page_title="Loss Landscape Lab", page_icon=":material/landscape:", layout="wide")
+# The favicon stays an emoji: a Material icon there is fetched from fonts.gstatic.com.
+st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
 _freeze_startup_heap()
 st.html(STYLE)
 torch_threads(1)  # per script thread: see landscape.ui.common

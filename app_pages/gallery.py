@@ -7,7 +7,7 @@ their measured roughness beside them, and what the small scale does and does not
 import pandas as pd
 import streamlit as st
 
-from landscape import gallery
+from landscape import data, gallery
 from landscape.plots import surfaces as plots
 from landscape.ui import gallery as ui
 from landscape.ui.common import torch_threads
@@ -81,18 +81,21 @@ def _findings(items: list[gallery.Entry]) -> None:
 
 
 st.title("Gallery")
-st.markdown(
-    "Li et al. (2018, Fig. 5): without skip connections a deep ResNet's loss surface turns "
-    "chaotic, while with skips it stays a smooth bowl. These slices were computed at CPU "
-    "scale and ship with the app, so they appear at once: ResNets of 8 to 56 layers "
-    "(stride-2 stages of 8, 16 and 32 channels, BatchNorm) trained on a made-in-code set of "
-    "16x16 colour shapes, each sliced over the same kind of plane of two filter-normalised "
-    "random directions."
-)
 items = ui.entries()
 if not items:
     st.warning("No gallery files found: build them with `python -m landscape.gallery`.")
     st.stop()
+cfg, sl = items[0].config, items[0].surface.meta["slice"]
+w = cfg.width
+st.markdown(
+    "Li et al. (2018, Fig. 5): without skip connections a deep ResNet's loss surface turns "
+    "chaotic, while with skips it stays a smooth bowl. These slices were computed at CPU "
+    f"scale and ship with the app, so they appear at once: ResNets of "
+    f"{min(e.n_layers for e in items)} to {max(e.n_layers for e in items)} layers (stride-2 "
+    f"stages of {w}, {2 * w} and {4 * w} channels, BatchNorm) trained on "
+    f"{data.DATASETS[cfg.dataset].display.lower()}, each sliced over a plane of two "
+    f"filter-normalised random directions, ±{sl['span']:g} along each."
+)
 depths = sorted({e.n_layers for e in items})
 c1, c2 = st.columns([2, 1])
 depth = c1.segmented_control("Layers", depths, default=depths[-1], key="gal_depth")
@@ -107,7 +110,7 @@ _findings(items)
 st.caption(
     "Local minima: grid points lower than all 8 neighbours. Turns per line: how often the "
     "loss changes between rising and falling along a grid row or column (once for a bowl). "
-    "Losses on 128 training images; the slices and the table come from one command, "
-    "`python -m landscape.gallery` (README: The gallery)."
+    f"Losses on {sl['samples']} training images; the slices and the table come from one "
+    "command (README: The gallery)."
 )
 _table(items)

@@ -35,7 +35,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 _GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "tau": "τ",
-          "lambda": "λ", "sigma": "σ", "mu": "μ", "Delta": "Δ"}  # fmt: skip
+          "lambda": "λ", "sigma": "σ", "mu": "μ", "Delta": "Δ", "varepsilon": "ε"}  # fmt: skip
 
 
 def plain_label(text: str) -> str:

@@ -148,6 +148,7 @@ def build(
     epochs: int = 12,
     runs_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    skips=(True, False),
     **config_kw,
 ) -> list[dict]:
     """Train, slice and measure every (depth, skip) pair; write one surface file per pair.
@@ -157,7 +158,7 @@ def build(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in depths:
-        for skip in (True, False):
+        for skip in skips:
             config = config_for(n, skip, epochs, **config_kw)
             t0 = time.perf_counter()
 

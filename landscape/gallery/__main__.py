@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam or adamw")
     p.add_argument("--lr", type=float, default=0.003, help="learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
+    p.add_argument("--skips", choices=["both", "yes", "no"], default="both",
+                   help="which nets to build: with skips, without, or both")  # fmt: skip
     p.add_argument("--runs-dir", type=Path, default=None,
                    help="keep trained runs here and reuse them on the next build")  # fmt: skip
     return p
@@ -50,7 +52,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    rows = gallery.build(args.out, args.depths, sl, args.epochs, args.runs_dir, **kw)
+    skips = {"both": (True, False), "yes": (True,), "no": (False,)}[args.skips]
+    rows = gallery.build(args.out, args.depths, sl, args.epochs, args.runs_dir, skips=skips, **kw)
     print(gallery.table(rows))
     return 0
 

@@ -19,13 +19,13 @@ import pytest
 
 from .conftest import _console_error
 from .helpers import (
+    JS_CHANGED,
     assert_clean,
     open_page,
     screenshot,
     settle,
     signature,
     traces,
-    wait_changed,
 )
 from .test_pages import DOCS, PAGES, shoot, trace, wait_charts
 
@@ -44,30 +44,35 @@ def _status(page) -> int:
     return int(re.match(r"step ([\d,]+)", text).group(1).replace(",", ""))
 
 
+def _button(page, name: str):
+    # .first: while a fragment redraws, its old element can still be in the page for a moment
+    return page.locator(f".st-key-tr_live_{name} button").first
+
+
 def test_live_training_step_play_pause(page, app_url, shots_dir):
     open_page(page, app_url + "/train", "Train")
     wait_charts(page, 1)
-    page.locator(".st-key-tr_live_step button").click()  # one epoch: 800 points / 64 = 13 steps
+    _button(page, "step").click()  # one epoch: 800 points / 64 = 13 steps
     page.locator(LIVE + " .js-plotly-plot").wait_for(timeout=60_000)
     settle(page)
     assert _status(page) == 13
     assert trace(traces(page, LIVE), name="train (each step)")["n"] == 13
     assert trace(traces(page, ".st-key-tr_live_picture"), type="image")["n"] > 0
     # play: the curve and the regions redraw on their own, frame after frame
-    page.locator(".st-key-tr_live_play button").click()
-    for _ in range(3):
+    _button(page, "play").click()
+    for _ in range(3):  # (never idle while playing: wait for the data, not for the app)
         before = signature(page, LIVE)
-        wait_changed(page, LIVE, before, 60)
+        page.wait_for_function(JS_CHANGED, arg=[LIVE, before], timeout=60_000, polling=100)
     assert _status(page) > 13
-    shoot(page, shots_dir, "train_live", docs_name="train_live")
-    page.locator(".st-key-tr_live_pause button").click()
-    page.locator(".st-key-tr_live_play button:not([disabled])").wait_for(timeout=30_000)
+    _button(page, "pause").click()
+    page.locator(".st-key-tr_live_play button:not([disabled])").first.wait_for(timeout=30_000)
     settle(page)
+    shoot(page, shots_dir, "train_live", docs_name="train_live")
     paused = _status(page)
     time.sleep(2)
     settle(page)
     assert _status(page) == paused  # paused means paused
-    page.locator(".st-key-tr_live_step button").click()
+    _button(page, "step").click()
     page.wait_for_function(
         """(n) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
                   .some(e => /^step [\\d,]+/.test(e.innerText)
