@@ -15,14 +15,15 @@ from landscape.ui.common import torch_threads
 torch_threads()
 
 HEIGHT = 420
+ZMAX = 10.0  # colours clipped at loss 10, as in Li et al.'s own contour plots (vmax = 10)
 
 
 def _figure(entry: gallery.Entry, kind: str):
     title = f"{entry.label}: {gallery.verdict(entry.row)}"
     if kind == "3D":
-        fig = plots.surface3d_figure(entry.surface, log=True, title=title)
+        fig = plots.surface3d_figure(entry.surface, log=True, zmax=ZMAX, title=title)
     else:
-        fig = plots.contour_figure(entry.surface, log=True, n_levels=40, title=title)
+        fig = plots.contour_figure(entry.surface, log=True, n_levels=40, zmax=ZMAX, title=title)
     return fig.update_layout(height=HEIGHT, margin=dict(l=0, r=0, t=50, b=0))
 
 
@@ -71,6 +72,9 @@ def _findings(items: list[gallery.Entry]) -> None:
         ("Reproduced" if deep == "chaotic" else "**Not reproduced here**")
         + f": without skips the {deepest}-layer net's slice is chaotic (measured: {deep})."
     )
+    losses = ", ".join(f"{e.n_layers}: {e.row['train_loss']:.3g}" for e in items if not e.skip)
+    lines.append(f"Without skips, deeper nets trained worse in the same {items[0].config.epochs} epochs (train loss "
+                 f"by depth, {losses}), as in Li et al.")  # fmt: skip
     if 20 in depths:
         mild = by.get((20, False))
         lines.append(
@@ -94,7 +98,8 @@ st.markdown(
     f"{min(e.n_layers for e in items)} to {max(e.n_layers for e in items)} layers (stride-2 "
     f"stages of {w}, {2 * w} and {4 * w} channels, BatchNorm) trained on "
     f"{data.DATASETS[cfg.dataset].display.lower()}, each sliced over a plane of two "
-    f"filter-normalised random directions, ±{sl['span']:g} along each."
+    f"filter-normalised random directions, ±{sl['span']:g} along each. Colours stop at loss "
+    f"{ZMAX:g}, as in Li et al.'s plots: above it the walls only climb."
 )
 depths = sorted({e.n_layers for e in items})
 c1, c2 = st.columns([2, 1])

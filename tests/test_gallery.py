@@ -1,6 +1,7 @@
 """The gallery: the shipped slices say what their captions say, the build command works on a
 tiny sweep, and a slice opens as a Landscape result."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,9 @@ def test_shipped_slices_exist_are_small_and_their_numbers_match_their_pictures()
         # the stored numbers are those of the stored picture (recomputed, and by a plain loop)
         assert e.row["local_minima"] == roughness.local_minima(loss) == _minima_loop(loss)
         assert e.row["turns_per_line"] == pytest.approx(roughness.turns_per_line(loss))
-        assert e.config.skip == e.skip and e.config.model == "resnet"
-        assert e.config.depth * 6 + 2 == e.n_layers
+        # the documented command (defaults) rebuilds exactly these
+        assert e.config == gallery.config_for(e.n_layers, e.skip)
+        assert e.surface.meta["slice"] == dataclasses.asdict(gallery.Slice())
 
 
 def test_captions_claim_only_what_the_numbers_show():
@@ -84,5 +86,6 @@ def test_bad_flags_exit_2_with_one_line(argv, field, capsys):
 def test_config_for_is_the_stride_2_resnet():
     cfg = gallery.config_for(20, False)
     assert (cfg.model, cfg.depth, cfg.skip, cfg.batchnorm, cfg.dataset) == (
-        "resnet", 3, False, True, "shapes")  # fmt: skip
+        "resnet", 3, False, True, "digits")  # fmt: skip
+    assert gallery.config_for(20, False, dataset="shapes").dataset == "shapes"
     assert Path(gallery.HERE).is_dir()

@@ -4,7 +4,8 @@ Li et al. (2018, Fig. 5) show that without skip connections a deep CIFAR ResNet'
 turns chaotic while the same net with skips stays a smooth bowl, and that at 20 layers the
 difference is mild. `build` measures that depth sweep at CPU scale: for each depth N in
 `DEPTHS` and skip on/off it trains `config_for(N, skip)` (the stride-2 `resnet` of
-`landscape.models` on the made-in-code `shapes` images), slices the loss over a plane of two
+`landscape.models` on scikit-learn's digits; `--dataset shapes` for the made-in-code colour
+images), slices the loss over a plane of two
 filter-normalised random directions, measures how rough the slice is (`landscape.roughness`),
 optionally maps Li et al.'s convexity ratio max(-lambda_min, 0) / lambda_max on a coarse grid,
 and writes each slice as a surface file (`landscape.store`, no directions: a few KB each) with
@@ -60,13 +61,14 @@ class Slice:
                 raise ValueError(f"{name}={v!r} is out of range: must be in [{lo}, {hi}]")
 
 
-def config_for(n_layers: int, skip: bool, epochs: int = 12, **kw) -> Config:
-    """ResNet-`n_layers` (8/16/32 channels, BatchNorm) on 1,000 shapes images, Adam;
-    `kw` overrides Config fields (dataset, lr, optimizer, ...)."""
+def config_for(n_layers: int, skip: bool, epochs: int = 15, **kw) -> Config:
+    """ResNet-`n_layers` (8/16/32 channels, BatchNorm) on 1,000 of scikit-learn's digits,
+    Adam at lr 0.002 (the shipped slices); `kw` overrides Config fields (dataset="shapes",
+    lr, optimizer, ...)."""
     if (n_layers - 2) % 6 or not 8 <= n_layers <= 56:
         raise ValueError(f"n_layers={n_layers!r} must be 6k + 2 in [8, 56] (8, 14, 20, ..., 56)")
     base = dict(
-        dataset="shapes",
+        dataset="digits",
         n_samples=1000,
         noise=0.1,
         model="resnet",
@@ -75,8 +77,8 @@ def config_for(n_layers: int, skip: bool, epochs: int = 12, **kw) -> Config:
         batchnorm=True,
         skip=skip,
         optimizer="adam",
-        lr=0.003,
-        weight_decay=5e-4,
+        lr=0.002,
+        weight_decay=0.0,
         batch_size=64,
         epochs=epochs,
         seed=0,
@@ -145,7 +147,7 @@ def build(
     out_dir: Path = HERE,
     depths=DEPTHS,
     sl: Slice = Slice(),
-    epochs: int = 12,
+    epochs: int = 15,
     runs_dir: Path | None = None,
     log: Callable[[str], None] = print,
     skips=(True, False),
