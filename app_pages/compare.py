@@ -112,7 +112,7 @@ def _preset_buttons() -> dict | None:
             if secs
             else "time not measured yet"
         )
-        col.caption(text, help=f"Measured on {comparisons.MEASURED_ON}. A bar shows progress.")
+        col.caption(text, help=f"Measured on {p.measured_on}. A bar shows progress.")
     return chosen
 
 

@@ -287,13 +287,13 @@ def caption(entry: Entry) -> str:
 
 
 def as_landscape_result(entry: Entry):
-    """The entry as a `landscape.requests.LandscapeResult`, so the Landscape page can draw it
+    """The entry as a `landscape.pictures.LandscapeResult`, so the Landscape page can draw it
     with all its views (the request reproduces it from the command line, on every training
     point rather than the gallery's subset)."""
-    from landscape import requests  # the Landscape page's types; only needed here
+    from landscape import pictures  # the Landscape page's types; only needed here
 
     s, sl = entry.surface, entry.surface.meta["slice"]
-    req = requests.SurfaceRequest(
+    req = pictures.SurfaceRequest(
         run_key=f"gallery-{entry.n_layers}-{int(entry.skip)}",
         config=entry.config,
         dim=2,
@@ -305,7 +305,7 @@ def as_landscape_result(entry: Entry):
         nx=len(s.xs),
         ny=len(s.ys),
     )
-    return requests.LandscapeResult(
+    return pictures.LandscapeResult(
         request=req,
         surfaces={"train:0": s},
         directions=[],
