@@ -208,18 +208,26 @@ def data_preview(X: np.ndarray, y: np.ndarray, kind: str, title: str = "Data",
 
 
 def _image_grid(X: np.ndarray, y: np.ndarray, title: str, n: int = 24, cols: int = 8) -> go.Figure:
-    """The first n images tiled in a grid (one heatmap), label written above each."""
+    """The first n images tiled in a grid (one heatmap; colour images as RGB, each stretched to
+    its own range since they are standardised), label written above each."""
     n = min(n, len(X))
     rows = int(np.ceil(n / cols))
     h, w = X.shape[-2:]
-    grid = np.full((rows * (h + 1), cols * (w + 1)), np.nan)
+    colour = X.ndim == 4 and X.shape[1] == 3
+    grid = np.full((rows * (h + 1), cols * (w + 1)) + ((3,) if colour else ()), np.nan)
     ann = []
     for i in range(n):
         r, c = divmod(i, cols)
-        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = X[i].reshape(h, w)
+        img = X[i].reshape(3, h, w).transpose(1, 2, 0) if colour else X[i].reshape(h, w)
+        if colour:
+            img = 255 * (img - img.min()) / max(float(img.max() - img.min()), 1e-9)
+        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = img
         ann.append(dict(x=c * (w + 1) + w / 2 - 0.5, y=r * (h + 1) - 0.7, text=str(int(y[i])),
                         showarrow=False, font=dict(size=10)))  # fmt: skip
-    trace = go.Heatmap(z=grid, colorscale="Greys", showscale=False, hoverinfo="skip")
+    if colour:
+        trace = go.Image(z=np.nan_to_num(grid, nan=255).astype(np.uint8), hoverinfo="skip")
+    else:
+        trace = go.Heatmap(z=grid, colorscale="Greys", showscale=False, hoverinfo="skip")
     layout = _layout(title, "", "")
     layout.update(annotations=ann, hovermode=False)
     layout["xaxis"].update(visible=False)
