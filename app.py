@@ -52,7 +52,7 @@ STYLE = """<style>
 .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0 6px; }
 @media (max-width: 900px) { .katex-display { font-size: 0.82em; } }
 @media (max-width: 640px) {
-  .katex-display { font-size: 0.7em; }
+  .katex-display { font-size: 0.58em; }
   .js-plotly-plot .modebar-container { display: none !important; }
 }
 </style>"""

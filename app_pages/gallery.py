@@ -47,8 +47,8 @@ def _table(items: list[gallery.Entry]) -> None:
             "TV / range (log loss)": round(e.row["tv_ratio"], 1),
             "train loss": round(e.row["train_loss"], 3),
             "test accuracy": f"{e.row['test_acc']:.0%}",
-            "convexity mean": e.row.get("convexity_mean"),
         }
+        | ({"convexity mean": e.row["convexity_mean"]} if "convexity_mean" in e.row else {})
         for e in items
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="gal_table")

@@ -43,7 +43,7 @@ def test_captions_claim_only_what_the_numbers_show():
         text = gallery.caption(e)
         v = gallery.verdict(e.row)
         assert text.startswith(v)
-        assert f"{e.row['local_minima']} local minima" in text
+        assert f"{e.row['local_minima']} local minim" in text
         if v == "smooth":
             assert e.row["local_minima"] <= 1 and e.row["turns_per_line"] <= 1.5
         if v == "chaotic":

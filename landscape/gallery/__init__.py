@@ -279,7 +279,7 @@ def caption(entry: Entry) -> str:
     """One line of measured numbers for the picture of `entry`."""
     r = entry.row
     return (
-        f"{verdict(r)}: {r['local_minima']} local minima on the {entry.surface.loss.shape[0]}x"
+        f"{verdict(r)}: {r['local_minima']} local minim{'um' if r['local_minima'] == 1 else 'a'} on the {entry.surface.loss.shape[0]}x"
         f"{entry.surface.loss.shape[1]} grid, {r['turns_per_line']:.1f} slope turns per grid "
         f"line, loss {r['loss_min']:.3g} to {r['loss_max']:.3g}. Trained: train loss "
         f"{r['train_loss']:.3f}, test accuracy {r['test_acc']:.0%}."

@@ -153,8 +153,8 @@ def test_every_page_is_usable_on_a_phone(browser, app_url, shots_dir):
                 f"{name}: the page scrolls sideways by {fit['overflow']} px"
             )
             for p in fit["plots"]:
-                # plots keep most of the width: legends go below, not beside
-                assert p["w"] >= 230, f"{name}: a plot area only {p['w']} px wide ({p})"
+                # plots keep over half the width (of ~358 px): legends go below, not beside
+                assert p["w"] >= 200, f"{name}: a plot area only {p['w']} px wide ({p})"
             path_png = shots_dir / f"phone_{name}.png"
             screenshot(page, path_png, width=390)
             if os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "1") != "0":
