@@ -166,7 +166,7 @@ class LiveTrainer:
 class FramePacer:
     """How long the next chunk trains, so that drawing stays within `share` of the time."""
 
-    def __init__(self, share: float = 0.15, min_train_s: float = 0.3):
+    def __init__(self, share: float = 0.1, min_train_s: float = 0.4):
         if not 0 < share < 1:
             raise ValueError(f"share={share!r} is out of range: must be in (0, 1)")
         self.share, self.min_train_s = share, min_train_s

@@ -2,7 +2,7 @@
 
 The session keeps one `landscape.live.LiveTrainer`. While playing, the panel is a fragment
 with `run_every=FRAME_S`: each run trains one bounded chunk in the script thread (at most
-`live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~15% of the time),
+`live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~10% of the server time),
 then redraws the loss curves and the decision regions (or the regression fit). Nothing else
 on the page reruns. FRAME_S is shorter than a chunk on purpose: Streamlit queues a timer
 rerun that arrives while the fragment runs (one at most: requests are coalesced) and never
@@ -82,7 +82,7 @@ def _controls(cfg: Config) -> None:
     c[4].selectbox("Steps per frame", SPEEDS, key=SPEED, label_visibility="collapsed",
                    format_func=lambda v: v if isinstance(v, str) else f"{v} step{'s' * (v > 1)} per frame",
                    help="Full speed: as many steps as fit in a frame (drawing takes at most "
-                   "about 15% of the time). A number: slow motion.")  # fmt: skip
+                   "about 10% of the time). A number: slow motion.")  # fmt: skip
     if c[0].button("Play", key="tr_live_play", icon=":material/play_arrow:", disabled=playing,
                    help="Train continuously and redraw as it learns.", width="stretch"):  # fmt: skip
         t = _trainer(cfg)

@@ -138,10 +138,6 @@ JS_FIT = """() => ({
 })"""
 
 
-JS_SIDEBAR = """(open) => document.querySelector('[data-testid="stSidebar"]')
-                  .getAttribute('aria-expanded') === open"""
-
-
 def test_every_page_is_usable_on_a_phone(browser, app_url, shots_dir):
     with _phone(browser) as page:
         for name, path, title, n_charts in PAGES:
@@ -161,8 +157,10 @@ def test_every_page_is_usable_on_a_phone(browser, app_url, shots_dir):
                 shutil.copyfile(path_png, DOCS / f"phone_{name}.png")
             assert_clean(page)
         # the sidebar: opened, a page chosen, and it gets out of the way
-        page.locator("[data-testid='stExpandSidebarButton']").click()
-        sidebar = page.locator("[data-testid='stSidebar']")
-        page.wait_for_function(JS_SIDEBAR, arg="true")
-        sidebar.locator("a[href$='/train']").click()
-        page.wait_for_function(JS_SIDEBAR, arg="false", timeout=30_000)
+        expand = page.locator("[data-testid='stExpandSidebarButton']")
+        expand.click()
+        link = page.locator("[data-testid='stSidebar'] a[href$='/train']")
+        link.wait_for(state="visible", timeout=30_000)
+        link.click()
+        expand.wait_for(state="visible", timeout=30_000)  # collapsed again: the page is free
+        page.get_by_role("heading", name="Train").first.wait_for(timeout=60_000)
