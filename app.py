@@ -89,6 +89,9 @@ PAGES = [
     st.Page(
         "app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", url_path="gallery"
     ),  # fmt: skip
+    st.Page(
+        "app_pages/geometry.py", title="Geometry", icon=":material/explore:", url_path="geometry"
+    ),
 ]
 
 page = st.navigation(PAGES)

@@ -18,6 +18,7 @@ from landscape import comparisons, directions
 from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 
@@ -206,7 +207,7 @@ def _table(comp: Comparison) -> pd.DataFrame:
             f"basin width (loss {level} {s.level:g})": width,
         }
         if "non-convexity" in row:
-            col["non-convexity: mean |λmin/λmax|"] = _fmt(row["non-convexity"])
+            col["non-convexity: mean max(−λmin, 0)/λmax"] = _fmt(row["non-convexity"])
         for k, v in p.extras.items():
             col[k] = _fmt(v)
         out[p.label] = col
@@ -284,7 +285,8 @@ def _charts(comp: Comparison) -> None:
     conv = [p.convexity for p in comp.panels]
     if all(c is not None for c in conv):
         st.markdown(
-            "**Convexity map**: |λmin/λmax| of the Hessian at each point (Li et al. Fig. 7)"
+            "**Convexity map**: max(−λmin, 0)/λmax of the Hessian at each point (Li et al. "
+            "Fig. 7): 0 where no direction curves down, larger where negative curvature is strong"
         )
         xs = np.linspace(-comp.settings.span, comp.settings.span, comp.settings.convexity)
         _grid(plots.convexity_panels([c[0] for c in conv], xs, names), "cmp_conv")
@@ -339,4 +341,5 @@ else:
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])
+    ui_research.sharpness_section(result["comparison"], _settings().split)
     _notice()

@@ -10,10 +10,11 @@ import json
 
 import streamlit as st
 
-from landscape import data, losses, models, stability, training
+from landscape import data, losses, models, steplimit, training
 from landscape.plots import training as plots
 from landscape.training import Config
 from landscape.ui import live as live_panel
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 from landscape.ui.upload import upload_widget
@@ -145,6 +146,7 @@ def _optimiser_widgets() -> tuple[dict, bool]:
             disabled=kw["optimizer"] != "momentum",
             help="Used by SGD + momentum only (Adam keeps its own running averages).",
         )  # fmt: skip
+        kw["eos"] = ui_research.eos_checkbox(c3)
         submitted = st.button("Train", type="primary", key="tr_train")
     return kw, submitted
 
@@ -191,9 +193,10 @@ def setup_panel() -> None:
     with c2:
         _param_count(kw)
     opt_kw, submitted = _optimiser_widgets()
+    eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
     st.session_state[live_panel.SETUP] = kw | opt_kw  # what Play / Step train (live panel)
     if submitted:
-        _train_and_show(kw | opt_kw)
+        (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
 
 
 # ----------------------------------------------------------------------------- training
@@ -356,7 +359,7 @@ STAB_FACTORS = (0.95, 1.05)  # learning rates as multiples of the stable limit 2
 
 def stability_demo() -> None:
     with st.expander("Demo: a learning rate just above the stable limit 2 / λmax"):
-        lam, limit = stability.quadratic_limit(stability.DEMO)
+        lam, limit = steplimit.quadratic_limit(steplimit.DEMO)
         st.markdown(
             "Least squares on a noisy straight line is an exactly quadratic loss. Full-batch "
             "gradient descent on it converges only while the learning rate is below "
@@ -364,7 +367,7 @@ def stability_demo() -> None:
             "Just above that line each step overshoots the valley floor a little further: the "
             "fitted line see-saws with a growing swing, then the loss blows up."
         )
-        below, above = stability.demo_configs(STAB_FACTORS)
+        below, above = steplimit.demo_configs(STAB_FACTORS)
         c1, c2 = st.columns(2)
         if c1.button(f"Train at {STAB_FACTORS[0]}x and {STAB_FACTORS[1]}x the limit",
                      key="tr_stab_train"):  # fmt: skip
@@ -379,7 +382,7 @@ def stability_demo() -> None:
         points = [
             (r.config.lr, r.last_finite_loss if r.diverged else r.history["train_loss"][-1], r.diverged)
             for r in ui_runs.get_runs().values()
-            if r.config.replace(lr=stability.DEMO.lr) == stability.DEMO
+            if r.config.replace(lr=steplimit.DEMO.lr) == steplimit.DEMO
         ]  # fmt: skip
         if points:
             st.plotly_chart(plots.stability_figure(limit, points), key="tr_stab_chart")
@@ -465,5 +468,6 @@ try:
     stability_demo()
     results_section()
     run_list_section()
+    ui_research.eos_section()
 except ValueError as e:  # a bad value that slipped past the widgets: a message, not a traceback
     show_error(e)

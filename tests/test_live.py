@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from landscape import live, stability, training
+from landscape import live, steplimit, training
 from landscape.training import Config
 
 SMALL = Config(n_samples=300, epochs=3)
@@ -66,7 +66,7 @@ def test_optimiser_change_keeps_weights_and_uses_the_new_rule():
 
 
 def test_divergence_stops_and_keeps_the_blow_up_value():
-    t = live.LiveTrainer(stability.DEMO.replace(lr=5.0))  # linear least squares, far too big a step
+    t = live.LiveTrainer(steplimit.DEMO.replace(lr=5.0))  # linear least squares, far too big a step
     t.step(100)
     assert t.diverged and t.done
     assert t.step(5) == 0

@@ -269,7 +269,7 @@ def test_stability_demo_trains_both_sides_of_the_limit():
     fig = _figs(at)["Step size vs the stable limit"]
     by = {d["name"]: d for d in fig["data"]}
     assert len(_arr(by["converged"]["x"])) == 1 and len(_arr(by["diverged"]["x"])) == 1
-    from landscape import stability
+    from landscape import steplimit as stability
 
     limit = stability.quadratic_limit(stability.DEMO)[1]
     assert _arr(by["converged"]["x"])[0] < limit < _arr(by["diverged"]["x"])[0]
