@@ -19,8 +19,9 @@ from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
 from landscape.ui import own_models as ui_own
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import show_error, torch_threads
+from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
 
 torch_threads()
 
@@ -108,8 +109,12 @@ def _preset_buttons() -> dict | None:
         if col.button(p.button, key=f"cmp_preset_{key}", help=p.title, width="stretch"):
             chosen = {"kind": "preset", "key": key}
         secs = p.measured_seconds
-        text = f"≈ {secs:.0f} s the first time (measured)" if secs else "time not measured yet"
-        col.caption(text, help=f"Measured on {p.measured_on}.")
+        text = (
+            f"{secs:.0f} s cold on a quiet 2-core server; several times that when it is busy"
+            if secs
+            else "time not measured yet"
+        )
+        col.caption(text, help=f"Measured on {p.measured_on}. A bar shows progress.")
     return chosen
 
 
@@ -203,7 +208,7 @@ def _table(comp: Comparison) -> pd.DataFrame:
             f"basin width (loss {level} {s.level:g})": width,
         }
         if "non-convexity" in row:
-            col["non-convexity: mean |λmin/λmax|"] = _fmt(row["non-convexity"])
+            col["non-convexity: mean max(−λmin, 0)/λmax"] = _fmt(row["non-convexity"])
         for k, v in p.extras.items():
             col[k] = _fmt(v)
         out[p.label] = col
@@ -212,7 +217,7 @@ def _table(comp: Comparison) -> pd.DataFrame:
 
 def _story(result: dict) -> None:
     comp: Comparison = result["comparison"]
-    st.subheader(result["title"])
+    st.subheader(md_escape(result["title"]))  # run names are user text
     if result["preset"]:
         p = comparisons.get(result["preset"])
         c1, c2 = st.columns(2)
@@ -228,12 +233,12 @@ def _story(result: dict) -> None:
     )
     for panel in comp.panels:
         for note in panel.notes:
-            st.warning(f"{panel.label}: {note}")
+            st.warning(md_escape(f"{panel.label}: {note}"))
 
 
 @st.fragment
 def _charts(comp: Comparison) -> None:
-    names = [p.label for p in comp.panels]
+    names = [plot_text(p.label) for p in comp.panels]
     c1, c2, c3 = st.columns(3)
     log_curves = c1.checkbox("Log-scale loss axes", value=False, key="cmp_log_y")
     log_colour = c2.checkbox("Log colour scale (2D)", value=True, key="cmp_log_colour")
@@ -241,13 +246,20 @@ def _charts(comp: Comparison) -> None:
         "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, key="cmp_clip", format="%.4g"
     )
     left, right = st.columns(2)
-    runs = {id(p.run): (p.label, p.run) for p in comp.panels}  # a run shown twice: one curve
-    left.plotly_chart(
-        plots.loss_curves(
-            [r.history for _, r in runs.values()], [n for n, _ in runs.values()], log_curves
-        ),
-        key="cmp_curves",
-    )
+    runs: dict[int, tuple[list[str], object]] = {}  # a run shown in several panels: one curve
+    for p in comp.panels:
+        runs.setdefault(id(p.run), ([], p.run))[0].append(p.label)
+    curve_names = [
+        "every panel (one run)" if len(labs) == len(comp.panels) > 1 else " = ".join(labs)
+        for labs, _ in runs.values()
+    ]
+    hists = [r.history for _, r in runs.values()]
+    # runs of different lengths (20 vs 500 epochs): compare them by optimiser step
+    spe = None
+    if len({len(h["epoch"]) for h in hists}) > 1:
+        spe = [-(-r.dataset().n_train // min(r.config.batch_size, r.dataset().n_train))
+               for _, r in runs.values()]  # fmt: skip
+    left.plotly_chart(plots.loss_curves(hists, curve_names, log_curves, spe), key="cmp_curves")
     norms = {p.norm for p in comp.panels}
     x_title = (
         "t (filter-normalised step)" if norms == {"filter"} else "t (step along the direction)"
@@ -274,7 +286,8 @@ def _charts(comp: Comparison) -> None:
     conv = [p.convexity for p in comp.panels]
     if all(c is not None for c in conv):
         st.markdown(
-            "**Convexity map**: |λmin/λmax| of the Hessian at each point (Li et al. Fig. 7)"
+            "**Convexity map**: max(−λmin, 0)/λmax of the Hessian at each point (Li et al. "
+            "Fig. 7): 0 where no direction curves down, larger where negative curvature is strong"
         )
         xs = np.linspace(-comp.settings.span, comp.settings.span, comp.settings.convexity)
         _grid(plots.convexity_panels([c[0] for c in conv], xs, names), "cmp_conv")
@@ -305,7 +318,7 @@ def _notice() -> None:
 
 # ----------------------------------------------------------------------------- page
 
-st.title("⚖️ Compare")
+st.title("Compare")
 st.markdown(
     "Put loss landscapes side by side on **one colour scale** and measure how sharp each "
     "minimum is: skip connections or none, small or large batches, filter normalisation or "
@@ -337,4 +350,5 @@ else:
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])
+    ui_research.sharpness_section(result["comparison"], _settings().split)
     _notice()

@@ -7,14 +7,17 @@ optimiser settings sit in a form, and only its Train button trains.
 """
 
 import json
+import math
 
 import streamlit as st
 
-from landscape import data, losses, models, training
+from landscape import data, losses, models, steplimit, training
 from landscape.plots import training as plots
 from landscape.training import Config
+from landscape.ui import live as live_panel
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import show_error, torch_threads
+from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
 from landscape.ui.upload import upload_widget
 
 torch_threads()
@@ -116,20 +119,21 @@ def _loss_widgets(dataset: str) -> dict:
         st.caption("A regression loss on classes compares softmax outputs with one-hot targets.")
     params = {}
     for p in spec.params:
-        label = f"{p.name.replace('_', ' ').capitalize()} {p.label}"
+        label = f"{p.name.replace('_', ' ').capitalize()} {losses.plain_label(p.label)}"
         params[p.name] = st.slider(label, float(p.min), float(p.max), float(p.default),
                                    key=f"tr_lp_{loss}_{p.name}", help=p.help or None)  # fmt: skip
     return {"loss": loss, "loss_params": params}
 
 
-def _optimiser_form() -> tuple[dict, bool]:
-    with st.form("tr_form", border=True):
+def _optimiser_widgets() -> tuple[dict, bool]:
+    """Optimiser settings (no form: the momentum slider follows the optimiser) and the Train
+    button; changing a value reruns only this panel, and only the button trains."""
+    with st.container(border=True):
         c1, c2, c3 = st.columns(3)
         kw = {
             "optimizer": c1.selectbox("Optimiser", list(training.OPTIMIZERS),
                                       format_func=training.OPTIMIZERS.get, index=2, key="tr_opt"),
             "lr": c1.select_slider("Learning rate", LRS, 0.01, format_func=lambda v: f"{v:g}", key="tr_lr"),
-            "momentum": c1.slider("Momentum (SGD + momentum)", 0.0, 0.99, 0.9, 0.01, key="tr_mom"),
             "batch_size": c2.select_slider("Batch size", BATCHES, 64, key="tr_batch",
                                            help="5000 = the whole training set (full batch)."),
             "epochs": c2.slider("Epochs", 1, training.MAX_EPOCHS, 100, key="tr_epochs"),
@@ -138,7 +142,13 @@ def _optimiser_form() -> tuple[dict, bool]:
             "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, key="tr_seed",
                                         help="Seeds the data, the initial weights and the batch order.")),
         }  # fmt: skip
-        submitted = st.form_submit_button("Train", type="primary")
+        kw["momentum"] = c1.slider(
+            "Momentum (SGD + momentum)", 0.0, 0.99, 0.9, 0.01, key="tr_mom",
+            disabled=kw["optimizer"] != "momentum",
+            help="Used by SGD + momentum only (Adam keeps its own running averages).",
+        )  # fmt: skip
+        kw["eos"] = ui_research.eos_checkbox(c3)
+        submitted = st.button("Train", type="primary", key="tr_train")
     return kw, submitted
 
 
@@ -151,7 +161,7 @@ def _preview(cfg_kw: dict) -> None:
     kind = data.info(ds.name).kind
     fig = plots.data_preview(ds.X_train.numpy(), ds.y_train.numpy(), kind,
                              title=f"{len(ds.y_train)} training points (seed {seed})",
-                             feature_names=ds.feature_names[:2])  # fmt: skip
+                             feature_names=[plot_text(n) for n in ds.feature_names[:2]])  # fmt: skip
     fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(fig, key="tr_preview", config={"displayModeBar": False})
 
@@ -183,9 +193,11 @@ def setup_panel() -> None:
         _preview(kw)
     with c2:
         _param_count(kw)
-    opt_kw, submitted = _optimiser_form()
+    opt_kw, submitted = _optimiser_widgets()
+    eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
+    st.session_state[live_panel.SETUP] = kw | opt_kw  # what Play / Step train (live panel)
     if submitted:
-        _train_and_show(kw | opt_kw)
+        (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
 
 
 # ----------------------------------------------------------------------------- training
@@ -239,22 +251,37 @@ def _train_and_show(kw: dict) -> None:
 # ----------------------------------------------------------------------------- results
 
 
+def _steps_per_epoch(run) -> int:
+    n = run.dataset().n_train
+    return -(-n // min(run.config.batch_size, n))
+
+
+def _stop(run) -> tuple[float, float] | None:
+    """(epoch, loss) where a diverged run stopped: the step after its last finite one."""
+    if not run.diverged:
+        return None
+    return (len(run.step_loss) + 1) / _steps_per_epoch(run), run.last_finite_loss
+
+
 def _divergence_warning(run) -> None:
     if run.diverged:
         st.warning(
             f"**Diverged in epoch {run.diverged_epoch}**: the loss became NaN/inf or blew up "
-            f"to over {training.DIVERGENCE_FACTOR:g}x its start. Last finite loss: "
-            f"{run.last_finite_loss:.4g}. Training stopped; the curves and weights below end at "
-            f"epoch {run.epochs_done}, the last sane point. Try a smaller learning rate.",
-            icon="⚠️",
+            f"to over {training.DIVERGENCE_FACTOR:g}x its start, so training stopped (the x on "
+            f"the log-scale curve; the faint line is every step up to there). The metrics and "
+            f"weights below are those of epoch {run.epochs_done}, the last sane point, on the "
+            f"whole training set; the last finite mini-batch loss was "
+            f"{run.last_finite_loss:.4g}. Try a smaller learning rate.",
+            icon=":material/warning:",
         )
 
 
 def _metrics(run) -> None:
     h = run.history
     cols = st.columns(5)
-    cols[0].metric("Train loss", f"{h['train_loss'][-1]:.4g}")
-    cols[1].metric("Test loss", f"{h['test_loss'][-1]:.4g}")
+    when = f" (epoch {run.epochs_done})" if run.diverged else ""
+    cols[0].metric("Train loss" + when, f"{h['train_loss'][-1]:.4g}")
+    cols[1].metric("Test loss" + when, f"{h['test_loss'][-1]:.4g}")
     if run.accuracy_fn() is not None:
         cols[2].metric("Test accuracy", f"{h['test_acc'][-1]:.1%}")
     cols[3].metric("Parameters", f"{run.n_params:,}")
@@ -265,7 +292,9 @@ def _metrics(run) -> None:
 def _curves(run) -> None:
     log_y = st.toggle("Log-scale loss", False, key="tr_log")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(plots.loss_curves(run.history, run.step_loss, log_y=log_y), key="tr_loss_chart")
+    fig = plots.loss_curves(run.history, run.step_loss, log_y=log_y,
+                            steps_per_epoch=_steps_per_epoch(run), stop=_stop(run))  # fmt: skip
+    c1.plotly_chart(fig, key="tr_loss_chart")
     if run.accuracy_fn() is not None:
         c2.plotly_chart(plots.accuracy_curves(run.history), key="tr_acc_chart")
     else:
@@ -273,20 +302,33 @@ def _curves(run) -> None:
             _picture(run)
 
 
+def _has_picture(run) -> bool:
+    """2D data (decision regions) or one input feature (fitted function / class probabilities)."""
+    kind = data.info(run.config.dataset).kind
+    return kind in ("2d", "1d") or tuple(run.dataset().input_shape) == (1,)
+
+
 def _picture(run) -> None:
-    """Decision regions over 2D data, or the fitted function over 1D data."""
+    """Decision regions over 2D data, the fitted function over one feature of regression data,
+    or the class probabilities along one feature of classification data."""
     ds, model = run.dataset(), run.model()
     kind = data.info(ds.name).kind
-    if kind == "2d":
-        xs, ys, probs = training.decision_grid(model, ds, resolution=120)
-        fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
-                                      ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
-    elif kind == "1d":
+    if ds.input_shape == (1,) and ds.task == "classification":
+        xs, probs = training.class_probability_curve(model, ds)
+        fig = plots.class_probabilities_1d(xs, probs, ds.X_train.numpy(), ds.y_train.numpy(),
+                                           ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
+    elif ds.input_shape == (1,):
         xs, yhat = training.regression_curve(model, ds)
         fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
                                    ds.y_test.numpy())  # fmt: skip
+    elif kind == "2d":
+        xs, ys, probs = training.decision_grid(model, ds, resolution=120)
+        fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
+                                      ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
     else:
-        st.caption(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
+        st.caption(
+            md_escape(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
+        )
         return
     st.plotly_chart(fig, key="tr_picture")
 
@@ -319,12 +361,52 @@ def results_section() -> None:
     _divergence_warning(run)
     _metrics(run)
     _curves(run)
-    if run.accuracy_fn() is not None and data.info(run.config.dataset).kind == "2d":
+    if run.accuracy_fn() is not None and _has_picture(run):
         _picture(run)
     _downloads(run)
 
 
+# ----------------------------------------------------------------------------- stability demo
+
+STAB_FACTORS = (0.95, 1.05)  # learning rates as multiples of the stable limit 2 / lambda_max
+
+
+def stability_demo() -> None:
+    with st.expander("Demo: a learning rate just above the stable limit 2 / λmax"):
+        lam, limit = steplimit.quadratic_limit(steplimit.DEMO)
+        st.markdown(
+            "Least squares on a noisy straight line is an exactly quadratic loss. Full-batch "
+            "gradient descent on it converges only while the learning rate is below "
+            f"**2 / λmax = {limit:.3g}** (λmax = {lam:.3g}, the largest curvature of the loss). "
+            "Just above that line each step overshoots the valley floor a little further: the "
+            "fitted line see-saws with a growing swing, then the loss blows up."
+        )
+        below, above = steplimit.demo_configs(STAB_FACTORS)
+        c1, c2 = st.columns(2)
+        if c1.button(f"Train at {STAB_FACTORS[0]}x and {STAB_FACTORS[1]}x the limit",
+                     key="tr_stab_train"):  # fmt: skip
+            for cfg in (below, above):
+                name = ui_runs.add_run(ui_runs.train_cached(cfg))
+                st.session_state.setdefault(OVERLAY_NEW, []).append(name)
+            ui_runs.select_run(name, key=SHOW_KEY)
+            st.rerun()
+        if c2.button(f"Play {STAB_FACTORS[1]}x live, one step per frame", key="tr_stab_live"):
+            live_panel.start(above, f"Demo: lr = {above.lr:.3g} = {STAB_FACTORS[1]} x 2 / λmax.")
+            st.rerun()
+        points = [
+            (r.config.lr, r.last_finite_loss if r.diverged else r.history["train_loss"][-1], r.diverged)
+            for r in ui_runs.get_runs().values()
+            if r.config.replace(lr=steplimit.DEMO.lr) == steplimit.DEMO
+        ]  # fmt: skip
+        if points:
+            st.plotly_chart(plots.stability_figure(limit, points), key="tr_stab_chart")
+
+
 # ----------------------------------------------------------------------------- run list
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 def _run_table(runs: dict) -> None:
@@ -334,7 +416,7 @@ def _run_table(runs: dict) -> None:
             "epochs": r.epochs_done,
             "train loss": r.history["train_loss"][-1],
             "test loss": r.history["test_loss"][-1],
-            "test acc": r.history["test_acc"][-1] if r.accuracy_fn() else None,
+            "test acc": _finite(r.history["test_acc"][-1]),  # NaN for regression
             "diverged": f"epoch {r.diverged_epoch}" if r.diverged else "",
             "params": r.n_params,
             "seconds": round(r.seconds, 2),
@@ -359,8 +441,12 @@ def _overlay(runs: dict) -> None:
                       format_func=lambda m: m.replace("_", " "))  # fmt: skip
     log_y = c2.toggle("Log scale", False, key="tr_overlay_log", disabled=metric.endswith("acc"))
     if picked:
+        stops = {n: _stop(runs[n]) for n in picked if runs[n].diverged}
         fig = plots.overlay_curves(
-            {n: runs[n].history for n in picked}, metric, log_y and "loss" in metric
+            {plot_text(n): runs[n].history for n in picked},
+            metric,
+            log_y and "loss" in metric,
+            {plot_text(n): v for n, v in stops.items()},
         )
         st.plotly_chart(fig, key="tr_overlay_chart")
 
@@ -384,22 +470,33 @@ def run_list_section() -> None:
             "Every run you train joins this list; the Landscape and Compare pages can use it."
         )
         return
-    _run_table(runs)
-    _overlay(runs)
+    for part in (_run_table, _overlay):  # a run that cannot be drawn never hides Delete
+        try:
+            part(runs)
+        except ValueError as e:
+            show_error(e)
     _delete(runs)
 
 
 # ----------------------------------------------------------------------------- page
 
-st.title("🏋️ Train")
+st.title("Train")
 st.markdown(
     "Pick data, a network and a loss; press **Train** and watch the loss fall. Every run joins "
     "the list at the bottom, where you can overlay runs to compare losses, optimisers or "
     "learning rates. The Landscape page can then slice the loss surface around any of them."
 )
-try:
-    setup_panel()
-    results_section()
-    run_list_section()
-except ValueError as e:  # a bad value that slipped past the widgets: a message, not a traceback
-    show_error(e)
+# Each section on its own: a bad value in one (a message, not a traceback) never hides the
+# others, so the run list and its Delete button are always drawn.
+for section in (
+    setup_panel,
+    live_panel.panel,
+    stability_demo,
+    results_section,
+    run_list_section,
+    ui_research.eos_section,
+):
+    try:
+        section()
+    except ValueError as e:
+        show_error(e)

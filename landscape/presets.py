@@ -13,6 +13,8 @@ DEFAULT = Config()  # MLP 2x32 relu on 1000 moons, cross-entropy, Adam lr=0.01, 
 _DIGITS = dict(dataset="digits", n_samples=1797, batch_size=64)
 _RESNET = dict(_DIGITS, model="rescnn", depth=4, width=16, epochs=30, lr=0.003, optimizer="adam")
 
+EOS_PRESET = "Edge of stability (full-batch GD)"
+
 PRESETS: dict[str, tuple[Config, str]] = {
     "MLP on moons": (
         DEFAULT,
@@ -26,13 +28,32 @@ PRESETS: dict[str, tuple[Config, str]] = {
     ),
     "ResNet on digits (skips)": (
         Config(**_RESNET, skip=True),
-        "A residual CNN with 4 blocks (8 conv layers); skip connections keep the landscape "
-        "smooth and convex-looking (Li et al. 2018, Fig. 5).",
+        "A residual CNN with 4 blocks (8 conv layers) with skip connections: a smooth bowl "
+        "(Li et al. 2018, Fig. 5).",
     ),
     "ResNet on digits (no skips)": (
         Config(**_RESNET, skip=False),
-        "The same network with the identity paths removed (every parameter shape identical): "
-        "a rougher, more chaotic landscape.",
+        "The same network with the identity paths removed (every parameter shape identical). "
+        "At 8 conv layers its slice is still a smooth bowl, like the skip net's: in Li et al. "
+        "the difference grows with depth (mild at 20 layers, chaotic at 56). The Gallery page "
+        "shows the deep pair.",
+    ),
+    EOS_PRESET: (
+        Config(
+            dataset="moons",
+            n_samples=500,
+            model="mlp",
+            depth=2,
+            width=32,
+            activation="tanh",
+            optimizer="sgd",
+            lr=0.5,
+            batch_size=5000,  # the whole training set: full-batch gradient descent
+            epochs=500,
+        ),
+        "Full-batch gradient descent at step size 0.5 on a tanh MLP: the sharpness climbs to "
+        "2/η = 4 and hovers there while the loss keeps falling, with spikes (the edge of "
+        "stability, Cohen et al. 2021). Track it with the edge-of-stability option.",
     ),
     "Linear regression with outliers (MSE)": (
         Config(
