@@ -139,8 +139,8 @@ def open_from_args(args) -> own.OwnModel:
 def compute(args, subject: own.OwnModel):
     """The surface and its directions, as the flags ask, through ``landscape.slices``.
 
-    ``line --to`` moves the BatchNorm statistics with the weights (both ends are each net's
-    own loss), which the pipeline's 'between' line does not do: it runs on the own model.
+    ``line --to OTHER`` is the pipeline's ``between`` line: the BatchNorm statistics move
+    with the weights, so each end is that net's own loss.
     """
     from landscape.__main__ import ProgressBar, slice_request
 
@@ -152,16 +152,15 @@ def compute(args, subject: own.OwnModel):
     if to:
         args.dir = "interpolation"
     req = slice_request(args)
-    bar = ProgressBar(args.command, args.quiet)
     if to:
-        d = subject.interpolation_to(to)
-        meta = {"direction": "interpolation", "to": str(to), "to_sha256": own.file_sha256(to)}
-        meta |= {"request": req.fields(), "split": "train"}
-        surf = subject.line(d, req.xs(), bar, req.method, meta)
-        return surf, [d]
-    total = subject.data.__len__()
-    result = subject.compute(req, progress=lambda f, _: bar(round(f * total), total))
-    return result.main, result.directions
+        req = req.replace(direction="between")
+    bar = ProgressBar(args.command, args.quiet)
+    total = len(subject.data)
+    result = subject.compute(req, lambda f, _: bar(round(f * total), total), to=to)
+    surf = result.main
+    if to:
+        surf.meta |= {"to": str(to), "to_sha256": own.file_sha256(to)}
+    return surf, result.directions
 
 
 def run(args) -> int:

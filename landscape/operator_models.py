@@ -286,9 +286,9 @@ class OwnResult:
 def compute(req: OwnRequest, progress=None) -> OwnResult:
     """The slice ``req`` asks for, of the operator's model it names.
 
-    Random, PCA and Hessian slices go through ``landscape.slices.compute`` (data streamed by
-    the model's evaluator); the line to another net and, while the library's directions do
-    not offer them, ``states`` directions are made by ``landscape.own`` (buffers move).
+    Every slice goes through ``landscape.slices.compute`` with the model's streaming
+    evaluator (``landscape.own`` makes the directions itself only if the library's
+    direction types lack the requested one).
     """
     from landscape import slices
 
@@ -307,10 +307,7 @@ def compute(req: OwnRequest, progress=None) -> OwnResult:
     meta = {"direction": req.direction, "dir_type": req.dir_type, "run_name": entry.name}
     xs, ys = np.linspace(req.xmin, req.xmax, req.nx), np.linspace(req.ymin, req.ymax, req.ny)
     extra: dict = {}
-    if req.direction == "interpolation":
-        dirs = [subject.interpolation_to(entry.to)]
-        surf = subject.line(dirs[0], xs, progress, meta=meta)
-    elif req.dir_type not in slices.dir_types():  # states: buffers move (landscape.own)
+    if req.dir_type not in slices.dir_types():  # states: buffers move (landscape.own)
         meta |= {"norm": req.norm, "ignore": req.ignore, "dir_seed": req.seed}
         n = 1 if req.dim == 1 else 2
         dirs = subject.directions(n, req.norm, req.ignore, req.seed, req.orthogonal, req.dir_type)
@@ -319,14 +316,15 @@ def compute(req: OwnRequest, progress=None) -> OwnResult:
         else:
             surf = subject.plane(dirs[0], dirs[1], xs, ys, progress, meta=meta)
     else:
+        between = req.direction == "interpolation"  # to the entry's other net
         sreq = slices.SliceRequest(
-            dim=req.dim, direction=req.direction, seed=req.seed, norm=req.norm,
+            dim=req.dim, direction="between" if between else req.direction, seed=req.seed, norm=req.norm,
             ignore=req.ignore, dir_type=req.dir_type, orthogonal=req.orthogonal,
             xmin=req.xmin, xmax=req.xmax, ymin=req.ymin, ymax=req.ymax, nx=req.nx, ny=req.ny,
             auto_range=req.direction == "pca" and req.auto_range,
         )  # fmt: skip
         cb = None if progress is None else (lambda f, _: progress(round(1000 * f), 1000))
-        result = subject.compute(sreq, cb)
+        result = subject.compute(sreq, cb, to=entry.to if between else None)
         surf, dirs = result.main, result.directions
         extra = {"path": result.path, "explained": result.explained}
         extra["eigenvalues"] = result.eigenvalues

@@ -662,11 +662,11 @@ class OwnModel:
         orthogonal: bool = False,
         dir_type: str = "weights",
     ) -> list[dict[str, Tensor]]:
-        """Seeded random directions (``dir_type="states"``: buffers get a component too)."""
+        """Seeded random directions (``dir_type="states"``: BatchNorm buffers move too), the
+        same as the built-in runs get from ``landscape.directions``."""
         if dir_type not in DIR_TYPES:
             raise ValueError(f"--dir-type {dir_type!r} is not allowed: must be one of {DIR_TYPES}")
-        source = self.model if dir_type == "weights" else self.state()
-        return D.random_directions(source, n, norm, ignore, seed, orthogonal)
+        return D.random_directions(self.model, n, norm, ignore, seed, orthogonal, dir_type)
 
     def evaluate(self, directions, coords, progress=None, method="auto"):
         """See ``landscape.own.evaluate``: (losses, accuracies, info)."""
@@ -720,14 +720,19 @@ class OwnModel:
         px, py = D.project(self.trajectory, self.model, d1, d2)
         return d1, d2, ratio, px, py
 
+    def other(self, weights: str | os.PathLike, what: str = "--to") -> nn.Module:
+        """A copy of the model holding another weight file (checked like --weights)."""
+        end = copy.deepcopy(self.model)
+        end.load_state_dict(state_of(self.model, weights, what))
+        return end.eval()
+
     def interpolation_to(self, other_weights: str | os.PathLike) -> dict[str, Tensor]:
         """``other - weights`` over parameters and float buffers: t=1 is the other net exactly."""
-        end = state_of(self.model, other_weights, "--to")
-        start = self.state()
-        return {k: end[k] - start[k] for k in start}
+        return D.interpolation_direction(self.model, self.other(other_weights), dir_type="states")
 
-    def subject(self):
-        """This model as a ``landscape.slices.Subject``: its data is the "train" split."""
+    def subject(self, weights: str | os.PathLike | None = None):
+        """This model (or it with another weight file) as a ``landscape.slices.Subject``; its
+        data is the "train" split."""
         from landscape import slices
 
         data: dict = {}
@@ -741,8 +746,9 @@ class OwnModel:
                 data["all"] = self.data.all()
             return data["all"]
 
-        frozen = copy.deepcopy(self.model).eval()
-        key = hashlib.sha1(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
+        frozen = copy.deepcopy(self.model).eval() if weights is None else self.other(weights)
+        spec = self.spec if weights is None else {**self.spec, "weights": str(weights)}
+        key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         return slices.Subject(
             build=lambda: copy.deepcopy(frozen),
             loss_fn=self.loss,
@@ -753,12 +759,14 @@ class OwnModel:
             key=key,
         )
 
-    def compute(self, request, progress=None, preview=None):
-        """``landscape.slices.compute`` of a ``SliceRequest`` on this model (data streamed)."""
+    def compute(self, request, progress=None, preview=None, to=None):
+        """``landscape.slices.compute`` of a ``SliceRequest`` on this model (data streamed);
+        ``to``: the weight file at t=1 of a ``between`` line."""
         from landscape import slices
 
+        other = None if to is None else self.subject(to)
         result = slices.compute(
-            request, self.subject(), None, progress, preview, evaluator=self.evaluator()
+            request, self.subject(), other, progress, preview, evaluator=self.evaluator()
         )
         for surf in [*result.surfaces.values(), *result.lines]:
             surf.meta["model"] = json.loads(json.dumps(self.spec))  # what this result is of

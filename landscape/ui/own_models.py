@@ -24,7 +24,7 @@ from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.ui.common import run_heavy, show_error
 
-MAX_FILE_BYTES = 64 * 2**20  # a 201x201 plane of a 10M-parameter net's directions fits
+MAX_FILE_BYTES = store.MAX_FILE_BYTES  # the upload cap of the hostile-file rules
 PLANE_HEIGHT = 600
 
 
