@@ -98,7 +98,9 @@ def object_key(*parts) -> str:
 def check_run_id(value) -> str:
     """``value`` if it is a well-formed run id, else ValueError naming it."""
     if not isinstance(value, str) or not RUN_ID_RE.fullmatch(value):
-        raise ValueError(f"run={str(value)[:40]!r} is not a run id: must be {RUN_ID_LEN} hex digits")
+        raise ValueError(
+            f"run={str(value)[:40]!r} is not a run id: must be {RUN_ID_LEN} hex digits"
+        )
     return value
 
 
@@ -237,7 +239,9 @@ class Store:
             self._forget(kind, key)
             return None
         with self._db() as db:
-            db.execute("UPDATE entries SET used = ? WHERE kind = ? AND key = ?", (time.time(), kind, key))
+            db.execute(
+                "UPDATE entries SET used = ? WHERE kind = ? AND key = ?", (time.time(), kind, key)
+            )
         return data
 
     def _forget(self, kind: str, key: str) -> None:
@@ -245,7 +249,9 @@ class Store:
             db.execute("DELETE FROM entries WHERE kind = ? AND key = ?", (kind, key))
 
     def _drop_damaged(self, kind: str, key: str, label: str, err, notes: list[str] | None) -> None:
-        msg = f"The stored {kind} {label} was damaged and has been dropped ({err}); compute it again."
+        msg = (
+            f"The stored {kind} {label} was damaged and has been dropped ({err}); compute it again."
+        )
         log.warning(msg)
         if notes is not None:
             notes.append(msg)
@@ -356,9 +362,7 @@ class Store:
         """Remove a run and what was computed from it; True if it was there."""
         check_run_id(rid)
         with self._db() as db:
-            rows = db.execute(
-                "SELECT kind, key FROM entries WHERE run_id = ?", (rid,)
-            ).fetchall()
+            rows = db.execute("SELECT kind, key FROM entries WHERE run_id = ?", (rid,)).fetchall()
             db.execute("DELETE FROM owners WHERE run_id = ?", (rid,))
         for kind, key in rows:
             self._remove(kind, key)
@@ -425,7 +429,9 @@ class Store:
     def usage(self) -> dict:
         """{"bytes", "max_bytes", "runs", "entries", "pinned"} of the folder now."""
         with self._db() as db:
-            total, n = db.execute("SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM entries").fetchone()
+            total, n = db.execute(
+                "SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM entries"
+            ).fetchone()
             runs, pinned = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(pinned), 0) FROM entries WHERE kind = 'run'"
             ).fetchone()

@@ -26,7 +26,9 @@ def train_once(root: str, marker: str, seed: int) -> str:
     from landscape.training import Config
 
     store = datastore.Store(root, max_mb=100)
-    run = datastore.train_stored(Config(seed=seed, **TINY), store=store, train=counting_train(marker))
+    run = datastore.train_stored(
+        Config(seed=seed, **TINY), store=store, train=counting_train(marker)
+    )
     return datastore.run_id(run.config)
 
 

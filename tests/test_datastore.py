@@ -111,15 +111,21 @@ def test_lru_eviction_keeps_pinned_and_leased(tmp_path, runs):
     store.max_bytes = cap
     dropped = [k for kind, k in store.evict() if kind == "run"]
     expected = _expected_victims(sizes, order, cap, {ids[1], ids[2]})
-    assert [datastore.run_key(r.config)[: datastore.RUN_ID_LEN] for r in runs if
-            datastore.run_key(r.config) in dropped] != []
+    assert [
+        datastore.run_key(r.config)[: datastore.RUN_ID_LEN]
+        for r in runs
+        if datastore.run_key(r.config) in dropped
+    ] != []
     assert sorted(k[: datastore.RUN_ID_LEN] for k in dropped) == sorted(expected)
     left = {i.run_id for i in store.runs()}
     assert left == set(ids) - set(expected) and {ids[1], ids[2]} <= left
     assert store.usage()["bytes"] <= cap
     for rid in expected:  # the files went too
-        assert not list((store.root / "objects" / "run").glob(
-            datastore.run_key(runs[ids.index(rid)].config) + "*"))
+        assert not list(
+            (store.root / "objects" / "run").glob(
+                datastore.run_key(runs[ids.index(rid)].config) + "*"
+            )
+        )
 
 
 def test_results_go_with_their_run_and_stay_with_a_pinned_one(store, runs):
@@ -150,7 +156,8 @@ def test_damaged_result_and_hostile_skeleton(store):
     store.put_object("landscape", key, [1, 2.5, "a"])
     path = store.root / "objects" / "landscape" / f"{key}.npz"
     # a well-formed .npz naming a class outside the allow-list must not build it
-    import io, json
+    import io
+    import json
 
     buf = io.BytesIO()
     sk = {"format": codec.FORMAT, "root": {"dc": "os:system", "v": {"command": "true"}}}
