@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_same_config_from_several_processes_is_trained_once(tmp_path):
     with mp.get_context("spawn").Pool(3) as pool:
         ids = pool.starmap(train_once, [(root, marker, 7)] * 3)
     assert len(set(ids)) == 1
-    assert open(marker).read().count("\n") == 1  # one process trained; two read its run
+    assert Path(marker).read_text().count("\n") == 1  # one process trained; two read its run
 
 
 @pytest.mark.slow
