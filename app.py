@@ -18,6 +18,7 @@ import plotly.graph_objects  # noqa: E402, F401
 import streamlit as st  # noqa: E402
 
 from landscape import workers  # noqa: E402
+from landscape.ui import library, links  # noqa: E402
 from landscape.ui.common import prune_widget_metadata, torch_threads  # noqa: E402
 
 
@@ -55,4 +56,9 @@ page = st.navigation(PAGES)
 st.sidebar.caption(
     "Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)"
 )
+with st.sidebar:
+    links.copy_link_button()  # every page: the address holds its settings (ui/links.py)
+links.begin(page.url_path)  # the query string the page was opened with
+library.show_notes()  # damaged stored entries dropped since the last run
 page.run()
+links.end()  # a quiet note on what the link asked but could not get

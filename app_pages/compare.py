@@ -20,6 +20,7 @@ from landscape.plots import compare as plots
 from landscape.ui import compare as ui
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
+from landscape.ui.links import url
 
 torch_threads()
 
@@ -49,32 +50,34 @@ def _settings_form() -> bool:
             "Range ±",
             SPANS,
             value=s.span,
-            key="cmp_span",
+            **url("cmp_span"),
             help="Slices cover [-range, range] along each direction.",
         )
-        res = c1.select_slider("2D resolution", RESOLUTIONS, value=s.resolution, key="cmp_res")
-        n_dirs = c2.slider("Random directions (1D + basin width)", 1, 8, s.n_dirs, key="cmp_ndirs")
+        res = c1.select_slider("2D resolution", RESOLUTIONS, value=s.resolution, **url("cmp_res"))
+        n_dirs = c2.slider(
+            "Random directions (1D + basin width)", 1, 8, s.n_dirs, **url("cmp_ndirs")
+        )
         mode = c2.radio(
             "Basin level",
             comparisons.LEVEL_MODES,
-            key="cmp_level_mode",
+            **url("cmp_level_mode"),
             index=comparisons.LEVEL_MODES.index(s.level_mode),
             horizontal=True,
             format_func={"rise": "rise above the minimum", "absolute": "absolute loss"}.get,
         )
         level = c2.number_input(
-            "Level (loss units)", 1e-4, 1e4, s.level, key="cmp_level", format="%.4g"
+            "Level (loss units)", 1e-4, 1e4, s.level, **url("cmp_level"), format="%.4g"
         )
         split = c3.radio(
             "Data",
             comparisons.SPLITS,
             index=comparisons.SPLITS.index(s.split),
-            key="cmp_split",
+            **url("cmp_split"),
             horizontal=True,
         )
-        seed = c3.number_input("Direction seed", 0, 2**31 - 1, s.seed, key="cmp_seed")
+        seed = c3.number_input("Direction seed", 0, 2**31 - 1, s.seed, **url("cmp_seed"))
         conv = c3.checkbox(
-            "Convexity map (Li et al. Fig. 7; slow)", s.convexity > 0, key="cmp_conv"
+            "Convexity map (Li et al. Fig. 7; slow)", s.convexity > 0, **url("cmp_conv")
         )
         if not st.form_submit_button("Apply (recomputes the comparison shown)", key="cmp_apply"):
             return False
@@ -122,10 +125,10 @@ def _runs_picker() -> dict | None:
     c1, c2 = st.columns(2)
     with c1:
         a = ui_runs.pick_run("Left run", key="cmp_run_a")
-        na = st.selectbox("Directions", directions.NORMS, key="cmp_norm_a")
+        na = st.selectbox("Directions", directions.NORMS, **url("cmp_norm_a"))
     with c2:
         b = ui_runs.pick_run("Right run", key="cmp_run_b")
-        nb = st.selectbox("Directions", directions.NORMS, key="cmp_norm_b")
+        nb = st.selectbox("Directions", directions.NORMS, **url("cmp_norm_b"))
     if a is None or b is None or not st.button("Compare these runs", key="cmp_go_runs"):
         return None
     return {
@@ -234,10 +237,10 @@ def _story(result: dict) -> None:
 def _charts(comp: Comparison) -> None:
     names = [p.label for p in comp.panels]
     c1, c2, c3 = st.columns(3)
-    log_curves = c1.checkbox("Log-scale loss axes", value=False, key="cmp_log_y")
-    log_colour = c2.checkbox("Log colour scale (2D)", value=True, key="cmp_log_colour")
+    log_curves = c1.checkbox("Log-scale loss axes", value=False, **url("cmp_log_y"))
+    log_colour = c2.checkbox("Log colour scale (2D)", value=True, **url("cmp_log_colour"))
     clip = c3.number_input(
-        "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, key="cmp_clip", format="%.4g"
+        "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, **url("cmp_clip"), format="%.4g"
     )
     left, right = st.columns(2)
     runs = {id(p.run): (p.label, p.run) for p in comp.panels}  # a run shown twice: one curve
