@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from landscape import cli_store, store
 from landscape import directions as D
-from landscape import store
 from landscape import surface as S
 
 # Help for each Config field (the flag is the field name with "-" for "_"); the lists of
@@ -227,7 +227,9 @@ def _add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full parser (public so tests can check that every flag is documented)."""
     p = _Parser(prog="python -m landscape", description=__doc__.split("\n\n")[1])
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,line,plane}")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="{train,line,plane,pin,unpin,runs}"
+    )
     t = sub.add_parser(
         "train",
         help="train a run and save it",
@@ -246,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_flags(q)
         _add_config_flags(q)
         _add_surface_flags(q, kind)
+        cli_store.add_store_flag(q)
+    cli_store.add_store_flag(t)
+    cli_store.add_commands(sub)
     return p
 
 
@@ -313,18 +318,20 @@ def _read_run(path: str):
     return run_from_bytes(data)
 
 
-def _train(config, quiet: bool):
-    from landscape.training import train
-
+def _train(config, quiet: bool, store: str | None = None):
     bar = ProgressBar("train", quiet)
-    return train(config, progress=lambda info: bar(info["epoch"], info["epochs"]))
+    return cli_store.train(config, lambda info: bar(info["epoch"], info["epochs"]), store)
 
 
 def get_run(args: argparse.Namespace):
     """The run to slice: loaded from --load-run, or trained from the flags (and --save-run)."""
     from landscape.training import run_to_bytes
 
-    run = _read_run(args.load_run) if args.load_run else _train(config_from_args(args), args.quiet)
+    run = (
+        _read_run(args.load_run)
+        if args.load_run
+        else _train(config_from_args(args), args.quiet, args.store)
+    )
     if args.save_run:
         Path(args.save_run).write_bytes(run_to_bytes(run))
     if run.diverged:
@@ -501,7 +508,7 @@ def run_surface(args) -> int:
 def run_train(args) -> int:
     from landscape.training import run_to_bytes
 
-    run = _train(config_from_args(args), args.quiet)
+    run = _train(config_from_args(args), args.quiet, args.store)
     Path(args.out).write_bytes(run_to_bytes(run))
     h = run.history
     print(
@@ -516,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in cli_store.COMMANDS:
+            return cli_store.run(args)
         return run_train(args) if args.command == "train" else run_surface(args)
     except ValueError as e:
         message = " ".join(str(e).split())  # one line
