@@ -91,29 +91,40 @@ def load_into_session(rid: str) -> Run | None:
 
 
 def run_picker(label: str = "Run", key: str = "run") -> Run | None:
-    """A selectbox over this session's runs by short id, bound to ``?run=<id>``.
+    """A selectbox over this session's runs, kept in the address as ``?run=<short id>``.
 
     A run named in the address that this session does not hold is loaded from the store
-    first, so a link opens on a fresh browser and after a server restart.
+    first, so a link opens on a fresh browser and after a server restart. (Not a bound
+    widget: binding would put the run's whole label in the URL; the id is short.)
     """
+    links.handled(key)
+    pick = f"{key}__pick"
     asked = st.query_params.get(key)
     known = isinstance(asked, str) and datastore.RUN_ID_RE.fullmatch(asked)
     if known and load_into_session(asked) is None and links.opened_with(key):
-        st.info(f"Run {asked} of the link is not in this server's data folder (yet).")
-    pending = st.session_state.pop(f"{key}__pending", None)  # see ui_runs.select_run
+        st.info(f"Run {asked} of the link is not in this server's data folder.")
     runs = ui_runs.get_runs()
     if not runs:
         return None
     by_id = {datastore.run_id(r.config): (name, r) for name, r in reversed(runs.items())}
+    pending = st.session_state.pop(f"{key}__pending", None)  # see ui_runs.select_run
     if pending in runs:
-        st.session_state[key] = datastore.run_id(runs[pending].config)
-    if st.session_state.get(key) not in (None, *by_id):
-        del st.session_state[key]
+        st.session_state[pick] = datastore.run_id(runs[pending].config)
+    elif known and asked in by_id and links.opened_with(key) and links.first_run():
+        st.session_state[pick] = asked
+    if st.session_state.get(pick) not in (None, *by_id):
+        del st.session_state[pick]
     rid = st.selectbox(
-        label, list(by_id), format_func=lambda i: f"{by_id[i][0]} · {i}", **links.url(key)
+        label,
+        list(by_id),
+        format_func=lambda i: f"{by_id[i][0]} · {i}",
+        key=pick,
+        persist_state="session",
     )
     if rid is None:
         return None
+    if st.query_params.get(key) != rid:
+        st.query_params[key] = rid
     run = by_id[rid][1]
     lease(run)
     return run

@@ -29,6 +29,7 @@ COOKIE = "llab_browser"  # this browser's id: its "My runs" list in the data fol
 _SNAPSHOT = "_links_snapshot"  # session key: (page, query dict) the page was opened with
 _OWNER = "_links_owner"  # session key: the id used until the cookie comes back
 _NOTE = "_links_note"  # session key: the placeholder of the note
+_HANDLED = "_links_handled"  # session key: parameters a page reads itself (not a widget's)
 
 
 def url(key: str) -> dict:
@@ -48,6 +49,17 @@ def begin(page: str) -> None:
     if last is None or last[:2] != (page, params):
         st.session_state[_SNAPSHOT] = (page, params, False)  # False: not yet checked
     st.session_state[_NOTE] = st.empty()
+
+
+def handled(name: str) -> None:
+    """``?name=`` is read by the page itself (not a bound widget): never "ignored"."""
+    st.session_state.setdefault(_HANDLED, set()).add(name)
+
+
+def first_run() -> bool:
+    """Is this the first run of the page since its address arrived (not yet checked)?"""
+    snap = st.session_state.get(_SNAPSHOT)
+    return bool(snap) and not snap[2]
 
 
 def opened_with(name: str) -> bool:
@@ -82,6 +94,8 @@ def end() -> None:
     st.session_state[_SNAPSHOT] = (page, asked, True)
     ignored = []
     for k, raw in asked.items():
+        if k in st.session_state.get(_HANDLED, ()):
+            continue
         if k in st.session_state and not str(k).startswith("_"):
             if not _applied(raw, st.session_state[k]):
                 ignored.append(k)
