@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from landscape import comparisons, directions
+from landscape import comparisons, datastore, directions
 from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
+from landscape.ui import library, links
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 from landscape.ui.links import url
@@ -43,7 +44,7 @@ def _settings() -> Settings:
 
 def _settings_form() -> bool:
     """The measurement settings; True when the user applied new ones."""
-    s = _settings()
+    s = Settings()  # the widgets' defaults: fixed, so a link keeps what differs from them
     with st.expander("Measurement settings (apply to every panel)"), st.form("cmp_settings_form"):
         c1, c2, c3 = st.columns(3)
         span = c1.select_slider(
@@ -79,8 +80,10 @@ def _settings_form() -> bool:
         conv = c3.checkbox(
             "Convexity map (Li et al. Fig. 7; slow)", s.convexity > 0, **url("cmp_conv")
         )
-        if not st.form_submit_button("Apply (recomputes the comparison shown)", key="cmp_apply"):
-            return False
+        pressed = st.form_submit_button("Apply (recomputes the comparison shown)", key="cmp_apply")
+    # A link with settings applies them at once, as if Apply had been pressed.
+    if not (pressed or (links.first_run() and links.opened_with_prefix("cmp_"))):
+        return False
     try:
         new = s.replace(
             span=span,
@@ -176,6 +179,46 @@ def _compute(request: dict, settings: Settings) -> None:
             ui_runs.add_run(panel.run)
     st.session_state[REQUEST] = request
     st.session_state[RESULT] = {"title": title, "preset": request.get("key"), "comparison": comp}
+    _keep_in_url(request)
+
+
+def _keep_in_url(request: dict) -> None:
+    """The comparison shown, in the address: ?preset=<key>, or ?runs=<id>~<id>."""
+    if request["kind"] == "preset":
+        st.query_params.pop("runs", None)
+        st.query_params["preset"] = request["key"]
+        return
+    runs = ui_runs.get_runs()
+    ids = [datastore.run_id(runs[n].config) for n in request["names"] if n in runs]
+    st.query_params.pop("preset", None)
+    st.query_params["runs"] = "~".join(ids)
+
+
+def linked_request() -> dict | None:
+    """The comparison a link names (preset key or two stored runs), or None."""
+    links.handled("preset")
+    links.handled("runs")
+    if not links.first_run():
+        return None
+    key = st.query_params.get("preset")
+    if key is not None:
+        if key in comparisons.PRESETS:
+            return {"kind": "preset", "key": key}
+        st.caption(f"ℹ️ The link's preset {key[:40]!r} is not one of this page's presets.")
+        return None
+    ids = (st.query_params.get("runs") or "").split("~")
+    if len(ids) != 2 or not all(datastore.RUN_ID_RE.fullmatch(i) for i in ids):
+        return None
+    loaded = [library.load_into_session(i) for i in ids]
+    if None in loaded:
+        st.caption("ℹ️ A run of the link is not in this server's data folder.")
+        return None
+    return {
+        "kind": "runs",
+        "names": [ui_runs.run_name_of(r) for r in loaded],
+        "norms": [st.session_state.get("cmp_norm_a", "filter"),
+                  st.session_state.get("cmp_norm_b", "filter")],
+    }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- showing
@@ -319,6 +362,8 @@ with tab_presets:
     request = _preset_buttons()
 with tab_runs:
     request = _runs_picker() or request
+if request is None and RESULT not in st.session_state:
+    request = linked_request()  # ?preset=<key> or ?runs=<id>~<id> of a link
 if request is None and applied and REQUEST in st.session_state:
     request = st.session_state[REQUEST]  # new settings: measure the shown comparison again
 if request is not None:

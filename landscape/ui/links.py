@@ -62,6 +62,12 @@ def first_run() -> bool:
     return bool(snap) and not snap[2]
 
 
+def opened_with_prefix(prefix: str) -> bool:
+    """Did the address the page was opened with hold a parameter starting with ``prefix``?"""
+    snap = st.session_state.get(_SNAPSHOT)
+    return bool(snap) and any(str(k).startswith(prefix) for k in snap[1])
+
+
 def opened_with(name: str) -> bool:
     """Was the page opened (or linked) with ``?name=...`` in its address?"""
     snap = st.session_state.get(_SNAPSHOT)

@@ -72,10 +72,9 @@ def server(tmp_path_factory, browser):
 
 
 def _value(page, label: str) -> float:
-    return float(
-        slider(page, label).get_attribute("aria-valuenow")
-        or slider(page, label).get_attribute("value")
-    )
+    thumb = slider(page, label)
+    thumb.wait_for(timeout=60_000)
+    return float(thumb.get_attribute("aria-valuenow") or thumb.get_attribute("value"))
 
 
 def _select_text(page, label: str) -> str:
@@ -121,9 +120,17 @@ def test_train_link(browser, server):
 
 def test_compare_link(browser, server):
     with _new_page(browser) as page:
-        open_page(page, server["url"] + "/compare?cmp_ndirs=5&cmp_seed=7", "Compare")
-        assert _value(page, "Random directions (1D + basin width)") == 5
+        url = server["url"] + "/compare?preset=loss&cmp_ndirs=2&cmp_seed=7"
+        open_page(page, url, "Compare", timeout=240)
+        page.get_by_text("Measurement settings").first.click()
+        assert _value(page, "Random directions (1D + basin width)") == 2
         assert page.locator("input[aria-label='Direction seed']").first.input_value() == "7"
+        # the preset was measured with the link's settings, without a click
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length > 0",
+            timeout=240_000,
+        )
+        assert "preset=loss" in page.url and "cmp_ndirs=2" in page.url
         assert_clean(page)
 
 
