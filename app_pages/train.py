@@ -17,6 +17,7 @@ from landscape.ui import library
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import show_error, torch_threads
 from landscape.ui.links import url
+from landscape.ui.train_form import BATCHES, DECAYS, LRS, SHIPPED_SIZE, WIDTHS
 from landscape.ui.upload import upload_widget
 
 torch_threads()
@@ -24,11 +25,6 @@ torch_threads()
 SHOW_KEY = "tr_show"  # the run shown in the results section
 CACHE_NOTE = "tr_cache_note"
 OVERLAY_NEW = "tr_overlay_new"  # runs trained since the overlay was last drawn
-SHIPPED_SIZE = {"digits": 1797, "iris": 150, "wine": 178, "breast_cancer": 569}
-LRS = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, 1e3, 1e6]
-BATCHES = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 5000]
-DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
-WIDTHS = [2, 4, 8, 16, 32, 64, 128, 256]
 CHART_EVERY_S = 0.3  # redraw the live loss chart at most this often (seconds)
 
 

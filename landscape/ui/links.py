@@ -122,7 +122,7 @@ def end() -> None:
 def browser_id() -> str:
     """This browser's id (a cookie set by ``copy_link_button``'s script), else this session's."""
     cookie = st.context.cookies.get(COOKIE, "")
-    if datastore.OWNER_RE.fullmatch(cookie or ""):
+    if isinstance(cookie, str) and datastore.OWNER_RE.fullmatch(cookie):
         return cookie
     if _OWNER not in st.session_state:
         st.session_state[_OWNER] = secrets.token_hex(8)
