@@ -207,4 +207,9 @@ def pick_run(label: str = "Run", key: str = "pick_run") -> Run | None:
     if st.session_state.get(key) not in (None, *names):  # its run was deleted meanwhile
         del st.session_state[key]
     name = st.selectbox(label, names, key=key)
-    return runs.get(name)
+    run = runs.get(name)
+    if run is not None:
+        from landscape.ui import library  # here: library imports this module
+
+        library.lease(run)  # shown: not evicted from the data folder meanwhile
+    return run

@@ -1,0 +1,83 @@
+"""How fast a stored landscape's link draws on a fresh server, against computing it.
+
+1. A data folder (temporary) gets one small stored run (trained here, not timed).
+2. Server A opens the run's Landscape link in a new browser context: the picture is computed
+   (cold: worker start-up and the grid) and kept in the folder. Timed: baseline.
+3. Server A stops; server B starts on the same folder; a new browser context opens the same
+   link. Timed: from the navigation to the heatmap drawn and the app idle.
+
+Prints both times and their ratio. Uses Debian's /usr/bin/chromium through Playwright.
+
+Usage (from the repository root):
+  python benchmarks/bench_links.py [--res 41]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from landscape import datastore  # noqa: E402
+from landscape.training import Config  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
+from tests.e2e.helpers import settle  # noqa: E402
+from tests.e2e.test_links import _start, _stop  # noqa: E402
+
+HEATMAP = (
+    "() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')]"
+    ".some(e => Array.isArray(e.data) && e.data.some(t => t.type === 'heatmap'))"
+)
+
+
+def open_link(browser, url: str) -> float:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    t0 = time.perf_counter()
+    page.goto(url, timeout=300_000)
+    page.wait_for_function(HEATMAP, timeout=300_000, polling=20)
+    seconds = time.perf_counter() - t0
+    settle(page, 60)
+    ctx.close()
+    return seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--res", type=int, default=41, help="grid points per axis (41)")
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    config = Config(dataset="moons", n_samples=500, epochs=20, width=16, seed=5)
+    with tempfile.TemporaryDirectory() as folder:
+        datastore.train_stored(config, store=datastore.Store(folder))
+        rid = datastore.run_id(config)
+        query = f"/landscape?run={rid}&lp_plot=heatmap&lp_nx2={args.res}&lp_ny2={args.res}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            proc, log, url = _start(folder, _free_port())
+            try:
+                cold = open_link(browser, url + query)
+            finally:
+                _stop(proc, log)
+            proc, log, url = _start(folder, _free_port())
+            try:
+                stored = open_link(browser, url + query)
+            finally:
+                _stop(proc, log)
+            browser.close()
+    print(f"landscape link, {args.res}x{args.res} plane of a stored run ({rid}):")
+    print(f"  computed on first open (fresh server)   {cold:7.2f} s")
+    print(f"  from the store on a fresh server        {stored:7.2f} s")
+    print(f"  ratio computed / stored                 {cold / stored:7.1f} x")
+
+
+if __name__ == "__main__":
+    main()
