@@ -127,3 +127,23 @@ def test_a_config_off_the_sliders_is_snapped_with_a_note():
     kw, notes = _train_page_config(Config(lr=0.07, batch_size=100))
     assert kw["lr"] == 0.05 and kw["batch_size"] == 128
     assert any("lr=0.07" in n for n in notes) and any("batch_size=100" in n for n in notes)
+
+
+JUNK = {
+    "train.py": {"tr_dataset": "nope", "tr_lr": "-3", "tr_epochs": "1e9", "tr_seed": "x",
+                 "tr_opt": "<b>", "tr_n_moons": "nan", "tr_batch": ["1", "2"]},
+    "loss_landscape.py": {"run": "../../etc", "lp_plot": "4D", "lp_nx2": "1000000",
+                          "lp_dim": "", "lp_crange": ["a", "b"], "lp_seed2random": "-1"},
+    "compare.py": {"preset": "nope", "runs": "x~y~z", "cmp_res": "7", "cmp_level": "inf",
+                   "cmp_split": "validation", "cmp_seed": "1.5"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("page", list(JUNK))
+def test_junk_links_on_the_other_pages_never_raise(page):
+    at = AppTest.from_file(str(PAGES / page), default_timeout=120)
+    for k, v in JUNK[page].items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
