@@ -9,15 +9,14 @@ The key is the query parameter's name: keep keys short, fixed and page-prefixed 
 state is shared by every page).
 
 ``begin()``/``end()`` run around the page (app.py): ``begin`` keeps the query string the
-page was opened with; ``end`` compares it with what the widgets took and says, in one
-caption, which parameters were ignored (unknown, invalid or out of range) and removes the
-unknown ones from the address. Nothing in a URL can raise.
+page was opened with; ``end`` says, in one caption, which of its parameters were not
+applied: those Streamlit's binding removed from the address (invalid or out of range) and
+unknown ones (no widget of that name here), which it removes too. Nothing in a URL can raise.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import secrets
 
 import streamlit as st
@@ -74,23 +73,6 @@ def opened_with(name: str) -> bool:
     return bool(snap) and name in snap[1]
 
 
-def _applied(raw, value) -> bool:
-    """Does the widget's value match what the URL asked for (as text)?"""
-    if isinstance(value, list | tuple):
-        raws = raw if isinstance(raw, list) else [raw]
-        return len(raws) == len(value) and all(_applied(r, v) for r, v in zip(raws, value))
-    if isinstance(raw, list):
-        return False
-    if isinstance(value, bool):
-        return raw.strip().lower() == str(value).lower()
-    if isinstance(value, int | float):
-        try:
-            return math.isclose(float(raw), float(value), rel_tol=1e-6, abs_tol=1e-12)
-        except ValueError:
-            return False
-    return str(raw) == str(value)
-
-
 def end() -> None:
     """After the page ran: note (quietly) what the opening address asked but did not get."""
     snap = st.session_state.get(_SNAPSHOT)
@@ -99,13 +81,13 @@ def end() -> None:
     page, asked, _ = snap
     st.session_state[_SNAPSHOT] = (page, asked, True)
     ignored = []
-    for k, raw in asked.items():
+    present = _params()  # Streamlit took out of the address what its widgets refused
+    for k in asked:
         if k in st.session_state.get(_HANDLED, ()):
             continue
-        if k in st.session_state and not str(k).startswith("_"):
-            if not _applied(raw, st.session_state[k]):
-                ignored.append(k)
-        else:
+        if k not in present:
+            ignored.append(k)  # invalid or out of range (or, written by hand, the default)
+        elif k not in st.session_state or str(k).startswith("_"):
             ignored.append(k)
             # An unknown parameter leaves the address (a copied link stays clean); one bound
             # on another page cannot be popped and stays.

@@ -94,6 +94,7 @@ def test_loss_shapes_link(browser, server, shots_dir):
         assert _value(page, "Huber δ") == 2.5
         assert _value(page, "Outliers (of 40 points)") == 10
         assert _value(page, "Classes C") == 30
+        assert "were ignored" not in page.locator("[data-testid='stMain']").inner_text()
         assert_clean(page)
         # a page switch and back keeps every value
         go_via_sidebar(page, "train", "Train")
@@ -115,6 +116,7 @@ def test_train_link(browser, server):
             "0.1" in main.locator("[data-testid='stSlider']", has_text="Learning rate").inner_text()
         )
         assert page.locator("input[aria-label='Seed']").first.input_value() == "4"
+        assert "were ignored" not in main.inner_text()  # every parameter was taken
         assert_clean(page)
 
 
