@@ -147,3 +147,33 @@ def test_junk_links_on_the_other_pages_never_raise(page):
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+
+
+def test_home_lists_pinned_runs_and_opens_one_in_train(tmp_path, monkeypatch):
+    """A run pinned from the command line is in Home's Classroom list; "Open in Train" puts
+    its config in the Train form; the usage line names the folder and the cap."""
+    from landscape import __main__ as cli
+    from landscape import datastore
+
+    folder = tmp_path / "data"
+    monkeypatch.setenv(datastore.DATA_DIR_ENV, str(folder))
+    monkeypatch.setenv(datastore.MAX_MB_ENV, "50")
+    library._store_or_error.clear()
+    try:
+        flags = ["--dataset", "xor", "--epochs", "3", "--n-samples", "100", "--lr", "0.1"]
+        out = str(tmp_path / "run.npz")
+        assert cli.main(["train", "--store", *flags, "--quiet", "--out", out]) == 0
+        config = Config(dataset="xor", epochs=3, n_samples=100, lr=0.1)
+        rid = datastore.run_id(config)
+        assert cli.main(["pin", rid]) == 0
+        at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=120).run()
+        assert not at.exception, at.exception
+        assert any(rid in t.value for t in at.text), [t.value for t in at.text]
+        usage = " ".join(c.value for c in at.caption)
+        assert str(folder) in usage and "of 50 MB" in usage and "1 pinned" in usage
+        at.button(key=f"pin_train_{rid}").click().run()
+        assert not at.exception, at.exception
+        assert at.session_state["tr_dataset"] == "xor" and at.session_state["tr_lr"] == 0.1
+        assert at.session_state["tr_epochs"] == 3
+    finally:
+        library._store_or_error.clear()
