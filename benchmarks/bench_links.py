@@ -30,6 +30,14 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
 from tests.e2e.helpers import settle  # noqa: E402
 from tests.e2e.test_links import _start, _stop  # noqa: E402
 
+# The script run is over and its output (the h1, and the chart's element) is on the page.
+SERVER_DONE = """() => { const a = document.querySelector('[data-testid="stApp"]');
+  return !!a && a.dataset.testScriptState === 'notRunning'
+    && !!document.querySelector('[data-testid=stMain] h1')
+    && !!document.querySelector('[data-testid=stMain] [data-testid=stPlotlyChart]'); }"""
+HOME_DONE = """() => { const a = document.querySelector('[data-testid="stApp"]');
+  return !!a && a.dataset.testScriptState === 'notRunning'
+    && !!document.querySelector('[data-testid=stMain] h1'); }"""
 HOME = (
     "() => [...document.querySelectorAll('h1')].some(h => h.innerText.includes('Loss Landscape'))"
 )
