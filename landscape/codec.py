@@ -25,11 +25,11 @@ FORMAT = "landscape-object/1"
 ALLOWED = frozenset(
     {
         "landscape.training:Config",
+        "landscape.config:Config",
         "landscape.surface:Surface",
-        "landscape.requests:SurfaceRequest",
-        "landscape.requests:LandscapeResult",
-        "landscape.slices:SurfaceRequest",
-        "landscape.slices:LandscapeResult",
+        "landscape.pictures:SurfaceRequest",
+        "landscape.slices:SliceRequest",
+        "landscape.slices:SliceResult",
         "landscape.comparisons:Settings",
         "landscape.comparisons:Panel",
         "landscape.comparisons:PanelResult",

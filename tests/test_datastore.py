@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import codec, datastore, requests, training
+from landscape import codec, datastore, pictures, training
 from landscape.training import Config
 from tests.store_jobs import TINY, train_once, write_many
 
@@ -185,8 +185,8 @@ def test_damaged_index_is_set_aside_and_runs_reindexed(tmp_path, runs):
 
 def test_landscape_result_round_trip(runs):
     run = runs[0]
-    req = requests.SurfaceRequest.for_run(run, dim=2, direction="random", nx=5, ny=4)
-    res = requests.compute(req, run)
+    req = pictures.SurfaceRequest.for_run(run, dim=2, direction="random", nx=5, ny=4)
+    res = pictures.compute(req, run)
     back = codec.from_bytes(codec.to_bytes(res))
     assert back.request == req
     assert list(back.surfaces) == list(res.surfaces)

@@ -17,12 +17,13 @@ is not recording: the bar moves live and nothing is replayed.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 from collections.abc import Callable
 
 import streamlit as st
 
-from landscape import datastore, requests
-from landscape.requests import LandscapeResult, SurfaceRequest
+from landscape import datastore, pictures
+from landscape.pictures import LandscapeResult, SurfaceRequest
 from landscape.ui.common import run_heavy
 
 CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
@@ -30,14 +31,14 @@ CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def _compute(request: SurfaceRequest, _run, _other, _progress, _preview, _wrap) -> LandscapeResult:
-    key = datastore.object_key("landscape", request.meta())
+    key = datastore.object_key("landscape", dataclasses.asdict(request))
     kept = _store()
     if kept is not None:
         found = kept.get_object("landscape", key)
         if isinstance(found, LandscapeResult) and found.request == request:
             return found
     result = run_heavy(
-        requests.compute,
+        pictures.compute,
         request,
         _run,
         _other,
@@ -64,7 +65,7 @@ def compute(
     progress: Callable[[float, str], None] | None = None,
     preview: Callable[[LandscapeResult], None] | None = None,
 ) -> LandscapeResult:
-    """``requests.compute`` behind the bounded cache.
+    """``pictures.compute`` behind the bounded cache.
 
     ``progress(fraction, text)`` and ``preview(coarse_result)`` draw live while a new
     request is computed; a cached request calls neither.

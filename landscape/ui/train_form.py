@@ -16,7 +16,6 @@ LRS = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 0.01, 0.03, 0.05, 0.1, 0.3, 1.0, 3.0, 10.0,
 BATCHES = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 5000]
 DECAYS = [0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 0.1, 1.0]
 WIDTHS = [2, 4, 8, 16, 32, 64, 128, 256]
-SHIPPED_SIZE = {"digits": 1797, "iris": 150, "wine": 178, "breast_cancer": 569}
 
 
 def _nearest(value, options, name: str, said: list[str], log: bool = True):
@@ -51,8 +50,8 @@ def _rest(config: Config, name: str | None, said: list[str]) -> dict:
     if name is not None:
         v["tr_dataset"] = name
         info = data.DATASETS[name]
-        if name in SHIPPED_SIZE:
-            v[f"tr_n_{name}"] = max(50, min(config.n_samples, SHIPPED_SIZE[name]))
+        if info.size is not None:
+            v[f"tr_n_{name}"] = max(50, min(config.n_samples, info.size))
         else:
             n = int(round(config.n_samples / 100) * 100)
             v[f"tr_n_{name}"] = max(100, min(n, data.MAX_SAMPLES))
