@@ -501,8 +501,12 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_
     import worker_jobs as jobs
 
     from landscape import workers
+    from landscape.ui import library
 
     ui.clear()
+    # An empty data folder: a picture kept by an earlier test would be answered without queueing.
+    monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
+    library._store_or_error.clear()
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
@@ -520,3 +524,4 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_
         assert trace(figure(at), "contour")
     finally:
         pool.shutdown()
+        library._store_or_error.clear()
