@@ -1,4 +1,4 @@
-"""Command line: ``python -m landscape {train,line,plane} ...`` (see ``--help`` of each).
+"""Command line: ``python -m landscape {train,line,plane,...} ...`` (see ``--help`` of each).
 
 ``train`` trains a run from a configuration and saves it. ``line`` and ``plane`` train (or
 load, with ``--load-run``) a run, compute a loss surface around its final weights with a
@@ -249,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The full parser (public so tests can check that every flag is documented)."""
     p = _Parser(prog="python -m landscape", description=__doc__.split("\n\n")[1])
     sub = p.add_subparsers(
-        dest="command", required=True, metavar="{train,line,plane,pin,unpin,runs}"
+        dest="command",
+        required=True,
+        metavar="{train,line,plane,sharpness,connect,eos,spectrum,pin,unpin,runs}",
     )
     t = sub.add_parser(
         "train",
@@ -272,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         cli_store.add_store_flag(q)
     cli_store.add_store_flag(t)
     cli_store.add_commands(sub)
+    from landscape import cli_research  # sharpness, connect, eos, spectrum
+
+    cli_research.register(sub, sys.modules[__name__])
     return p
 
 
@@ -330,13 +335,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _read_run(path: str):
-    from landscape.training import run_from_bytes
+    from landscape import store
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read run file {path!r}: {e.strerror}") from None
-    return run_from_bytes(data)
+    return store.load_run(path)  # checked as hostile input; a run on a CSV carries its data
 
 
 def _train(config, quiet: bool, store: str | None = None):
@@ -593,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in cli_store.COMMANDS:
             return cli_store.run(args)
+        if hasattr(args, "handler"):  # subcommands of landscape.cli_research
+            return args.handler(args)
         return run_train(args) if args.command == "train" else run_surface(args)
     except ValueError as e:
         message = " ".join(str(e).split())  # one line
