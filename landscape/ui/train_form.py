@@ -12,7 +12,25 @@ from landscape.training import Config
 
 # Options of the page's select sliders (a value outside them is snapped to the nearest);
 # they hold every value the presets use, so "Reset to this preset" is exact.
-LRS = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 0.01, 0.03, 0.05, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, 1e3, 1e6]
+LRS = [
+    1e-4,
+    3e-4,
+    1e-3,
+    2e-3,
+    3e-3,
+    0.01,
+    0.03,
+    0.05,
+    0.1,
+    0.3,
+    0.5,
+    1.0,
+    3.0,
+    10.0,
+    100.0,
+    1e3,
+    1e6,
+]
 BATCHES = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 5000]
 DECAYS = [0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 0.1, 1.0]
 WIDTHS = [2, 4, 8, 16, 32, 64, 128, 256]
