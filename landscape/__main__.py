@@ -1,9 +1,10 @@
-"""Command line: ``python -m landscape {train,line,plane} ...`` (see ``--help`` of each).
+"""Command line: ``python -m landscape {train,line,plane,export} ...`` (see ``--help`` of each).
 
 ``train`` trains a run from a configuration and saves it. ``line`` and ``plane`` train (or
 load, with ``--load-run``) a run, compute a loss surface around its final weights with a
 progress bar on stderr, and write ``OUT.npz`` (``landscape.store`` format: surface,
 directions, metadata) and ``OUT.html`` (a self-contained Plotly figure that opens offline).
+``export`` writes a plane surface file as a 3D mesh (ParaView .vtp, .obj, .stl).
 
 Exit status: 0 on success; 2 on a bad flag or a bad value (one line on stderr, no traceback).
 """
@@ -227,7 +228,7 @@ def _add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full parser (public so tests can check that every flag is documented)."""
     p = _Parser(prog="python -m landscape", description=__doc__.split("\n\n")[1])
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,line,plane}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,line,plane,export}")
     t = sub.add_parser(
         "train",
         help="train a run and save it",
@@ -246,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_flags(q)
         _add_config_flags(q)
         _add_surface_flags(q, kind)
+    from landscape import export
+
+    export.add_parser(sub)
     return p
 
 
@@ -516,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "export":
+            from landscape import export
+
+            return export.run(args)
         return run_train(args) if args.command == "train" else run_surface(args)
     except ValueError as e:
         message = " ".join(str(e).split())  # one line
