@@ -27,13 +27,16 @@ import zarr
 
 FORMAT = "landscape-points"
 VERSION = 1
-TARGET_CHUNKS = 256  # blocks per grid: enough to share among many ranks and to resume finely
-MAX_CHUNK = 32  # most points per block (the batched engine's largest chunk of points)
+# Blocks of up to 32 points: the batched engine evaluates at most 32 points at once, and each
+# block is one call with a fixed set-up cost, so smaller blocks only add overhead; a grid of
+# fewer than 16 * 32 points is still cut into 16 blocks to share among ranks and to resume.
+MIN_CHUNKS = 16
+MAX_CHUNK = 32
 
 
 def chunk_size(n_points: int) -> int:
     """Points per block for a grid of ``n_points`` (independent of the number of ranks)."""
-    return max(1, min(MAX_CHUNK, math.ceil(n_points / TARGET_CHUNKS)))
+    return max(1, min(MAX_CHUNK, math.ceil(n_points / MIN_CHUNKS)))
 
 
 class PointStore:

@@ -18,6 +18,7 @@ progress bar for the whole job by counting the blocks on disk, and a rerun (or a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -378,10 +379,13 @@ class Evaluator:
         for what, checksum in parts.items():
             agree(ctx, what, checksum)
         info: dict = {}
+        on_device = _OnDevice(subject, ctx.device, split, (X, y))
+        dev_model = model if ctx.device.type == "cpu" else copy.deepcopy(model).to(ctx.device)
+        dev_dirs = [{k: t.to(ctx.device) for k, t in d.items()} for d in dirs]
 
         def points(a: int, b: int):
             losses, accs, facts = self.inner(
-                subject, dirs, coords[a:b], split, centre=model, method=method
+                on_device, dev_dirs, coords[a:b], split, centre=dev_model, method=method
             )
             info.setdefault("method", facts.get("method", method))
             return losses, accs
@@ -412,6 +416,23 @@ class Evaluator:
             "ranks": ctx.world_size,
         }
         return losses, accs, info
+
+
+class _OnDevice:
+    """The subject with its data of ``split`` on ``device`` (each rank's GPU, or the CPU)."""
+
+    def __init__(self, subject, device: torch.device, split: str, data) -> None:
+        self._subject, self._split = subject, split
+        self._data = tuple(t.to(device) for t in data)
+
+    def data(self, split: str):
+        return self._data if split == self._split else self._subject.data(split)
+
+    def model(self):
+        return self._subject.model()
+
+    def __getattr__(self, name):
+        return getattr(self._subject, name)
 
 
 def _agreed_method(ctx: Context, used: str | None, asked: str) -> str:
