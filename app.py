@@ -18,7 +18,7 @@ import plotly.graph_objects  # noqa: E402, F401
 import streamlit as st  # noqa: E402
 
 from landscape import workers  # noqa: E402
-from landscape.ui.common import prune_widget_metadata, torch_threads  # noqa: E402
+from landscape.ui.common import torch_threads  # noqa: E402
 
 
 @st.cache_resource
@@ -26,8 +26,8 @@ def _freeze_startup_heap() -> bool:
     """Move everything loaded at start-up (torch, plotly, pandas, the library: millions of
     objects that live as long as the server) out of the garbage collector's way, once, so
     its full collections only walk what the sessions allocate."""
+    import landscape.pictures  # noqa: F401
     import landscape.plots  # noqa: F401
-    import landscape.requests  # noqa: F401
     import landscape.training  # noqa: F401
 
     gc.collect()
@@ -38,7 +38,6 @@ def _freeze_startup_heap() -> bool:
 st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
 _freeze_startup_heap()
 torch_threads(1)  # per script thread: see landscape.ui.common
-prune_widget_metadata()  # Streamlit keeps stale widgets' metadata (and what it holds) otherwise
 # Heavy jobs run in worker processes (landscape.workers); start them with the first visit so
 # they have warmed up (imported torch) by the time someone presses Train. Idempotent.
 workers.shared_pool().start()

@@ -108,7 +108,7 @@ def _preset_buttons() -> dict | None:
             chosen = {"kind": "preset", "key": key}
         secs = p.measured_seconds
         text = f"≈ {secs:.0f} s the first time (measured)" if secs else "time not measured yet"
-        col.caption(text, help=f"Measured on {comparisons.MEASURED_ON}.")
+        col.caption(text, help=f"Measured on {p.measured_on}.")
     return chosen
 
 

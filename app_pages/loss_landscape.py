@@ -1,6 +1,6 @@
 """Landscape: the loss around a trained net, along lines and over planes of weight space.
 
-Thin page: widgets -> ``landscape.requests.SurfaceRequest`` -> the bounded cache in
+Thin page: widgets -> ``landscape.pictures.SurfaceRequest`` -> the bounded cache in
 ``landscape.ui.landscape_page`` -> figures from ``landscape.plots``. The computed result
 lives in ``st.session_state``, so switching plot type, colour range or log scale redraws the
 picture inside a fragment without computing anything again.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from landscape import presets, requests, store
+from landscape import pictures, presets, store
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.training import run_from_bytes, run_to_bytes
@@ -22,6 +22,8 @@ from landscape.ui.common import show_error, torch_threads
 torch_threads()
 
 RESULT = "lp_result"  # session key: the last computed LandscapeResult
+VIEW_OF = "lp_view_of"  # session key: the result the picture widgets were set up for
+RESULT_WIDGETS = ("lp_crange", "lp_epoch")  # their options come from the result
 RESULT_RUNS = "lp_result_runs"  # session key: (centre run, other run or None) of that result
 UPLOADED = "lp_uploaded"  # session key: file ids of uploads already added as runs
 PLANE_HEIGHT = 600  # px: planes need room for the colour bar and the legend
@@ -140,7 +142,7 @@ def _line_form(run, kind: str) -> dict:
         kw["n_lines"] = c2.slider(
             "Directions overlaid",
             1,
-            requests.MAX_LINES,
+            pictures.MAX_LINES,
             1,
             key="lp_nlines",
             help="Several random directions (seeds seed, seed+1, ...) show how much one "
@@ -155,14 +157,14 @@ def _line_form(run, kind: str) -> dict:
         kw["other"] = others.get(pick)
     default = (-0.5, 1.5) if kind != "random" else (-1.0, 1.0)
     kw["xmin"], kw["xmax"] = _range_inputs(f"lp1{kind}", "t", *default)
-    kw["nx"] = st.slider("Points", requests.MIN_RES, requests.MAX_RES, 41, key="lp_nx1")
+    kw["nx"] = st.slider("Points", pictures.MIN_RES, pictures.MAX_RES, 41, key="lp_nx1")
     return kw
 
 
 def _norm_inputs(prefix: str) -> dict:
     c1, c2 = st.columns(2)
     norm = c1.selectbox(
-        "Normalisation", requests.directions.NORMS, key=f"{prefix}_norm", help=NORM_HELP
+        "Normalisation", pictures.directions.NORMS, key=f"{prefix}_norm", help=NORM_HELP
     )
     ignore = c2.radio(
         "Biases and BatchNorm",
@@ -199,9 +201,9 @@ def _plane_form(kind: str) -> dict:
     kw["xmin"], kw["xmax"] = _range_inputs(f"lp2{kind}", "x", -1.0, 1.0)
     kw["ymin"], kw["ymax"] = _range_inputs(f"lp2{kind}", "y", -1.0, 1.0)
     c1, c2 = st.columns(2)
-    kw["nx"] = c1.slider("Points along x", requests.MIN_RES, requests.MAX_RES, 41, key="lp_nx2")
-    kw["ny"] = c2.slider("Points along y", requests.MIN_RES, requests.MAX_RES, 41, key="lp_ny2")
-    kw["split"] = st.radio("Data", requests.SPLITS, key="lp_split", horizontal=True)
+    kw["nx"] = c1.slider("Points along x", pictures.MIN_RES, pictures.MAX_RES, 41, key="lp_nx2")
+    kw["ny"] = c2.slider("Points along y", pictures.MIN_RES, pictures.MAX_RES, 41, key="lp_ny2")
+    kw["split"] = st.radio("Data", pictures.SPLITS, key="lp_split", horizontal=True)
     return kw
 
 
@@ -223,7 +225,7 @@ def slice_form(run):
         return None
     other = kw.pop("other", None)
     try:
-        return requests.SurfaceRequest.for_run(run, other, **kw), other
+        return pictures.SurfaceRequest.for_run(run, other, **kw), other
     except ValueError as e:
         show_error(e)
         return None
@@ -325,13 +327,30 @@ def _colour_range(result) -> tuple[float | None, float | None]:
         "Colour range (values outside are clipped to the end colours)",
         options=options,
         value=(options[0], options[-1]),
-        format_func=lambda v: f"{v:.3g}",
-        key=f"lp_crange_{abs(hash(result.request))}",
+        format_func=_short_number,
+        key="lp_crange",
     )
     return (a if a > options[0] else None), (b if b < options[-1] else None)
 
 
+def _short_number(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def _reset_view_widgets(result) -> None:
+    """Clear the picture widgets whose options depend on the result when a new one is shown.
+
+    They have fixed keys (a key per result would leave Streamlit one stale widget, and the
+    page globals its callables reach, per result for the whole session).
+    """
+    if st.session_state.get(VIEW_OF) is not result:
+        for key in RESULT_WIDGETS:
+            st.session_state.pop(key, None)
+        st.session_state[VIEW_OF] = result
+
+
 def _plane_picture(result):
+    _reset_view_widgets(result)
     req = result.request
     c1, c2 = st.columns([2, 1])
     kind = c1.radio("Plot", ["contour", "heatmap", "3D"], key="lp_plot", horizontal=True)
@@ -347,7 +366,7 @@ def _plane_picture(result):
     if req.direction == "pca" and result.path is not None:
         px, py = result.path
         last = len(px) - 1
-        k = st.slider("Path up to epoch", 0, last, last, key=f"lp_epoch_{abs(hash(req))}")
+        k = st.slider("Path up to epoch", 0, last, last, key="lp_epoch")
         labels = [f"epoch {int(e)}" for e in result.path_epochs]
         if kind == "contour":
             return plots.trajectory_figure(
@@ -430,7 +449,7 @@ def _downloads(result, fig) -> None:
         )
     next(c).download_button(
         "Surface CSV",
-        data=lambda: requests.to_csv(result),
+        data=lambda: pictures.to_csv(result),
         file_name=f"{stem}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -455,7 +474,7 @@ def _downloads(result, fig) -> None:
         )
     st.caption("Reproduce it:")
     lang = "python" if req.direction == "hessian" else "bash"
-    st.code(requests.command(result), language=lang, wrap_lines=True)
+    st.code(pictures.command(result), language=lang, wrap_lines=True)
 
 
 @st.fragment

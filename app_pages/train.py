@@ -22,7 +22,6 @@ torch_threads()
 SHOW_KEY = "tr_show"  # the run shown in the results section
 CACHE_NOTE = "tr_cache_note"
 OVERLAY_NEW = "tr_overlay_new"  # runs trained since the overlay was last drawn
-SHIPPED_SIZE = {"digits": 1797, "iris": 150, "wine": 178, "breast_cancer": 569}
 LRS = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, 1e3, 1e6]
 BATCHES = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 5000]
 DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
@@ -36,25 +35,29 @@ CHART_EVERY_S = 0.3  # redraw the live loss chart at most this often (seconds)
 UPLOAD = "__upload__"  # the dataset choice that opens the CSV uploader
 
 
+def _dataset_label(name: str) -> str:
+    return "Your own CSV…" if name == UPLOAD else data.DATASETS[name].display
+
+
 def _data_widgets() -> dict | None:
     """The dataset's settings as Config keywords; None while an upload is awaited."""
     name = st.selectbox("Dataset", [*data.DATASETS, UPLOAD], key="tr_dataset",
-                        format_func=lambda k: "Your own CSV…" if k == UPLOAD else data.DATASETS[k].display)  # fmt: skip
+                        format_func=_dataset_label)  # fmt: skip
     if name == UPLOAD:
         uploaded = upload_widget("tr_upload")
         if uploaded is None:
             st.info("Upload a CSV: numeric feature columns and one target column, with a header.")
             return None
-        rows = len(data.make(uploaded).y_train) + len(data.make(uploaded).y_test)
+        rows = data.info(uploaded).size
         return {
             "dataset": uploaded,
             "n_samples": max(data.MIN_SAMPLES, min(rows, data.MAX_SAMPLES)),
         }
-    info = data.DATASETS[name]
+    info = data.info(name)
     st.caption(info.description)
     kw = {"dataset": name}
-    if name in SHIPPED_SIZE:
-        size = SHIPPED_SIZE[name]
+    if info.size is not None:
+        size = info.size
         kw["n_samples"] = st.slider("Samples used", 50, size, size, 1, key=f"tr_n_{name}")
     else:
         kw["n_samples"] = st.slider("Samples", 100, data.MAX_SAMPLES, 1000, 100, key=f"tr_n_{name}")
@@ -71,7 +74,7 @@ def _data_widgets() -> dict | None:
 
 
 def _model_widgets(dataset: str) -> dict:
-    image = data.DATASETS[dataset].kind == "image"
+    image = data.info(dataset).kind == "image"
     options = [m for m in models.MODELS if image or m not in models.IMAGE_MODELS]
     model = st.selectbox("Model", options, index=options.index("mlp"), format_func=models.MODELS.get,
                          key=f"tr_model_{'img' if image else 'flat'}")  # fmt: skip
@@ -95,7 +98,7 @@ def _model_widgets(dataset: str) -> dict:
 def _loss_choices(dataset: str) -> list[str]:
     """Losses that suit the data: regression losses everywhere (on classes: softmax vs one-hot),
     binary losses on 2-class sets, multiclass losses on any classification set."""
-    info = data.DATASETS[dataset]
+    info = data.info(dataset)
     if info.task == "regression":
         return losses.names("regression")
     binary = losses.names("binary") if info.n_classes == 2 else []
@@ -104,12 +107,12 @@ def _loss_choices(dataset: str) -> list[str]:
 
 def _loss_widgets(dataset: str) -> dict:
     choices = _loss_choices(dataset)
-    group = data.DATASETS[dataset].task + str(data.DATASETS[dataset].n_classes == 2)
+    group = data.info(dataset).task + str(data.info(dataset).n_classes == 2)
     default = "cross_entropy" if "cross_entropy" in choices else "mse"
     loss = st.selectbox("Loss", choices, index=choices.index(default), key=f"tr_loss_{group}",
                         format_func=lambda n: f"{losses.get(n).display} ({losses.get(n).task})")  # fmt: skip
     spec = losses.get(loss)
-    if data.DATASETS[dataset].task == "classification" and spec.task == "regression":
+    if data.info(dataset).task == "classification" and spec.task == "regression":
         st.caption("A regression loss on classes compares softmax outputs with one-hot targets.")
     params = {}
     for p in spec.params:
@@ -145,7 +148,7 @@ def _preview(cfg_kw: dict) -> None:
     ds = data.make(
         cfg_kw["dataset"], cfg_kw["n_samples"], cfg_kw.get("noise", 0.2), 0.2, seed, **extra
     )
-    kind = data.DATASETS[ds.name].kind
+    kind = data.info(ds.name).kind
     fig = plots.data_preview(ds.X_train.numpy(), ds.y_train.numpy(), kind,
                              title=f"{len(ds.y_train)} training points (seed {seed})",
                              feature_names=ds.feature_names[:2])  # fmt: skip
@@ -273,7 +276,7 @@ def _curves(run) -> None:
 def _picture(run) -> None:
     """Decision regions over 2D data, or the fitted function over 1D data."""
     ds, model = run.dataset(), run.model()
-    kind = data.DATASETS[ds.name].kind
+    kind = data.info(ds.name).kind
     if kind == "2d":
         xs, ys, probs = training.decision_grid(model, ds, resolution=120)
         fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
@@ -316,7 +319,7 @@ def results_section() -> None:
     _divergence_warning(run)
     _metrics(run)
     _curves(run)
-    if run.accuracy_fn() is not None and data.DATASETS[run.config.dataset].kind == "2d":
+    if run.accuracy_fn() is not None and data.info(run.config.dataset).kind == "2d":
         _picture(run)
     _downloads(run)
 

@@ -10,7 +10,7 @@ Each preset runs in a fresh subprocess, so nothing is cached: the time is what t
 click on the page costs (training included, imports excluded, the trips to the app's worker
 processes not counted), with the torch threads one app worker has (LANDSCAPE_TORCH_THREADS
 divided among LANDSCAPE_MAX_HEAVY_JOBS workers: 1 on a 2-core machine). The figures printed are the ones written
-into ``landscape.comparisons.PRESETS`` (``measured_seconds``); the target is under 60 s per
+into ``landscape/presets_data/<key>.json`` (``measured_seconds``); the target is under 60 s per
 preset on a 2-core machine. Timings are wall clock and noisy on a shared machine: run it on a
 quiet one.
 

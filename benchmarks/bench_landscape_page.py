@@ -101,9 +101,9 @@ def main() -> None:
     pool = workers.shared_pool()
     t = time.perf_counter()
     pool.start()
-    tiny = ui.requests.SurfaceRequest.for_run(run, nx=3, ny=3)
+    tiny = ui.pictures.SurfaceRequest.for_run(run, nx=3, ny=3)
     jobs = [  # one job at a time each: every worker has imported torch and traced the model
-        threading.Thread(target=pool.call, args=(ui.requests.compute, tiny, run))
+        threading.Thread(target=pool.call, args=(ui.pictures.compute, tiny, run))
         for _ in range(pool.size)
     ]
     for j in jobs:

@@ -12,18 +12,26 @@ Exit status: 0 on success; 2 on a bad flag or a bad value (one line on stderr, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from landscape import directions as D
-from landscape import store
+from landscape import slices, store
 from landscape import surface as S
+
+MIN_RES = slices.MIN_RES  # fewest points per axis
 
 # Help for each Config field (the flag is the field name with "-" for "_"); the lists of
 # names are filled in from the registries when the parser is built.
@@ -150,7 +158,20 @@ def _add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
         help="biasbn: no step on biases and BatchNorm scale/shift; none: step them in "
         "proportion to themselves, as the original code (default: biasbn)",
     )
+    g.add_argument(
+        "--dir-type",
+        choices=list(slices.dir_types()),
+        default="weights",
+        help="random directions: weights = BatchNorm statistics stay fixed; states = the "
+        "floating-point buffers move too, when the library offers it (default: weights)",
+    )
     if kind == "plane":
+        g.add_argument(
+            "--projection",
+            choices=list(slices.projections()),
+            default="cos",
+            help="pca: how checkpoints are projected onto the plane (default: cos)",
+        )
         g.add_argument(
             "--orthogonal",
             action="store_true",
@@ -324,13 +345,17 @@ def _train(config, quiet: bool):
     return train(config, progress=lambda info: bar(info["epoch"], info["epochs"]))
 
 
-def get_run(args: argparse.Namespace):
-    """The run to slice: loaded from --load-run, or trained from the flags (and --save-run)."""
+def get_run(args: argparse.Namespace, config=None, loaded=None):
+    """The run to slice: ``loaded`` (or read from --load-run), or trained from ``config``
+    (default: the flags); saved to --save-run when given."""
     from landscape.training import run_to_bytes
 
-    run = _read_run(args.load_run) if args.load_run else _train(config_from_args(args), args.quiet)
+    if loaded is not None or args.load_run:
+        run = loaded if loaded is not None else _read_run(args.load_run)
+    else:
+        run = _train(config if config is not None else config_from_args(args), args.quiet)
     if args.save_run:
-        Path(args.save_run).write_bytes(run_to_bytes(run))
+        write_together({Path(args.save_run): lambda f: f.write(run_to_bytes(run))})
     if run.diverged:
         print(
             f"warning: the run diverged in epoch {run.diverged_epoch}; using its last sane weights",
@@ -342,118 +367,72 @@ def get_run(args: argparse.Namespace):
 # ----------------------------------------------------------------------------- surfaces
 
 
-def _axis(name: str, given, default, res: int) -> np.ndarray:
-    lo, hi = given if given is not None else default
+def _res(flag: str, value: int) -> int:
+    if not MIN_RES <= value <= S.MAX_AXIS:
+        raise ValueError(f"{flag} {value} is out of range: must be in [{MIN_RES}, {S.MAX_AXIS}]")
+    return value
+
+
+def _range(flag: str, given) -> tuple[float, float] | None:
+    if given is None:
+        return None
+    lo, hi = given
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"--{name}={lo} {hi}: must be two finite numbers MIN < MAX")
-    if not 2 <= res <= S.MAX_AXIS:
+        raise ValueError(f"{flag} {lo:g} {hi:g}: must be two finite numbers MIN < MAX")
+    if max(abs(lo), abs(hi)) > slices.MAX_RANGE:
         raise ValueError(
-            f"resolution={res} for {name} is out of range: must be in [2, {S.MAX_AXIS}]"
+            f"{flag} {lo:g} {hi:g}: |MIN| and |MAX| must be at most {slices.MAX_RANGE:g}"
         )
-    return np.linspace(lo, hi, res)
+    return float(lo), float(hi)
 
 
-def _path_range(p: np.ndarray) -> tuple[float, float]:
-    """The extent of a projected path (origin included) plus a quarter on each side."""
-    lo, hi = min(float(p.min()), 0.0), max(float(p.max()), 0.0)
-    pad = 0.25 * (hi - lo) if hi > lo else 1.0
-    return lo - pad, hi + pad
-
-
-def _data(run, split: str):
-    ds = run.dataset()
-    return (ds.X_train, ds.y_train) if split == "train" else (ds.X_test, ds.y_test)
-
-
-def _meta(args, run, **extra) -> dict:
-    return {
-        "direction": args.dir,
+def slice_request(args) -> slices.SliceRequest:
+    """The slice the flags ask for, checked (no run needed: called before any training)."""
+    if args.command == "line" and args.end_run and args.dir != "interpolation":
+        raise ValueError("--end-run needs --dir interpolation")
+    kw = {
+        "seed": args.dir_seed,
         "norm": args.norm,
         "ignore": None if args.ignore == "none" else args.ignore,
-        "dir_seed": args.dir_seed,
+        "dir_type": args.dir_type,
         "split": args.split,
-        "run_name": run.name,
-        "config": run.config.to_dict(),
-        **extra,
+        "method": args.method,
     }
+    xr = _range("--xrange", args.xrange)
+    if args.command == "line":
+        direction = args.dir
+        if args.dir == "interpolation":
+            direction = "between" if args.end_run else "interpolation"
+        lo, hi = xr or ((-0.5, 1.5) if args.dir == "interpolation" else (-1.0, 1.0))
+        nx = _res("--res", args.res)
+        return slices.SliceRequest(dim=1, direction=direction, xmin=lo, xmax=hi, nx=nx, **kw)
+    yr = _range("--yrange", args.yrange) or xr
+    nx = _res("--xres" if args.xres else "--res", args.xres or args.res)
+    ny = _res("--yres" if args.yres else "--res", args.yres or args.res)
+    if nx * ny > S.MAX_POINTS:
+        raise ValueError(
+            f"--xres/--yres {nx}x{ny} = {nx * ny} points is too large: at most {S.MAX_POINTS} (201x201)"
+        )
+    (x0, x1), (y0, y1) = xr or (-1.0, 1.0), yr or (-1.0, 1.0)
+    return slices.SliceRequest(
+        dim=2,
+        direction=args.dir,
+        orthogonal=args.orthogonal,
+        projection=args.projection,
+        auto_range=args.dir == "pca" and xr is None and yr is None,
+        xmin=x0, xmax=x1, ymin=y0, ymax=y1, nx=nx, ny=ny,
+        **kw,
+    )  # fmt: skip
 
 
-def _with_buffers_of(model, source):
-    """``model`` with ``source``'s buffers (BatchNorm running statistics) copied in."""
-    buffers = dict(source.named_buffers())
-    model.load_state_dict({**model.state_dict(), **buffers})
-    return model
-
-
-def compute_line(args, run):
-    """The line surface and its direction, as the flags ask."""
-    ignore = None if args.ignore == "none" else args.ignore
-    if args.dir == "interpolation":
-        end = _read_run(args.end_run).model() if args.end_run else run.model()
-        center = run.model() if args.end_run else run.initial_model()
-        center = _with_buffers_of(center, end)
-        d = D.interpolation_direction(center, end)
-        default = (-0.5, 1.5)
-    else:
-        if args.end_run:
-            raise ValueError("--end-run needs --dir interpolation")
-        center = run.model()
-        d = D.random_direction(center, norm=args.norm, ignore=ignore, seed=args.dir_seed)
-        default = (-1.0, 1.0)
-    ts = _axis("xrange", args.xrange, default, args.res)
-    bar = ProgressBar("line", args.quiet)
-    surf = S.line(
-        center,
-        run.loss_fn(),
-        _data(run, args.split),
-        d,
-        ts,
-        run.accuracy_fn(),
-        bar,
-        args.method,
-        _meta(args, run),
-    )
-    return surf, [d], {}
-
-
-def compute_plane(args, run):
-    """The plane surface and its directions (plus the projected path for PCA)."""
-    ignore = None if args.ignore == "none" else args.ignore
-    model = run.model()
-    extra = {"orthogonal": bool(args.orthogonal)}
-    if args.dir == "pca":
-        d1, d2, ratio = D.pca_directions(run.trajectory, model)
-        px, py = D.project(run.trajectory, model, d1, d2)
-        extra |= {
-            "explained_variance": ratio.tolist(),
-            "path": {"x": px.tolist(), "y": py.tolist()},
-        }
-        xdef, ydef = _path_range(px), _path_range(py)
-    else:
-        d1, d2 = D.random_directions(model, 2, args.norm, ignore, args.dir_seed, args.orthogonal)
-        xdef = ydef = (-1.0, 1.0)
-    xs = _axis("xrange", args.xrange, xdef, args.xres or args.res)
-    ys = _axis(
-        "yrange",
-        args.yrange,
-        args.xrange if args.yrange is None and args.xrange else ydef,
-        args.yres or args.res,
-    )
-    bar = ProgressBar("plane", args.quiet)
-    surf = S.plane(
-        model,
-        run.loss_fn(),
-        _data(run, args.split),
-        d1,
-        d2,
-        xs,
-        ys,
-        run.accuracy_fn(),
-        bar,
-        args.method,
-        _meta(args, run, **extra),
-    )
-    return surf, [d1, d2], extra
+def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False):
+    """The surface (the main one of the pipeline's result) and its directions."""
+    bar = ProgressBar("line" if req.dim == 1 else "plane", quiet)
+    other = None if end_run is None else slices.Subject.from_run(end_run)
+    total = req.n_points
+    progress = lambda f, _: bar(round(f * total), total)  # noqa: E731
+    result = slices.compute(req, slices.Subject.from_run(run), other, progress)
+    return result.main, result.directions
 
 
 def figure(surf: S.Surface, title: str, args: argparse.Namespace):
@@ -461,7 +440,7 @@ def figure(surf: S.Surface, title: str, args: argparse.Namespace):
     from landscape.plots import surfaces as P
 
     if surf.kind == "line":
-        if surf.meta.get("direction") == "interpolation":
+        if surf.meta.get("direction") in ("interpolation", "between"):
             x_title, marks = "t (0 = start, 1 = end)", {"start": 0.0, "end": 1.0}
         else:
             x_title, marks = "step along d1", {"trained": 0.0}
@@ -475,27 +454,115 @@ def figure(surf: S.Surface, title: str, args: argparse.Namespace):
     return P.contour_figure(surf, **kw)
 
 
+# ----------------------------------------------------------------------------- output files
+
+
 def _out_paths(prefix: str) -> tuple[Path, Path]:
     base = Path(prefix[:-4] if prefix.endswith(".npz") else prefix)
     return base.with_name(base.name + ".npz"), base.with_name(base.name + ".html")
 
 
-def run_surface(args) -> int:
-    npz, html = _out_paths(args.out)
+def prepare_output(outputs: dict[Path, str]) -> None:
+    """Check that every output file ({path: flag}) can be written, then create the folders.
+
+    Nothing is created unless every output passes, and all of it happens before any work.
+    """
+    for path, flag in outputs.items():
+        where = f"{flag} {str(path)!r}"
+        if path.is_dir():
+            raise ValueError(f"{where} is a folder: give a file name")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ValueError(f"{where} exists and is not writable")
+        existing = next(
+            p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists()
+        )
+        if not existing.is_dir():
+            raise ValueError(
+                f"{where}: cannot create folder {str(path.parent)!r}: {str(existing)!r} is a file"
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{where}: folder {str(existing)!r} is not writable")
+    for path, flag in outputs.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"{flag} {str(path)!r}: cannot create folder: {e.strerror}") from None
+
+
+def write_together(outputs: dict[Path, Callable[[BinaryIO], None]]) -> None:
+    """Write each file to a temporary name in its folder, then rename them all.
+
+    An interruption before the renames leaves the old files untouched (and no temporary
+    ones); the renames run with Ctrl-C held back, so the files change together or not at all.
+    """
+    temps: dict[Path, Path] = {}
+    try:
+        for path, write in outputs.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps[path] = Path(tmp)
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+        with _signals_held():
+            for path, tmp in temps.items():
+                os.replace(tmp, path)
+    except OSError as e:
+        raise ValueError(f"cannot write {e.filename or 'the output'}: {e.strerror}") from None
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C (SIGINT) and SIGTERM wait until the block ends (POSIX main thread only)."""
+    held = (signal.SIGINT, signal.SIGTERM)
+    usable = (
+        hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    )
+    if usable:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        if usable:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def _check_zmax(args) -> None:
     zmax = getattr(args, "zmax", None)
     if zmax is not None and not (np.isfinite(zmax) and zmax > 0):
         raise ValueError(f"--zmax={zmax} must be a finite positive loss")
+
+
+def run_surface(args) -> int:
+    npz, html = _out_paths(args.out)
+    _check_zmax(args)
+    req = slice_request(args)
     if args.save_run and Path(args.save_run).resolve() == npz.resolve():
         raise ValueError(f"--save-run {args.save_run} is also the surface file: pick another --out")
-    run = get_run(args)
-    surf, dirs, _ = (compute_line if args.command == "line" else compute_plane)(args, run)
-    store.save_surface(npz, surf, dirs)
+    # every flag and input file is checked before any training or computation
+    config = None if args.load_run else config_from_args(args)
+    loaded = _read_run(args.load_run) if args.load_run else None
+    end_run = _read_run(args.end_run) if getattr(args, "end_run", None) else None
+    outputs = {npz: "--out", html: "--out"}
+    if args.save_run:
+        outputs[Path(args.save_run)] = "--save-run"
+    prepare_output(outputs)
+    run = get_run(args, config, loaded)
+    surf, dirs = compute(req, run, end_run, args.quiet)
     title = f"{run.name} · {args.split} loss · {args.dir}"
-    figure(surf, title, args).write_html(html, include_plotlyjs=True)
+    fig = figure(surf, title, args)
+    write_together(
+        {
+            npz: lambda f: store.save_surface(f, surf, dirs),
+            html: lambda f: f.write(fig.to_html(include_plotlyjs=True).encode()),
+        }
+    )
     finite = np.isfinite(surf.loss)
     best = f"{np.nanmin(np.where(finite, surf.loss, np.nan)):.5g}" if finite.any() else "none"
     print(
-        f"{surf.kind}: {surf.loss.size} points in {surf.meta['seconds']:.2f}s ({surf.meta['method']}); min loss {best}; {int((~finite).sum())} non-finite"
+        f"{surf.kind}: {surf.loss.size} points in {surf.meta['seconds']:.2f}s "
+        f"({surf.meta['method']}); min loss {best}; {int((~finite).sum())} non-finite"
     )
     print(f"wrote {npz}")
     print(f"wrote {html}")
@@ -505,11 +572,15 @@ def run_surface(args) -> int:
 def run_train(args) -> int:
     from landscape.training import run_to_bytes
 
-    run = _train(config_from_args(args), args.quiet)
-    Path(args.out).write_bytes(run_to_bytes(run))
+    config = config_from_args(args)
+    out = Path(args.out)
+    prepare_output({out: "--out"})
+    run = _train(config, args.quiet)
+    write_together({out: lambda f: f.write(run_to_bytes(run))})
     h = run.history
     print(
-        f"{run.name}: {run.epochs_done} epochs in {run.seconds:.2f}s; train loss {h['train_loss'][-1]:.5g}, test loss {h['test_loss'][-1]:.5g}"
+        f"{run.name}: {run.epochs_done} epochs in {run.seconds:.2f}s; train loss "
+        f"{h['train_loss'][-1]:.5g}, test loss {h['test_loss'][-1]:.5g}"
         + (" (diverged)" if run.diverged else "")
     )
     print(f"wrote {args.out}")

@@ -3,8 +3,8 @@
 A comparison puts two to four trained nets (or one net seen two ways) next to each other and
 measures each the same way, so that the pictures can be argued about with numbers:
 
-- a 2D slice (``surface.plane``) along two seeded random directions, and ``n_dirs`` 1D slices
-  (``surface.line``) along the first ``n_dirs`` of the same directions;
+- a 2D slice along two seeded random directions, and ``n_dirs`` 1D slices along the first
+  ``n_dirs`` of the same directions (one ``landscape.slices`` request);
 - the sharpness of the minimum: the top Hessian eigenvalue and the Hessian trace
   (``landscape.curvature``), and optionally the convexity map of Li et al. (Fig. 7);
 - the flatness figure ``basin_width``, defined precisely there: how far one can walk from the
@@ -18,24 +18,27 @@ own weights: direction for direction, as Li et al. compare them.
 ``PRESETS`` are the one-click comparisons of the Compare page. Each carries what the
 literature found and what this small run shows; the latter is a measured statement (see
 benchmarks/bench_compare.py), not a hope, and says so where the small scale does not
-reproduce the published effect. ``Preset.measured_seconds`` is the measured cold time of the
-whole preset (training included) on the machine named in ``MEASURED_ON``.
+reproduce the published effect. What was measured (``shows``, ``measured_seconds``, the cold
+time of the whole preset with training, and ``measured_on``) lives in one data file per
+preset, ``presets_data/<key>.json``, rewritten when the numbers are re-measured.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from landscape import curvature, data, directions, surface, training
+from landscape import checks, curvature, data, directions, slices, training
 from landscape.surface import Surface
 from landscape.training import Config, Run
 
@@ -45,30 +48,11 @@ Trainer = Callable[[Config, Callable[[dict], None] | None], Run]
 SPLITS = ("train", "test")
 LEVEL_MODES = ("rise", "absolute")
 MAX_PANELS = 4
-MEASURED_ON = (
-    "a quiet 2-core VM, torch 2.13 CPU with one intra-op thread (what one app worker has), "
-    "each preset cold in a fresh process (benchmarks/bench_compare.py); 1.5-3x longer when "
-    "other jobs share the cores"
-)
+PRESETS_DATA = Path(__file__).with_name("presets_data")  # <key>.json per preset: measurements
 
 
 # ---------------------------------------------------------------------------------------------
 # settings, panels, presets
-
-
-def _bad(name: str, value, allowed: str) -> ValueError:
-    return ValueError(f"{name}={value!r} is out of range: must be {allowed}")
-
-
-def _int_in(name: str, value, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise _bad(name, value, f"an integer in [{lo}, {hi}]")
-
-
-def _float_in(name: str, value, lo: float, hi: float) -> None:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not lo < value <= hi:
-        raise _bad(name, value, f"a number in ({lo}, {hi}]")
 
 
 @dataclass(frozen=True)
@@ -92,25 +76,27 @@ class Settings:
         self.validate()
 
     def validate(self) -> None:
-        _float_in("span", self.span, 0.0, 100.0)
-        _int_in("resolution", self.resolution, 5, 41)
-        _int_in("line_points", self.line_points, 11, 201)
+        checks.number_in("span", self.span, 0.0, 100.0, open_lo=True)
+        checks.int_in("resolution", self.resolution, 5, 41)
+        checks.int_in("line_points", self.line_points, 11, 201)
         if self.line_points % 2 == 0:
-            raise _bad("line_points", self.line_points, "odd (so that t=0 is a grid point)")
-        _int_in("n_dirs", self.n_dirs, 1, 8)
-        _float_in("level", self.level, 0.0, 1e6)
+            raise checks.range_error(
+                "line_points", self.line_points, "odd (so that t=0 is a grid point)"
+            )
+        checks.int_in("n_dirs", self.n_dirs, 1, 8)
+        checks.number_in("level", self.level, 0.0, 1e6, open_lo=True)
         if self.level_mode not in LEVEL_MODES:
             raise ValueError(
                 f"level_mode={self.level_mode!r} is not valid: must be one of {LEVEL_MODES}"
             )
         if self.split not in SPLITS:
             raise ValueError(f"split={self.split!r} is not valid: must be one of {SPLITS}")
-        _int_in("seed", self.seed, 0, 2**31 - 1)
-        _float_in("eig_tol", self.eig_tol, 0.0, 0.5)
-        _int_in("eig_max_iter", self.eig_max_iter, 2, 300)
-        _int_in("trace_samples", self.trace_samples, 2, 500)
+        checks.int_in("seed", self.seed, 0, 2**31 - 1)
+        checks.number_in("eig_tol", self.eig_tol, 0.0, 0.5, open_lo=True)
+        checks.int_in("eig_max_iter", self.eig_max_iter, 2, 300)
+        checks.int_in("trace_samples", self.trace_samples, 2, 500)
         if self.convexity != 0:
-            _int_in("convexity", self.convexity, 3, 9)
+            checks.int_in("convexity", self.convexity, 3, 9)
 
     def replace(self, **kw) -> Settings:
         return dataclasses.replace(self, **kw)
@@ -134,7 +120,7 @@ class Panel:
     def __post_init__(self):
         if self.norm not in directions.NORMS:
             raise ValueError(f"norm={self.norm!r} is not valid: must be one of {directions.NORMS}")
-        _float_in("rescale", self.rescale, 0.0, 1e3)
+        checks.number_in("rescale", self.rescale, 0.0, 1e3, open_lo=True)
         if self.rescale != 1.0:
             c = self.config
             if c.model != "mlp" or c.activation != "relu" or c.batchnorm or c.depth < 2:
@@ -154,9 +140,10 @@ class Preset:
     button: str  # short label of its one-click button
     panels: tuple[Panel, ...]
     literature: str  # what the literature found (with the reference)
-    shows: str  # what this small run shows: measured, honest where it does not reproduce
+    shows: str = ""  # what this small run shows: measured, honest where it does not reproduce
     settings: Settings = field(default_factory=Settings)
-    measured_seconds: float | None = None  # cold run incl. training, measured (MEASURED_ON)
+    measured_seconds: float | None = None  # cold run incl. training (where: measured_on)
+    measured_on: str = ""  # the machine and threads the measurements were taken with
 
     def scaled(self, scale: float) -> Preset:
         """A smaller version (fewer epochs and samples, coarser grids) for fast tests.
@@ -164,7 +151,7 @@ class Preset:
         ``scale`` in (0, 1]: epochs and samples are multiplied by it (with floors), the grids
         shrink. ``scaled(1.0)`` is the preset itself.
         """
-        _float_in("scale", scale, 0.0, 1.0)
+        checks.number_in("scale", scale, 0.0, 1.0, open_lo=True)
         if scale == 1.0:
             return self
 
@@ -291,15 +278,9 @@ def _rescaled(model: nn.Module, c: float) -> nn.Module:
     return out
 
 
-def _split(run: Run, split: str):
-    ds = run.dataset()
-    return (ds.X_train, ds.y_train) if split == "train" else (ds.X_test, ds.y_test)
-
-
 #: Share of a panel's progress bar per stage (roughly its share of the time).
 _STAGES = {
-    "2D slice": 0.45,
-    "1D slices": 0.1,
+    "slices": 0.55,
     "top Hessian eigenvalue": 0.25,
     "trace": 0.2,
     "convexity map": 2.0,
@@ -331,23 +312,32 @@ def measure(
 ) -> PanelResult:
     """Slices, curvature and basin width of one run, measured as ``settings`` say."""
     t0 = time.perf_counter()
-    model = _rescaled(run.model(), rescale)
-    loss_fn, acc_fn = run.loss_fn(), run.accuracy_fn()
-    xy = _split(run, settings.split)
-    dirs = directions.random_directions(
-        model, max(2, settings.n_dirs), norm=norm, ignore="biasbn", seed=settings.seed
-    )
+    subject = slices.Subject.from_run(run)
+    if rescale != 1.0:
+        subject = dataclasses.replace(
+            subject, build=lambda: _rescaled(run.model(), rescale), key=None
+        )
     stage = _stages(progress, settings.convexity > 0)
-    grid = settings.grid()
-    plane = surface.plane(
-        model, loss_fn, xy, dirs[0], dirs[1], grid, grid, acc_fn, stage("2D slice")
+    req = slices.SliceRequest(
+        dim=2,
+        direction="random",
+        seed=settings.seed,
+        norm=norm,
+        ignore="biasbn",
+        xmin=-settings.span,
+        xmax=settings.span,
+        ymin=-settings.span,
+        ymax=settings.span,
+        nx=settings.resolution,
+        ny=settings.resolution,
+        lines=settings.n_dirs,
+        line_res=settings.line_points,
+        split=settings.split,
     )
-    cb = stage("1D slices")
-    lines = []
-    for d in dirs[: settings.n_dirs]:
-        lines.append(surface.line(model, loss_fn, xy, d, settings.ts(), acc_fn))
-        if cb is not None:
-            cb(len(lines), settings.n_dirs)
+    cb = stage("slices")
+    sliced = slices.compute(req, subject, progress=None if cb is None else lambda f, _: cb(f, 1))
+    plane, lines, dirs = sliced.main, sliced.lines, sliced.directions
+    model, loss_fn, xy = subject.model(), subject.loss_fn, subject.data(settings.split)
     level, widths, censored = _widths(lines, settings)
     notes = _notes(run, plane)
     top, res, tr, tr_err = _curvature(model, loss_fn, xy, settings, stage, notes)
@@ -474,7 +464,7 @@ def compare(
     """Measure already-trained runs side by side. ``items``: (run, panel) pairs; a panel of
     None means "this run, filter-normalised, labelled with its name"."""
     if not 1 <= len(items) <= MAX_PANELS:
-        raise _bad("panels", len(items), f"between 1 and {MAX_PANELS} runs")
+        raise checks.range_error("panels", len(items), f"between 1 and {MAX_PANELS} runs")
     t0 = time.perf_counter()
     out = []
     for i, (run, panel) in enumerate(items):
@@ -618,19 +608,6 @@ def _presets() -> dict[str, Preset]:
             "non-convex regions, and the no-skip nets train worse; with skips the landscape "
             "stays smooth at any depth. The effect is strong at 56 and 110 layers, mild at 20."
         ),
-        shows=(
-            "A residual MLP with 8 blocks (18 Linear layers, BatchNorm) on the digits, trained "
-            "identically with and without the identity paths. Measured (seed 0, default "
-            "settings): without skips the minimum is 4-20x sharper by λmax (41 vs 1.9 with one "
-            "torch thread, 11 vs 2.8 with two: the run is sensitive to rounding), 5-9x by the "
-            "trace, its basin 20-25% narrower and its test loss higher (0.20 vs 0.10 and 0.12 vs "
-            "0.11). Not reproduced at this small scale: Li et al.'s chaotic, non-convex surface. "
-            "At 18 layers the no-skip slice is still smooth, and the convexity map (tick it in "
-            "the settings; it adds roughly half a minute) measured less negative curvature "
-            "without skips (mean |λmin/λmax| 0.13 vs 0.20 on a 5x5 grid over ±1), the opposite "
-            "of their Fig. 7 for deep nets."
-        ),
-        measured_seconds=6.6,
     )
     batch = Preset(
         key="batch",
@@ -655,18 +632,6 @@ def _presets() -> dict[str, Preset]:
             "minima look sharp), while with filter normalisation the small batch is flatter "
             "with and without weight decay, matching its better test error."
         ),
-        shows=(
-            "A 2x64 ReLU MLP on the digits with SGD + momentum: batch 16 for 20 epochs (1,800 "
-            "steps) against the whole training set (1,437 points) for 500 steps with a larger "
-            "step (lr 0.3), so that both reach the same training loss (about 7e-4) and the "
-            "difference is not just an unfinished run. Measured (filter-normalised): the "
-            "full-batch basin is 2-2.5x narrower (width 0.39 vs 1.04; with weight decay 0.50 "
-            "vs 1.08), its trace 2-5x larger, and without weight decay its test loss is higher "
-            "(0.16 vs 0.10-0.13; with weight decay about equal). λmax alone is clear with weight "
-            "decay (2.0 vs 0.3-0.5) but not without it (0.51 vs 0.13 with one torch thread, "
-            "0.51 vs 0.47 with two)."
-        ),
-        measured_seconds=6.7,
     )
     norm = Preset(
         key="norm",
@@ -695,15 +660,6 @@ def _presets() -> dict[str, Preset]:
             "(2017): rescaling makes any minimum as sharp as you like by the Hessian, without "
             "changing the function."
         ),
-        shows=(
-            "One 2x64 ReLU MLP on the digits, and its exact twin: first layer x4, second layer "
-            "/4, the same function. Measured: filter-normalised, the twin's slices are the same "
-            "(basin width 0.78 for both); not normalised, the very same net looks 5x sharper "
-            "(width 0.14) and its twin 10x (0.077). λmax and the trace triple under the "
-            "rescaling (5.6 to 17.3, 28 to 85) though the function did not change: raw Hessian "
-            "sharpness is not comparable across nets either."
-        ),
-        measured_seconds=3.2,
     )
     loss = Preset(
         key="loss",
@@ -720,18 +676,6 @@ def _presets() -> dict[str, Preset]:
             "In the landscape, the MSE surface is a steep bowl whose curvature comes from the "
             "outliers; Huber and L1 are flatter (bounded gradient), L1 with kinks."
         ),
-        shows=(
-            "A 2x16 tanh MLP fitted to a line whose 30 rightmost of 300 points are pushed 8 "
-            "units down. Measured: the MSE surface is by far the steepest (λmax 294 vs 24 for "
-            "Huber and 0.4 for L1; basin width 0.06 vs 0.13 vs 0.94, each for a rise of 0.1 in "
-            "its own units; on the shared colour scale its walls tower over the others). The "
-            "fits: L1 stays closest to the clean line (mean test error 0.27), while Huber with "
-            "δ = 1 was dragged as far as MSE (1.11 vs 1.07): a flexible net can bend towards a "
-            "cluster of outliers where a straight line could not. L1's trace came out slightly "
-            "negative (-1.2 ± 0.4): its curvature comes from the network alone and points both "
-            "ways."
-        ),
-        measured_seconds=2.2,
     )
     opt = Preset(
         key="optim",
@@ -747,18 +691,19 @@ def _presets() -> dict[str, Preset]:
             "on the same problems; a common explanation (e.g. Zhou et al. 2020) is that SGD's "
             "noise escapes sharp minima and settles in flat ones more readily than Adam."
         ),
-        shows=(
-            "The same 2x64 ReLU MLP on the digits for 20 epochs with SGD (lr 0.1), SGD + "
-            "momentum (lr 0.05, momentum 0.9) and Adam (lr 0.002). Measured: mixed at this "
-            "scale. Adam ended a little sharper than SGD + momentum by λmax and the trace (6.8 "
-            "vs 5.6, 36 vs 28) and generalised slightly worse (test loss 0.146 vs 0.137), but "
-            "its basin along random directions was not narrower (0.83 vs 0.78). Plain SGD, the "
-            "least trained after 20 epochs (train loss 0.145), was the sharpest (λmax 8.3): "
-            "sharpness also tracks how far training got."
-        ),
-        measured_seconds=2.8,
     )
-    return {p.key: p for p in (skip, batch, norm, loss, opt)}
+    return {p.key: _measured(p) for p in (skip, batch, norm, loss, opt)}
+
+
+def _measured(preset: Preset) -> Preset:
+    """The preset with what was measured on it (``presets_data/<key>.json``) filled in."""
+    facts = json.loads((PRESETS_DATA / f"{preset.key}.json").read_text(encoding="utf-8"))
+    return dataclasses.replace(
+        preset,
+        shows=facts["shows"],
+        measured_seconds=facts["measured_seconds"],
+        measured_on=facts["measured_on"],
+    )
 
 
 PRESETS: dict[str, Preset] = _presets()

@@ -21,12 +21,16 @@ are shared, so treat them as read-only.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn import datasets as skd
 from sklearn.model_selection import train_test_split
+
+from landscape import checks
 
 #: Bounds on the arguments of `make` (Config uses the same): keep every set small and fast.
 MIN_SAMPLES, MAX_SAMPLES = 20, 5000
@@ -65,80 +69,136 @@ class DatasetInfo:
     kind: str  # "2d" | "1d" | "image" | "tabular"
     n_classes: int  # 0 for regression
     description: str
+    input_shape: tuple[int, ...]  # one example's shape, e.g. (2,) or (1, 8, 8)
+    size: int | None = None  # rows the set has (shipped and uploaded sets); None: generated
 
 
-class _Datasets(dict):
-    """The built-in sets by name; CSV uploads registered in `landscape.upload` are found too,
-    under "upload:<content hash>", without being listed (iteration shows built-ins only)."""
-
-    def __missing__(self, key):
-        if isinstance(key, str) and key.startswith(UPLOAD_PREFIX):
-            from landscape import upload
-
-            return upload.info(key)  # ValueError with a clear message when it was evicted
-        raise KeyError(key)
-
-    def __contains__(self, key) -> bool:
-        if dict.__contains__(self, key):
-            return True
-        if isinstance(key, str) and key.startswith(UPLOAD_PREFIX):
-            from landscape import upload
-
-            return key in upload.registered()
-        return False
-
-
-UPLOAD_PREFIX = "upload:"
-
-DATASETS: dict[str, DatasetInfo] = _Datasets(
-    {
-        "moons": DatasetInfo(
-            "Two moons", "classification", "2d", 2, "Two interleaving half circles."
-        ),
-        "circles": DatasetInfo(
-            "Circles", "classification", "2d", 2, "A small circle inside a large one."
-        ),
-        "spiral2": DatasetInfo(
-            "Spiral (2 arms)", "classification", "2d", 2, "Two interleaved spiral arms."
-        ),
-        "spiral3": DatasetInfo(
-            "Spiral (3 arms)", "classification", "2d", 3, "Three interleaved spiral arms."
-        ),
-        "xor": DatasetInfo(
-            "XOR", "classification", "2d", 2, "Quadrants: the class is the sign of x*y."
-        ),
-        "blobs": DatasetInfo(
-            "Gaussian blobs", "classification", "2d", 3, "Three Gaussian clusters; noise = spread."
-        ),
-        "sine": DatasetInfo(
-            "Noisy sine", "regression", "1d", 0, "y = sin(2x) + 0.3x + Gaussian noise on [-2, 2]."
-        ),
-        "outliers": DatasetInfo(
-            "Line with outliers",
-            "regression",
-            "1d",
-            0,
-            "A straight line with noise, plus some points pushed far off it.",
-        ),
-        "digits": DatasetInfo(
-            "Digits (8x8 images)",
-            "classification",
-            "image",
-            10,
-            "scikit-learn's 1797 handwritten digits, 8x8 pixels, 10 classes.",
-        ),
-        "iris": DatasetInfo("Iris", "classification", "tabular", 3, "150 flowers, 4 features."),
-        "wine": DatasetInfo("Wine", "classification", "tabular", 3, "178 wines, 13 features."),
-        "breast_cancer": DatasetInfo(
-            "Breast cancer", "classification", "tabular", 2, "569 tumours, 30 features."
-        ),
-    }
-)
+DATASETS: dict[str, DatasetInfo] = {  # the built-in sets; registered ones: see info()
+    "moons": DatasetInfo(
+        "Two moons", "classification", "2d", 2, "Two interleaving half circles.", (2,)
+    ),
+    "circles": DatasetInfo(
+        "Circles", "classification", "2d", 2, "A small circle inside a large one.", (2,)
+    ),
+    "spiral2": DatasetInfo(
+        "Spiral (2 arms)", "classification", "2d", 2, "Two interleaved spiral arms.", (2,)
+    ),
+    "spiral3": DatasetInfo(
+        "Spiral (3 arms)", "classification", "2d", 3, "Three interleaved spiral arms.", (2,)
+    ),
+    "xor": DatasetInfo(
+        "XOR", "classification", "2d", 2, "Quadrants: the class is the sign of x*y.", (2,)
+    ),
+    "blobs": DatasetInfo(
+        "Gaussian blobs",
+        "classification",
+        "2d",
+        3,
+        "Three Gaussian clusters; noise = spread.",
+        (2,),
+    ),
+    "sine": DatasetInfo(
+        "Noisy sine", "regression", "1d", 0, "y = sin(2x) + 0.3x + Gaussian noise on [-2, 2].", (1,)
+    ),
+    "outliers": DatasetInfo(
+        "Line with outliers",
+        "regression",
+        "1d",
+        0,
+        "A straight line with noise, plus some points pushed far off it.",
+        (1,),
+    ),
+    "digits": DatasetInfo(
+        "Digits (8x8 images)",
+        "classification",
+        "image",
+        10,
+        "scikit-learn's 1797 handwritten digits, 8x8 pixels, 10 classes.",
+        (1, 8, 8),
+        1797,
+    ),
+    "iris": DatasetInfo(
+        "Iris", "classification", "tabular", 3, "150 flowers, 4 features.", (4,), 150
+    ),
+    "wine": DatasetInfo(
+        "Wine", "classification", "tabular", 3, "178 wines, 13 features.", (13,), 178
+    ),
+    "breast_cancer": DatasetInfo(
+        "Breast cancer", "classification", "tabular", 2, "569 tumours, 30 features.", (30,), 569
+    ),
+}
 
 
-def _check_range(field: str, value, lo, hi) -> None:
-    if not (lo <= value <= hi):
-        raise ValueError(f"{field}={value!r} is out of range: must be in [{lo}, {hi}]")
+# ----------------------------------------------------------------------------- registry
+# Sets made elsewhere (a CSV upload, say) are registered here under a name of their own and
+# then used like the built-ins: info(name), make(name), Config(dataset=name). The registry
+# is process-wide and bounded (least recently used leave first).
+
+REGISTRY_SIZE = 32  # registered sets kept per process (each at most a few MB of tensors)
+_registry: OrderedDict[str, tuple[Dataset, DatasetInfo]] = OrderedDict()
+_registry_lock = threading.Lock()
+
+
+def register(ds: Dataset, info: DatasetInfo) -> str:
+    """Keep ``ds`` (described by ``info``) under ``ds.name``; returns the name (idempotent)."""
+    if ds.name in DATASETS:
+        raise ValueError(f"dataset name {ds.name!r} is taken by a built-in set")
+    with _registry_lock:
+        _registry[ds.name] = (ds, info)
+        _registry.move_to_end(ds.name)
+        while len(_registry) > REGISTRY_SIZE:
+            _registry.popitem(last=False)
+    return ds.name
+
+
+def _registered(name: str) -> tuple[Dataset, DatasetInfo] | None:
+    with _registry_lock:
+        entry = _registry.get(name)
+        if entry is not None:
+            _registry.move_to_end(name)
+    return entry
+
+
+def registered() -> list[str]:
+    """Names of the registered sets, least recently used first."""
+    with _registry_lock:
+        return list(_registry)
+
+
+def is_registered(name) -> bool:
+    with _registry_lock:
+        return isinstance(name, str) and name in _registry
+
+
+def registered_set(name: str) -> Dataset:
+    """The registered set ``name``; ValueError when it is not (or no longer) kept here."""
+    entry = _registered(name) if isinstance(name, str) else None
+    if entry is None:
+        raise ValueError(f"dataset={name!r} is no longer on the server; upload it again")
+    return entry[0]
+
+
+def forget_registered() -> None:
+    """Forget every registered set (tests)."""
+    with _registry_lock:
+        _registry.clear()
+
+
+def info(name: str) -> DatasetInfo:
+    """What is known about set ``name`` without making it: built-in or registered."""
+    if isinstance(name, str) and name in DATASETS:
+        return DATASETS[name]
+    entry = _registered(name) if isinstance(name, str) else None
+    if entry is None:
+        raise ValueError(
+            f"dataset={name!r} is unknown: must be one of {sorted(DATASETS)} or an upload "
+            "still on the server"
+        )
+    return entry[1]
+
+
+def known(name) -> bool:
+    return isinstance(name, str) and (name in DATASETS or is_registered(name))
 
 
 # ----------------------------------------------------------------------------- 2D sets
@@ -265,10 +325,8 @@ def make(name, n_samples=1000, noise=0.2, test_fraction=0.2, seed=0, **extra) ->
     extra: outliers (int, how many, "outliers" set only), outlier_scale (how far, in units of
       the target), digits_scale ("unit": pixels / 16 in [0, 1]; "standard": per-pixel z-score).
     """
-    if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):
-        from landscape import upload  # split and standardised once, when it was uploaded
-
-        return upload.lookup(name)
+    if isinstance(name, str) and name not in DATASETS and is_registered(name):
+        return registered_set(name)  # split (and standardised) once, when it was made
     unknown = set(extra) - set(_EXTRA_DEFAULTS)
     if unknown:
         raise ValueError(
@@ -290,13 +348,13 @@ def make(name, n_samples=1000, noise=0.2, test_fraction=0.2, seed=0, **extra) ->
 
 def _validate(name, n_samples, noise, test_fraction, seed, opts) -> None:
     if name not in DATASETS:
-        raise ValueError(f"dataset={name!r} is unknown: must be one of {sorted(DATASETS)}")
-    _check_range("n_samples", n_samples, MIN_SAMPLES, MAX_SAMPLES)
-    _check_range("noise", noise, 0.0, MAX_NOISE)
-    _check_range("test_fraction", test_fraction, MIN_TEST_FRACTION, MAX_TEST_FRACTION)
-    _check_range("seed", seed, 0, 2**31 - 1)
-    _check_range("outliers", opts["outliers"], 0, min(MAX_OUTLIERS, n_samples // 2))
-    _check_range("outlier_scale", opts["outlier_scale"], 0.0, MAX_OUTLIER_SCALE)
+        info(name)  # ValueError naming the sets there are
+    checks.number_in("n_samples", n_samples, MIN_SAMPLES, MAX_SAMPLES)
+    checks.number_in("noise", noise, 0.0, MAX_NOISE)
+    checks.number_in("test_fraction", test_fraction, MIN_TEST_FRACTION, MAX_TEST_FRACTION)
+    checks.number_in("seed", seed, 0, 2**31 - 1)
+    checks.number_in("outliers", opts["outliers"], 0, min(MAX_OUTLIERS, n_samples // 2))
+    checks.number_in("outlier_scale", opts["outlier_scale"], 0.0, MAX_OUTLIER_SCALE)
     if opts["digits_scale"] not in ("unit", "standard"):
         raise ValueError(f"digits_scale={opts['digits_scale']!r} must be 'unit' or 'standard'")
 

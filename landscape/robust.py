@@ -24,22 +24,13 @@ import math
 import numpy as np
 import torch
 
-from landscape import losses
+from landscape import checks, losses
 
 IRLS_TOL = 1e-12  # stop when the (slope, intercept) step is this small, relative
 MAX_ITER = 500  # IRLS / Newton iterations at most
 L1_EPS = 1e-9  # IRLS weight floor |r| >= eps * scale for kinked losses (L1, quantile)
 
 _NEWTON = {"msle"}  # losses without a non-increasing weight function
-
-
-def _check_real(name: str, value, lo=-math.inf, hi=math.inf) -> float:
-    v = float(value)
-    if not (math.isfinite(v) and lo <= v <= hi):
-        raise ValueError(
-            f"{name}={value!r} is out of range: must be a finite number in [{lo:g}, {hi:g}]"
-        )
-    return v
 
 
 def make_outlier_line(
@@ -66,9 +57,12 @@ def make_outlier_line(
         )
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed={seed!r} is out of range: must be an integer >= 0")
-    outlier_offset = _check_real("outlier_offset", outlier_offset)
-    slope, intercept = _check_real("slope", slope), _check_real("intercept", intercept)
-    noise = _check_real("noise", noise, 0.0)
+    outlier_offset = checks.number_in("outlier_offset", outlier_offset, -math.inf, math.inf)
+    slope, intercept = (
+        checks.number_in("slope", slope, -math.inf, math.inf),
+        checks.number_in("intercept", intercept, -math.inf, math.inf),
+    )
+    noise = checks.number_in("noise", noise, 0.0, math.inf)
     rng = np.random.default_rng(int(seed))
     x = rng.uniform(-2.0, 2.0, int(n))
     y = slope * x + intercept + noise * rng.standard_normal(int(n))

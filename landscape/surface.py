@@ -261,3 +261,26 @@ def plane(
     cos = cosine(d1, d2)
     info["cosine"] = None if math.isnan(cos) else cos
     return Surface("plane", xs, ys, losses.reshape(shape), acc, {**extra, "kind": "plane", **info})
+
+
+def evaluate(
+    model: nn.Module,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    data: tuple[Tensor, Tensor],
+    directions: Sequence[dict[str, Tensor]],
+    coords: np.ndarray,
+    accuracy_fn: Callable | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Loss (and accuracy) at ``model's weights + sum_k coords[p, k] * directions[k]``.
+
+    coords: (K, len(directions)), any points in any order. Returns float64 ``losses (K,)``,
+    ``accs (K,)`` or None, and facts (method, seconds, n_data, n_params). ``line`` and
+    ``plane`` are this over a line or a grid; ``landscape.slices`` calls it for every point.
+    """
+    coords = np.asarray(coords, dtype=np.float64).reshape(len(coords), len(directions))
+    losses, accs, info = _evaluate(
+        model, loss_fn, data, list(directions), coords, accuracy_fn, progress, method
+    )
+    return losses, None if accs is None else np.asarray(accs, dtype=np.float64), info

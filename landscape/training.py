@@ -7,8 +7,7 @@ numbers, bit for bit: data, initial weights and batch order all come from `confi
 
 Speed: no DataLoader. The whole (small) dataset is a tensor; each epoch draws a seeded
 permutation and slices index batches, and train/test loss are evaluated in one full-batch
-no-grad pass per epoch. The default run (MLP 2x32 on 1000 moons, 100 epochs) takes about a
-second on two cores; see benchmarks/bench_training.py.
+no-grad pass per epoch (times: benchmarks/bench_training.py).
 
 Loss / data compatibility (`make_loss_fn`), by the loss's task in `landscape.losses`:
 - multiclass losses (cross_entropy, multi_margin, kl_div, ...) need classification data; the
@@ -28,6 +27,9 @@ finite ~1e5 without this rule, a blow-up all the same). The Run is marked `diver
 history, trajectory and weights end at the last epoch whose losses were all finite (the last
 sane point), so the landscape pages can still use them.
 
+The configuration (`Config`) lives in `landscape.config` and prediction plots' helpers in
+`landscape.predictions`; both are re-exported here.
+
 Serialisation: `run_to_bytes`/`run_from_bytes` write/read a .npz of plain arrays plus JSON
 (config and metadata as UTF-8 bytes); loading uses allow_pickle=False, so a file can never run
 code.
@@ -35,15 +37,12 @@ code.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import io
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -51,237 +50,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape import data, losses, models
-
-# Caps that keep one training job short enough for a shared server (a few seconds to ~20 s).
-MAX_EPOCHS = 500  # epochs in [1, 500]
-MAX_WIDTH = 256  # hidden units / channels in [2, 256]
-MAX_DEPTH = 8  # hidden layers / residual blocks in [1, 8]
-MAX_BATCH = data.MAX_SAMPLES  # batch size in [1, 5000]
-MIN_LR, MAX_LR = 0.0, 1e6  # lr in (0, 1e6]: the top is absurd on purpose, to show divergence
-MAX_WEIGHT_DECAY = 1.0
-MAX_MOMENTUM = 0.999
-MAX_SEED = 2**31 - 1
-#: Trainable parameters of one model. With the trajectory kept for every epoch this bounds a
-#: run's memory: (epochs + 1) x params x 4 bytes.
-MAX_PARAMS = 250_000
-MAX_TRAJECTORY_BYTES = 400e6  # (epochs + 1) x params x 4 B, per run
-#: Optimiser steps of one run (epochs x batches per epoch): batch 1 on thousands of points for
-#: hundreds of epochs would hold a server worker for an hour.
-MAX_STEPS = 100_000
-OPTIMIZERS = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "adamw": "AdamW"}
-DIVERGENCE_FACTOR = 1e4  # loss > factor * max(initial train loss, 1) counts as diverged
-PROB_TARGET_LOSSES = ("kl_div",)  # multiclass losses whose target is a probability vector
-PROB_INPUT_LOSSES = ("bce",)  # binary losses whose input is a probability, not a logit
-
-
-def _range_error(name, value, rng: str) -> ValueError:
-    return ValueError(f"{name}={value!r} is out of range: must be in {rng}")
-
-
-def _check_int(name, value, lo, hi) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}={value!r} must be an integer in [{lo}, {hi}]")
-    if not lo <= value <= hi:
-        raise _range_error(name, value, f"[{lo}, {hi}]")
-
-
-def _check_float(name, value, lo, hi, open_lo=False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name}={value!r} must be a finite number in [{lo}, {hi}]")
-    if value > hi or value < lo or (open_lo and value == lo):
-        raise _range_error(name, value, f"{'(' if open_lo else '['}{lo}, {hi}]")
-
-
-def _check_choice(name, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not allowed: must be one of {list(choices)}")
-
-
-@dataclass(frozen=True)
-class Config:
-    """Everything that determines a training run; frozen and hashable (the cache key)."""
-
-    # data
-    dataset: str = "moons"  # key of landscape.data.DATASETS
-    n_samples: int = 1000  # points before the train/test split, in [20, 5000]
-    noise: float = 0.2  # jitter of synthetic sets (data units), in [0, 2]
-    test_fraction: float = 0.2  # share held out for test, in [0.05, 0.5]
-    outliers: int = 0  # outlier points ("outliers" set only), in [0, n_samples/2]
-    outlier_scale: float = 5.0  # how far outliers sit off the line (target units), in [0, 100]
-    # model
-    model: str = "mlp"  # linear | mlp | cnn | resmlp | rescnn
-    depth: int = 2  # hidden layers (mlp) or residual blocks (res*), in [1, 8]
-    width: int = 32  # hidden units (mlp) or channels scale (cnn), in [2, 256]
-    activation: str = "relu"  # relu | tanh | sigmoid | gelu
-    skip: bool = True  # residual nets: keep the skip connections
-    batchnorm: bool = False  # BatchNorm after hidden layers
-    # loss
-    loss: str = "cross_entropy"  # key of landscape.losses
-    loss_params: tuple[tuple[str, float], ...] = ()  # sorted (name, value), defaults filled in;
-    # a dict is accepted too. Ranges are the loss's own (landscape.losses Param.check).
-    # optimiser
-    optimizer: str = "adam"  # sgd | momentum | adam | adamw
-    lr: float = 0.01  # learning rate, in (0, 1e6]
-    momentum: float = 0.9  # "momentum" optimiser only, in [0, 0.999]
-    batch_size: int = 64  # examples per step, in [1, 5000] (capped at the training set size)
-    epochs: int = 100  # passes over the training set, in [1, 500]
-    weight_decay: float = 0.0  # L2 (sgd/adam) or decoupled (adamw) decay, in [0, 1]
-    seed: int = 0  # data, initial weights and batch order, in [0, 2^31 - 1]
-
-    def __post_init__(self):
-        object.__setattr__(self, "loss_params", _normalise_loss_params(self.loss_params))
-        for name in ("n_samples", "outliers", "depth", "width", "batch_size", "epochs", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, np.integer):
-                object.__setattr__(self, name, int(value))
-        for name in ("noise", "test_fraction", "outlier_scale", "lr", "momentum", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, int | np.floating) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad field, its value and the allowed range."""
-        _check_choice("dataset", self.dataset, data.DATASETS)
-        _check_int("n_samples", self.n_samples, data.MIN_SAMPLES, data.MAX_SAMPLES)
-        _check_float("noise", self.noise, 0.0, data.MAX_NOISE)
-        _check_float(
-            "test_fraction", self.test_fraction, data.MIN_TEST_FRACTION, data.MAX_TEST_FRACTION
-        )
-        _check_int("outliers", self.outliers, 0, min(data.MAX_OUTLIERS, self.n_samples // 2))
-        _check_float("outlier_scale", self.outlier_scale, 0.0, data.MAX_OUTLIER_SCALE)
-        _check_choice("model", self.model, models.MODELS)
-        _check_int("depth", self.depth, 1, MAX_DEPTH)
-        _check_int("width", self.width, 2, MAX_WIDTH)
-        _check_choice("activation", self.activation, models.ACTIVATIONS)
-        for name in ("skip", "batchnorm"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
-        self._validate_loss()
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_float("lr", self.lr, MIN_LR, MAX_LR, open_lo=True)
-        _check_float("momentum", self.momentum, 0.0, MAX_MOMENTUM)
-        _check_int("batch_size", self.batch_size, 1, MAX_BATCH)
-        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
-        _check_float("weight_decay", self.weight_decay, 0.0, MAX_WEIGHT_DECAY)
-        _check_int("seed", self.seed, 0, MAX_SEED)
-        self._validate_compatibility()
-        self._validate_budget()
-
-    def _validate_budget(self) -> None:
-        """Caps on the whole job, not just field by field: model size, memory, optimiser steps."""
-        n_params = estimate_params(self)
-        if n_params > MAX_PARAMS:
-            raise ValueError(
-                f"width={self.width}, depth={self.depth} give a {self.model} of {n_params:,} "
-                f"parameters: the cap is {MAX_PARAMS:,} parameters; use a smaller width or depth"
-            )
-        traj = (self.epochs + 1) * n_params * 4
-        if traj > MAX_TRAJECTORY_BYTES:
-            raise ValueError(
-                f"epochs={self.epochs} with {n_params:,} parameters keeps a {traj / 1e6:.0f} MB "
-                f"training path: the cap is {MAX_TRAJECTORY_BYTES / 1e6:.0f} MB; "
-                f"use at most {int(MAX_TRAJECTORY_BYTES // (4 * n_params)) - 1} epochs"
-            )
-        n_train = max(1, int(self.n_samples * (1 - self.test_fraction)))
-        steps = self.epochs * -(-n_train // min(self.batch_size, n_train))
-        if steps > MAX_STEPS:
-            raise ValueError(
-                f"batch_size={self.batch_size} with epochs={self.epochs} on about {n_train} "
-                f"training points is {steps:,} optimiser steps: the cap is {MAX_STEPS:,}; "
-                f"use a larger batch or fewer epochs"
-            )
-
-    def _validate_loss(self) -> None:
-        """Known loss, known parameter names, values in the loss's valid range; then fill in
-        the defaults of unnamed parameters so that equal losses give equal (cache) keys."""
-        try:
-            spec = losses.get(self.loss)
-        except ValueError as e:
-            raise ValueError(f"loss={self.loss!r} is unknown: {e}") from None
-        given = dict(self.loss_params)
-        for name, value in given.items():
-            if name not in spec.param_names():
-                raise ValueError(
-                    f"loss_params: {name!r} is not a parameter of loss={self.loss!r}: "
-                    f"allowed {spec.param_names() or 'none'}"
-                )
-            try:
-                spec.param(name).check(self.loss, value)
-            except ValueError as e:
-                raise ValueError(f"loss_params[{name!r}]: {e}") from None
-        object.__setattr__(self, "loss_params", tuple(sorted({**spec.defaults(), **given}.items())))
-
-    def _validate_compatibility(self) -> None:
-        info = data.DATASETS[self.dataset]
-        task = losses.get(self.loss).task
-        if self.model in models.IMAGE_MODELS and info.kind != "image":
-            raise ValueError(
-                f"model={self.model!r} needs image data: dataset={self.dataset!r} is {info.kind}; "
-                f"use dataset='digits' or an MLP"
-            )
-        if info.task == "regression" and task != "regression":
-            raise ValueError(
-                f"loss={self.loss!r} is a {task} classification loss but dataset={self.dataset!r} "
-                f"is regression: choose a regression loss such as mse, mae or huber"
-            )
-        if task == "binary" and info.n_classes != 2:
-            raise ValueError(
-                f"loss={self.loss!r} is a binary loss but dataset={self.dataset!r} has "
-                f"{info.n_classes} classes: use it on a 2-class set or pick a multiclass loss"
-            )
-        if self.outliers and self.dataset != "outliers":
-            raise ValueError(
-                f"outliers={self.outliers} is only used by dataset='outliers': set it to 0"
-            )
-
-    # --- conveniences -------------------------------------------------------------------
-
-    def replace(self, **kw) -> Config:
-        """A copy with some fields changed; changing the loss resets loss_params."""
-        if "loss" in kw and kw["loss"] != self.loss and "loss_params" not in kw:
-            kw["loss_params"] = ()
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["loss_params"] = dict(self.loss_params)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Config:
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown Config field(s) {sorted(unknown)}")
-        return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    def loss_kwargs(self) -> dict[str, float]:
-        return dict(self.loss_params)
-
-    def make_dataset(self) -> data.Dataset:
-        """The dataset this config trains on (cached in landscape.data)."""
-        extra = {}
-        if self.dataset == "outliers":
-            extra = {"outliers": self.outliers, "outlier_scale": self.outlier_scale}
-        return data.make(
-            self.dataset, self.n_samples, self.noise, self.test_fraction, self.seed, **extra
-        )
-
-
-def _normalise_loss_params(lp) -> tuple[tuple[str, float], ...]:
-    """dict or pairs -> sorted tuple of (name, float) pairs (a canonical, hashable cache key)."""
-    items = lp.items() if isinstance(lp, dict) else lp
-    try:
-        pairs = [(str(k), float(v)) for k, v in items]
-    except (TypeError, ValueError):
-        raise ValueError(f"loss_params={lp!r} must be a dict or (name, value) pairs") from None
-    if len({k for k, _ in pairs}) != len(pairs):
-        raise ValueError(f"loss_params={lp!r} names a parameter twice")
-    return tuple(sorted(pairs))
-
+from landscape.config import (  # noqa: F401 - re-exported: `from landscape.training import Config`
+    DIVERGENCE_FACTOR,
+    MAX_BATCH,
+    MAX_DEPTH,
+    MAX_EPOCHS,
+    MAX_LR,
+    MAX_MOMENTUM,
+    MAX_PARAMS,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_TRAJECTORY_BYTES,
+    MAX_WEIGHT_DECAY,
+    MAX_WIDTH,
+    MIN_LR,
+    OPTIMIZERS,
+    PROB_INPUT_LOSSES,
+    PROB_TARGET_LOSSES,
+    Config,
+    estimate_params,
+)
+from landscape.predictions import decision_grid, regression_curve  # noqa: F401 - re-exported
 
 # ----------------------------------------------------------------------------- loss, accuracy
 
@@ -540,53 +329,6 @@ def _progress_info(epoch, config, ev, steps, diverged_epoch, t0) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- predictions
-
-
-def decision_grid(
-    model: nn.Module, dataset: data.Dataset, resolution: int = 100, margin: float = 0.3
-):
-    """Class probabilities over a grid covering 2D data, for decision-boundary plots.
-
-    Returns xs (R,), ys (R,), probs (R, R, C) where probs[i, j] is at (xs[j], ys[i]) and C is
-    2 for a 1-logit binary head (p, 1-p reordered as [P(0), P(1)]).
-    """
-    if dataset.input_shape != (2,):
-        raise ValueError(
-            f"decision_grid needs 2D inputs: dataset has input shape {dataset.input_shape}"
-        )
-    X = torch.cat([dataset.X_train, dataset.X_test])
-    lo, hi = X.min(0).values - margin, X.max(0).values + margin
-    xs = torch.linspace(float(lo[0]), float(hi[0]), resolution)
-    ys = torch.linspace(float(lo[1]), float(hi[1]), resolution)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)  # (R*R, 2)
-    model.eval()
-    with torch.no_grad():
-        out = model(pts)
-    if out.shape[1] == 1:
-        p1 = torch.sigmoid(out[:, 0])
-        probs = torch.stack([1 - p1, p1], 1)
-    else:
-        probs = torch.softmax(out, 1)
-    return xs.numpy(), ys.numpy(), probs.reshape(resolution, resolution, -1).numpy()
-
-
-def regression_curve(model: nn.Module, dataset: data.Dataset, n: int = 200, margin: float = 0.1):
-    """The fitted function over the range of 1D regression data: xs (n,), yhat (n,)."""
-    if dataset.input_shape != (1,):
-        raise ValueError(
-            f"regression_curve needs 1D inputs: dataset has input shape {dataset.input_shape}"
-        )
-    X = torch.cat([dataset.X_train, dataset.X_test])[:, 0]
-    span = float(X.max() - X.min())
-    xs = torch.linspace(float(X.min()) - margin * span, float(X.max()) + margin * span, n)
-    model.eval()
-    with torch.no_grad():
-        yhat = model(xs[:, None])[:, 0]
-    return xs.numpy(), yhat.numpy()
-
-
 # ----------------------------------------------------------------------------- (de)serialise
 
 _HISTORY_KEYS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
@@ -661,39 +403,3 @@ def history_csv(run: Run) -> str:
     for row in zip(*(run.history[k] for k in _HISTORY_KEYS)):
         lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in row))
     return "\n".join(lines) + "\n"
-
-
-_TABULAR_FEATURES = {"iris": 4, "wine": 13, "breast_cancer": 30}
-
-
-def estimate_params(config: Config) -> int:
-    """Trainable parameters of `config`'s model, counted on torch's meta device (no memory,
-    no data made), so validation can cap model size before anything is built."""
-    fields = ("dataset", "model", "depth", "width", "activation", "skip", "batchnorm", "loss")
-    return _estimate_params(tuple(getattr(config, f) for f in fields))
-
-
-@functools.lru_cache(maxsize=256)
-def _estimate_params(key: tuple) -> int:
-    dataset, model, depth, width, activation, skip, batchnorm, loss = key
-    info = data.DATASETS[dataset]
-    shape = {"2d": (2,), "1d": (1,), "image": (1, 8, 8)}.get(info.kind)
-    if dataset.startswith(data.UPLOAD_PREFIX):
-        shape = tuple(data.make(dataset).input_shape)
-    elif shape is None:
-        shape = (_TABULAR_FEATURES.get(dataset, 64),)
-    stand_in = SimpleNamespace(
-        name=dataset, task=info.task, n_classes=info.n_classes, input_shape=shape
-    )
-    cfg = SimpleNamespace(
-        model=model,
-        depth=depth,
-        width=width,
-        activation=activation,
-        skip=skip,
-        batchnorm=batchnorm,
-        loss=loss,
-        seed=0,
-    )
-    with torch.device("meta"):
-        return models.count_params(models.build(cfg, stand_in))

@@ -17,7 +17,7 @@ regression target is standardised the same way, so that losses are in units of i
 whatever the file's units (a house price in dollars would otherwise give losses of 1e10).
 
 Uploaded sets are named "upload:<12 hex of sha256 of the content>" and kept in a bounded
-process-wide LRU (`register`, `lookup`), so a frozen training Config can name one by a short
+process-wide LRU of ``landscape.data`` (`register`, `lookup`), so a frozen training Config can name one by a short
 string, and the same file uploaded twice is the same set.
 """
 
@@ -28,15 +28,13 @@ import hashlib
 import io
 import math
 import re
-import threading
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from landscape import data
+from landscape import checks, data
 
 # Caps that keep one upload from starving a shared server (and match what training accepts).
 MAX_BYTES = 5 * 2**20  # file size in bytes: 5 MiB
@@ -47,7 +45,7 @@ MAX_CLASSES = 50  # classification targets with more distinct values are refused
 AUTO_MAX_CLASSES = 20  # "auto": an integer target with at most this many values is classes
 TASKS = ("auto", "classification", "regression")
 PREFIX = "upload:"
-REGISTRY_SIZE = 32  # uploaded sets kept per server process (each at most ~2 MB of tensors)
+REGISTRY_SIZE = data.REGISTRY_SIZE  # uploaded sets kept per server process
 
 _OTHER_DELIMITERS = {";": "';' (semicolon)", "\t": "a tab", "|": "'|' (pipe)"}
 
@@ -195,10 +193,8 @@ def to_dataset(
         raise ValueError(f"target column {target!r} is not in the file: columns are {columns}")
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not allowed: must be one of {list(TASKS)}")
-    data._check_range(
-        "test_fraction", test_fraction, data.MIN_TEST_FRACTION, data.MAX_TEST_FRACTION
-    )
-    data._check_range("seed", seed, 0, 2**31 - 1)
+    checks.number_in("test_fraction", test_fraction, data.MIN_TEST_FRACTION, data.MAX_TEST_FRACTION)
+    checks.number_in("seed", seed, 0, 2**31 - 1)
     lines = table.attrs.get("lines")
     table = table.set_axis(columns, axis=1)
     _check_missing(table)
@@ -370,34 +366,35 @@ def summary(ds: data.Dataset) -> str:
 
 # ----------------------------------------------------------------------------- registry
 
-_registry: OrderedDict[str, data.Dataset] = OrderedDict()
-_lock = threading.Lock()
-
 
 def register(ds: data.Dataset) -> str:
-    """Keep `ds` in the process-wide LRU; return its name "upload:<hash>" (idempotent)."""
+    """Register ``ds`` with ``landscape.data`` as "upload:<content hash>"; returns the name.
+
+    Idempotent: the same content is the same name. The registry is data's (bounded LRU).
+    """
     name = PREFIX + content_hash(ds)
     if ds.name != name:
         ds = _renamed(ds, name)
-    with _lock:
-        _registry[name] = ds
-        _registry.move_to_end(name)
-        while len(_registry) > REGISTRY_SIZE:
-            _registry.popitem(last=False)
-    return name
+    info = data.DatasetInfo(
+        display=f"Uploaded CSV ({name[len(PREFIX) :]})",
+        task=ds.task,
+        kind="tabular",
+        n_classes=ds.n_classes,
+        description=ds.description,
+        input_shape=tuple(ds.input_shape),
+        size=ds.n_train + ds.n_test,
+    )
+    return data.register(ds, info)
 
 
 def lookup(name: str) -> data.Dataset:
-    """The registered set called `name`; ValueError when it was evicted (or never uploaded)."""
+    """The registered upload called `name`; ValueError when it was evicted (or never uploaded)."""
     if not is_upload(name):
         raise ValueError(f"dataset={name!r} is not an uploaded set: names start with {PREFIX!r}")
-    with _lock:
-        ds = _registry.get(name)
-        if ds is not None:
-            _registry.move_to_end(name)
-    if ds is None:
-        raise ValueError("uploaded data is no longer on the server; upload it again")
-    return ds
+    try:
+        return data.registered_set(name)
+    except ValueError:
+        raise ValueError("uploaded data is no longer on the server; upload it again") from None
 
 
 def is_upload(name) -> bool:
@@ -405,27 +402,19 @@ def is_upload(name) -> bool:
 
 
 def info(name: str) -> data.DatasetInfo:
-    """A DatasetInfo for a registered upload (what Config validation and the pages look at)."""
-    ds = lookup(name)
-    return data.DatasetInfo(
-        display=f"Uploaded CSV ({name[len(PREFIX) :]})",
-        task=ds.task,
-        kind="tabular",
-        n_classes=ds.n_classes,
-        description=ds.description,
-    )
+    """The DatasetInfo of a registered upload."""
+    lookup(name)
+    return data.info(name)
 
 
 def registered() -> list[str]:
-    """Names currently kept, least recently used first."""
-    with _lock:
-        return list(_registry)
+    """Uploads currently kept, least recently used first."""
+    return [n for n in data.registered() if is_upload(n)]
 
 
 def clear() -> None:
-    """Forget every upload (tests)."""
-    with _lock:
-        _registry.clear()
+    """Forget every registered set (tests)."""
+    data.forget_registered()
 
 
 def _renamed(ds: data.Dataset, name: str) -> data.Dataset:

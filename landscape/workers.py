@@ -32,9 +32,9 @@ call waits (``on_wait()`` is called once first, so the page can say it is queued
 - Results travel pickled over a pipe between this process and its own children, never from
   a user: that is the trusted side (uploads and saved runs are never unpickled; see
   landscape.training.run_from_bytes).
-- Uploaded data sets live in a per-process registry (landscape.upload); a job whose
-  arguments name one (a Config, a Run or a Panel with ``dataset="upload:..."``) carries it
-  to the worker, which registers it before running the job.
+- Registered data sets (CSV uploads) live in a per-process registry (``landscape.data``); a
+  job whose arguments name one (a Config, a Run or a Panel whose ``dataset`` is registered)
+  carries it to the worker, which registers it before running the job.
 - ``LANDSCAPE_WORKERS=0`` runs jobs in the calling thread instead (same interface and the
   same bound on concurrent jobs): for debugging, or where processes cannot be started.
 """
@@ -97,7 +97,7 @@ def _serve(fd: int, threads: int, nice: int) -> None:
 
     torch.set_num_threads(threads)
     # Import what jobs use now, so the first job does not pay for it.
-    from landscape import comparisons, curvature, requests, training, upload  # noqa: F401
+    from landscape import comparisons, curvature, pictures, slices, training, upload  # noqa: F401
 
     conn = Connection(fd)
     with contextlib.suppress(EOFError, OSError):  # the server went away: end quietly
@@ -105,7 +105,7 @@ def _serve(fd: int, threads: int, nice: int) -> None:
 
 
 def _loop(conn: Connection) -> None:
-    from landscape import upload
+    from landscape import data
 
     while True:
         raw = conn.recv_bytes()
@@ -114,9 +114,9 @@ def _loop(conn: Connection) -> None:
         if not raw:  # the pool's shutdown message
             return
         try:
-            fn, args, kwargs, names, uploads = pickle.loads(raw)
-            for ds in uploads:
-                upload.register(ds)
+            fn, args, kwargs, names, datasets = pickle.loads(raw)
+            for ds, info in datasets:
+                data.register(ds, info)
             for name in names:
                 kwargs[name] = _stand_in(conn, name)
             reply = ("ok", fn(*args, **kwargs))
@@ -277,7 +277,7 @@ class Pool:
     ) -> Any:
         callbacks = {k: v for k, v in (callbacks or {}).items() if v is not None}
         job = pickle.dumps(
-            (fn, args, kwargs, list(callbacks), _uploads_in((args, kwargs))),
+            (fn, args, kwargs, list(callbacks), _registered_sets_in((args, kwargs))),
             protocol=pickle.HIGHEST_PROTOCOL,
         )
         w = self._acquire(on_wait, wait_timeout)
@@ -430,9 +430,9 @@ def _rebuilt(pickled: bytes | None, message: str) -> BaseException:
     return RuntimeError(message)
 
 
-def _uploads_in(obj, depth: int = 0) -> list:
-    """The uploaded data sets that a job's arguments name (see the module doc)."""
-    from landscape import upload
+def _registered_sets_in(obj, depth: int = 0) -> list:
+    """(Dataset, DatasetInfo) of the registered sets a job's arguments name (module doc)."""
+    from landscape import data
 
     names: dict[str, None] = {}
 
@@ -440,7 +440,7 @@ def _uploads_in(obj, depth: int = 0) -> list:
         if d > 6:
             return
         if isinstance(x, str):
-            if upload.is_upload(x):
+            if data.is_registered(x):
                 names[x] = None
         elif isinstance(x, (list, tuple, set, frozenset)):
             for item in x:
@@ -455,7 +455,7 @@ def _uploads_in(obj, depth: int = 0) -> list:
                     walk(value, d + 1)
 
     walk(obj, depth)
-    return [upload.lookup(n) for n in names]
+    return [(data.registered_set(n), data.info(n)) for n in names]
 
 
 # ----------------------------------------------------------------------------- the shared pool

@@ -273,13 +273,14 @@ def test_app_frame_and_home():
 # ----------------------------------------------------------------------------- Loss shapes
 
 
+@pytest.mark.slow
 def test_loss_shapes_every_widget_at_its_extremes():
     at = app("loss_shapes.py")
     sweep = Sweep(at, "loss_shapes", forms=False)
     assert sweep() >= 40  # 17 widgets at first, 20 once every loss is selected
     # selecting every loss revealed every loss's parameter sliders, which were swept too
-    swept = {name for _, name in sweep.seen}
-    assert {"reg_barron_alpha", "reg_quantile_tau", "bin_focal_gamma", "ce_smoothing"} <= swept
+    must = {"reg_barron_alpha", "reg_quantile_tau", "bin_focal_gamma", "ce_smoothing"}
+    covered(sweep, must, 20)
     for key in ("reg_losses", "bin_losses"):  # and nothing selected at all
         stage_strings(find(at, "multiselect", key), [])
     run_ok(at, "loss_shapes: no loss selected")
@@ -304,17 +305,18 @@ def train_page() -> AppTest:
     return at
 
 
+@pytest.mark.slow
 def test_train_setup_widgets_at_their_extremes():
     at = train_page()
     sweep = Sweep(at, "train", forms=False)
     sweep()
-    swept = {name for _, name in sweep.seen}
     # every dataset's own sliders, the image models' widgets, every loss's parameters
-    assert {"tr_n_digits", "tr_model_img", "tr_outliers", "tr_skip"} <= swept, swept
+    swept = covered(sweep, {"tr_n_digits", "tr_model_img", "tr_outliers", "tr_skip"}, 10)
     assert any(n.startswith("tr_lp_huber") for n in swept), swept
     assert len(at.session_state[ui_runs._SESSION_KEY]) == 1  # nothing trained by the sweep
 
 
+@pytest.mark.slow
 def test_train_form_widgets_at_their_extremes():
     """The optimiser form at all its minima at once (SGD, lr 1e-4, batch 1, 1 epoch, ...),
     at all its maxima at once (AdamW, lr 1e6, full batch, 500 epochs, decay 1, ...), and
@@ -335,6 +337,7 @@ def test_train_huge_learning_rate_diverges_with_a_warning():
     assert plotly_specs(at)  # the curves up to the last sane epoch are still drawn
 
 
+@pytest.mark.slow
 def test_train_biggest_model():
     """Depth and width at their caps together exceed the parameter cap: a clear message and
     no run; the largest width at a smaller depth trains."""
@@ -348,6 +351,7 @@ def test_train_biggest_model():
     assert any(r.config.depth == 3 and r.config.width == 256 for r in runs)
 
 
+@pytest.mark.slow
 def test_train_most_epochs():
     at = train_page()
     set_and_submit(at, "500 epochs", tr_epochs=500, tr_batch=["5000"])
@@ -382,16 +386,32 @@ def landscape_page(*runs) -> AppTest:
     return at
 
 
+def covered(sweep: Sweep, must: set[str], at_least: int) -> set[str]:
+    """The widget keys a sweep went through, checked: a renamed key must not pass unswept."""
+    swept = {name for _, name in sweep.seen}
+    assert must <= swept, f"not swept: {must - swept}"
+    assert len(swept) >= at_least and sweep.runs >= len(swept), (len(swept), sweep.runs)
+    return swept
+
+
+@pytest.mark.slow
 def test_landscape_widgets_at_their_extremes(tiny, tiny2):
     at = landscape_page(tiny, tiny2)
-    Sweep(at, "landscape", forms=False, skip=("lp_preset",))()  # selecting a preset is cheap
+    page = Sweep(at, "landscape", forms=False, skip=("lp_preset",))  # a preset is cheap
+    page()
+    covered(page, {"lp_run", "lp_dim", "lp_plot", "lp_logc", "lp_crange"}, 5)
     # then every form widget, each a small computation (the 1D form too)
-    Sweep(at, "landscape", forms=True)()
+    form = Sweep(at, "landscape", forms=True)
+    form()
+    covered(form, {"lp_nx2", "lp_ny2", "lp_split", "lp_orth"}, 8)
     stage_strings(find(at, "radio", "lp_dim"), ["1D line"])
     run_ok(at, "1D line")
-    Sweep(at, "landscape 1D", forms=True)()
+    line = Sweep(at, "landscape 1D", forms=True)
+    line()
+    covered(line, {"lp_nx1", "lp_seed1", "lp_nlines"}, 5)
 
 
+@pytest.mark.slow
 def test_landscape_finest_grid(tiny):
     at = landscape_page(tiny)
     set_and_submit(at, "101x101", lp_nx2=101, lp_ny2=101)
@@ -483,10 +503,15 @@ def test_landscape_rejects_a_pickled_run_file(tmp_path):
 # ----------------------------------------------------------------------------- Compare
 
 
+@pytest.mark.slow
 def test_compare_widgets_at_their_extremes(tiny, tiny2):
     at = app("compare.py", tiny, tiny2)
-    Sweep(at, "compare", forms=False, skip=("cmp_preset_",))()
-    Sweep(at, "compare settings", forms=True)()  # no comparison yet: validation only
+    page = Sweep(at, "compare", forms=False, skip=("cmp_preset_",))
+    page()
+    covered(page, {"cmp_run_a", "cmp_norm_a", "cmp_run_b", "cmp_norm_b"}, 4)
+    form = Sweep(at, "compare settings", forms=True)  # no comparison yet: validation only
+    form()
+    covered(form, {"cmp_span", "cmp_res", "cmp_ndirs", "cmp_level", "cmp_seed", "cmp_conv"}, 8)
 
 
 def compare_runs(at) -> None:
@@ -495,6 +520,7 @@ def compare_runs(at) -> None:
     assert "cmp_result" in at.session_state
 
 
+@pytest.mark.slow
 def test_compare_smallest_and_largest_settings(tiny, tiny2):
     at = app("compare.py", tiny, tiny2)
     set_and_submit(at, "small settings", cmp_res=["11"], cmp_ndirs=1, cmp_span=["0.25"])
@@ -503,6 +529,7 @@ def test_compare_smallest_and_largest_settings(tiny, tiny2):
         at, "compare display", forms=False, skip=("cmp_preset_", "cmp_go", "cmp_run", "cmp_norm")
     )
     display()  # log scales, clip at 0 and at 1e9
+    covered(display, {"cmp_log_y", "cmp_log_colour", "cmp_clip"}, 3)
     set_and_submit(
         at,
         "large settings",
@@ -516,6 +543,7 @@ def test_compare_smallest_and_largest_settings(tiny, tiny2):
     assert at.session_state["cmp_result"]["comparison"].settings.resolution == 41
 
 
+@pytest.mark.slow
 def test_compare_scaled_preset(monkeypatch):
     monkeypatch.setenv("LANDSCAPE_COMPARE_SCALE", "0.05")
     at = app("compare.py")

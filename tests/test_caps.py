@@ -19,7 +19,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from landscape import data, models, requests, surface, training, upload
+from landscape import data, models, pictures, surface, training, upload
 from landscape.training import Config
 from landscape.ui import common
 from landscape.ui import runs as ui_runs
@@ -102,14 +102,14 @@ def test_grid_caps_in_the_request():
     run = training.train(Config(n_samples=100, epochs=1, width=4))
     for field in ("nx", "ny"):
         refused(
-            lambda f=field: requests.SurfaceRequest.for_run(run, **{f: requests.MAX_RES + 1}),
-            f"{field}={requests.MAX_RES + 1}",
-            str(requests.MAX_RES),
+            lambda f=field: pictures.SurfaceRequest.for_run(run, **{f: pictures.MAX_RES + 1}),
+            f"{field}={pictures.MAX_RES + 1}",
+            str(pictures.MAX_RES),
         )
-    refused(lambda: requests.SurfaceRequest.for_run(run, xmin=-1e5), "xmin=-100000.0", "10000")
-    refused(lambda: requests.SurfaceRequest.for_run(run, dim=1, n_lines=6), "n_lines=6")
-    ok = requests.SurfaceRequest.for_run(run, nx=requests.MAX_RES, ny=requests.MAX_RES)
-    assert ok.n_points == requests.MAX_RES**2
+    refused(lambda: pictures.SurfaceRequest.for_run(run, xmin=-1e5), "xmin=-100000.0", "10000")
+    refused(lambda: pictures.SurfaceRequest.for_run(run, dim=1, n_lines=6), "n_lines=6")
+    ok = pictures.SurfaceRequest.for_run(run, nx=pictures.MAX_RES, ny=pictures.MAX_RES)
+    assert ok.n_points == pictures.MAX_RES**2
 
 
 def test_grid_caps_in_the_engine():
@@ -151,9 +151,9 @@ def test_landscape_page_grid_stops_at_the_cap():
     at.session_state[ui_runs._SESSION_KEY] = {run.name: run}
     at.run()
     assert not at.exception
-    assert widget(at, "slider", "lp_nx2").max == requests.MAX_RES
-    assert widget(at, "slider", "lp_ny2").max == requests.MAX_RES
-    assert requests.MAX_RES**2 <= surface.MAX_POINTS
+    assert widget(at, "slider", "lp_nx2").max == pictures.MAX_RES
+    assert widget(at, "slider", "lp_ny2").max == pictures.MAX_RES
+    assert pictures.MAX_RES**2 <= surface.MAX_POINTS
 
 
 # ----------------------------------------------------------------------------- shared server

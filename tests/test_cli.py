@@ -4,6 +4,7 @@ import argparse
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,132 @@ def test_real_process_bad_flag_exit_status():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--no-such-flag" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- issue: output files
+
+
+def test_readme_example_creates_the_out_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a fresh folder with no out/
+    argv = ["plane", "--dataset", "moons", "--res", "5", "--out", "out/moons_plane"]
+    assert main([*argv, *TINY]) == 0
+    surf = store.load_surface(tmp_path / "out" / "moons_plane.npz")
+    assert surf.loss.shape == (5, 5)
+    page = (tmp_path / "out" / "moons_plane.html").read_text()
+    assert page.rstrip().endswith("</html>") and "plotly" in page
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "moons_plane.html",
+        "moons_plane.npz",
+    ]
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if training or a surface computation starts."""
+    import landscape.__main__ as cli
+
+    def boom(*a, **k):
+        raise AssertionError("work started before the flags were checked")
+
+    monkeypatch.setattr(cli, "_train", boom)
+    monkeypatch.setattr(cli.slices, "compute", boom)
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["plane", "--res", "0"], "--res 0"),
+        (["plane", "--xres", "1001", "--yres", "1001"], "1001x1001"),
+        (["plane", "--xrange", "1", "0"], "--xrange 1 0"),
+        (["plane", "--yrange", "nan", "1"], "--yrange nan 1"),
+        (["line", "--res", "1002"], "--res 1002"),
+        (["line", "--res", "1"], "--res 1"),
+        (["plane", "--xrange", "-1e9", "1"], "--xrange"),
+        (["plane", "--lr", "-1"], "lr=-1.0"),
+        (["plane", "--out", "FILE/sub/out"], "cannot create folder"),
+        (["plane", "--out", "DIR"], "is a folder"),
+        (["plane", "--save-run", "FILE/run.npz"], "--save-run"),
+        (["line", "--dir", "interpolation", "--end-run", "/nonexistent.npz"], "cannot read"),
+        (["train", "--out", "FILE/run.npz"], "cannot create folder"),
+    ],
+)
+def test_every_flag_is_checked_before_any_work(argv, says, tmp_path, no_work, capsys):
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    (tmp_path / "adir.npz").mkdir()  # --out adir would write this
+    subs = {"FILE": str(afile), "DIR": str(tmp_path / "adir")}
+    argv = [next((a.replace(k, v) for k, v in subs.items() if k in a), a) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "o" / "x")]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--quiet"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and says in lines[0] and "Traceback" not in err, err
+    if argv[0] != "train" and "--out" not in " ".join(argv[:-2]):
+        assert not (tmp_path / "o").exists()  # nothing created for a rejected command
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_unwritable_out_folder_is_refused_before_work(tmp_path, no_work, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(SystemExit) as e:
+        main(["plane", "--out", str(ro / "x"), "--quiet"])
+    assert e.value.code == 2 and "not writable" in capsys.readouterr().err
+
+
+def _old_pair(tmp_path):
+    npz, html = tmp_path / "s.npz", tmp_path / "s.html"
+    npz.write_bytes(b"old npz")
+    html.write_bytes(b"old html")
+    return npz, html
+
+
+@pytest.mark.parametrize("during", ["npz", "html"])
+def test_an_interrupted_write_leaves_the_old_pair(during, run_file, tmp_path, monkeypatch):
+    import landscape.__main__ as cli
+
+    npz, html = _old_pair(tmp_path)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    if during == "npz":
+        monkeypatch.setattr(cli.store, "save_surface", interrupted)
+    else:
+        monkeypatch.setattr(cli, "figure", lambda *a: types.SimpleNamespace(to_html=interrupted))
+    argv = ["plane", "--load-run", str(run_file), "--res", "3", "--quiet", "--out", str(npz)]
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    assert npz.read_bytes() == b"old npz" and html.read_bytes() == b"old html"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.html", "s.npz"]  # no temporaries
+
+
+def test_a_finished_write_replaces_both_files(run_file, tmp_path):
+    npz, html = _old_pair(tmp_path)
+    argv = ["plane", "--load-run", str(run_file), "--res", "3", "--quiet", "--out", str(npz)]
+    assert main(argv) == 0
+    assert store.load_surface(npz).loss.shape == (3, 3)
+    assert b"plotly" in html.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.html", "s.npz"]
+
+
+def test_write_together_renames_only_after_every_file_is_written(tmp_path):
+    from landscape.__main__ import write_together
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"old a")
+
+    def fail(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_together({a: lambda f: f.write(b"new a"), b: fail})
+    assert a.read_bytes() == b"old a" and not b.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]
+    write_together({a: lambda f: f.write(b"new a"), b: lambda f: f.write(b"new b")})
+    assert a.read_bytes() == b"new a" and b.read_bytes() == b"new b"

@@ -174,11 +174,11 @@ def test_scaled_presets_for_speed_run_too(monkeypatch):
     assert_one_scale(contours(at))
 
 
-def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch):
+@pytest.mark.slow
+def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch, tmp_path):
     """Every worker busy: the preset's training and measuring queue (the note drawn outside
     the cache's replay recording), then run; the repeat is a clean cache hit."""
-    import threading
-    import time
+    import worker_jobs as jobs
 
     from landscape import workers
 
@@ -187,14 +187,13 @@ def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch):
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
-        busy = threading.Thread(target=pool.call, args=(time.sleep, 6.0))
-        busy.start()
-        time.sleep(0.5)
+        busy = jobs.hold_the_worker_until_a_job_queues(pool, monkeypatch, str(tmp_path / "go"))
         assert pool.busy() == 1
         at = page()
         assert busy.is_alive()  # so the preset's first job has to queue
         at.button(key="cmp_preset_norm").click().run()
         busy.join()
+        assert (tmp_path / "go").exists()  # the preset's job did queue
         assert not at.exception and not at.error
         assert_one_scale(contours(at))
         assert not any("queued" in i.value for i in at.info)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape import directions, requests, surface
+from landscape import directions, pictures, surface
 from landscape.surface import Surface
 from landscape.training import Config, run_to_bytes, train
 from landscape.ui import landscape_page as ui
@@ -281,8 +280,8 @@ def test_between_two_runs_and_mismatched_architectures(tiny, other_seed, wide):
 
 def test_switching_plot_type_and_colours_never_recomputes(tiny, monkeypatch, inline_jobs):
     calls = []
-    real = requests.compute
-    monkeypatch.setattr(requests, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pictures.compute
+    monkeypatch.setattr(pictures, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
     at = plane_settings(page(tiny), n=7)
     go(at)
     assert len(calls) == 1
@@ -342,7 +341,7 @@ def test_direction_kinds_and_normalisations_rerun_cleanly(tiny):
 
 
 def test_resolution_at_its_maximum(tiny):
-    at = plane_settings(page(tiny), n=requests.MAX_RES)
+    at = plane_settings(page(tiny), n=pictures.MAX_RES)
     go(at)
     assert arr(trace(figure(at), "contour")["customdata"]).shape == (101, 101)
 
@@ -373,15 +372,15 @@ def test_nan_and_inf_points_are_masked_with_a_warning(tiny):
     xs = ys = np.linspace(-1, 1, 4)
     loss = np.arange(16, dtype=float).reshape(4, 4) + 1.0
     loss[0, 0], loss[1, 2] = np.nan, np.inf
-    req = requests.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=4)
+    req = pictures.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=4)
     surf = Surface("plane", xs, ys, loss, None, {"method": "loop"})
-    at.session_state["lp_result"] = requests.LandscapeResult(req, {"train:0": surf}, [])
+    at.session_state["lp_result"] = pictures.LandscapeResult(req, {"train:0": surf}, [])
     settle(at)
     assert "2 of 16 points" in texts(at, "warning")
     z = arr(trace(figure(at), "contour")["z"])
     assert np.isnan(z[0, 0]) and np.isnan(z[1, 2]) and np.isfinite(z[3, 3])
     all_bad = Surface("plane", xs, ys, np.full((4, 4), np.nan), None, {})
-    at.session_state["lp_result"] = requests.LandscapeResult(req, {"train:0": all_bad}, [])
+    at.session_state["lp_result"] = pictures.LandscapeResult(req, {"train:0": all_bad}, [])
     settle(at)
     assert "nothing to draw" in texts(at, "warning")
 
@@ -413,8 +412,8 @@ def test_printed_command_line_reproduces_the_surface(tiny, tmp_path, capsys):
         dict(dim=2, direction="pca", nx=5, ny=5),
         dict(dim=1, direction="interpolation", nx=6, xmin=-0.5, xmax=1.5),
     ):
-        result = requests.compute(requests.SurfaceRequest.for_run(tiny, **kw), tiny)
-        argv = shlex.split(requests.command(result))[3:]
+        result = pictures.compute(pictures.SurfaceRequest.for_run(tiny, **kw), tiny)
+        argv = shlex.split(pictures.command(result))[3:]
         out = tmp_path / "cli"
         argv[argv.index("--out") + 1] = str(out)
         assert main(argv + ["--quiet"]) == 0
@@ -424,9 +423,34 @@ def test_printed_command_line_reproduces_the_surface(tiny, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_command_for_a_run_on_uploaded_data_loads_the_run(tmp_path, capsys):
+    """The command line cannot name uploaded data: the command says so and loads the run."""
+    import shlex
+
+    from landscape import store, upload
+    from landscape.__main__ import main
+    from landscape.training import Config, run_to_bytes, train
+
+    rows = "\n".join(f"{i % 7 / 7:.3f},{(i * 3) % 5 / 5:.3f},{i % 2}" for i in range(60))
+    name = upload.register(upload.parse_csv(f"a,b,label\n{rows}\n".encode(), target="label"))
+    run = train(Config(dataset=name, n_samples=60, epochs=2, width=4))
+    req = pictures.SurfaceRequest.for_run(run, dim=2, nx=3, ny=3)
+    result = pictures.compute(req, run)
+    comment, line = pictures.command(result, run_file=str(tmp_path / "run.npz")).split("\n")
+    assert comment.startswith("#") and "uploaded data" in comment
+    (tmp_path / "run.npz").write_bytes(run_to_bytes(run))
+    argv = shlex.split(line)[3:]
+    assert "--load-run" in argv and "--dataset" not in argv
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    assert main(argv + ["--quiet"]) == 0
+    got = store.load_surface(tmp_path / "cli.npz")
+    np.testing.assert_allclose(got.loss, result.main.loss, rtol=1e-5)
+    capsys.readouterr()
+
+
 def test_csv_is_long_format_with_every_point(tiny):
-    result = requests.compute(requests.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=3), tiny)
-    lines = requests.to_csv(result).splitlines()
+    result = pictures.compute(pictures.SurfaceRequest.for_run(tiny, dim=2, nx=4, ny=3), tiny)
+    lines = pictures.to_csv(result).splitlines()
     assert lines[0] == "x,y,loss,accuracy,split,line"
     assert len(lines) == 1 + 12
     x, y, loss, acc, split, line = lines[1 + 2 * 4 + 3].split(",")  # row i=2, column j=3
@@ -440,8 +464,8 @@ def test_pca_plane_sees_the_path_and_a_random_plane_does_not(tiny):
     theta = directions.flatten(directions.weights_of(model)).double().numpy()
     rows = tiny.trajectory.astype(np.float64) - theta  # (E, P)
     for kind, check in (("pca", lambda v: v > 0.9), ("random", lambda v: v < 0.1)):
-        req = requests.SurfaceRequest.for_run(tiny, dim=2, direction=kind, nx=3, ny=3)
-        result = requests.compute(req, tiny)
+        req = pictures.SurfaceRequest.for_run(tiny, dim=2, direction=kind, nx=3, ny=3)
+        result = pictures.compute(req, tiny)
         assert check(result.path_share), (kind, result.path_share)
         # independent: least-squares fit of every offset by the two directions
         B = np.stack([directions.flatten(d).double().numpy() for d in result.directions], 1)
@@ -452,26 +476,27 @@ def test_pca_plane_sees_the_path_and_a_random_plane_does_not(tiny):
 
 def test_request_validation_names_the_field(tiny):
     with pytest.raises(ValueError, match="nx=500"):
-        requests.SurfaceRequest.for_run(tiny, nx=500)
+        pictures.SurfaceRequest.for_run(tiny, nx=500)
     with pytest.raises(ValueError, match="xmax"):
-        requests.SurfaceRequest.for_run(tiny, xmin=1.0, xmax=-1.0)
+        pictures.SurfaceRequest.for_run(tiny, xmin=1.0, xmax=-1.0)
     with pytest.raises(ValueError, match="direction='pca' is not allowed for dim=1"):
-        requests.SurfaceRequest.for_run(tiny, dim=1, direction="pca")
+        pictures.SurfaceRequest.for_run(tiny, dim=1, direction="pca")
     with pytest.raises(ValueError, match="norm='bogus'"):
-        requests.SurfaceRequest.for_run(tiny, norm="bogus")
+        pictures.SurfaceRequest.for_run(tiny, norm="bogus")
 
 
 def test_trained_loss_is_the_centre_of_the_grid(tiny):
     for split in ("train", "test"):
-        req = requests.SurfaceRequest.for_run(tiny, dim=2, nx=5, ny=3, split=split)
-        result = requests.compute(req, tiny)
+        req = pictures.SurfaceRequest.for_run(tiny, dim=2, nx=5, ny=3, split=split)
+        result = pictures.compute(req, tiny)
         assert result.centre_loss == pytest.approx(result.main.loss[1, 2], rel=1e-5)  # (0, 0)
 
 
-def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch):
+@pytest.mark.slow
+def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_path):
     """With every worker busy, the page queues (its note drawn outside the cache's replay
     recording), computes once the worker is free, and the repeat is a clean cache hit."""
-    import threading
+    import worker_jobs as jobs
 
     from landscape import workers
 
@@ -479,14 +504,13 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch):
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
-        busy = threading.Thread(target=pool.call, args=(time.sleep, 6.0))
-        busy.start()
-        time.sleep(0.5)  # the one worker is now taken
-        assert pool.busy() == 1
+        busy = jobs.hold_the_worker_until_a_job_queues(pool, monkeypatch, str(tmp_path / "go"))
+        assert pool.busy() == 1  # the one worker is now taken
         at = plane_settings(page(tiny), n=5)
         assert busy.is_alive()  # so the request has to queue
         go(at)
         busy.join()
+        assert (tmp_path / "go").exists()  # the request did queue (its on_wait released it)
         assert trace(figure(at), "contour")
         assert pool.busy() == 0
         assert not any("queued" in i.value for i in at.info)  # the note is gone afterwards

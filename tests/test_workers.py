@@ -14,7 +14,7 @@ import torch
 import worker_jobs as jobs
 from streamlit.testing.v1 import AppTest
 
-from landscape import requests, training, upload, workers
+from landscape import pictures, training, upload, workers
 from landscape.training import Config
 from landscape.ui import runs as ui_runs
 
@@ -55,16 +55,16 @@ def test_training_in_a_worker_equals_training_here(pool):
 
 def test_surface_in_a_worker_equals_surface_here(pool):
     run = training.train(Config(**SMALL))
-    req = requests.SurfaceRequest.for_run(run, dim=2, nx=7, ny=5)
+    req = pictures.SurfaceRequest.for_run(run, dim=2, nx=7, ny=5)
     fracs, previews = [], []
     far = pool.call(
-        requests.compute,
+        pictures.compute,
         req,
         run,
         None,
         callbacks={"progress": lambda f, text: fracs.append(f), "preview": previews.append},
     )
-    near = requests.compute(req, run)
+    near = pictures.compute(req, run)
     np.testing.assert_array_equal(far.main.loss, near.main.loss)
     assert fracs and fracs[-1] == 1.0 and fracs == sorted(fracs)
 
@@ -223,30 +223,3 @@ def test_session_run_list_is_capped_in_bytes_too():
     assert not at.exception
     assert list(at.session_state["landscape_runs"]) == ["r2", "r3", "r4", "r5"]
     assert "r0, r1" in at.info[0].value
-
-
-def _changing_keys_page():
-    import streamlit as st
-
-    from landscape.ui.common import prune_widget_metadata
-
-    st.session_state.setdefault("n", 0)
-    st.session_state["n"] += 1
-    pruned = prune_widget_metadata()
-    big = list(range(100_000))  # stands for a run held by this run's page globals
-    st.select_slider(
-        "range",
-        options=[1, 2, 3],
-        value=(1, 3),
-        format_func=lambda v: f"{v} {len(big)}",  # the lambda's globals keep `big` alive
-        key=f"k{st.session_state['n']}",  # a new widget every run
-    )
-    st.session_state["pruned"] = pruned
-
-
-def test_stale_widget_metadata_is_pruned_so_old_runs_can_be_freed():
-    at = AppTest.from_function(_changing_keys_page).run()
-    for _ in range(5):
-        at.run()
-    assert not at.exception
-    assert at.session_state["pruned"] == 1  # the previous run's widget, every time

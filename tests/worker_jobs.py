@@ -62,3 +62,41 @@ def tensor_result():
     import torch
 
     return torch.arange(6.0)
+
+
+def wait_for_file(path: str, timeout: float = 300.0) -> bool:
+    """Hold a worker until `path` exists (a cross-process event); True when it appeared."""
+    from pathlib import Path
+
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def hold_the_worker_until_a_job_queues(pool, monkeypatch, path: str):
+    """Take `pool`'s one worker with a job that ends only when another call starts to wait
+    for a worker (its on_wait fires): the queued case, driven by events, not by timing.
+    Returns the thread running the holding job."""
+    import threading
+    from pathlib import Path
+
+    real_call = pool.call
+
+    def call(fn, *args, on_wait=None, **kw):
+        def waiting():
+            Path(path).touch()  # releases the holding job: the caller is now queued
+            if on_wait is not None:
+                on_wait()
+
+        return real_call(fn, *args, on_wait=waiting, **kw)
+
+    monkeypatch.setattr(pool, "call", call)
+    holder = threading.Thread(target=real_call, args=(wait_for_file, path))
+    holder.start()
+    deadline = time.monotonic() + 60
+    while pool.busy() < 1 and time.monotonic() < deadline:  # the call takes the worker at once
+        time.sleep(0.01)
+    return holder

@@ -79,32 +79,3 @@ def show_error(exc: BaseException, prefix: str = "") -> None:
     """Show a user-facing error: the message, never a traceback."""
     msg = str(exc) or exc.__class__.__name__
     st.error(f"{prefix}{msg}" if prefix else msg)
-
-
-def prune_widget_metadata() -> int:
-    """Forget Streamlit's metadata of widgets that no longer exist; returns how many.
-
-    Streamlit 1.67 drops a stale widget's *state* at the end of a script run but keeps its
-    *metadata* for the whole session, and the metadata holds the widget's callables (a
-    ``format_func`` lambda, say), whose globals are the page's namespace of that run, which
-    holds that run's Run and result objects. A widget whose key changes with the result (the
-    Landscape page's colour range) therefore kept every run a session ever drew alive: the
-    10-session load test grew the server by ~0.5 MB/s, past the session run-list cap. The
-    metadata of an id with no state left is not needed (a widget that comes back registers
-    it again). Called at the start of every full script run (app.py). Does nothing if
-    Streamlit's internals differ (tests/test_workers.py fails then, to say so).
-    """
-    try:
-        from streamlit.runtime.state.session_state_proxy import get_session_state
-
-        safe = get_session_state()
-        with safe._lock:
-            state = safe._state
-            widgets = state._new_widget_state
-            keep = set(widgets.states) | set(state._old_state)
-            stale = [k for k in widgets.widget_metadata if k not in keep]
-            for k in stale:
-                del widgets.widget_metadata[k]
-        return len(stale)
-    except (AttributeError, TypeError, KeyError):
-        return 0

@@ -23,7 +23,7 @@ import streamlit as st
 
 from landscape import comparisons
 from landscape.comparisons import Comparison, Panel, Settings
-from landscape.requests import fingerprint
+from landscape.pictures import fingerprint
 from landscape.training import Run
 from landscape.ui.common import run_heavy
 from landscape.ui.runs import train_cached

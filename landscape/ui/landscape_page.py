@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from landscape import requests
-from landscape.requests import LandscapeResult, SurfaceRequest
+from landscape import pictures
+from landscape.pictures import LandscapeResult, SurfaceRequest
 from landscape.ui.common import run_heavy
 
 CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
@@ -30,7 +30,7 @@ CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def _compute(request: SurfaceRequest, _run, _other, _progress, _preview, _wrap) -> LandscapeResult:
     return run_heavy(
-        requests.compute,
+        pictures.compute,
         request,
         _run,
         _other,
@@ -47,7 +47,7 @@ def compute(
     progress: Callable[[float, str], None] | None = None,
     preview: Callable[[LandscapeResult], None] | None = None,
 ) -> LandscapeResult:
-    """``requests.compute`` behind the bounded cache.
+    """``pictures.compute`` behind the bounded cache.
 
     ``progress(fraction, text)`` and ``preview(coarse_result)`` draw live while a new
     request is computed; a cached request calls neither.

@@ -1,0 +1,65 @@
+"""Validation helpers shared by every module that checks user-facing values.
+
+Each raises one ``ValueError`` whose message names the field, the value and what is
+allowed, e.g. ``"lr=-1.0 is out of range: must be in (0, 1000000.0]"``: pages show it as
+it is, the command line prints it on one line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def range_error(name: str, value, allowed: str) -> ValueError:
+    """``name=value is out of range: must be <allowed>``."""
+    return ValueError(f"{name}={value!r} is out of range: must be {allowed}")
+
+
+def _interval(lo, hi, open_lo: bool) -> str:
+    return f"{'(' if open_lo else '['}{lo}, {hi}]"
+
+
+def int_in(name: str, value, lo: int, hi: int) -> int:
+    """``value`` if it is an integer (not a bool) in [lo, hi]; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name}={value!r} must be an integer in [{lo}, {hi}]")
+    if not lo <= value <= hi:
+        raise range_error(name, value, f"in [{lo}, {hi}]")
+    return int(value)
+
+
+def number_in(name: str, value, lo: float, hi: float, open_lo: bool = False) -> float:
+    """``value`` if it is a finite real number in [lo, hi] ((lo, hi] with open_lo)."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value):
+        raise ValueError(
+            f"{name}={value!r} must be a finite number in {_interval(lo, hi, open_lo)}"
+        )
+    if value > hi or value < lo or (open_lo and value == lo):
+        raise range_error(name, value, f"in {_interval(lo, hi, open_lo)}")
+    return float(value)
+
+
+def choice_error(name: str, value, choices: Iterable) -> ValueError:
+    return ValueError(f"{name}={value!r} is not allowed: must be one of {list(choices)}")
+
+
+def choice(name: str, value, choices: Iterable):
+    """``value`` if it is one of ``choices``; else ValueError listing them."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise choice_error(name, value, choices)
+    return value
+
+
+def interval(axis: str, lo: float, hi: float, bound: float) -> None:
+    """``{axis}min=lo``, ``{axis}max=hi``: finite, |.| <= bound, hi > lo."""
+    for name, v in ((f"{axis}min", lo), (f"{axis}max", hi)):
+        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+        if not ok or not math.isfinite(v) or abs(v) > bound:
+            raise range_error(name, v, f"finite with |{name}| <= {bound:g}")
+    if not hi > lo:
+        raise ValueError(f"{axis}max={hi!r} must be greater than {axis}min={lo!r}")
