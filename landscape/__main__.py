@@ -19,15 +19,16 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from landscape import directions as D
+from landscape import distributed as dist_
 from landscape import slices, store
 from landscape import surface as S
 
@@ -244,6 +245,12 @@ def _add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
         default=f"landscape-{kind}",
         help=f"write PREFIX.npz and PREFIX.html (default: landscape-{kind})",
     )
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard the unfinished points of another configuration in PREFIX.zarr "
+        "(without it such a run is refused; the points of the same command are resumed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,23 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------- progress
 
 
-class ProgressBar:
-    """A text progress bar on stderr: ``label [#####-----] 12/40 3.1s``, redrawn in place."""
-
-    def __init__(self, label: str, quiet: bool = False, width: int = 30) -> None:
-        self.label, self.quiet, self.width = label, quiet, width
-        self.start, self.last = time.perf_counter(), 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if self.quiet or (done < total and now - self.last < 0.1):
-            return
-        self.last = now
-        fill = int(self.width * done / max(total, 1))
-        bar = "#" * fill + "-" * (self.width - fill)
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} {now - self.start:.1f}s{end}")
-        sys.stderr.flush()
+def progress_bar(label: str, total: int, quiet: bool = False) -> tqdm:
+    """One bar on stderr (tqdm: done/total, rate, ETA); the grid's bar lives in
+    ``landscape.distributed`` (rank 0 draws it for the whole job)."""
+    return tqdm(total=total, desc=label, file=sys.stderr, disable=quiet, dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -341,19 +335,22 @@ def _read_run(path: str):
 def _train(config, quiet: bool):
     from landscape.training import train
 
-    bar = ProgressBar("train", quiet)
-    return train(config, progress=lambda info: bar(info["epoch"], info["epochs"]))
+    with progress_bar("train", config.epochs, quiet) as bar:
+        return train(config, progress=lambda info: bar.update(info["epoch"] - bar.n))
 
 
-def get_run(args: argparse.Namespace, config=None, loaded=None):
+def get_run(args: argparse.Namespace, config=None, loaded=None, quiet=None, ctx=None):
     """The run to slice: ``loaded`` (or read from --load-run), or trained from ``config``
-    (default: the flags); saved to --save-run when given."""
+    (default: the flags); saved to --save-run when given (by rank 0 under torchrun)."""
     from landscape.training import run_to_bytes
 
+    quiet = args.quiet if quiet is None else quiet
     if loaded is not None or args.load_run:
         run = loaded if loaded is not None else _read_run(args.load_run)
     else:
-        run = _train(config if config is not None else config_from_args(args), args.quiet)
+        run = _train(config if config is not None else config_from_args(args), quiet)
+    if ctx is not None and not ctx.is_main:
+        return run
     if args.save_run:
         write_together({Path(args.save_run): lambda f: f.write(run_to_bytes(run))})
     if run.diverged:
@@ -425,13 +422,32 @@ def slice_request(args) -> slices.SliceRequest:
     )  # fmt: skip
 
 
-def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False):
-    """The surface (the main one of the pipeline's result) and its directions."""
-    bar = ProgressBar("line" if req.dim == 1 else "plane", quiet)
+def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False, *, args=None,
+            ctx=None):  # fmt: skip
+    """The surface (the main one of the pipeline's result) and its directions.
+
+    The grid's points go through ``landscape.distributed.Evaluator``: shared among the ranks
+    under torchrun, written as they finish into the point store ``PREFIX.zarr`` beside
+    --out, and resumed from it by the identical command.
+    """
+    ctx = ctx if ctx is not None else dist_.Context()
     other = None if end_run is None else slices.Subject.from_run(end_run)
-    total = req.n_points
-    progress = lambda f, _: bar(round(f * total), total)  # noqa: E731
-    result = slices.compute(req, slices.Subject.from_run(run), other, progress)
+    prefix = str(_out_paths(args.out)[0].with_suffix("")) if args is not None else "landscape"
+    settings = {
+        "request": {k: v for k, v in dataclasses.asdict(req).items() if k != "method"},
+        "run": run.config.to_dict() if hasattr(run.config, "to_dict") else str(run.config),
+        "end_run": None if end_run is None else end_run.config.to_dict(),
+    }
+    evaluator = dist_.Evaluator(
+        ctx,
+        prefix,
+        slices.evaluate,
+        settings=settings,
+        label="line" if req.dim == 1 else "plane",
+        quiet=quiet,
+        overwrite=bool(args is not None and args.overwrite),
+    )
+    result = slices.compute(req, slices.Subject.from_run(run), other, evaluator=evaluator)
     return result.main, result.directions
 
 
@@ -547,9 +563,16 @@ def run_surface(args) -> int:
     outputs = {npz: "--out", html: "--out"}
     if args.save_run:
         outputs[Path(args.save_run)] = "--save-run"
-    prepare_output(outputs)
-    run = get_run(args, config, loaded)
-    surf, dirs = compute(req, run, end_run, args.quiet)
+    dist_.check_store_folder(dist_.store_path_for(npz.with_suffix("")))
+    ctx = dist_.init()
+    if ctx.is_main:
+        prepare_output(outputs)
+    run = get_run(args, config, loaded, quiet=args.quiet or not ctx.is_main, ctx=ctx)
+    surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx)
+    if not ctx.is_main:
+        dist_.barrier(ctx)  # rank 0 writes the files, then removes the finished point store
+        dist_.shutdown(ctx)
+        return 0
     title = f"{run.name} · {args.split} loss · {args.dir}"
     fig = figure(surf, title, args)
     write_together(
@@ -566,6 +589,9 @@ def run_surface(args) -> int:
     )
     print(f"wrote {npz}")
     print(f"wrote {html}")
+    dist_.barrier(ctx)
+    dist_.remove_store(dist_.store_path_for(npz.with_suffix("")))
+    dist_.shutdown(ctx)
     return 0
 
 
@@ -598,7 +624,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_train(args) if args.command == "train" else run_surface(args)
     except ValueError as e:
         message = " ".join(str(e).split())  # one line
-        parser.exit(2, f"{parser.prog} {args.command}: error: {message}\n")
+        rank = int(os.environ.get("RANK", "0")) if dist_.launched() else 0
+        if rank and isinstance(e, dist_.RankZeroError):
+            parser.exit(2)  # rank 0 reports a refusal it decided for every rank
+        where = f" (rank {rank})" if rank else ""
+        parser.exit(2, f"{parser.prog} {args.command}: error{where}: {message}\n")
 
 
 def _threads() -> None:

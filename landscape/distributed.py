@@ -18,10 +18,12 @@ progress bar for the whole job by counting the blocks on disk, and a rerun (or a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -438,3 +440,35 @@ class _OnDevice:
 def _agreed_method(ctx: Context, used: str | None, asked: str) -> str:
     """The evaluation path rank 0 used (the one asked for when rank 0 computed nothing)."""
     return share(ctx, used or asked)
+
+
+def _slices_in(folder: Path) -> list[Path] | None:
+    """The ``slice{k}`` entries of a point-store folder; None if it holds anything else."""
+    entries = list(folder.iterdir())
+    ok = all(e.is_dir() and e.name.startswith("slice") and e.name[5:].isdigit() for e in entries)
+    return entries if ok else None
+
+
+def check_store_folder(folder: str | Path) -> None:
+    """ValueError unless ``folder`` is absent or a point-store folder of this program.
+
+    Checked before any work, so that a user's own ``PREFIX.zarr`` is never written into
+    nor removed.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or _slices_in(folder) is None):
+        raise ValueError(
+            f"{folder} exists and is not a point store of this program: move it away or "
+            "pick another --out"
+        )
+
+
+def remove_store(folder: str | Path) -> None:
+    """Delete a finished point-store folder (only its ``slice{k}`` stores, then the folder)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for entry in _slices_in(folder) or []:
+        shutil.rmtree(entry)
+    with contextlib.suppress(OSError):
+        folder.rmdir()

@@ -14,6 +14,7 @@ import torch
 
 from landscape import directions as D
 from landscape import distributed as dist_
+from landscape import store
 from landscape import surface as S
 from landscape.chunkstore import PointStore, chunk_size
 
@@ -138,29 +139,6 @@ def test_single_process_evaluator_matches_the_loop_and_resumes(tmp_path, capsys)
 # ----------------------------------------------------------------------------- torchrun
 
 
-@pytest.mark.slow
-def test_two_ranks_equal_one_process(tmp_path):
-    out = tmp_path / "a"
-    r = subprocess.run(torchrun(JOB, out), env=env(), capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr[-2000:]
-    loss, acc, ranks = result(out)
-    ref_loss, ref_acc = reference(0, 9)
-    assert ranks == 2
-    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(acc, ref_acc)
-    # a different configuration at the same --out is refused (one line), --overwrite replaces
-    r = subprocess.run(
-        [sys.executable, JOB, out, "--seed", "5"], env=env(), capture_output=True, text=True
-    )
-    assert r.returncode == 2 and "another configuration (different directions)" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run(
-        [sys.executable, JOB, out, "--seed", "5", "--overwrite"], env=env(), capture_output=True
-    )
-    assert r.returncode == 0
-    np.testing.assert_allclose(result(out)[0], reference(5, 9)[0], rtol=1e-5, atol=1e-7)
-
-
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (from /proc), children first."""
     out = []
@@ -226,3 +204,114 @@ def test_torchrun_max_restarts_restarts_a_dead_rank_and_resumes(tmp_path):
     n = int(r.stderr.split("resuming")[1].split(": ")[1].split("/")[0])
     assert 3 <= n < 90
     np.testing.assert_allclose(result(out)[0], reference(0, 9)[0], rtol=1e-5, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+TINY = ["--n-samples", "120", "--epochs", "3", "--width", "8", "--batch-size", "32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory):
+    from landscape.__main__ import main
+
+    path = tmp_path_factory.mktemp("scale") / "run.npz"
+    assert main(["train", *TINY, "--out", str(path)]) == 0
+    return path
+
+
+def plane_argv(run_file, out, *extra):
+    return [
+        "plane",
+        "--load-run",
+        str(run_file),
+        "--res",
+        "6",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_cli_resumes_refuses_another_configuration_and_overwrites(
+    run_file, tmp_path, capsys, monkeypatch
+):
+    from landscape.__main__ import main
+
+    ref = tmp_path / "ref"
+    assert main(plane_argv(run_file, ref)) == 0
+    assert not dist_.store_path_for(ref).exists()  # a finished job leaves no point store
+    out = tmp_path / "p"
+    write, calls = PointStore.write, []
+
+    def crash_after_two(self, c, loss, accuracy=None):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies midway
+        calls.append(c)
+        write(self, c, loss, accuracy)
+
+    monkeypatch.setattr(PointStore, "write", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        main(plane_argv(run_file, out))
+    monkeypatch.setattr(PointStore, "write", write)
+    assert not Path(f"{out}.npz").exists()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # other directions at the same --out
+        main(plane_argv(run_file, out, "--dir-seed", "9"))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "another configuration (different directions, settings)" in err and "--overwrite" in err
+    assert main(plane_argv(run_file, out)) == 0
+    err = capsys.readouterr().err
+    assert f"resuming {out}: 6/36 points already computed" in err  # 2 blocks of 3 points
+    a, b = store.load_surface(f"{ref}.npz"), store.load_surface(f"{out}.npz")
+    np.testing.assert_allclose(b.loss, a.loss, rtol=1e-6)
+    # --overwrite: a half-done store of other directions is replaced
+    monkeypatch.setattr(PointStore, "write", crash_after_two)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        main(plane_argv(run_file, out))
+    monkeypatch.setattr(PointStore, "write", write)
+    assert main(plane_argv(run_file, out, "--dir-seed", "9", "--overwrite")) == 0
+    assert "resuming" not in capsys.readouterr().err
+    d1 = store.load_directions(f"{out}.npz")[0]
+    e1 = D.random_directions(load_run(run_file).model(), 2, seed=9)[0]
+    assert all(torch.equal(d1[k], e1[k]) for k in e1)
+
+
+def test_cli_never_touches_a_users_own_zarr_folder(run_file, tmp_path, capsys):
+    from landscape.__main__ import main
+
+    own = tmp_path / "p.zarr"
+    own.mkdir()
+    (own / "data").write_text("mine")
+    with pytest.raises(SystemExit) as e:
+        main(plane_argv(run_file, tmp_path / "p", "--overwrite"))
+    assert e.value.code == 2 and "not a point store" in capsys.readouterr().err
+    assert (own / "data").read_text() == "mine"
+
+
+def load_run(path):
+    from landscape.training import run_from_bytes
+
+    return run_from_bytes(Path(path).read_bytes())
+
+
+@pytest.mark.slow
+def test_cli_plane_under_torchrun_equals_one_process(run_file, tmp_path):
+    from landscape.__main__ import main
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(plane_argv(run_file, one, "--dir-seed", "2")) == 0
+    cmd = torchrun("-m", "landscape", *plane_argv(run_file, two, "--dir-seed", "2"))
+    r = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count(f"wrote {two}.npz") == 1  # rank 0 alone writes and reports
+    a, b = store.load_surface(f"{one}.npz"), store.load_surface(f"{two}.npz")
+    np.testing.assert_allclose(b.loss, a.loss, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(b.accuracy, a.accuracy)
+    assert b.meta["ranks"] == 2 and a.meta["ranks"] == 1
+    for da, db in zip(store.load_directions(f"{one}.npz"), store.load_directions(f"{two}.npz")):
+        assert all(torch.equal(da[k], db[k]) for k in da)
+    assert Path(f"{two}.html").stat().st_size > 0 and not dist_.store_path_for(two).exists()
