@@ -284,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------- progress
 
 
+class ProgressBar:
+    """A ``(done, total)`` progress callback drawn by tqdm on stderr (rate and ETA)."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        self.label, self.quiet, self.bar = label, quiet, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(self.label, total, self.quiet)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
+
+
 def progress_bar(label: str, total: int, quiet: bool = False) -> tqdm:
     """One bar on stderr (tqdm: done/total, rate, ETA); the grid's bar lives in
     ``landscape.distributed`` (rank 0 draws it for the whole job)."""
@@ -335,8 +349,8 @@ def _read_run(path: str):
 def _train(config, quiet: bool):
     from landscape.training import train
 
-    with progress_bar("train", config.epochs, quiet) as bar:
-        return train(config, progress=lambda info: bar.update(info["epoch"] - bar.n))
+    bar = ProgressBar("train", quiet)
+    return train(config, progress=lambda info: bar(info["epoch"], info["epochs"]))
 
 
 def get_run(args: argparse.Namespace, config=None, loaded=None, quiet=None, ctx=None):
