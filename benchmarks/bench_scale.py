@@ -5,9 +5,10 @@ Run from the repository root:  python benchmarks/bench_scale.py [--ranks 2] [--r
 
 For each case it starts ``torchrun --standalone --nproc-per-node=1`` and ``--nproc-per-node=N``
 in turn (``--repeats`` times each, interleaved so that both see the same background load),
-each running this file's worker: it builds the model and data (seeded), makes the directions,
-and evaluates the plane through ``landscape.distributed.Evaluator`` into a fresh point store,
-exactly the path ``torchrun -m landscape plane`` takes. The worker reports the seconds of
+each running this file's worker: it builds the model and data (seeded) as a
+``slices.Subject`` and computes the plane with ``slices.compute`` and
+``landscape.distributed.Evaluator`` into a fresh point store, the path
+``torchrun -m landscape plane`` takes. The worker reports the seconds of
 the evaluation alone (process start-up, imports and the process-group handshake are left
 out: they do not grow with the grid). On the CPU each rank gets ``cores // N`` torch
 threads, so the 1-process run uses the same cores as the N-process run.
@@ -43,8 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from landscape import distributed as dist_  # noqa: E402
-from landscape import surface as S  # noqa: E402
-from landscape.directions import random_directions  # noqa: E402
+from landscape import slices  # noqa: E402
 
 CASES = ("cnn", "big")
 
@@ -52,19 +52,8 @@ CASES = ("cnn", "big")
 # ----------------------------------------------------------------------------- the worker
 
 
-class Subject:
-    """What the evaluator slices: a model, its loss and accuracy, its data."""
-
-    def __init__(self, model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> None:
-        self.net, self.X, self.y = model.eval(), X, y
-        self.loss_fn = nn.functional.cross_entropy
-        self.accuracy_fn = lambda out, y: float((out.argmax(1) == y).float().mean())
-
-    def model(self) -> nn.Module:
-        return self.net
-
-    def data(self, split: str):
-        return self.X, self.y
+def accuracy(out: torch.Tensor, y: torch.Tensor) -> float:
+    return float((out.argmax(1) == y).float().mean())
 
 
 def build(case: str, quick: bool):
@@ -76,40 +65,34 @@ def build(case: str, quick: bool):
 
         config = Config(dataset="digits", model="cnn", width=32, n_samples=1797)
         ds = data.make("digits", n_samples=1797, seed=0)
-        return Subject(models.build(config, ds), ds.X_train, ds.y_train), 7 if quick else 21
+        net = models.build(config, ds)
+        return subject_of(net, ds.X_train, ds.y_train), 7 if quick else 21
     g = torch.Generator().manual_seed(0)
     X = torch.randn(2048, 256, generator=g)
     y = torch.randint(0, 10, (2048,), generator=g)
     net = nn.Sequential(
         nn.Linear(256, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10)
     )
-    return Subject(net, X, y), 5 if quick else 11
+    return subject_of(net, X, y), 5 if quick else 11
 
 
-def inner(subject, dirs, coords, split="train", *, centre=None, method="auto", progress=None):
-    """The single-process evaluator: the batched fast path when it supports the model."""
-    X, y = subject.data(split)
-    model = subject.model() if centre is None else centre
-    fast = S._method(method, model)  # noqa: SLF001 -- the same choice surface.plane makes
-    center = {k: p.detach().clone() for k, p in model.named_parameters()}
-    run = fast.evaluate if fast is not None else S.loop_evaluate
-    losses, accs = run(model, subject.loss_fn, X, y, center, dirs, coords, subject.accuracy_fn)
-    return losses, accs, {"method": "batched" if fast is not None else "loop"}
+def subject_of(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> slices.Subject:
+    return slices.Subject.from_module(
+        net, nn.functional.cross_entropy, {"train": (X, y)}, accuracy_fn=accuracy
+    )
 
 
 def worker(case: str, out: str, quick: bool) -> None:
     ctx = dist_.init()
     subject, res = build(case, quick)
-    dirs = random_directions(subject.model(), 2, seed=0)
-    xs = np.linspace(-1, 1, res)
-    gx, gy = np.meshgrid(xs, xs)
-    coords = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    ev = dist_.Evaluator(ctx, out, inner, quiet=True, overwrite=True)
-    losses, _, info = ev(subject, dirs, coords)
+    req = slices.SliceRequest(dim=2, nx=res, ny=res, seed=0)
+    ev = dist_.Evaluator(ctx, out, slices.evaluate, quiet=True, overwrite=True)
+    result = slices.compute(req, subject, evaluator=ev)
+    losses, info = result.main.loss, result.main.meta
     if ctx.is_main:
         facts = {
             "seconds": info["seconds"],
-            "points": len(coords),
+            "points": int(losses.size),
             "ranks": ctx.world_size,
             "threads": torch.get_num_threads(),
             "device": str(ctx.device),
