@@ -436,32 +436,44 @@ def slice_request(args) -> slices.SliceRequest:
     )  # fmt: skip
 
 
+def evaluator_for(args, req: slices.SliceRequest, settings: dict, ctx=None, quiet=None):
+    """The evaluator of a line/plane command: ``landscape.distributed.Evaluator``.
+
+    The grid's points are shared among the ranks under torchrun (one process otherwise),
+    written as they finish into the point store ``PREFIX.zarr`` beside --out, and resumed
+    from it by the identical command. ``settings`` (JSON-able: the run's config, the model
+    spec...) joins the request in the configuration a rerun must match.
+    """
+    return dist_.Evaluator(
+        ctx if ctx is not None else dist_.Context(),
+        str(_out_paths(args.out)[0].with_suffix("")),
+        slices.evaluate,
+        settings={
+            "request": {k: v for k, v in dataclasses.asdict(req).items() if k != "method"},
+            **settings,
+        },
+        label="line" if req.dim == 1 else "plane",
+        quiet=args.quiet if quiet is None else quiet,
+        overwrite=bool(getattr(args, "overwrite", False)),
+    )
+
+
 def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False, *, args=None,
             ctx=None):  # fmt: skip
     """The surface (the main one of the pipeline's result) and its directions.
 
-    The grid's points go through ``landscape.distributed.Evaluator``: shared among the ranks
-    under torchrun, written as they finish into the point store ``PREFIX.zarr`` beside
-    --out, and resumed from it by the identical command.
+    With ``args`` (the command's flags) the points go through ``evaluator_for``; without,
+    through ``slices.evaluate`` in this process.
     """
-    ctx = ctx if ctx is not None else dist_.Context()
     other = None if end_run is None else slices.Subject.from_run(end_run)
-    prefix = str(_out_paths(args.out)[0].with_suffix("")) if args is not None else "landscape"
-    settings = {
-        "request": {k: v for k, v in dataclasses.asdict(req).items() if k != "method"},
-        "run": run.config.to_dict() if hasattr(run.config, "to_dict") else str(run.config),
-        "end_run": None if end_run is None else end_run.config.to_dict(),
-    }
-    evaluator = dist_.Evaluator(
-        ctx,
-        prefix,
-        slices.evaluate,
-        settings=settings,
-        label="line" if req.dim == 1 else "plane",
-        quiet=quiet,
-        overwrite=bool(args is not None and args.overwrite),
-    )
-    result = slices.compute(req, slices.Subject.from_run(run), other, evaluator=evaluator)
+    ev = slices.evaluate
+    if args is not None:
+        settings = {
+            "run": run.config.to_dict(),
+            "end_run": None if end_run is None else end_run.config.to_dict(),
+        }
+        ev = evaluator_for(args, req, settings, ctx, quiet)
+    result = slices.compute(req, slices.Subject.from_run(run), other, evaluator=ev)
     return result.main, result.directions
 
 
