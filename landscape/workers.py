@@ -128,10 +128,10 @@ def _loop(conn: Connection) -> None:
                 _send(conn, reply)
                 raise
         try:
-            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+            out = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # the result itself could not be pickled
-            data = pickle.dumps(("err", None, f"the result could not be sent back: {exc}"))
-        conn.send_bytes(data)
+            out = pickle.dumps(("err", None, f"the result could not be sent back: {exc}"))
+        conn.send_bytes(out)
 
 
 def _stand_in(conn: Connection, name: str) -> Callable:

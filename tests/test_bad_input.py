@@ -316,7 +316,6 @@ def test_train_setup_widgets_at_their_extremes():
     assert len(at.session_state[ui_runs._SESSION_KEY]) == 1  # nothing trained by the sweep
 
 
-@pytest.mark.slow
 def test_train_form_widgets_at_their_extremes():
     """The optimiser form at all its minima at once (SGD, lr 1e-4, batch 1, 1 epoch, ...),
     at all its maxima at once (AdamW, lr 1e6, full batch, 500 epochs, decay 1, ...), and
@@ -337,7 +336,6 @@ def test_train_huge_learning_rate_diverges_with_a_warning():
     assert plotly_specs(at)  # the curves up to the last sane epoch are still drawn
 
 
-@pytest.mark.slow
 def test_train_biggest_model():
     """Depth and width at their caps together exceed the parameter cap: a clear message and
     no run; the largest width at a smaller depth trains."""
@@ -351,7 +349,6 @@ def test_train_biggest_model():
     assert any(r.config.depth == 3 and r.config.width == 256 for r in runs)
 
 
-@pytest.mark.slow
 def test_train_most_epochs():
     at = train_page()
     set_and_submit(at, "500 epochs", tr_epochs=500, tr_batch=["5000"])
@@ -503,7 +500,6 @@ def test_landscape_rejects_a_pickled_run_file(tmp_path):
 # ----------------------------------------------------------------------------- Compare
 
 
-@pytest.mark.slow
 def test_compare_widgets_at_their_extremes(tiny, tiny2):
     at = app("compare.py", tiny, tiny2)
     page = Sweep(at, "compare", forms=False, skip=("cmp_preset_",))
@@ -543,7 +539,6 @@ def test_compare_smallest_and_largest_settings(tiny, tiny2):
     assert at.session_state["cmp_result"]["comparison"].settings.resolution == 41
 
 
-@pytest.mark.slow
 def test_compare_scaled_preset(monkeypatch):
     monkeypatch.setenv("LANDSCAPE_COMPARE_SCALE", "0.05")
     at = app("compare.py")
