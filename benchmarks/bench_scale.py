@@ -13,9 +13,12 @@ the evaluation alone (process start-up, imports and the process-group handshake 
 out: they do not grow with the grid). On the CPU each rank gets ``cores // N`` torch
 threads, so the 1-process run uses the same cores as the N-process run.
 
-Printed per case: seconds (best of the repeats) for 1 and N processes, speed-up, and the
-scaling efficiency ``T1 / (N * TN)``; and the load average before and after, because a
-machine shared with other work measures less than it would alone. Where CUDA exists it also
+Printed per case: seconds (best of the repeats) for 1 and N processes, speed-up, the
+scaling efficiency ``T1 / (N * TN)``, and the CPU efficiency: the CPU seconds of the
+1-process run over those of all N ranks together (1 would mean splitting the job adds no
+work; it is what wall-clock efficiency tends to on an idle machine, and it is far less
+disturbed by other work than wall-clock time is); and the load average before and after,
+because a machine shared with other work measures less than it would alone. Where CUDA exists it also
 prints the time per point of a 1-process run on ``cuda:0``.
 
 Cases:
@@ -34,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +91,16 @@ def worker(case: str, out: str, quick: bool) -> None:
     subject, res = build(case, quick)
     req = slices.SliceRequest(dim=2, nx=res, ny=res, seed=0)
     ev = dist_.Evaluator(ctx, out, slices.evaluate, quiet=True, overwrite=True)
+    cpu = time.process_time()
     result = slices.compute(req, subject, evaluator=ev)
+    cpu = torch.tensor([time.process_time() - cpu], dtype=torch.float64)
+    if ctx.distributed:
+        torch.distributed.all_reduce(cpu)  # CPU seconds of every rank together
     losses, info = result.main.loss, result.main.meta
     if ctx.is_main:
         facts = {
             "seconds": info["seconds"],
+            "cpu_seconds": float(cpu.item()),
             "points": int(losses.size),
             "ranks": ctx.world_size,
             "threads": torch.get_num_threads(),
@@ -139,21 +148,23 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"cores: {cores}; load average before: {os.getloadavg()[0]:.2f}")
     print(f"{'case':6} {'points':>6} {'1 proc s':>9} {f'{args.ranks} procs s':>10} "
-          f"{'speed-up':>8} {'efficiency':>10}")  # fmt: skip
+          f"{'speed-up':>8} {'efficiency':>10} {'CPU eff.':>10}")  # fmt: skip
     cases = CASES if args.case == "all" else (args.case,)
     for case in cases:
         best = {1: float("inf"), args.ranks: float("inf")}
+        cpu = {1: float("inf"), args.ranks: float("inf")}
         sums = set()
         for _ in range(args.repeats):
             for n in (1, args.ranks):
                 r = launch(case, n, args.quick, env)
                 best[n] = min(best[n], r["seconds"])
+                cpu[n] = min(cpu[n], r["cpu_seconds"])
                 sums.add(round(r["checksum"], 3))
         t1, tn = best[1], best[args.ranks]
         print(
             f"{case:6} {r['points']:>6} {t1:>9.2f} {tn:>10.2f} {t1 / tn:>8.2f} "
-            f"{t1 / (args.ranks * tn):>10.0%}   ({r['method']}, {r['n_params']:,} params; "
-            f"same losses: {len(sums) == 1})"
+            f"{t1 / (args.ranks * tn):>10.0%} {cpu[1] / cpu[args.ranks]:>10.0%}   "
+            f"({r['method']}, {r['n_params']:,} params; same losses: {len(sums) == 1})"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)")
     if torch.cuda.is_available():
