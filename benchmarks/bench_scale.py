@@ -89,6 +89,7 @@ def subject_of(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> slices.Subje
 def worker(case: str, out: str, quick: bool) -> None:
     ctx = dist_.init()
     subject, res = build(case, quick)
+    dist_.share_cores(ctx)
     req = slices.SliceRequest(dim=2, nx=res, ny=res, seed=0)
     ev = dist_.Evaluator(ctx, out, slices.evaluate, quiet=True, overwrite=True)
     cpu = time.process_time()

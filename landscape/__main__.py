@@ -594,6 +594,7 @@ def run_surface(args) -> int:
     if ctx.is_main:
         prepare_output(outputs)
     run = get_run(args, config, loaded, quiet=args.quiet or not ctx.is_main, ctx=ctx)
+    dist_.share_cores(ctx)  # after training: the run is the one-process run, bit for bit
     surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx)
     if not ctx.is_main:
         dist_.barrier(ctx)  # rank 0 writes the files, then removes the finished point store

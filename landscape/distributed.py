@@ -89,14 +89,12 @@ def init() -> Context:
         return Context()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
         backend = "nccl"
     else:
         device, backend = torch.device("cpu"), "gloo"
-        torch.set_num_threads(_cpu_threads(local_world))
     if not dist.is_initialized():
         dist.init_process_group(
             backend,
@@ -126,6 +124,16 @@ def _attempt_store(rank: int, world: int) -> dist.Store:
     )
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     return dist.PrefixStore(f"landscape/attempt_{attempt}", store)
+
+
+def share_cores(ctx: Context) -> None:
+    """On the CPU, give this rank its share of the node's cores for the grid's points.
+
+    Called after training (a built-in run is trained by every rank with the one-process
+    thread count, so that its weights are those of the one-process run bit for bit).
+    """
+    if ctx.distributed and ctx.device.type == "cpu":
+        torch.set_num_threads(_cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def shutdown(ctx: Context) -> None:

@@ -75,6 +75,7 @@ def main() -> int:
     p.add_argument("--die-after", type=int, default=-1)
     args = p.parse_args()
     ctx = dist_.init()
+    dist_.share_cores(ctx)
     subject = TinySubject(0)
     dirs = D.random_directions(subject.model(), 2, seed=args.seed)
     write, stored = PointStore.write, []
