@@ -19,6 +19,7 @@ import streamlit as st  # noqa: E402
 
 from landscape import workers  # noqa: E402
 from landscape.ui.common import torch_threads  # noqa: E402
+from landscape.ui.runs import restart_notice  # noqa: E402
 
 
 @st.cache_resource
@@ -48,9 +49,11 @@ PAGES = [
     st.Page("app_pages/train.py", title="Train", icon="🏋️", url_path="train"),
     st.Page("app_pages/loss_landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/geometry.py", title="Geometry", icon="🧭", url_path="geometry"),
 ]
 
 page = st.navigation(PAGES)
+restart_notice()  # a tab that outlived a server restart is told its runs are gone
 st.sidebar.caption(
     "Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)"
 )

@@ -18,8 +18,9 @@ from landscape import comparisons, directions
 from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import show_error, torch_threads
+from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
 
 torch_threads()
 
@@ -202,7 +203,7 @@ def _table(comp: Comparison) -> pd.DataFrame:
             f"basin width (loss {level} {s.level:g})": width,
         }
         if "non-convexity" in row:
-            col["non-convexity: mean |λmin/λmax|"] = _fmt(row["non-convexity"])
+            col["non-convexity: mean max(−λmin, 0)/λmax"] = _fmt(row["non-convexity"])
         for k, v in p.extras.items():
             col[k] = _fmt(v)
         out[p.label] = col
@@ -211,7 +212,7 @@ def _table(comp: Comparison) -> pd.DataFrame:
 
 def _story(result: dict) -> None:
     comp: Comparison = result["comparison"]
-    st.subheader(result["title"])
+    st.subheader(md_escape(result["title"]))  # run names are user text
     if result["preset"]:
         p = comparisons.get(result["preset"])
         c1, c2 = st.columns(2)
@@ -227,12 +228,12 @@ def _story(result: dict) -> None:
     )
     for panel in comp.panels:
         for note in panel.notes:
-            st.warning(f"{panel.label}: {note}")
+            st.warning(md_escape(f"{panel.label}: {note}"))
 
 
 @st.fragment
 def _charts(comp: Comparison) -> None:
-    names = [p.label for p in comp.panels]
+    names = [plot_text(p.label) for p in comp.panels]
     c1, c2, c3 = st.columns(3)
     log_curves = c1.checkbox("Log-scale loss axes", value=False, key="cmp_log_y")
     log_colour = c2.checkbox("Log colour scale (2D)", value=True, key="cmp_log_colour")
@@ -273,7 +274,8 @@ def _charts(comp: Comparison) -> None:
     conv = [p.convexity for p in comp.panels]
     if all(c is not None for c in conv):
         st.markdown(
-            "**Convexity map**: |λmin/λmax| of the Hessian at each point (Li et al. Fig. 7)"
+            "**Convexity map**: max(−λmin, 0)/λmax of the Hessian at each point (Li et al. "
+            "Fig. 7): 0 where no direction curves down, larger where negative curvature is strong"
         )
         xs = np.linspace(-comp.settings.span, comp.settings.span, comp.settings.convexity)
         _grid(plots.convexity_panels([c[0] for c in conv], xs, names), "cmp_conv")
@@ -328,4 +330,5 @@ else:
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])
+    ui_research.sharpness_section(result["comparison"], _settings().split)
     _notice()

@@ -45,6 +45,13 @@ with cols[1]:
         "sharpness figures (top Hessian eigenvalue, trace, basin width) in a table."
     )
     st.page_link("app_pages/compare.py", label="Open Compare", icon="⚖️")
+    st.subheader("🧭 Geometry")
+    st.markdown(
+        "Paths between two minima: the barrier on the straight line and a learned curve that "
+        "avoids it (mode connectivity); the density of all the Hessian's eigenvalues beside "
+        "the top ones."
+    )
+    st.page_link("app_pages/geometry.py", label="Open Geometry", icon="🧭")
 
 st.divider()
 st.caption(

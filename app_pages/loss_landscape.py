@@ -14,10 +14,9 @@ import streamlit as st
 from landscape import pictures, presets, store
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
-from landscape.training import run_from_bytes, run_to_bytes
 from landscape.ui import landscape_page as ui
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import show_error, torch_threads
+from landscape.ui.common import md_escape, show_error, torch_threads
 
 torch_threads()
 
@@ -87,10 +86,10 @@ def _load_saved() -> None:
     done = st.session_state.setdefault(UPLOADED, set())
     if file.file_id in done:
         return
-    try:
-        run = run_from_bytes(file.getvalue())
-    except ValueError as e:
-        show_error(e, prefix=f"{file.name}: ")
+    try:  # checked as hostile input: sizes before inflating, every field against its config
+        run = store.run_from_bytes(file.getvalue(), name=file.name)
+    except ValueError as e:  # the one error a bad file gives; the rest of the page stays
+        show_error(e)
         return
     done.add(file.file_id)
     ui_runs.select_run(ui_runs.add_run(run), key="lp_run")
@@ -467,12 +466,26 @@ def _downloads(result, fig) -> None:
     if req.direction == "between" and other is not None:
         st.download_button(
             "Second run .npz (for --end-run)",
-            data=lambda: run_to_bytes(other),
+            data=lambda: store.run_to_bytes(other),
             file_name="run_b.npz",
             on_click="ignore",
             key="lp_dl_runb",
         )
-    st.caption("Reproduce it:")
+    if not pictures.dataset_is_built_in(req.config.dataset):
+        run = st.session_state.get(RESULT_RUNS, (None, None))[0]
+        st.download_button(
+            "Run .npz (for --load-run)",
+            data=lambda: store.run_to_bytes(run),
+            file_name="run.npz",
+            on_click="ignore",
+            key="lp_dl_run",
+        )
+        st.caption(
+            "Reproduce it: this run was trained on your uploaded CSV, so the command loads the "
+            "run file (it carries its data): save it as run.npz where you run the command."
+        )
+    else:
+        st.caption("Reproduce it:")
     lang = "python" if req.direction == "hessian" else "bash"
     st.code(pictures.command(result), language=lang, wrap_lines=True)
 
@@ -492,7 +505,7 @@ def picture() -> None:
 
 def _draw(result) -> None:
     run = st.session_state.get(RESULT_RUNS, (None, None))[0]
-    st.markdown(f"**{getattr(run, 'name', '')}** · {result.request.label()}")
+    st.markdown(f"**{md_escape(getattr(run, 'name', ''))}** · {md_escape(result.request.label())}")
     _warn_nonfinite(result)
     _warn_parallel(result)
     if result.request.dim == 1:

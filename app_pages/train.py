@@ -7,14 +7,16 @@ optimiser settings sit in a form, and only its Train button trains.
 """
 
 import json
+import math
 
 import streamlit as st
 
 from landscape import data, losses, models, training
 from landscape.plots import training as plots
 from landscape.training import Config
+from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
-from landscape.ui.common import show_error, torch_threads
+from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
 from landscape.ui.upload import upload_widget
 
 torch_threads()
@@ -138,6 +140,7 @@ def _optimiser_form() -> tuple[dict, bool]:
             "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, key="tr_seed",
                                         help="Seeds the data, the initial weights and the batch order.")),
         }  # fmt: skip
+        kw["eos"] = ui_research.eos_checkbox(c3)
         submitted = st.form_submit_button("Train", type="primary")
     return kw, submitted
 
@@ -151,7 +154,7 @@ def _preview(cfg_kw: dict) -> None:
     kind = data.info(ds.name).kind
     fig = plots.data_preview(ds.X_train.numpy(), ds.y_train.numpy(), kind,
                              title=f"{len(ds.y_train)} training points (seed {seed})",
-                             feature_names=ds.feature_names[:2])  # fmt: skip
+                             feature_names=[plot_text(n) for n in ds.feature_names[:2]])  # fmt: skip
     fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0))
     st.plotly_chart(fig, key="tr_preview", config={"displayModeBar": False})
 
@@ -184,8 +187,9 @@ def setup_panel() -> None:
     with c2:
         _param_count(kw)
     opt_kw, submitted = _optimiser_form()
+    eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
     if submitted:
-        _train_and_show(kw | opt_kw)
+        (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
 
 
 # ----------------------------------------------------------------------------- training
@@ -273,20 +277,33 @@ def _curves(run) -> None:
             _picture(run)
 
 
+def _has_picture(run) -> bool:
+    """2D data (decision regions) or one input feature (fitted function / class probabilities)."""
+    kind = data.info(run.config.dataset).kind
+    return kind in ("2d", "1d") or tuple(run.dataset().input_shape) == (1,)
+
+
 def _picture(run) -> None:
-    """Decision regions over 2D data, or the fitted function over 1D data."""
+    """Decision regions over 2D data, the fitted function over one feature of regression data,
+    or the class probabilities along one feature of classification data."""
     ds, model = run.dataset(), run.model()
     kind = data.info(ds.name).kind
-    if kind == "2d":
-        xs, ys, probs = training.decision_grid(model, ds, resolution=120)
-        fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
-                                      ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
-    elif kind == "1d":
+    if ds.input_shape == (1,) and ds.task == "classification":
+        xs, probs = training.class_probability_curve(model, ds)
+        fig = plots.class_probabilities_1d(xs, probs, ds.X_train.numpy(), ds.y_train.numpy(),
+                                           ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
+    elif ds.input_shape == (1,):
         xs, yhat = training.regression_curve(model, ds)
         fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
                                    ds.y_test.numpy())  # fmt: skip
+    elif kind == "2d":
+        xs, ys, probs = training.decision_grid(model, ds, resolution=120)
+        fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
+                                      ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
     else:
-        st.caption(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
+        st.caption(
+            md_escape(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
+        )
         return
     st.plotly_chart(fig, key="tr_picture")
 
@@ -319,12 +336,16 @@ def results_section() -> None:
     _divergence_warning(run)
     _metrics(run)
     _curves(run)
-    if run.accuracy_fn() is not None and data.info(run.config.dataset).kind == "2d":
+    if run.accuracy_fn() is not None and _has_picture(run):
         _picture(run)
     _downloads(run)
 
 
 # ----------------------------------------------------------------------------- run list
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 def _run_table(runs: dict) -> None:
@@ -334,7 +355,7 @@ def _run_table(runs: dict) -> None:
             "epochs": r.epochs_done,
             "train loss": r.history["train_loss"][-1],
             "test loss": r.history["test_loss"][-1],
-            "test acc": r.history["test_acc"][-1] if r.accuracy_fn() else None,
+            "test acc": _finite(r.history["test_acc"][-1]),  # NaN for regression
             "diverged": f"epoch {r.diverged_epoch}" if r.diverged else "",
             "params": r.n_params,
             "seconds": round(r.seconds, 2),
@@ -360,7 +381,7 @@ def _overlay(runs: dict) -> None:
     log_y = c2.toggle("Log scale", False, key="tr_overlay_log", disabled=metric.endswith("acc"))
     if picked:
         fig = plots.overlay_curves(
-            {n: runs[n].history for n in picked}, metric, log_y and "loss" in metric
+            {plot_text(n): runs[n].history for n in picked}, metric, log_y and "loss" in metric
         )
         st.plotly_chart(fig, key="tr_overlay_chart")
 
@@ -384,8 +405,11 @@ def run_list_section() -> None:
             "Every run you train joins this list; the Landscape and Compare pages can use it."
         )
         return
-    _run_table(runs)
-    _overlay(runs)
+    for part in (_run_table, _overlay):  # a run that cannot be drawn never hides Delete
+        try:
+            part(runs)
+        except ValueError as e:
+            show_error(e)
     _delete(runs)
 
 
@@ -397,9 +421,10 @@ st.markdown(
     "the list at the bottom, where you can overlay runs to compare losses, optimisers or "
     "learning rates. The Landscape page can then slice the loss surface around any of them."
 )
-try:
-    setup_panel()
-    results_section()
-    run_list_section()
-except ValueError as e:  # a bad value that slipped past the widgets: a message, not a traceback
-    show_error(e)
+# Each section on its own: a bad value in one (a message, not a traceback) never hides the
+# others, so the run list and its Delete button are always drawn.
+for section in (setup_panel, results_section, run_list_section, ui_research.eos_section):
+    try:
+        section()
+    except ValueError as e:
+        show_error(e)

@@ -20,6 +20,15 @@ fast path equals the plain loop (max relative difference), as the tests do.
 
 Cases: MLP 2-64-64-2 on 2000 two-moons points, 41x41 grid; the small CNN of
 ``landscape.models`` (width 32: 38,282 parameters) on the 1797 scikit-learn digits, 21x21 grid.
+
+``--sweep`` instead times ``surface.plane(method="auto")``, the plain in-place loop and
+loss-landscapes side by side on MLPs with 3 inputs, 3 classes and 1500 Gaussian points, for
+every activation (relu, tanh, gelu, sigmoid), width (``--widths``) and depth (``--depths``),
+and prints a table of ratios (loss-landscapes / auto and loop / auto: above 1 means auto is
+faster) with the method auto chose. ``--held-out`` is the single shape 3-48-48-48-3 tanh on
+a 31x31 grid. ``--cpu-time`` times by process CPU seconds instead of wall-clock, with
+``--threads 1``: on a machine shared with other jobs it measures the work each method does,
+not how long the scheduler made it wait (wall-clock min-of-N is the default).
 """
 
 from __future__ import annotations
@@ -283,13 +292,94 @@ def table(case: dict, peak: float) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- MLP sweep
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
+
+
+def sweep_mlp(act: str, width: int, depth: int, n: int = 1500, seed: int = 0):
+    """3 inputs -> ``depth`` layers of ``width`` with ``act`` -> 3 classes; Gaussian data."""
+    torch.manual_seed(seed)
+    layers, fan_in = [], 3
+    for _ in range(depth):
+        layers += [nn.Linear(fan_in, width), ACTIVATIONS[act]()]
+        fan_in = width
+    model = nn.Sequential(*layers, nn.Linear(fan_in, 3)).eval()
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 3, generator=g)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return model, X, y
+
+
+def sweep_case(act, width, depth, steps, repeats, clock=time.perf_counter):
+    """min-of-``repeats`` interleaved seconds of auto, the plain loop and loss-landscapes."""
+    from landscape import surface
+
+    model, X, y = sweep_mlp(act, width, depth)
+    loss_fn = nn.CrossEntropyLoss()
+    d1, d2 = random_directions(model, 2, seed=1)
+    coords = grid(steps)
+    xs = np.linspace(-1.0, 1.0, steps)
+    chosen = []
+
+    def auto(*_):
+        s = surface.plane(model, loss_fn, (X, y), d1, d2, xs, xs, method="auto")
+        chosen.append(s.meta["method"])
+        return s.loss.ravel()
+
+    methods = {"auto": auto, "loop": run_inplace_loop, "ll": run_loss_landscapes}
+    times = {k: [] for k in methods}
+    for _ in range(repeats):
+        for label, fn in methods.items():
+            start = clock()
+            fn(model, loss_fn, X, y, d1, d2, coords)
+            times[label].append(clock() - start)
+    best = {k: min(v) for k, v in times.items()}
+    return best, max(set(chosen), key=chosen.count)
+
+
+def sweep(args) -> None:
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    what = "process CPU seconds" if args.cpu_time else "wall-clock seconds"
+    print(f"MLP sweep: 3 inputs, 3 classes, 1500 points, {args.steps}x{args.steps} grid, "
+          f"min of {args.repeats} interleaved runs, {what}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print()
+    print("| activation | width | depth | auto s | loop s | loss-landscapes s "
+          "| loss-landscapes / auto | loop / auto | auto chose |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for act in args.acts:
+        for width in args.widths:
+            for depth in args.depths:
+                t, chose = sweep_case(act, width, depth, args.steps, args.repeats, clock)
+                print(
+                    f"| {act} | {width} | {depth} | {t['auto']:.3f} | {t['loop']:.3f} | "
+                    f"{t['ll']:.3f} | {t['ll'] / t['auto']:.2f}x | {t['loop'] / t['auto']:.2f}x "
+                    f"| {chose} |",
+                    flush=True,
+                )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per method; min is shown")
     parser.add_argument("--quick", action="store_true", help="7x7 grids (smoke run)")
     parser.add_argument("--case", choices=["mlp", "cnn", "all"], default="all")
+    parser.add_argument("--sweep", action="store_true", help="the MLP sweep (see above)")
+    parser.add_argument("--held-out", action="store_true", help="3-48x3 tanh, 31x31 grid")
+    parser.add_argument("--acts", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
+    parser.add_argument("--widths", nargs="+", type=int, default=[16, 64, 256])
+    parser.add_argument("--depths", nargs="+", type=int, default=[1, 3, 6])
+    parser.add_argument("--steps", type=int, default=15, help="sweep grid points per axis")
+    parser.add_argument("--cpu-time", action="store_true", help="time by process CPU seconds")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads")
     args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
+    if args.held_out:
+        args.acts, args.widths, args.depths, args.steps = ["tanh"], [48], [3], 31
+    if args.sweep or args.held_out:
+        sweep(args)
+        return
     peak = matmul_flops()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"float32 matmul (2048^3 torch.mm, best of 5): {peak / 1e9:.1f} GFLOP/s")

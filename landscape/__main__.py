@@ -1,4 +1,4 @@
-"""Command line: ``python -m landscape {train,line,plane,export} ...`` (see ``--help`` of each).
+"""Command line: ``python -m landscape {train,line,plane,...} ...`` (see ``--help`` of each).
 
 ``train`` trains a run from a configuration and saves it. ``line`` and ``plane`` train (or
 load, with ``--load-run``) a run, compute a loss surface around its final weights with a
@@ -256,7 +256,11 @@ def _add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full parser (public so tests can check that every flag is documented)."""
     p = _Parser(prog="python -m landscape", description=__doc__.split("\n\n")[1])
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,line,plane,export}")
+    sub = p.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="{train,line,plane,export,sharpness,connect,eos,spectrum}",
+    )
     t = sub.add_parser(
         "train",
         help="train a run and save it",
@@ -278,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     from landscape import export
 
     export.add_parser(sub)
+    from landscape import cli_research  # sharpness, connect, eos, spectrum
+
+    cli_research.register(sub, sys.modules[__name__])
     return p
 
 
@@ -337,13 +344,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _read_run(path: str):
-    from landscape.training import run_from_bytes
+    from landscape import store
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read run file {path!r}: {e.strerror}") from None
-    return run_from_bytes(data)
+    return store.load_run(path)  # checked as hostile input; a run on a CSV carries its data
 
 
 def _train(config, quiet: bool):
@@ -648,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
             from landscape import export
 
             return export.run(args)
+        if hasattr(args, "handler"):  # subcommands of landscape.cli_research
+            return args.handler(args)
         return run_train(args) if args.command == "train" else run_surface(args)
     except ValueError as e:
         message = " ".join(str(e).split())  # one line

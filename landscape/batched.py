@@ -7,8 +7,10 @@ returns the same numbers (up to float32 rounding) faster, and never touches the 
 
 How (each step measured on this project's 2-core AMD EPYC; see benchmarks/bench_surface.py):
 
-1. ``torch.fx`` traces the model into a graph of known layers; ``supports()`` says whether every
-   node is one this module can evaluate. Anything else is left to the reference loop.
+1. ``torch.fx`` traces the model into a graph of known layers, once per surface
+   (``FastPath``); ``supports()`` says whether every node is one this module can evaluate.
+   Anything else is left to the reference loop. ``FastPath.session`` binds one surface's
+   data, centre and directions, so the caller can time chunks (``surface``'s ``auto`` race).
 2. The graph is planned once: an eval-mode BatchNorm right after a Linear/Conv2d is folded into
    its weights (``W * s``, ``b * s + t``), and a ReLU right after is fused into the layer's
    epilogue, so neither costs a pass over memory.
@@ -62,7 +64,8 @@ IM2COL_FAN_IN = 32  # a convolution on the data with at most this fan-in runs as
 BASIS_FAN_IN = 16  # combine precomputed first-layer products when fan_in >= this * (m + 1)
 
 CL = torch.channels_last
-_BN = nn.modules.batchnorm._BatchNorm
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)  # the BatchNorm layers the handlers evaluate
+_STATS = ("running_mean", "running_var")  # the buffers a ``states`` direction may move
 
 
 class _Unsupported(Exception):
@@ -96,6 +99,90 @@ class _Fusion:
 # ----------------------------------------------------------------------------- public API
 
 
+class FastPath:
+    """One model traced and checked once; evaluates any number of surfaces of it.
+
+    ``FastPath(model)`` raises ValueError when the model is not supported (see
+    ``supports``). ``session(...)`` binds the data, centre and directions (the shared work:
+    probe, cached data-only values, first-layer products) and ``Session.run(coords)``
+    evaluates points, so that a caller can time a few chunks before choosing a method.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        try:
+            self.gm = _trace(model)
+        except _Unsupported as e:
+            raise ValueError(
+                f"landscape.batched cannot evaluate this model: {e}; use the loop"
+            ) from None
+        self.model = model
+
+    def can_move(self, buffer_names) -> bool:
+        """Whether ``buffer_names`` are all BatchNorm running statistics the graph reads."""
+        modules = self.gm.named_modules()
+        stats = {
+            f"{name}.{s}" if name else s
+            for name, mod in modules
+            if isinstance(mod, _BATCHNORMS)
+            for s in _STATS
+        }
+        return all(b in stats for b in buffer_names)
+
+    def session(
+        self,
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        X: Tensor,
+        y: Tensor,
+        center: dict[str, Tensor],
+        directions: Sequence[dict[str, Tensor]],
+        accuracy_fn: Callable[[Tensor, Tensor], float] | None = None,
+    ) -> Session:
+        return Session(self, loss_fn, X, y, center, directions, accuracy_fn)
+
+    def evaluate(self, loss_fn, X, y, center, directions, coords, accuracy_fn=None, progress=None):
+        """``evaluate`` (the module function) on this traced model."""
+        coords = _check_coords(coords, len(directions))
+        s = self.session(loss_fn, X, y, center, directions, accuracy_fn)
+        return s.run(coords, progress)
+
+
+class Session:
+    """Points of one surface: fixed data, centre and directions; ``run(coords)`` per chunk."""
+
+    def __init__(self, fast: FastPath, loss_fn, X, y, center, directions, accuracy_fn):
+        model = fast.model
+        extra = [k for k in center if k not in dict(model.named_parameters())]
+        if not fast.can_move(extra):
+            raise ValueError(
+                f"landscape.batched can move BatchNorm running statistics only, not {extra}"
+            )
+        self.m = len(directions)
+        self.dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        self.loss_fn, self.y, self.accuracy_fn = loss_fn, y, accuracy_fn
+        self.X = X.to(self.dtype) if X.is_floating_point() else X
+        with torch.inference_mode():
+            points = _Points(model, center, directions, self.dtype)
+            self.engine = _Engine(model, fast.gm, points)
+            zero = torch.zeros(1, self.m, dtype=self.dtype)
+            bytes_per_row = self.engine.probe(zero, self.X[:PROBE_ROWS])
+        self.K, self.slices = _chunking(bytes_per_row, self.X)
+
+    def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Loss (and accuracy) at ``coords`` (k, m), chunk by chunk; float64 arrays (k,)."""
+        c = torch.as_tensor(np.asarray(coords, dtype=np.float64), dtype=self.dtype)
+        with torch.inference_mode():
+            return _run(self.engine, self.loss_fn, self.y, c, self.accuracy_fn, progress,
+                        self.K, self.slices)  # fmt: skip
+
+
+def prepare(model: nn.Module) -> FastPath | None:
+    """``FastPath(model)``, or None when the model is not supported (trace it once)."""
+    try:
+        return FastPath(model)
+    except ValueError:
+        return None
+
+
 def supports(model: nn.Module) -> bool:
     """True when ``evaluate`` can handle ``model``; otherwise use the reference loop.
 
@@ -104,11 +191,7 @@ def supports(model: nn.Module) -> bool:
     ReLU/LeakyReLU/Tanh/Sigmoid/GELU/SiLU/ELU, MaxPool2d/AvgPool2d/AdaptiveAvgPool2d,
     Flatten, Dropout/Identity (identity, as in eval mode) and ``+`` of two activations.
     """
-    try:
-        _trace(model)
-    except _Unsupported:
-        return False
-    return True
+    return prepare(model) is not None
 
 
 def evaluate(
@@ -130,22 +213,12 @@ def evaluate(
     autograd, and is never modified. ``loss_fn(pred, y)`` returns a scalar for one point,
     ``accuracy_fn(pred, y)`` a float. Returns float64 arrays of shape (K,), accuracy None
     without ``accuracy_fn``; ``progress(done, total)`` is called after every chunk.
+    ``center`` may also hold BatchNorm running statistics (``running_mean``/``running_var``
+    keys, the ``states`` direction type): those then move with the directions.
     Raises ValueError when ``supports(model)`` is False or an argument is malformed.
     """
-    try:
-        gm = _trace(model)
-    except _Unsupported as e:
-        raise ValueError(
-            f"landscape.batched cannot evaluate this model: {e}; use the loop"
-        ) from None
-    coords = _check_coords(coords, len(directions))
-    dtype = next((p.dtype for p in model.parameters()), torch.float32)
-    with torch.inference_mode():
-        points = _Points(model, center, directions, dtype)
-        engine = _Engine(model, gm, points)
-        X = X.to(dtype) if X.is_floating_point() else X
-        c = torch.as_tensor(coords, dtype=dtype)
-        return _run(engine, loss_fn, X, y, c, accuracy_fn, progress)
+    fast = FastPath(model)
+    return fast.evaluate(loss_fn, X, y, center, directions, coords, accuracy_fn, progress)
 
 
 def _check_coords(coords, m: int) -> np.ndarray:
@@ -162,12 +235,11 @@ def _check_coords(coords, m: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- driver
 
 
-def _run(engine, loss_fn, X, y, coords, accuracy_fn, progress):
-    """Evaluate all points chunk by chunk, the chunk size set by a probe on a few samples."""
+def _run(engine, loss_fn, y, coords, accuracy_fn, progress, K, slices):
+    """Evaluate all points chunk by chunk, K points at a time (K from the session's probe)."""
     total = coords.shape[0]
     losses = np.empty(total, dtype=np.float64)
     accs = None if accuracy_fn is None else np.empty(total, dtype=np.float64)
-    K, slices = _chunking(engine.probe(coords[:1], X[:PROBE_ROWS]), X)
     for start in range(0, total, K):
         preds = engine.predict(coords[start : start + K], slices)  # (k, N, ...)
         for i, pred in enumerate(preds):
@@ -203,9 +275,8 @@ class _ThreadSafeTracer(torch.fx.Tracer):
     """fx's tracer, harmless to other threads.
 
     While `Tracer.trace` runs, fx patches `torch.nn.Module.__call__` and `__getattr__` for
-    the whole process. In a server, another session's training calling its own model at that
-    moment went through the tracer and died with "module is not installed as a submodule"
-    (found by benchmarks/load_test.py). Calls from any thread but the tracing one now go
+    the whole process, so a model called from another thread (another session's training)
+    would go through the tracer and fail. Calls from any thread but the tracing one go
     straight to the module, as if nothing were patched.
     """
 
@@ -283,7 +354,7 @@ def _check_module(name: str, mod: nn.Module) -> None:
     """Module settings that the handlers do not cover."""
     if isinstance(mod, nn.Conv2d) and (mod.padding_mode != "zeros" or isinstance(mod.padding, str)):
         raise _Unsupported(f"{name}: padding={mod.padding!r}, padding_mode={mod.padding_mode!r}")
-    if isinstance(mod, _BN) and mod.running_mean is None:
+    if isinstance(mod, _BATCHNORMS) and mod.running_mean is None:
         raise _Unsupported(f"{name}: BatchNorm without running statistics")
     if isinstance(mod, nn.Flatten) and mod.start_dim < 1:
         raise _Unsupported(f"{name}: Flatten(start_dim={mod.start_dim}) would mix the samples")
@@ -358,7 +429,11 @@ class _Points:
         self.used: dict[str, list[int]] = {}  # moved parameter -> the directions that move it
         self.slices: dict[str, slice] = {}  # moved parameter -> its columns of the flat vector
         rows = []
-        for name, p in model.named_parameters():
+        params = dict(model.named_parameters())
+        for name in center:  # buffers: moved BatchNorm statistics (checked by the Session)
+            if name not in params:
+                params[name] = model.get_buffer(name)
+        for name, p in params.items():
             if name not in center:
                 raise ValueError(f"center has no entry {name!r}: it must hold every parameter")
             c = torch.as_tensor(center[name]).detach().to(dtype)
@@ -482,6 +557,9 @@ class _Engine:
         self.points = points
         self.modules = dict(gm.named_modules())
         self.pnames = {id(p): n for n, p in model.named_parameters()}
+        self.pnames.update(
+            {id(b): n for n, b in model.named_buffers() if n in points.center}
+        )  # moved running statistics, read by params() like parameters
         self.nodes = list(gm.graph.nodes)
         self.fusions, self.skipped = _plan(self.nodes, self.modules)
         self.last_use = _last_uses(self.nodes)
@@ -552,8 +630,11 @@ class _Engine:
     def params(self, mod: nn.Module) -> tuple[dict[str, Tensor], bool]:
         """The module's own parameters for the chunk, and whether any of them moves."""
         out, moved = {}, False
-        for attr, p in mod.named_parameters(recurse=False):
-            name = self.pnames[id(p)]
+        tensors = [*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False)]
+        for attr, p in tensors:
+            name = self.pnames.get(id(p))
+            if name is None:  # a buffer no direction moves: the handlers read the module's
+                continue
             out[attr] = self.points.get(name)
             moved = moved or self.points.moved(name)
         return out, moved
@@ -664,11 +745,11 @@ def _channels_last(t: Tensor) -> Tensor:
 
 
 def _bn_affine(bn: nn.Module, q: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Eval BatchNorm as y * s + t; s, t are (C,) or, with moved gamma/beta, (K, C)."""
-    s = torch.rsqrt(bn.running_var + bn.eps)
+    """Eval BatchNorm as y * s + t; s, t are (C,) or, with moved gamma/beta/statistics, (K, C)."""
+    s = torch.rsqrt(q.get("running_var", bn.running_var) + bn.eps)
     if "weight" in q:
         s = s * q["weight"]
-    t = -bn.running_mean * s
+    t = -q.get("running_mean", bn.running_mean) * s
     if "bias" in q:
         t = t + q["bias"]
     return s, t
@@ -777,9 +858,8 @@ def _batchnorm(e: _Engine, node, mod, x: _Val) -> _Val:
     q, moved = e.params(mod)
     if not moved:
         w, b = q.get("weight"), q.get("bias")
-        return _fresh(
-            F.batch_norm(x.t, mod.running_mean, mod.running_var, w, b, False, 0.0, mod.eps), x
-        )
+        mean, var = q.get("running_mean", mod.running_mean), q.get("running_var", mod.running_var)
+        return _fresh(F.batch_norm(x.t, mean, var, w, b, False, 0.0, mod.eps), x)
     s, t = _bn_affine(mod, q)  # (K, C) each
     shape = (e.K, 1, s.shape[-1]) + (1,) * (x.t.ndim - 2)  # (K, 1, C, 1, 1) for images
     s, t = s.expand(e.K, -1).reshape(shape), t.expand(e.K, -1).reshape(shape)

@@ -249,7 +249,10 @@ class PanelResult:
 
     @property
     def nonconvexity(self) -> float | None:
-        """Mean |lambda_min / lambda_max| over the convexity map (None when not computed)."""
+        """Mean of max(-lambda_min, 0) / lambda_max over the convexity map (None: not computed).
+
+        0 when the Hessian is positive semi-definite at every point of the map.
+        """
         if self.convexity is None:
             return None
         ratio = self.convexity[0]

@@ -38,6 +38,7 @@ Public API::
     convexity_map(model, loss_fn, data, d1, d2, xs, ys, progress=None, tol=1e-3,
                   max_iter=60, seed=0, params="all", batch_size=None)
         -> (ratio, lambda_max, lambda_min)        # each (len(ys), len(xs))
+        # ratio = max(-lambda_min, 0) / lambda_max: 0 where the Hessian is PSD
 
 Method (measured in benchmarks/bench_compare.py): Lanczos with full reorthogonalisation
 finds the top eigenpairs in far fewer HVPs than power iteration with deflation, and gives the
@@ -560,20 +561,23 @@ def convexity_map(
     params: str = "all",
     batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """|lambda_min / lambda_max| of the Hessian at each point theta* + x d1 + y d2.
+    """``max(-lambda_min, 0) / lambda_max`` of the Hessian at each point theta* + x d1 + y d2.
 
-    Li et al. (Fig. 7) map this ratio over the same plane as the loss contours: near zero
-    where the surface is locally convex (no direction curves down noticeably), large where
-    strong negative curvature shows the chaotic, non-convex regions. The 2D contour plot can
-    only suggest convexity; this checks it in every direction of the full parameter space.
+    Li et al. (Fig. 7) map the size of the negative curvature relative to the positive one
+    over the same plane as the loss contours: 0 where the Hessian is positive semi-definite
+    (locally convex in every direction), large where strong negative curvature shows the
+    chaotic, non-convex regions. A positive lambda_min counts as no negative curvature, not
+    as ``lambda_min / lambda_max`` (that would be one over the condition number, which is
+    not about convexity). The 2D contour plot can only suggest convexity; this checks it in
+    every direction of the full parameter space.
 
     Each point is one Lanczos run that converges both ends of the spectrum (tolerance
     relative to the largest |Ritz value|), so the grid must stay coarse: at most
     MAX_CONVEXITY_AXIS points per axis and MAX_CONVEXITY_POINTS in all, else ValueError.
     Returns three arrays of shape (len(ys), len(xs)) (row = y, as ``Surface.loss``): the
-    ratio (NaN where lambda_max <= 0, where it is undefined, or where the Hessian is not
-    finite), lambda_max and lambda_min. ``progress(done, total)`` is called after each point.
-    The caller's model is left unchanged.
+    ratio in [0, inf) (NaN where lambda_max <= 0, where it is undefined, or where the
+    Hessian is not finite), lambda_max and lambda_min. ``progress(done, total)`` is called
+    after each point. The caller's model is left unchanged.
     """
     xs, ys = _grid_axis("xs", xs), _grid_axis("ys", ys)
     if len(xs) * len(ys) > MAX_CONVEXITY_POINTS:
@@ -596,7 +600,7 @@ def convexity_map(
             if progress is not None:
                 progress(i * len(xs) + j + 1, total)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(lmax > 0, np.abs(lmin / lmax), np.nan)
+        ratio = np.where(lmax > 0, np.maximum(-lmin, 0.0) / lmax, np.nan)
     return ratio, lmax, lmin
 
 

@@ -15,6 +15,14 @@ the direction is zero there, so the plot shows the loss as a function of the wei
 With ``ignore=None`` the direction equals the weights for those tensors, as in the original
 code (a step of ``a`` rescales them by ``1 + a``).
 
+Direction type (the original's ``--dir_type``): ``weights`` (default) moves the parameters
+only, so BatchNorm keeps the centre net's running statistics at every point; ``states`` keys
+the direction like the state dict, parameters and floating-point buffers (running mean and
+variance), so they move too. Buffers are one-dimensional, hence zero under ``ignore="biasbn"``
+and a copy of the buffer under ``ignore=None``, as in the original. Interpolating between two
+nets with ``dir_type="states"`` moves the statistics with the weights, so both ends of the
+line are each net's own function.
+
 PCA directions (Li et al., section 7) are the two leading principal components of the
 training path ``theta_epoch - theta_final``: the plane that explains most of how the weights
 moved, where the path can be drawn on top of the contour plot.
@@ -28,7 +36,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-NORMS = ("filter", "layer", "weight", "none")  # allowed values of `norm`
+NORMS = ("filter", "layer", "weight", "dfilter", "dlayer", "none")  # allowed values of `norm`
+DIR_TYPES = ("weights", "states")  # parameters only | parameters + floating-point buffers
+PROJECTIONS = ("cos", "lstsq")  # how a checkpoint is placed in a plane (see `project`)
 IGNORES = ("biasbn", None)  # allowed values of `ignore` ("none" is accepted as None)
 EPS = 1e-10  # added to a direction's norm so zero-norm filters give 0, never NaN
 
@@ -48,6 +58,39 @@ def weights_of(model_or_weights: nn.Module | dict[str, Tensor]) -> dict[str, Ten
         f"weights={type(model_or_weights).__name__} is not allowed: "
         "must be an nn.Module or a dict[str, Tensor]"
     )
+
+
+def buffers_of(model: nn.Module) -> dict[str, Tensor]:
+    """The floating-point buffers of the state dict (BatchNorm running mean and variance).
+
+    Integer buffers (``num_batches_tracked``) and non-persistent ones are not state a line
+    can move. Detached, no copy of data.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={type(model).__name__} must be an nn.Module")
+    keys = set(model.state_dict())
+    return {k: b.detach() for k, b in model.named_buffers() if k in keys and b.is_floating_point()}
+
+
+def states_of(model_or_states: nn.Module | dict[str, Tensor]) -> dict[str, Tensor]:
+    """Parameters and floating-point buffers, in state-dict order (the ``states`` type).
+
+    A dict is taken as a state dict: its floating-point entries, in its order.
+    """
+    if isinstance(model_or_states, nn.Module):
+        params, bufs = weights_of(model_or_states), buffers_of(model_or_states)
+        order = [k for k in model_or_states.state_dict() if k in params or k in bufs]
+        order += [k for k in params if k not in order]  # parameters outside the state dict
+        return {k: params[k] if k in params else bufs[k] for k in order}
+    states = weights_of(model_or_states)
+    return {k: v for k, v in states.items() if v.is_floating_point()}
+
+
+def _of_type(model_or_dict, dir_type: str) -> dict[str, Tensor]:
+    """``weights_of`` or ``states_of``, after checking ``dir_type``."""
+    if dir_type not in DIR_TYPES:
+        raise ValueError(f"dir_type={dir_type!r} is not allowed: must be one of {list(DIR_TYPES)}")
+    return weights_of(model_or_dict) if dir_type == "weights" else states_of(model_or_dict)
 
 
 def flatten(direction: dict[str, Tensor]) -> Tensor:
@@ -127,6 +170,11 @@ def _normalize_tensor(d: Tensor, w: Tensor, norm: str) -> Tensor:
         return d * (w.norm() / (d.norm() + EPS))
     if norm == "weight":  # elementwise: a step of a moves each weight by a fraction a*d of itself
         return d * w
+    if norm == "dfilter":  # each filter of the direction to unit norm, whatever the weights
+        dn = d.reshape(d.shape[0], -1).norm(dim=1)  # (out,)
+        return d / (dn + EPS).reshape(-1, *([1] * (d.ndim - 1)))
+    if norm == "dlayer":  # the whole tensor to unit norm
+        return d / (d.norm() + EPS)
     return d.clone()  # "none": the raw direction, for teaching what normalisation changes
 
 
@@ -135,16 +183,19 @@ def normalize_direction(
     weights: nn.Module | dict[str, Tensor],
     norm: str = "filter",
     ignore: str | None = "biasbn",
+    dir_type: str = "weights",
 ) -> Direction:
     """Rescale ``direction`` to the size of ``weights``; returns a new dict (input untouched).
 
     norm: ``filter`` (per slice along dim 0, Li et al.), ``layer`` (per tensor), ``weight``
-    (elementwise product with the weights), ``none`` (unchanged). One-dimensional tensors
-    (biases, BatchNorm scale/shift) become zero under ``ignore="biasbn"`` and a copy of the
-    weights under ``ignore=None``, whatever ``norm`` is (the original code's behaviour).
+    (elementwise product with the weights), ``dfilter`` / ``dlayer`` (each filter / tensor
+    of the direction to unit norm, ignoring the weights' size), ``none`` (unchanged).
+    One-dimensional tensors (biases, BatchNorm scale/shift and, for ``dir_type="states"``,
+    running statistics) become zero under ``ignore="biasbn"`` and a copy of the weights
+    under ``ignore=None``, whatever ``norm`` is (the original code's behaviour).
     """
     ignore = _check_norm_ignore(norm, ignore)
-    w = weights_of(weights)
+    w = _of_type(weights, dir_type)
     _check_keys(w, direction, "direction")
     out = {}
     for k, wk in w.items():
@@ -179,9 +230,9 @@ def _orthogonalize(g2: Direction, g1: Direction, w: dict[str, Tensor], norm: str
     """
     keys = [k for k in g1 if g1[k].ndim > 1]
     out = dict(g2)
-    if norm in ("filter", "layer"):
+    if norm in ("filter", "layer", "dfilter", "dlayer"):
         for k in keys:
-            rows = g1[k].shape[0] if norm == "filter" else 1
+            rows = g1[k].shape[0] if norm in ("filter", "dfilter") else 1
             a, b = g1[k].reshape(rows, -1).double(), g2[k].reshape(rows, -1).double()
             if a.shape[1] > 1:
                 out[k] = _remove_along(b, a).reshape(g2[k].shape).to(g2[k].dtype)
@@ -205,8 +256,12 @@ def random_directions(
     ignore: str | None = "biasbn",
     seed: int = 0,
     orthogonal: bool = False,
+    dir_type: str = "weights",
 ) -> list[Direction]:
     """``n`` seeded Gaussian directions, normalised against the model's weights.
+
+    ``dir_type="states"`` draws one Gaussian per entry of ``states_of(model)`` (parameters
+    and floating-point buffers, in state-dict order) and normalises each like a weight.
 
     The Gaussians are drawn one after the other from one generator seeded with ``seed``, so
     ``random_directions(m, 2, seed=s)[0]`` equals ``random_direction(m, seed=s)``.
@@ -222,14 +277,14 @@ def random_directions(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed={seed!r} must be an integer >= 0")
     ignore = _check_norm_ignore(norm, ignore)
-    w = weights_of(model)
+    w = _of_type(model, dir_type)
     gen = torch.Generator().manual_seed(int(seed))
     raw = [_gaussian(w, gen) for _ in range(n)]
     if orthogonal:
         for i in range(1, n):
             for j in range(i):
                 raw[i] = _orthogonalize(raw[i], raw[j], w, norm)
-    return [normalize_direction(d, w, norm, ignore) for d in raw]
+    return [normalize_direction(d, w, norm, ignore, "states") for d in raw]
 
 
 def random_direction(
@@ -237,22 +292,27 @@ def random_direction(
     norm: str = "filter",
     ignore: str | None = "biasbn",
     seed: int = 0,
+    dir_type: str = "weights",
 ) -> Direction:
     """One seeded Gaussian direction, normalised (see ``normalize_direction``)."""
-    return random_directions(model, 1, norm=norm, ignore=ignore, seed=seed)[0]
+    return random_directions(model, 1, norm=norm, ignore=ignore, seed=seed, dir_type=dir_type)[0]
 
 
 def interpolation_direction(
-    start_weights: nn.Module | dict[str, Tensor], end_weights: nn.Module | dict[str, Tensor]
+    start_weights: nn.Module | dict[str, Tensor],
+    end_weights: nn.Module | dict[str, Tensor],
+    dir_type: str = "weights",
 ) -> Direction:
     """``end - start``: the line ``start + t*d`` goes from ``start`` (t=0) to ``end`` (t=1).
 
     Goodfellow et al. (2015) plot the loss from the initialisation to the trained net; the
     same line between two trained nets shows whether a barrier separates them. Not
-    normalised: t is the fraction of the way. Buffers (BatchNorm running statistics) are not
-    part of a direction: ``surface.line`` takes them from the model it is given.
+    normalised: t is the fraction of the way. Use ``dir_type="states"`` (models, or state
+    dicts) for nets with BatchNorm: the running statistics then move with the weights and
+    ``surface.line(start, ..., d)`` equals each net's own loss at t=0 and t=1. With
+    ``weights`` every t uses the buffers of the model given to ``surface.line``.
     """
-    a, b = weights_of(start_weights), weights_of(end_weights)
+    a, b = _of_type(start_weights, dir_type), _of_type(end_weights, dir_type)
     _check_keys(a, b, "end_weights")
     return {k: (b[k] - a[k]).clone() for k in a}
 
@@ -324,19 +384,37 @@ def project(
     final: nn.Module | dict[str, Tensor],
     d1: dict[str, Tensor],
     d2: dict[str, Tensor],
+    projection: str = "cos",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates of each checkpoint in the plane of ``d1, d2`` around ``final``.
 
-    ``x = <theta - theta_final, d1> / ||d1||`` (likewise y), as in the original code, so the
-    final model projects to (0, 0). Returns two float64 arrays of length ``checkpoints``.
+    ``projection="cos"`` (default, the original's): ``x = <theta - theta_final, d1> / ||d1||``
+    (likewise y), exact when d1, d2 are orthonormal, as PCA axes are. ``"lstsq"`` (the
+    original's ``--proj_method lstsq``): the least-squares ``(x, y)`` with
+    ``x*d1 + y*d2 ~ theta - theta_final``, the point of the plane's own coordinates nearest
+    to the checkpoint, right for directions that are not orthonormal. The final model
+    projects to (0, 0). Only the parameter entries of a ``states`` direction are used (the
+    trajectory holds parameters). Returns two float64 arrays of length ``checkpoints``.
     """
+    if projection not in PROJECTIONS:
+        raise ValueError(
+            f"projection={projection!r} is not allowed: must be one of {list(PROJECTIONS)}"
+        )
     rows = _diff_rows(trajectory, final)  # non-finite checkpoints project to NaN
-    coords = []
+    w = weights_of(final)
+    vecs = []
     for name, d in (("d1", d1), ("d2", d2)):
-        _check_keys(weights_of(final), d, name)
+        d = {k: d[k] for k in w if k in d} if set(w) <= set(d) else d
+        _check_keys(w, d, name)
         v = flatten(d).double().numpy()
-        nv = float(np.linalg.norm(v))
-        if nv == 0.0:
+        if float(np.linalg.norm(v)) == 0.0:
             raise ValueError(f"{name} is all zeros: cannot project onto it")
-        coords.append(rows @ v / nv)
-    return coords[0], coords[1]
+        vecs.append(v)
+    if projection == "cos":
+        return tuple(rows @ v / float(np.linalg.norm(v)) for v in vecs)
+    A = np.stack(vecs, axis=1)  # (P, 2)
+    good = np.all(np.isfinite(rows), axis=1)
+    out = np.full((rows.shape[0], 2), np.nan)
+    if good.any():
+        out[good] = np.linalg.lstsq(A, rows[good].T, rcond=None)[0].T  # (checkpoints, 2)
+    return out[:, 0], out[:, 1]

@@ -160,7 +160,8 @@ def command(
     """
     req, s = result.request, result.main
     if req.direction == "hessian":
-        return _hessian_snippet(req, s)
+        built_in = dataset_is_built_in(req.config.dataset)
+        return _hessian_snippet(req, s, None if built_in else run_file)
     sub = "line" if req.dim == 1 else "plane"
     registered = not dataset_is_built_in(req.config.dataset)
     run_flags = ["--load-run", run_file] if registered else _config_flags(req.config)
@@ -221,8 +222,9 @@ def _slice_flags(req: SurfaceRequest, s: Surface, end_run_file: str) -> list[str
     return flags
 
 
-def _hessian_snippet(req: SurfaceRequest, s: Surface) -> str:
-    """Python that recomputes a Hessian-direction plane (the command line has no such flag)."""
+def _hessian_snippet(req: SurfaceRequest, s: Surface, run_file: str | None = None) -> str:
+    """Python that recomputes a Hessian-direction plane (the command line has no such flag);
+    with ``run_file`` (a run on uploaded data) the run is loaded from that saved file."""
     cfg = ", ".join(
         f"{k}={v!r}"
         for k, v in req.config.to_dict().items()
@@ -235,8 +237,11 @@ def _hessian_snippet(req: SurfaceRequest, s: Surface) -> str:
             "# The command line has no Hessian directions; this Python does the same.",
             "import numpy as np",
             "from landscape import pictures",
-            "from landscape.training import Config, train",
-            f"run = train(Config({cfg}))",
+            *(
+                ["from landscape import store", f"run = store.load_run({run_file!r})"]
+                if run_file
+                else ["from landscape.training import Config, train", f"run = train(Config({cfg}))"]
+            ),
             "req = pictures.SurfaceRequest.for_run(",
             f"    run, dim=2, direction='hessian', seed={req.seed}, norm={req.norm!r},",
             f"    ignore={req.ignore!r}, xmin={float(s.xs[0])!r}, xmax={float(s.xs[-1])!r},",

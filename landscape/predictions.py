@@ -50,3 +50,25 @@ def regression_curve(model: nn.Module, dataset: data.Dataset, n: int = 200, marg
     with torch.no_grad():
         yhat = model(xs[:, None])[:, 0]
     return xs.numpy(), yhat.numpy()
+
+
+def class_probability_curve(
+    model: nn.Module, dataset: data.Dataset, n: int = 200, margin: float = 0.1
+):
+    """Class probabilities along one input feature: xs (n,), probs (n, C) (C = 2 for a
+    1-logit binary head, as in `decision_grid`)."""
+    if dataset.input_shape != (1,):
+        raise ValueError(
+            f"class_probability_curve needs 1D inputs: dataset has input shape "
+            f"{dataset.input_shape}"
+        )
+    X = torch.cat([dataset.X_train, dataset.X_test])[:, 0]
+    span = float(X.max() - X.min())
+    xs = torch.linspace(float(X.min()) - margin * span, float(X.max()) + margin * span, n)
+    model.eval()
+    with torch.no_grad():
+        out = model(xs[:, None])
+    if out.shape[1] == 1:
+        p1 = torch.sigmoid(out[:, 0])
+        return xs.numpy(), torch.stack([1 - p1, p1], 1).numpy()
+    return xs.numpy(), torch.softmax(out, 1).numpy()

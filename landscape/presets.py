@@ -13,6 +13,8 @@ DEFAULT = Config()  # MLP 2x32 relu on 1000 moons, cross-entropy, Adam lr=0.01, 
 _DIGITS = dict(dataset="digits", n_samples=1797, batch_size=64)
 _RESNET = dict(_DIGITS, model="rescnn", depth=4, width=16, epochs=30, lr=0.003, optimizer="adam")
 
+EOS_PRESET = "Edge of stability (full-batch GD)"
+
 PRESETS: dict[str, tuple[Config, str]] = {
     "MLP on moons": (
         DEFAULT,
@@ -33,6 +35,23 @@ PRESETS: dict[str, tuple[Config, str]] = {
         Config(**_RESNET, skip=False),
         "The same network with the identity paths removed (every parameter shape identical): "
         "a rougher, more chaotic landscape.",
+    ),
+    EOS_PRESET: (
+        Config(
+            dataset="moons",
+            n_samples=500,
+            model="mlp",
+            depth=2,
+            width=32,
+            activation="tanh",
+            optimizer="sgd",
+            lr=0.5,
+            batch_size=5000,  # the whole training set: full-batch gradient descent
+            epochs=500,
+        ),
+        "Full-batch gradient descent at step size 0.5 on a tanh MLP: the sharpness climbs to "
+        "2/η = 4 and hovers there while the loss keeps falling, with spikes (the edge of "
+        "stability, Cohen et al. 2021). Track it with the edge-of-stability option.",
     ),
     "Linear regression with outliers (MSE)": (
         Config(

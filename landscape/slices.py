@@ -403,16 +403,13 @@ def _random(model, req: SliceRequest, n: int, seed: int) -> list[dict[str, Tenso
     )
 
 
-def _with_buffers_of(model: nn.Module, source: nn.Module) -> nn.Module:
-    """``model`` with ``source``'s buffers (BatchNorm running statistics) copied in."""
-    model.load_state_dict({**model.state_dict(), **dict(source.named_buffers())})
-    return model
-
-
 def interpolation(start: nn.Module, end: nn.Module) -> tuple[nn.Module, dict[str, Tensor]]:
-    """(centre, direction) of the line from ``start`` (t=0) to ``end`` (t=1)."""
-    centre = _with_buffers_of(start, end)
-    return centre, directions.interpolation_direction(centre, end)
+    """(centre, direction) of the line from ``start`` (t=0) to ``end`` (t=1).
+
+    A ``states`` direction: BatchNorm statistics move with the weights, so each end is that
+    net's own loss.
+    """
+    return start, directions.interpolation_direction(start, end, dir_type="states")
 
 
 def _line_directions(req: SliceRequest, subject: Subject, other: Subject | None):

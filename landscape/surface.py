@@ -4,12 +4,21 @@ A point is ``theta* + a*d1 + b*d2``, always rebuilt from the centre weights ``th
 by adding steps to weights that were already moved, which would accumulate rounding). Each
 point is evaluated on the whole data set, in eval mode (BatchNorm uses its running
 statistics, dropout is off), without autograd. The caller's model is never touched: the
-reference loop runs ``torch.func.functional_call`` on a private eval-mode copy, so even an
+reference loop writes each point's weights into a private eval-mode copy, so even an
 exception midway leaves the model bit-for-bit as it was.
 
 Two paths compute the same numbers. ``method="loop"`` is the reference: one forward pass per
-point. ``method="batched"`` is the fast path in ``landscape.batched``; ``"auto"`` uses it
-when it is available and supports the model, and falls back to the loop otherwise.
+point. ``method="batched"`` is the fast path in ``landscape.batched``. ``"auto"`` (default)
+uses the loop for a model the fast path does not support; otherwise it races the two on the
+first points of the surface (a warm-up chunk, then two timed rounds of each, every point
+kept) and evaluates the rest with the one that was faster per point on this model, these
+data and this machine, so it is never slower than the loop by more than the race costs.
+When the fast path wins, the few points the loop computed are recomputed by it, so the whole
+surface comes from one method (``meta["method"]``); ``meta["race"]`` holds the timings.
+
+A direction may also carry floating-point buffers (``directions.states_of`` keys, the
+``states`` direction type): then the BatchNorm running statistics move with the weights,
+``buffer* + a*d1[buffer] + ...``; buffers a direction leaves out stay the model's.
 
 Orientation: ``Surface.loss[i, j]`` is the value at ``xs[j]*d1 + ys[i]*d2`` (row = y), as
 Plotly's contour and heatmap expect. NaN/inf losses (a diverging point) are kept as they are.
@@ -27,9 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from landscape.directions import _check_keys, cosine, weights_of
+from landscape.directions import _check_keys, buffers_of, cosine, weights_of
 
 MAX_AXIS = 1001  # most coordinates along one axis (line points, or xs / ys of a plane)
 MAX_POINTS = 201 * 201  # most grid points of one plane
@@ -102,8 +110,8 @@ def _json_meta(meta: dict | None) -> dict:
         raise ValueError(f"meta is not JSON-able: {e}") from None
 
 
-def _method(method: str, model: nn.Module):
-    """The evaluation function to use: the batched module, or None for the loop."""
+def _method(method: str, model: nn.Module, moved_buffers=()):
+    """The fast path (``batched.FastPath``, the model traced once), or None for the loop."""
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not allowed: must be one of {list(METHODS)}")
     if method == "loop":
@@ -112,11 +120,13 @@ def _method(method: str, model: nn.Module):
         from landscape import batched
     except ImportError:
         batched = None
-    usable = batched is not None and batched.supports(model)
-    if method == "batched" and not usable:
+    fast = None if batched is None else batched.prepare(model)
+    if fast is not None and not fast.can_move(moved_buffers):
+        fast = None
+    if method == "batched" and fast is None:
         why = "is not installed" if batched is None else "does not support this model"
         raise ValueError(f"method='batched' is not available: landscape.batched {why}")
-    return batched if usable else None
+    return fast
 
 
 # ----------------------------------------------------------------------------- reference loop
@@ -129,11 +139,59 @@ def _scalar(value, name: str) -> float:
     return float(t.item())
 
 
-def _forward(frozen: nn.Module, params: dict[str, Tensor], X: Tensor) -> Tensor:
-    """The model's output on all of X with ``params``, in chunks of CHUNK_ROWS samples."""
+def _forward(frozen: nn.Module, X: Tensor) -> Tensor:
+    """The model's output on all of X, in chunks of CHUNK_ROWS samples."""
     if X.shape[0] <= CHUNK_ROWS:
-        return functional_call(frozen, params, (X,))
-    return torch.cat([functional_call(frozen, params, (xc,)) for xc in X.split(CHUNK_ROWS)])
+        return frozen(X)
+    return torch.cat([frozen(xc) for xc in X.split(CHUNK_ROWS)])
+
+
+class LoopSession:
+    """The reference loop bound to one surface's data, centre and directions.
+
+    ``run(coords)`` evaluates points one full-batch forward each on a private eval-mode
+    copy of the model (made once), the same interface as ``batched.Session``. Each point's
+    tensors are rebuilt from the centre in place in the copy (``center + a*d1 + b*d2``,
+    never by stepping from the previous point, which would accumulate rounding).
+    """
+
+    K = 1  # points per step
+
+    def __init__(self, model, loss_fn, X, y, center, directions, accuracy_fn=None) -> None:
+        self.frozen = copy.deepcopy(model).eval()
+        self.loss_fn, self.X, self.y, self.accuracy_fn = loss_fn, X, y, accuracy_fn
+        params = dict(self.frozen.named_parameters())
+        # the copy's own tensors that the points overwrite: parameters and moved buffers
+        self.targets = {k: params[k] if k in params else self.frozen.get_buffer(k) for k in center}
+        self.center = center
+        # per tensor, only the directions that move it (a zero entry costs nothing)
+        self.moving = {
+            k: [(j, d[k]) for j, d in enumerate(directions) if bool(torch.any(d[k] != 0))]
+            for k in center
+        }
+
+    def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
+        losses = np.empty(len(coords), dtype=np.float64)
+        accs = np.empty(len(coords), dtype=np.float64) if self.accuracy_fn is not None else None
+        with torch.no_grad():
+            for k, t in self.targets.items():
+                t.copy_(self.center[k])
+            for p, point in enumerate(coords):
+                for k, t in self.targets.items():
+                    moving = self.moving[k]
+                    if not moving:
+                        continue
+                    (j, d), rest = moving[0], moving[1:]
+                    torch.add(self.center[k], d, alpha=float(point[j]), out=t)
+                    for j, d in rest:
+                        t.add_(d, alpha=float(point[j]))
+                out = _forward(self.frozen, self.X)
+                losses[p] = _scalar(self.loss_fn(out, self.y), "loss_fn")
+                if accs is not None:
+                    accs[p] = _scalar(self.accuracy_fn(out, self.y), "accuracy_fn")
+                if progress is not None:
+                    progress(p + 1, len(coords))
+        return losses, accs
 
 
 def loop_evaluate(
@@ -150,28 +208,119 @@ def loop_evaluate(
     """Reference: loss (and accuracy) at ``center + sum_k coords[p, k] * directions[k]``.
 
     coords: (K, len(directions)). One full-batch forward per point on a private eval-mode
-    copy of ``model``; parameters are swapped in functionally, buffers come from the copy.
-    Same signature as ``landscape.batched.evaluate``.
+    copy of ``model``; parameters (and any buffers ``center`` names) are swapped in
+    functionally, other buffers come from the copy. Same signature as
+    ``landscape.batched.evaluate``.
     """
-    frozen = copy.deepcopy(model).eval()
-    losses = np.empty(len(coords), dtype=np.float64)
-    accs = np.empty(len(coords), dtype=np.float64) if accuracy_fn is not None else None
-    with torch.no_grad():
-        for p, point in enumerate(coords):
-            params = {k: c.clone() for k, c in center.items()}
-            for a, d in zip(point, directions):
-                for k in params:
-                    params[k] += float(a) * d[k]
-            out = _forward(frozen, params, X)
-            losses[p] = _scalar(loss_fn(out, y), "loss_fn")
+    session = LoopSession(model, loss_fn, X, y, center, directions, accuracy_fn)
+    return session.run(coords, progress)
+
+
+RACE_ROUNDS = 2  # timed rounds of each method in the race; the faster per point wins
+
+
+def _race(fast, loop: LoopSession, coords: np.ndarray, progress) -> tuple:
+    """Evaluate ``coords`` with the faster of ``fast`` and ``loop``, timed on the first points.
+
+    Order: a fast chunk and one loop point as warm-up (first calls build kernels and the
+    fast path's shared caches), then RACE_ROUNDS timed rounds of a fast chunk and half a
+    chunk (at least 4) of loop points; the minimum seconds per point of each decides. Returns (losses,
+    accs, winner, timings).
+    """
+    total = len(coords)
+    losses = np.empty(total, dtype=np.float64)
+    accs = None if loop.accuracy_fn is None else np.empty(total, dtype=np.float64)
+    done, by_loop = 0, []
+
+    def take(runner, n: int) -> float:
+        nonlocal done
+        n = min(n, total - done)
+        if n <= 0:
+            return math.inf
+        start = time.perf_counter()
+        lo, ac = runner.run(coords[done : done + n])
+        seconds = (time.perf_counter() - start) / n
+        losses[done : done + n] = lo
+        if accs is not None:
+            accs[done : done + n] = ac
+        if runner is loop:
+            by_loop.append((done, done + n))
+        done += n
+        if progress is not None:
+            progress(done, total)
+        return seconds
+
+    K = fast.K
+    take(fast, K)
+    take(loop, 1)
+    t_fast = t_loop = math.inf
+    for _ in range(RACE_ROUNDS):
+        t_fast = min(t_fast, take(fast, K))
+        t_loop = min(t_loop, take(loop, max(4, K // 2)))
+    winner = loop if t_loop < t_fast else fast
+    if done < total:
+        rest_l, rest_a = winner.run(coords[done:], _offset(progress, done, total))
+        losses[done:] = rest_l
+        if accs is not None:
+            accs[done:] = rest_a
+    if winner is fast:  # the surface from one method: redo the loop's few points
+        for a, b in by_loop:
+            lo, ac = fast.run(coords[a:b])
+            losses[a:b] = lo
             if accs is not None:
-                accs[p] = _scalar(accuracy_fn(out, y), "accuracy_fn")
-            if progress is not None:
-                progress(p + 1, len(coords))
-    return losses, accs
+                accs[a:b] = ac
+    timings = {
+        "batched_s_per_point": None if math.isinf(t_fast) else t_fast,
+        "loop_s_per_point": None if math.isinf(t_loop) else t_loop,
+    }
+    return losses, accs, "loop" if winner is loop else "batched", timings
+
+
+def _offset(progress, done: int, total: int):
+    if progress is None:
+        return None
+    return lambda d, _t: progress(done + d, total)
 
 
 # ----------------------------------------------------------------------------- public API
+
+
+def _split_states(model: nn.Module, dirs) -> tuple[dict[str, Tensor], list[dict[str, Tensor]]]:
+    """Centre (parameters + the buffers some direction moves) and full directions.
+
+    Every direction holds every parameter (``_check_keys``); buffer keys are optional and
+    must name floating-point buffers of the model's state dict with their shapes. A buffer
+    one direction moves and another does not gets a zero entry in the other.
+    """
+    params, bufs = weights_of(model), buffers_of(model)
+    moved: list[str] = []
+    for i, d in enumerate(dirs):
+        name = f"d{i + 1}" if len(dirs) > 1 else "direction"
+        extra = [k for k in d if k not in params]
+        _check_keys(params, {k: d[k] for k in d if k in params}, name)
+        for k in extra:
+            if k not in bufs:
+                raise ValueError(
+                    f"{name} key {k!r} is neither a parameter nor a floating-point buffer "
+                    "of the model"
+                )
+            if tuple(torch.as_tensor(d[k]).shape) != tuple(bufs[k].shape):
+                raise ValueError(
+                    f"{name}[{k!r}] shape={tuple(torch.as_tensor(d[k]).shape)} must be "
+                    f"{tuple(bufs[k].shape)}"
+                )
+            if k not in moved:
+                moved.append(k)
+    center = {k: w.clone() for k, w in params.items()}
+    center.update({k: bufs[k].clone() for k in bufs if k in moved})  # state-dict order
+    full = [
+        {
+            k: torch.as_tensor(d[k]).detach().to(c.dtype) if k in d else torch.zeros_like(c)
+            for k, c in center.items()
+        }
+        for d in dirs
+    ]
+    return center, full
 
 
 def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method):
@@ -179,22 +328,33 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={type(model).__name__} must be a torch nn.Module")
     X, y = _data(data)
-    center = {k: w.clone() for k, w in weights_of(model).items()}
+    center, dirs = _split_states(model, dirs)
     dtype = next(iter(center.values())).dtype if center else X.dtype
     X = X.to(dtype) if X.is_floating_point() else X  # float64 data into a float32 model
-    for i, d in enumerate(dirs):
-        _check_keys(center, d, f"d{i + 1}" if len(dirs) > 1 else "direction")
-    dirs = [{k: d[k].detach().to(center[k].dtype) for k in center} for d in dirs]
-    fast = _method(method, model)
+    moved_buffers = [k for k in center if k not in dict(model.named_parameters())]
+    fast = _method(method, model, moved_buffers)
     start = time.perf_counter()
-    run = fast.evaluate if fast is not None else loop_evaluate
-    losses, accs = run(model, loss_fn, X, y, center, dirs, coords, accuracy_fn, progress)
+    race = None
+    if fast is None or method == "auto":
+        loop = LoopSession(model, loss_fn, X, y, center, dirs, accuracy_fn)
+    if fast is None:
+        losses, accs = loop.run(coords, progress)
+        used = "loop"
+    else:
+        session = fast.session(loss_fn, X, y, center, dirs, accuracy_fn)
+        if method == "batched":
+            losses, accs = session.run(coords, progress)
+            used = "batched"
+        else:
+            losses, accs, used, race = _race(session, loop, coords, progress)
     info = {
-        "method": "batched" if fast is not None else "loop",
+        "method": used,
         "seconds": time.perf_counter() - start,
         "n_data": int(X.shape[0]),
-        "n_params": int(sum(c.numel() for c in center.values())),
+        "n_params": int(sum(p.numel() for p in model.parameters())),
     }
+    if race is not None:
+        info["race"] = race
     return np.asarray(losses, dtype=np.float64), accs, info
 
 

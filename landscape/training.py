@@ -30,15 +30,12 @@ sane point), so the landscape pages can still use them.
 The configuration (`Config`) lives in `landscape.config` and prediction plots' helpers in
 `landscape.predictions`; both are re-exported here.
 
-Serialisation: `run_to_bytes`/`run_from_bytes` write/read a .npz of plain arrays plus JSON
-(config and metadata as UTF-8 bytes); loading uses allow_pickle=False, so a file can never run
-code.
+Serialisation lives in `landscape.store` (`run_to_bytes`/`run_from_bytes`, re-exported here):
+a .npz of plain arrays plus JSON, read as hostile input and never unpickled.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import time
 from collections.abc import Callable
@@ -70,7 +67,11 @@ from landscape.config import (  # noqa: F401 - re-exported: `from landscape.trai
     Config,
     estimate_params,
 )
-from landscape.predictions import decision_grid, regression_curve  # noqa: F401 - re-exported
+from landscape.predictions import (  # noqa: F401 - re-exported
+    class_probability_curve,
+    decision_grid,
+    regression_curve,
+)
 
 # ----------------------------------------------------------------------------- loss, accuracy
 
@@ -334,67 +335,18 @@ def _progress_info(epoch, config, ev, steps, diverged_epoch, t0) -> dict:
 _HISTORY_KEYS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
 
 
-def _json_array(obj) -> np.ndarray:
-    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
-
-
 def run_to_bytes(run: Run) -> bytes:
-    """A .npz (no pickles) of the run: arrays, plus config and metadata as JSON bytes."""
-    meta = {
-        "format": "landscape-run/1",
-        "diverged": run.diverged,
-        "diverged_epoch": run.diverged_epoch,
-        "last_finite_loss": run.last_finite_loss,
-        "n_params": run.n_params,
-        "seconds": run.seconds,
-        "name": run.name,
-        "state_keys": list(run.state_dict),
-    }
-    arrays = {
-        "config_json": _json_array(run.config.to_dict()),
-        "meta_json": _json_array(meta),
-        "step_loss": np.asarray(run.step_loss, dtype=np.float64),
-        "trajectory": run.trajectory,
-    }
-    arrays.update(
-        {f"history/{k}": np.asarray(run.history[k], dtype=np.float64) for k in _HISTORY_KEYS}
-    )
-    arrays.update(
-        {f"state/{i}": t.detach().cpu().numpy() for i, t in enumerate(run.state_dict.values())}
-    )
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
+    """A .npz of the run (no pickles); see `landscape.store.run_to_bytes` (kept here too)."""
+    from landscape import store
+
+    return store.run_to_bytes(run)
 
 
-def run_from_bytes(b: bytes) -> Run:
-    """Inverse of run_to_bytes; never unpickles. ValueError if the bytes are not such a file."""
-    try:
-        with np.load(io.BytesIO(b), allow_pickle=False) as z:
-            meta = json.loads(z["meta_json"].tobytes().decode("utf-8"))
-            config = Config.from_dict(json.loads(z["config_json"].tobytes().decode("utf-8")))
-            history = {k: z[f"history/{k}"].tolist() for k in _HISTORY_KEYS}
-            history["epoch"] = [int(e) for e in history["epoch"]]
-            state = {
-                k: torch.from_numpy(z[f"state/{i}"].copy())
-                for i, k in enumerate(meta["state_keys"])
-            }
-            step_loss, trajectory = z["step_loss"].tolist(), z["trajectory"].copy()
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
-        raise ValueError(f"not a saved run (.npz from run_to_bytes): {e}") from None
-    return Run(
-        config=config,
-        history=history,
-        step_loss=step_loss,
-        trajectory=trajectory,
-        state_dict=state,
-        diverged=meta["diverged"],
-        diverged_epoch=meta["diverged_epoch"],
-        last_finite_loss=meta["last_finite_loss"],
-        n_params=meta["n_params"],
-        seconds=meta["seconds"],
-        name=meta["name"],
-    )
+def run_from_bytes(b: bytes, name: str | None = None) -> Run:
+    """The Run in a saved file's bytes, checked as hostile input (`landscape.store`)."""
+    from landscape import store
+
+    return store.run_from_bytes(b, name=name)
 
 
 def history_csv(run: Run) -> str:

@@ -47,6 +47,7 @@ TASKS = ("auto", "classification", "regression")
 PREFIX = "upload:"
 REGISTRY_SIZE = data.REGISTRY_SIZE  # uploaded sets kept per server process
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger finite values become inf as float32
 _OTHER_DELIMITERS = {";": "';' (semicolon)", "\t": "a tab", "|": "'|' (pipe)"}
 
 
@@ -78,6 +79,19 @@ def _decode(raw: bytes, max_bytes: int) -> str:
     raw = bytes(raw)
     if not raw.strip():
         raise ValueError("the file is empty: upload a CSV with a header row and data rows")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark: decode it
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValueError(
+                "the file starts like UTF-16 text but is not valid UTF-16: save it as "
+                "'CSV UTF-8 (comma delimited)' and upload that"
+            ) from None
+    if _looks_utf16(raw[:4096]):
+        raise ValueError(
+            "the file is UTF-16 text without a byte-order mark, which cannot be read reliably: "
+            "save it as 'CSV UTF-8 (comma delimited)' and upload that"
+        )
     if raw.startswith(b"PK\x03\x04") or b"\x00" in raw[:4096]:
         raise ValueError(
             "the file is not a text CSV (it looks like a binary or Excel file): "
@@ -87,6 +101,16 @@ def _decode(raw: bytes, max_bytes: int) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return raw.decode("latin-1")  # every byte is a character: a file from an old Excel
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """Text of ASCII characters in UTF-16: every other byte is zero (and only those)."""
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return (odd.count(0) == len(odd) and 0 not in even) or (
+        even.count(0) == len(even) and 0 not in odd
+    )
 
 
 def _parse(text: str, max_rows: int) -> pd.DataFrame:
@@ -237,6 +261,15 @@ def _check_missing(table: pd.DataFrame) -> None:
 def _numeric(col: pd.Series, name: str, role: str, lines=None) -> np.ndarray:
     """The column as float64; ValueError naming the first cell that is not a finite number."""
     values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    huge = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+    if huge.any():  # finite here, but inf once the tensors are float32
+        row = int(np.argmax(huge))
+        raise ValueError(
+            f"{role} column {name!r} has {col.iloc[row]!r} in data row {row + 1}"
+            f"{f' (line {lines[row]} of the file)' if lines else ''}: it is too large for "
+            f"training, which uses 32-bit floats (at most about {FLOAT32_MAX:.3g} in size); "
+            f"rescale the column (e.g. to thousands or millions)"
+        )
     bad = ~np.isfinite(values)
     if bad.any():
         hint = (
@@ -360,7 +393,7 @@ def summary(ds: data.Dataset) -> str:
     )
     return (
         f"{ds.n_train + ds.n_test} rows ({ds.n_train} train / {ds.n_test} test), "
-        f"{len(ds.feature_names)} features, {kind}"
+        f"{len(ds.feature_names)} feature{'s' * (len(ds.feature_names) != 1)}, {kind}"
     )
 
 

@@ -12,7 +12,7 @@ def test_home_page_renders_and_links_every_page():
     assert not at.exception, at.exception
     assert at.title[0].value == "Loss Landscape Lab"
     text = " ".join(m.value for m in at.markdown)
-    for topic in ("Loss shapes", "Train", "Landscape", "Compare"):
+    for topic in ("Loss shapes", "Train", "Landscape", "Compare", "Geometry"):
         assert topic in " ".join(s.value for s in at.subheader), topic
     assert "filter-normalised" in text
 
@@ -20,6 +20,6 @@ def test_home_page_renders_and_links_every_page():
 def test_every_page_file_in_navigation_exists():
     src = (ROOT / "app.py").read_text()
     pages = [line.split('"')[1] for line in src.splitlines() if "st.Page(" in line]
-    assert len(pages) == 5
+    assert len(pages) == 6
     for p in pages:
         assert (ROOT / p).is_file(), p

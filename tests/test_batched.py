@@ -514,3 +514,80 @@ def test_bad_arguments_raise_value_errors_naming_them():
         batched.evaluate(model, loss_fn, X, y, center, bad, np.zeros((1, 2)))
     with pytest.raises(ValueError, match="loss_fn"):
         batched.evaluate(model, lambda o, t: o, X, y, center, dirs, np.zeros((1, 2)))
+
+
+# ----------------------------------------------------------------------------- states, oneDNN
+
+
+def state_loop(model, loss_fn, X, y, center, directions, coords):
+    """Reference for moved buffers: load every point's full state dict into a copy."""
+    net, out = copy.deepcopy(model), []
+    base = model.state_dict()
+    with torch.no_grad():
+        for point in coords:
+            state = dict(base)
+            for k, c in center.items():
+                state[k] = c + sum(float(a) * d.get(k, 0) for a, d in zip(point, directions))
+            net.load_state_dict(state)
+            out.append(float(loss_fn(net.eval()(X), y)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("knobs", [{}, {"POINT_BYTES": 0}, {"BASIS_FAN_IN": 1}])
+@pytest.mark.parametrize("name", ["cnn_bn", "resmlp", "rescnn"])
+def test_moved_running_statistics_equal_a_state_loop(monkeypatch, knobs, name):
+    for attr, value in knobs.items():
+        monkeypatch.setattr(batched, attr, value)
+    model, X, y, loss_fn, _ = make(name)
+    stats = {
+        k: b.detach().clone()
+        for k, b in model.named_buffers()
+        if k.endswith(("running_mean", "running_var"))
+    }
+    assert stats, "the case must have BatchNorm"
+    center = {k: p.detach().clone() for k, p in model.named_parameters()} | stats
+    dirs = directions_for(model)
+    g = torch.Generator().manual_seed(9)
+    for d in dirs:  # statistics move by up to 30% of themselves (variances stay positive)
+        d.update({k: 0.3 * v.abs() * torch.rand(v.shape, generator=g) for k, v in stats.items()})
+    coords = grid()
+    ref = state_loop(model, loss_fn, X, y, center, dirs, coords)
+    got, _ = batched.evaluate(model, loss_fn, X, y, center, dirs, coords)
+    np.testing.assert_allclose(got, ref, rtol=RTOL, err_msg=name)
+    still = plain_loop(model, loss_fn, X, y, center, dirs, coords)[0]
+    assert not np.allclose(still, ref, rtol=1e-3)  # the statistics really moved
+
+
+def test_only_batchnorm_statistics_may_move():
+    model = make("cnn_bn")[0]
+    fast = batched.FastPath(model)
+    stats = [k for k, _ in model.named_buffers() if k.endswith("running_var")]
+    assert stats and fast.can_move(stats)
+    assert not fast.can_move(["1.num_batches_tracked"]) and not fast.can_move(["nope"])
+
+
+def test_private_onednn_ops_still_work():
+    """The fast path's speed rests on torch.ops.mkldnn's fused linear/conv ops (private API).
+
+    If a torch upgrade renames or breaks them, ``_onednn_ok`` turns False and the fast path
+    silently falls back to slower F.linear/F.conv2d: this test fails instead.
+    """
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
+    batched._onednn_ok.cache_clear()
+    assert batched._onednn_ok(), "torch.ops.mkldnn fused ops are gone or disagree with F.*"
+
+
+def test_onednn_probe_detects_broken_ops(monkeypatch):
+    """The probe really calls the ops: a broken one makes it report False (then F.* is used)."""
+
+    def broken(*a, **k):
+        raise RuntimeError("no such op")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", broken, raising=False)
+    batched._onednn_ok.cache_clear()
+    try:
+        assert not batched._onednn_ok()
+    finally:
+        monkeypatch.undo()
+        batched._onednn_ok.cache_clear()

@@ -335,7 +335,9 @@ def test_convexity_map_matches_exact_eigen(net_setup):
             ev = torch.linalg.eigvalsh(exact_hessian(moved, ce, data))
             assert lmax[i, j] == pytest.approx(float(ev[-1]), rel=1e-4)
             assert lmin[i, j] == pytest.approx(float(ev[0]), rel=1e-4, abs=1e-6 * float(ev[-1]))
-            assert ratio[i, j] == pytest.approx(abs(float(ev[0] / ev[-1])), rel=1e-3)
+            # Li et al.'s meaning: negative curvature relative to positive, 0 when PSD
+            expected = max(-float(ev[0]), 0.0) / float(ev[-1])
+            assert ratio[i, j] == pytest.approx(expected, rel=1e-3, abs=1e-6)
 
 
 def test_convexity_map_of_quadratic_is_constant():
@@ -345,6 +347,40 @@ def test_convexity_map_of_quadratic_is_constant():
         model, mean_loss, QDATA, d, d, [-1, 0, 2], [0, 1], tol=1e-10
     )
     assert np.allclose(lmax, 7.0) and np.allclose(lmin, -3.0) and np.allclose(ratio, 3 / 7)
+
+
+def test_convexity_map_is_zero_on_an_exactly_convex_problem():
+    """Least squares on a Linear layer: constant positive-definite Hessian, so the map is 0.
+
+    The old ratio |lambda_min / lambda_max| read one over the condition number here.
+    """
+    torch.manual_seed(3)
+    model = nn.Linear(3, 1).double()
+    g = torch.Generator().manual_seed(4)
+    X = torch.randn(50, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0.7, 1.3])
+    y = torch.randn(50, 1, generator=g, dtype=torch.float64)
+    mse = nn.MSELoss()
+    ev = torch.linalg.eigvalsh(exact_hessian(model, mse, (X, y)))
+    assert float(ev[0]) > 0.1 * float(ev[-1])  # strictly convex and well away from zero
+    d = {
+        n: torch.randn(p.shape, generator=g, dtype=torch.float64)
+        for n, p in model.named_parameters()
+    }
+    ratio, lmax, lmin = C.convexity_map(model, mse, (X, y), d, d, [-1, 0, 1], [0, 2], tol=1e-10)
+    assert np.all(ratio == 0.0)
+    assert np.allclose(lmin, float(ev[0])) and np.allclose(lmax, float(ev[-1]))
+
+
+def test_convexity_map_of_a_saddle_against_eigendecomposition():
+    """A quadratic saddle with a known spectrum (and a PD one, which must read 0)."""
+    saddle = Quadratic(known_A([5.0, 2.0, 1.0, 0.7, 0.5, 0.4, 0.3, 0.2, 0.1, -1.5]))
+    d = {"w": torch.ones(2, 3, dtype=torch.float64), "b": torch.ones(4, dtype=torch.float64)}
+    ev = torch.linalg.eigvalsh(saddle.A)
+    ratio, _, _ = C.convexity_map(saddle, mean_loss, QDATA, d, d, [0.0, 1.0], [0.0], tol=1e-10)
+    assert np.allclose(ratio, -float(ev[0]) / float(ev[-1]), rtol=1e-8)  # 1.5 / 5
+    bowl = Quadratic(known_A([5.0, 2.0, 1.0, 0.7, 0.5, 0.4, 0.3, 0.3, 0.3, 0.25]))
+    ratio, _, lmin = C.convexity_map(bowl, mean_loss, QDATA, d, d, [0.0], [0.0], tol=1e-10)
+    assert lmin[0, 0] == pytest.approx(0.25) and ratio[0, 0] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -264,3 +264,140 @@ def test_pca_bad_input():
     flat = np.repeat(traj[-1:], 4, axis=0)
     with pytest.raises(ValueError, match="does not move"):
         D.pca_directions(flat, model)
+
+
+# ----------------------------------------------------------------------------- the original's
+# A from-scratch re-implementation of net_plotter.py of tomgoldstein/loss-landscape (lists of
+# tensors, in-place), fed the same seeded Gaussians as ours.
+
+
+def orig_normalize_direction(direction, weights, norm):
+    if norm == "filter":
+        for d, w in zip(direction, weights):
+            d.mul_(w.norm() / (d.norm() + 1e-10))
+    elif norm == "layer":
+        direction.mul_(weights.norm() / direction.norm())
+    elif norm == "weight":
+        direction.mul_(weights)
+    elif norm == "dfilter":
+        for d in direction:
+            d.div_(d.norm() + 1e-10)
+    elif norm == "dlayer":
+        direction.div_(direction.norm())
+
+
+def orig_normalize_for(direction, weights, norm, ignore):
+    for d, w in zip(direction, weights):
+        if d.dim() <= 1:
+            if ignore == "biasbn":
+                d.fill_(0)
+            else:
+                d.copy_(w)
+        else:
+            orig_normalize_direction(d, w, norm)
+
+
+def orig_random(tensors, seed, norm, ignore):
+    g = torch.Generator().manual_seed(seed)
+    direction = [torch.randn(w.size(), generator=g) for w in tensors]
+    orig_normalize_for(direction, [w.detach().clone() for w in tensors], norm, ignore)
+    return direction
+
+
+def bn_net_with_stats(seed=0):
+    """conv_net with non-trivial running statistics (a few train-mode forwards)."""
+    model = conv_net(seed)
+    g = torch.Generator().manual_seed(seed + 10)
+    with torch.no_grad():
+        for _ in range(3):
+            model.train()(torch.randn(16, 1, 8, 8, generator=g) * 2 + 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("norm", ["filter", "layer", "weight", "dfilter", "dlayer"])
+@pytest.mark.parametrize("ignore", ["biasbn", None])
+def test_weights_directions_match_the_original(norm, ignore):
+    model = bn_net_with_stats()
+    ours = D.random_direction(model, norm=norm, ignore=ignore, seed=5)
+    ref = orig_random([p for p in model.parameters()], 5, norm, ignore)
+    assert list(ours) == [k for k, _ in model.named_parameters()]
+    for (k, d), r in zip(ours.items(), ref):
+        torch.testing.assert_close(d, r, rtol=1e-5, atol=1e-7, msg=k)
+
+
+@pytest.mark.parametrize("norm", ["filter", "dfilter", "dlayer"])
+@pytest.mark.parametrize("ignore", ["biasbn", None])
+def test_states_directions_match_the_original(norm, ignore):
+    """dir_type="states": one Gaussian per floating-point state entry, normalised alike."""
+    model = bn_net_with_stats()
+    states = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    assert {"1.running_mean", "1.running_var"} <= set(states)
+    ours = D.random_direction(model, norm=norm, ignore=ignore, seed=7, dir_type="states")
+    ref = orig_random(list(states.values()), 7, norm, ignore)
+    assert list(ours) == list(states)
+    for (k, d), r in zip(ours.items(), ref):
+        torch.testing.assert_close(d, r, rtol=1e-5, atol=1e-7, msg=k)
+    if ignore is None:  # the buffers move: a step of a scales the statistics by 1 + a
+        torch.testing.assert_close(ours["1.running_var"], model.get_buffer("1.running_var"))
+
+
+def test_dfilter_and_dlayer_are_unit_norm_whatever_the_weights():
+    model = conv_net()
+    for name, norm in (("dfilter", lambda t: filter_norms(t)), ("dlayer", lambda t: t.norm())):
+        small = D.random_direction(model, norm=name, seed=2)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(10.0)
+        big = D.random_direction(model, norm=name, seed=2)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.div_(10.0)
+        for k, d in small.items():
+            if d.ndim > 1:
+                torch.testing.assert_close(norm(d.double()), torch.ones_like(norm(d.double())))
+                torch.testing.assert_close(d, big[k])  # scale of the weights plays no part
+
+
+@pytest.mark.parametrize("norm", ["dfilter", "dlayer"])
+def test_orthogonal_option_for_direction_norms(norm):
+    d1, d2 = D.random_directions(mlp(), 2, norm=norm, seed=4, orthogonal=True)
+    assert abs(D.cosine(d1, d2)) < 1e-6
+
+
+def test_states_interpolation_includes_float_buffers_only():
+    a, b = bn_net_with_stats(0), bn_net_with_stats(1)
+    d = D.interpolation_direction(a, b, dir_type="states")
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(d) == [k for k, v in sa.items() if v.is_floating_point()]
+    assert "1.num_batches_tracked" not in d
+    for k in d:
+        torch.testing.assert_close(d[k], sb[k] - sa[k])
+    assert list(D.interpolation_direction(a, b)) == [k for k, _ in a.named_parameters()]
+    with pytest.raises(ValueError, match="dir_type="):
+        D.interpolation_direction(a, b, dir_type="buffers")
+
+
+def test_lstsq_projection_recovers_plane_coordinates_cos_does_not():
+    """theta_k = final + x_k d1 + y_k d2 with non-orthogonal, non-unit d1, d2."""
+    model = mlp()
+    final = D.flatten(D.weights_of(model)).double().numpy()
+    g = np.random.default_rng(0)
+    v1, v2 = g.normal(size=final.size), g.normal(size=final.size)
+    v2 = 0.6 * v1 + 0.8 * v2  # strongly correlated with v1
+    d1, d2 = D.unflatten(2.0 * v1, model), D.unflatten(0.5 * v2, model)
+    xs, ys = np.array([-1.0, 0.3, 2.0, 0.0]), np.array([0.5, -0.7, 1.5, 0.0])
+    f1, f2 = D.flatten(d1).double().numpy(), D.flatten(d2).double().numpy()
+    traj = final[None] + xs[:, None] * f1[None] + ys[:, None] * f2[None]
+    px, py = D.project(traj, model, d1, d2, projection="lstsq")
+    np.testing.assert_allclose(px, xs, atol=1e-4)
+    np.testing.assert_allclose(py, ys, atol=1e-4)
+    # the original's lstsq: np.linalg.lstsq on the stacked directions, per checkpoint
+    A = np.vstack([f1, f2]).T
+    for k in range(len(xs)):
+        x, y = np.linalg.lstsq(A, traj[k] - final, rcond=None)[0]
+        assert px[k] == pytest.approx(x, abs=1e-9) and py[k] == pytest.approx(y, abs=1e-9)
+    cx, cy = D.project(traj, model, d1, d2)  # "cos": <theta - final, d> / ||d||
+    np.testing.assert_allclose(cx, (traj - final) @ f1 / np.linalg.norm(f1), rtol=1e-12)
+    assert not np.allclose(cx, xs, atol=1e-2)  # wrong for non-orthonormal directions
+    with pytest.raises(ValueError, match="projection="):
+        D.project(traj, model, d1, d2, projection="svd")

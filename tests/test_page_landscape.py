@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
 from landscape import directions, pictures, surface
@@ -138,7 +139,7 @@ def arr(value) -> np.ndarray:
 
 
 def texts(at: AppTest, what: str) -> str:
-    return " ".join(str(e.value) for e in getattr(at, what))
+    return " ".join(shown(e.value) for e in getattr(at, what))
 
 
 def data(run, split="train"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
 import landscape.data
@@ -185,7 +186,7 @@ def test_training_error_is_shown_as_a_message_not_a_traceback(monkeypatch, inlin
     at = _app()
     _small(at, epochs=2)
     _submit(at)
-    assert [e.value for e in at.error] == ["width=999 is out of range: must be in [2, 256]"]
+    assert [shown(e.value) for e in at.error] == ["width=999 is out of range: must be in [2, 256]"]
     assert len(at.session_state["landscape_runs"]) == 0
 
 

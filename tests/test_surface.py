@@ -296,3 +296,130 @@ def test_batched_unavailable_or_equal_to_loop():
     assert fast.meta["method"] == "batched" and slow.meta["method"] == "loop"
     np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-5)
     np.testing.assert_allclose(fast.accuracy, slow.accuracy, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- states (buffers)
+
+
+def moons_bn_net(batch_size, epochs=4, seed=0, n=200):
+    """A two-moons MLP with BatchNorm trained with ``batch_size`` (seeded), and its data."""
+    from sklearn.datasets import make_moons
+
+    Xn, yn = make_moons(n, noise=0.2, random_state=0)
+    X, y = torch.tensor(Xn, dtype=torch.float32), torch.tensor(yn)
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16),
+        nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2),
+    )  # fmt: skip
+    init = copy.deepcopy(model).eval()
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(n, generator=g).split(batch_size):
+            if len(idx) < 2:
+                continue
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
+            opt.step()
+    return init, model.eval(), (X, y)
+
+
+def original_states_line(start, end, loss_fn, data, ts):
+    """The original's --dir_type states: per t, load start + t*(end - start) of every float
+    state entry (weights and buffers) into a copy and evaluate it in eval mode."""
+    X, y = data
+    sa, sb = start.state_dict(), end.state_dict()
+    out = []
+    for t in ts:
+        net = copy.deepcopy(start)
+        state = {
+            k: sa[k] + float(t) * (sb[k] - sa[k]) if sa[k].is_floating_point() else sa[k]
+            for k in sa
+        }
+        net.load_state_dict(state)
+        with torch.no_grad():
+            out.append(loss_fn(net.eval()(X), y).item())
+    return np.array(out)
+
+
+def own_loss(model, data):
+    with torch.no_grad():
+        return nn.functional.cross_entropy(model.eval()(data[0]), data[1]).item()
+
+
+@pytest.mark.parametrize("method", ["loop", "batched", "auto"])
+def test_states_interpolation_ends_at_each_nets_own_loss(method):
+    """Two BatchNorm nets (batch 64 vs 8), and init -> trained: both ends exact."""
+    _, a, data = moons_bn_net(64)
+    init, b, _ = moons_bn_net(8, seed=1)
+    loss_fn = nn.CrossEntropyLoss()
+    ts = np.linspace(-0.25, 1.25, 7)  # includes t=0 and t=1
+    for start, end in ((a, b), (init, b)):
+        snap = snapshot(start)
+        d = D.interpolation_direction(start, end, dir_type="states")
+        surf = S.line(start, loss_fn, data, d, ts, method=method)
+        assert_unchanged(start, snap)
+        assert surf.loss[1] == pytest.approx(own_loss(start, data), rel=1e-6)
+        assert surf.loss[5] == pytest.approx(own_loss(end, data), rel=1e-5)
+        np.testing.assert_allclose(
+            surf.loss, original_states_line(start, end, loss_fn, data, ts), rtol=1e-5
+        )
+    # the old way (weights only, the end net's statistics throughout) misses the start's loss
+    moved = copy.deepcopy(a)
+    moved.load_state_dict({**a.state_dict(), **dict(b.named_buffers())})
+    old = S.line(moved, loss_fn, data, D.interpolation_direction(a, b), ts, method=method)
+    assert abs(old.loss[1] - own_loss(a, data)) > 1e-3
+
+
+@pytest.mark.parametrize("method", ["loop", "batched"])
+def test_states_plane_equals_a_state_dict_loop(method):
+    """Random states directions with ignore=None move the running statistics too."""
+    model = cnn_bn()
+    X, y = image_data()
+    loss_fn = nn.CrossEntropyLoss()
+    d1, d2 = D.random_directions(model, 2, ignore=None, seed=3, dir_type="states")
+    assert torch.count_nonzero(d1["1.running_var"]) > 0
+    xs, ys = np.linspace(-0.5, 0.5, 3), np.array([-0.3, 0.4])
+    surf = S.plane(model, loss_fn, (X, y), d1, d2, xs, ys, method=method)
+    state = model.state_dict()
+    ref = np.empty((len(ys), len(xs)))
+    for i, b in enumerate(ys):
+        for j, a in enumerate(xs):
+            net = copy.deepcopy(model)
+            net.load_state_dict(
+                {k: state[k] + a * d1[k] + b * d2[k] if k in d1 else state[k] for k in state}
+            )
+            with torch.no_grad():
+                ref[i, j] = loss_fn(net.eval()(X), y).item()
+    np.testing.assert_allclose(surf.loss, ref, rtol=1e-5)
+    weights_only = S.plane(
+        model, loss_fn, (X, y), {k: d1[k] for k, _ in model.named_parameters()},
+        {k: d2[k] for k, _ in model.named_parameters()}, xs, ys, method=method,
+    )  # fmt: skip
+    assert not np.allclose(weights_only.loss, ref, rtol=1e-3)
+
+
+def test_states_direction_bad_keys_raise():
+    model = cnn_bn()
+    X, y = image_data()
+    d = D.random_direction(model, seed=0, dir_type="states")
+    with pytest.raises(ValueError, match="neither a parameter nor a floating-point buffer"):
+        S.line(model, nn.CrossEntropyLoss(), (X, y), {**d, "1.num_batches_tracked": 1}, [0.0])
+    with pytest.raises(ValueError, match="running_var"):
+        S.line(model, nn.CrossEntropyLoss(), (X, y), {**d, "1.running_var": torch.ones(3)}, [0])
+
+
+def test_auto_races_and_reports_one_method():
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=4)
+    xs = np.linspace(-1, 1, 9)
+    auto = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, xs, xs, accuracy)
+    ref, ref_acc = plain_loop(model, nn.CrossEntropyLoss(), X, y, d1, d2, xs, xs)
+    np.testing.assert_allclose(auto.loss, ref, rtol=1e-5)
+    np.testing.assert_allclose(auto.accuracy, ref_acc, atol=1e-6)
+    assert auto.meta["method"] in ("batched", "loop")
+    race = auto.meta["race"]
+    assert race["batched_s_per_point"] > 0 and race["loop_s_per_point"] > 0

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from markdown_text import shown
 
 from landscape import upload
 
@@ -429,9 +430,8 @@ def test_widget_good_file_registers_and_summarises(app):
     assert not app.exception and not app.error
     name = upload.parse_csv(GOOD).name
     assert result(app) == f"result: {name}" and upload.registered() == [name]
-    assert (
-        "60 rows (48 train / 12 test), 3 features, classification, 2 classes"
-        in app.caption[0].value
+    assert "60 rows (48 train / 12 test), 3 features, classification, 2 classes" in shown(
+        app.caption[0].value
     )
     assert (
         app.selectbox[0].options == ["f1", "f2", "f3", "label"]
@@ -441,13 +441,13 @@ def test_widget_good_file_registers_and_summarises(app):
     # another target: the text column 'label' becomes a feature, which is refused clearly
     app.selectbox[0].set_value("f2").run()
     assert not app.exception and result(app) == "result: None"
-    assert "feature column 'label' has 'cat'" in app.error[0].value
+    assert "feature column 'label' has 'cat'" in shown(app.error[0].value)
     # and a numeric file with another target and task gives another dataset
     num = csv_bytes(frame().assign(label=np.arange(60) % 2))
     app.file_uploader[0].set_value(("num.csv", num, "text/csv")).run()
     app.selectbox[0].set_value("f2").run()
     assert result(app) == f"result: {upload.parse_csv(num, target='f2').name}"
-    assert "regression" in app.caption[0].value
+    assert "regression" in shown(app.caption[0].value)
 
 
 def test_widget_rejects_bad_file_and_keeps_the_session(app):
@@ -458,7 +458,9 @@ def test_widget_rejects_bad_file_and_keeps_the_session(app):
     app.file_uploader[0].set_value(("pets.csv", bad, "text/csv")).run()
     assert not app.exception
     assert result(app) == "result: None"
-    assert "Upload rejected" in app.error[0].value and "semicolon" in app.error[0].value
+    assert "Upload rejected" in shown(app.error[0].value) and "semicolon" in shown(
+        app.error[0].value
+    )
     assert app.slider(key="other").value == 9
     # the good file again: works, same name
     app.file_uploader[0].set_value(("pets.csv", GOOD, "text/csv")).run()
@@ -476,13 +478,15 @@ def test_widget_rejects_bad_file_and_keeps_the_session(app):
 def test_widget_error_messages(app, raw, words):
     app.file_uploader[0].set_value(("x.csv", raw, "text/csv")).run()
     assert not app.exception and result(app) == "result: None"
-    assert words in app.error[0].value
+    assert words in shown(app.error[0].value)
 
 
 def test_widget_task_error_then_recovery(app):
     app.file_uploader[0].set_value(("pets.csv", GOOD, "text/csv")).run()
     app.radio[0].set_value("regression").run()
-    assert not app.exception and "'cat'" in app.error[0].value and result(app) == "result: None"
+    assert (
+        not app.exception and "'cat'" in shown(app.error[0].value) and result(app) == "result: None"
+    )
     app.radio[0].set_value("auto").run()
     assert not app.error and result(app).startswith("result: upload:")
 
@@ -490,7 +494,7 @@ def test_widget_task_error_then_recovery(app):
 def test_widget_size_cap_before_parsing(app, monkeypatch):
     monkeypatch.setattr(upload, "MAX_BYTES", 100)
     app.file_uploader[0].set_value(("pets.csv", GOOD, "text/csv")).run()
-    assert not app.exception and "cap is 100 bytes" in app.error[0].value
+    assert not app.exception and "cap is 100 bytes" in shown(app.error[0].value)
 
 
 def test_widget_reregisters_after_eviction(app):
@@ -506,7 +510,7 @@ def test_widget_new_file_new_columns(app):
     other = pd.DataFrame({"u": np.arange(30.0), "v": np.arange(30) % 3})
     app.file_uploader[0].set_value(("o.csv", other.to_csv(index=False).encode(), "text/csv")).run()
     assert not app.exception and app.selectbox[0].options == ["u", "v"]
-    assert "3 classes" in app.caption[0].value
+    assert "3 classes" in shown(app.caption[0].value)
 
 
 def test_csv_bytes_helper_is_lossless():

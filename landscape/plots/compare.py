@@ -182,7 +182,7 @@ def _plane_notes(raw: np.ndarray, hi: float) -> list[str]:
 def convexity_panels(
     maps: Sequence[np.ndarray], xs: np.ndarray, names: Sequence[str]
 ) -> list[go.Figure]:
-    """Heatmaps of |lambda_min / lambda_max| (Li et al. Fig. 7), one shared range [0, max]."""
+    """Heatmaps of max(-lambda_min, 0) / lambda_max (Li et al. Fig. 7), one range [0, max]."""
     names = _check_names(maps, names)
     finite = [m[np.isfinite(m)] for m in maps]
     top = max([float(f.max()) for f in finite if f.size] + [1e-12])
@@ -198,7 +198,7 @@ def convexity_panels(
                 zauto=False,
                 colorscale="Cividis",
                 showscale=True,
-                colorbar={"title": {"text": "|λmin/λmax|"}},
+                colorbar={"title": {"text": "max(−λmin,0)/λmax"}},
                 hovertemplate="x=%{x:.3g}<br>y=%{y:.3g}<br>ratio=%{z:.3g}<extra></extra>",
             )
         )

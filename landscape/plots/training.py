@@ -136,7 +136,18 @@ def data_preview(X: np.ndarray, y: np.ndarray, kind: str, title: str = "Data",
         trace = go.Scatter(x=X[:, 0], y=y, mode="markers", marker=dict(size=5, color=TRAIN_COLOR),
                            name="data")  # fmt: skip
         return go.Figure(data=[trace], layout=_layout(title, "x", "y"))
-    layout = _layout(title, feature_names[0], feature_names[1])
+    names = tuple(feature_names) + ("x1", "x2")[len(feature_names) :]
+    if X.ndim == 2 and X.shape[1] == 1:  # one feature: the feature against the target
+        if np.issubdtype(y.dtype, np.integer):  # classes: a strip per class
+            fig = go.Figure(data=_class_scatter(np.stack([X[:, 0], y], 1), y, "", size=5),
+                            layout=_layout(title, names[0], "class"))  # fmt: skip
+            fig.update_layout(showlegend=False, hovermode="closest")
+            fig.update_yaxes(tickmode="array", tickvals=sorted({int(v) for v in y}))
+            return fig
+        trace = go.Scatter(x=X[:, 0], y=y, mode="markers", marker=dict(size=5, color=TRAIN_COLOR),
+                           name="data")  # fmt: skip
+        return go.Figure(data=[trace], layout=_layout(title, names[0], "target"))
+    layout = _layout(title, names[0], names[1])
     fig = go.Figure(
         data=_class_scatter(X[:, :2], y, "", size=5),
         layout=_square(layout) if kind == "2d" else layout,
@@ -212,4 +223,31 @@ def regression_fit(xs, yhat, X_train, y_train, X_test=None, y_test=None,
     )
     layout = _layout(title, "x", "y")
     layout["hovermode"] = "closest"
+    return go.Figure(data=traces, layout=layout)
+
+
+def class_probabilities_1d(xs, probs, X_train, y_train, X_test=None, y_test=None,
+                           title: str = "Class probabilities") -> go.Figure:  # fmt: skip
+    """One input feature: the net's probability of each class along it (lines), with the
+    data drawn at its class's probability 1 (train dots, test crosses)."""
+    probs = np.asarray(probs)
+    traces = [
+        go.Scatter(x=xs, y=probs[:, c], mode="lines", name=f"P(class {c})",
+                   line=dict(color=CLASS_COLORS[c % 10], width=2.5))
+        for c in range(probs.shape[1])
+    ]  # fmt: skip
+    for X, y, symbol, split in (
+        (X_train, y_train, "circle", "train"),
+        (X_test, y_test, "x", "test"),
+    ):
+        if X is None:
+            continue
+        X, y = np.asarray(X)[:, 0], np.asarray(y)
+        traces.append(go.Scatter(x=X, y=np.ones_like(X) * 1.04 + 0.02 * (split == "test"),
+                                 mode="markers", name=split, showlegend=True,
+                                 marker=dict(color=[CLASS_COLORS[int(c) % 10] for c in y], size=6,
+                                             symbol=symbol, opacity=0.7)))  # fmt: skip
+    layout = _layout(title, "x", "probability")
+    layout["hovermode"] = "closest"
+    layout["yaxis"]["range"] = [-0.02, 1.1]
     return go.Figure(data=traces, layout=layout)

@@ -16,6 +16,7 @@ run sets one thread for its light work (loss curves, figures).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import streamlit as st
@@ -75,7 +76,33 @@ def run_heavy(
             wrap(clear)()
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+#: GFM turns bare addresses in text into links after parsing, escapes or not: "http://x",
+#: "www.x", "a@b.c". A word joiner (U+2060, invisible) inside each such marker breaks the match.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z]:/)(?=/)|(?<=www)(?=\.)|(?<=@)")
+WORD_JOINER = "\u2060"
+
+
+def md_escape(text) -> str:
+    """`text` made inert for Streamlit's Markdown (st.markdown, st.error, captions, labels):
+    every ASCII punctuation character is backslash-escaped, which CommonMark shows as itself,
+    and bare addresses get an invisible word joiner, so user text (a file, column or run
+    name, an error quoting one) can never become a link, an image, HTML, a colour directive
+    or LaTeX. It reads the same."""
+    text = _AUTOLINK.sub(WORD_JOINER, str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def plot_text(text) -> str:
+    """`text` made inert for Plotly titles, legends and hover labels, whose pseudo-HTML
+    renders <a href> links: the angle brackets are written as entities."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def show_error(exc: BaseException, prefix: str = "") -> None:
-    """Show a user-facing error: the message, never a traceback."""
+    """Show a user-facing error as text (never Markdown: it may quote user input), never a
+    traceback."""
     msg = str(exc) or exc.__class__.__name__
-    st.error(f"{prefix}{msg}" if prefix else msg)
+    st.error(md_escape(f"{prefix}{msg}" if prefix else msg))

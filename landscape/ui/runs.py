@@ -19,18 +19,26 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections import OrderedDict
 
 import streamlit as st
 
 from landscape import training
 from landscape.training import Config, Run
-from landscape.ui.common import run_heavy
+from landscape.ui.common import md_escape, run_heavy
 
 MAX_SESSION_RUNS = 24  # runs kept in one browser session's list
 MAX_SESSION_MB = 150  # ... and their bytes (a digits CNN run of 100 epochs is ~16 MB)
 MAX_CACHED_RUNS = 16
 MAX_CACHED_MB = 400  # trajectories dominate: a 38k-parameter CNN x 101 epochs is ~15 MB
+#: This server process. A browser tab keeps its widgets' values across a server restart and
+#: sends them back when it reconnects, so a tab whose hidden boot widget holds another id has
+#: outlived the server that held its runs (they lived in that process's memory).
+BOOT_ID = uuid.uuid4().hex[:12]
+BOOT_KEY = "landscape_boot"
+_RESTARTED_KEY = "landscape_restarted"
+_BOOT_RESET_KEY = "landscape_boot_reset"
 _SESSION_KEY = "landscape_runs"
 _DROPPED_KEY = "landscape_runs_dropped"
 
@@ -162,7 +170,7 @@ def dropped_note() -> None:
     if dropped:
         st.info(
             f"The run list keeps {MAX_SESSION_RUNS} runs and {MAX_SESSION_MB} MB; the oldest "
-            "left it: " + ", ".join(dropped) + ". Download a run first to keep it."
+            "left it: " + md_escape(", ".join(dropped)) + ". Download a run first to keep it."
         )
 
 
@@ -203,3 +211,39 @@ def pick_run(label: str = "Run", key: str = "pick_run") -> Run | None:
         del st.session_state[key]
     name = st.selectbox(label, names, key=key)
     return runs.get(name)
+
+
+# ----------------------------------------------------------------------------- restarts
+
+
+def restart_notice() -> bool:
+    """Say so when this tab outlived a server restart (its runs are gone); True if it did.
+
+    Detects the restart from the hidden boot widget (see BOOT_ID) and keeps the notice, with
+    the ways back, until the user dismisses it. Called by app.py on every full run.
+    """
+    if st.session_state.pop(_BOOT_RESET_KEY, False):
+        st.session_state[BOOT_KEY] = BOOT_ID
+    default = {} if BOOT_KEY in st.session_state else {"value": BOOT_ID}
+    with st.sidebar:
+        st.html(f"<style>.st-key-{BOOT_KEY} {{display: none}}</style>")
+        seen = st.text_input(
+            "Server instance", key=BOOT_KEY, label_visibility="collapsed", **default
+        )
+    if seen != BOOT_ID:
+        st.session_state[_RESTARTED_KEY] = True
+        st.session_state[_BOOT_RESET_KEY] = True  # the widget takes this server's id next run
+    if not st.session_state.get(_RESTARTED_KEY):
+        return False
+    box = st.container(border=True)
+    box.warning(
+        "**The server was restarted since this tab was opened.** Runs and landscapes you made "
+        "before lived in its memory and are gone; anything still drawn from before is out of "
+        "date. To carry on: train again on the **Train** page, or load a run you downloaded "
+        "(**Landscape** page, *Load a saved run*).",
+        icon="🔄",
+    )
+    if box.button("OK, start afresh", key="landscape_restart_ok"):
+        st.session_state.pop(_RESTARTED_KEY, None)
+        st.rerun()
+    return True

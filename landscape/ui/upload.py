@@ -12,6 +12,7 @@ import hashlib
 import streamlit as st
 
 from landscape import upload
+from landscape.ui.common import md_escape
 
 TASK_LABELS = {
     "auto": "Auto",
@@ -37,16 +38,19 @@ def upload_widget(key: str) -> str | None:
     try:
         return _use(file, key)
     except ValueError as e:
-        st.error(f"Upload rejected: {e}")
+        st.error(md_escape(f"Upload rejected: {e}"))
     except Exception as e:  # unreadable beyond what the checks foresee: a message, no traceback
-        st.error(f"Upload rejected: could not read this file as CSV ({type(e).__name__}: {e})")
+        st.error(md_escape(f"Upload rejected: could not read this file as CSV ({e})"))
     return None
 
 
 def _use(file, key: str) -> str:
     size = getattr(file, "size", None)
     if isinstance(size, int) and size > upload.MAX_BYTES:  # refuse before reading it all
-        raise ValueError(f"the file is {size} bytes: the cap is {upload.MAX_BYTES} bytes")
+        raise ValueError(
+            f"the file is {size} bytes: the cap is {upload.MAX_BYTES} bytes; "
+            "upload a smaller sample of your data"
+        )
     raw = file.getvalue()
     memo, table = _memo(raw, key)
     columns = memo["columns"]
@@ -73,7 +77,7 @@ def _use(file, key: str) -> str:
         ds = upload.to_dataset(table, target=target, task=task)
         name, text = upload.register(ds), upload.summary(ds)
         memo["made"][(target, task)] = (name, text)
-    st.caption(f"{getattr(file, 'name', 'upload')}: {text} · dataset `{name}`")
+    st.caption(md_escape(f"{getattr(file, 'name', 'upload')}: {text} · dataset {name}"))
     return name
 
 

@@ -45,6 +45,7 @@ PAGES = [
     ("train", "/train", "Train", 1),
     ("landscape", "/landscape", "landscape", 0),
     ("compare", "/compare", "Compare", 0),
+    ("geometry", "/geometry", "Geometry", 0),
 ]
 
 
@@ -95,7 +96,7 @@ def test_page_loads_clean(page, app_url, shots_dir, name, path, title, n_charts)
     assert_clean(page)
     shoot(page, shots_dir, f"{name}-first-load", docs_name="home" if name == "home" else None)
     if name == "home":  # the home page has no chart: the screenshot is the check
-        assert page.locator("[data-testid='stSidebarNav'] a").count() == 5
+        assert page.locator("[data-testid='stSidebarNav'] a").count() == 6
 
 
 # ----------------------------------------------------------------------------- Loss shapes
