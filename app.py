@@ -14,7 +14,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see l
 # in sys.modules, so two sessions' first charts at once could see a half-imported pandas
 # (found by benchmarks/load_test.py: "partially initialized module 'pandas'").
 import pandas  # noqa: E402, F401
-import plotly.graph_objects  # noqa: E402, F401
+import plotly.graph_objects as go  # noqa: E402
+import plotly.io as pio  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from landscape import workers  # noqa: E402
@@ -37,20 +38,62 @@ def _freeze_startup_heap() -> bool:
     return True
 
 
+# Figures whose builder leaves the legend alone get it below the plot, in rows: a legend on
+# the right squeezed plots to ~120 px on a phone. Below the axis title, so they never overlap.
+pio.templates["lab"] = go.layout.Template(
+    layout={"legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0}}
+)
+pio.templates.default = "plotly+lab"
+
+# Layout rules Streamlit has no setting for:
+# - display formulas too wide for their column scroll sideways instead of being cut off, and
+#   shrink on narrow screens;
+# - on a phone, Plotly's toolbar (zoom, pan, download) is hidden: it covered chart titles,
+#   and touch gestures zoom anyway.
+STYLE = """<style>
+.katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0 6px; }
+@media (max-width: 900px) { .katex-display { font-size: 0.82em; } }
+@media (max-width: 640px) {
+  .katex-display { font-size: 0.58em; }
+  .js-plotly-plot .modebar-container { display: none !important; }
+}
+</style>"""
+
+# The favicon stays an emoji: a Material icon there is fetched from fonts.gstatic.com.
 st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
 _freeze_startup_heap()
+st.html(STYLE)
 torch_threads(1)  # per script thread: see landscape.ui.common
 # Heavy jobs run in worker processes (landscape.workers); start them with the first visit so
 # they have warmed up (imported torch) by the time someone presses Train. Idempotent.
 workers.shared_pool().start()
 
+# Material icons ship with Streamlit's frontend; emoji need a system emoji font (Debian's
+# Chromium without one drew empty boxes).
 PAGES = [
-    st.Page("app_pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("app_pages/loss_shapes.py", title="Loss shapes", icon="📉", url_path="loss-shapes"),
-    st.Page("app_pages/train.py", title="Train", icon="🏋️", url_path="train"),
-    st.Page("app_pages/loss_landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
-    st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
-    st.Page("app_pages/geometry.py", title="Geometry", icon="🧭", url_path="geometry"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page(
+        "app_pages/loss_shapes.py",
+        title="Loss shapes",
+        icon=":material/show_chart:",
+        url_path="loss-shapes",
+    ),  # fmt: skip
+    st.Page(
+        "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
+    ),
+    st.Page(
+        "app_pages/loss_landscape.py",
+        title="Landscape",
+        icon=":material/landscape:",
+        url_path="landscape",
+    ),  # fmt: skip
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(
+        "app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", url_path="gallery"
+    ),  # fmt: skip
+    st.Page(
+        "app_pages/geometry.py", title="Geometry", icon=":material/explore:", url_path="geometry"
+    ),
 ]
 
 page = st.navigation(PAGES)

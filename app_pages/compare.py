@@ -114,8 +114,12 @@ def _preset_buttons() -> dict | None:
         if col.button(p.button, key=f"cmp_preset_{key}", help=p.title, width="stretch"):
             chosen = {"kind": "preset", "key": key}
         secs = p.measured_seconds
-        text = f"≈ {secs:.0f} s the first time (measured)" if secs else "time not measured yet"
-        col.caption(text, help=f"Measured on {p.measured_on}.")
+        text = (
+            f"{secs:.0f} s cold on a quiet 2-core server; several times that when it is busy"
+            if secs
+            else "time not measured yet"
+        )
+        col.caption(text, help=f"Measured on {p.measured_on}. A bar shows progress.")
     return chosen
 
 
@@ -287,13 +291,20 @@ def _charts(comp: Comparison) -> None:
         "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, **url("cmp_clip"), format="%.4g"
     )
     left, right = st.columns(2)
-    runs = {id(p.run): (p.label, p.run) for p in comp.panels}  # a run shown twice: one curve
-    left.plotly_chart(
-        plots.loss_curves(
-            [r.history for _, r in runs.values()], [n for n, _ in runs.values()], log_curves
-        ),
-        key="cmp_curves",
-    )
+    runs: dict[int, tuple[list[str], object]] = {}  # a run shown in several panels: one curve
+    for p in comp.panels:
+        runs.setdefault(id(p.run), ([], p.run))[0].append(p.label)
+    curve_names = [
+        "every panel (one run)" if len(labs) == len(comp.panels) > 1 else " = ".join(labs)
+        for labs, _ in runs.values()
+    ]
+    hists = [r.history for _, r in runs.values()]
+    # runs of different lengths (20 vs 500 epochs): compare them by optimiser step
+    spe = None
+    if len({len(h["epoch"]) for h in hists}) > 1:
+        spe = [-(-r.dataset().n_train // min(r.config.batch_size, r.dataset().n_train))
+               for _, r in runs.values()]  # fmt: skip
+    left.plotly_chart(plots.loss_curves(hists, curve_names, log_curves, spe), key="cmp_curves")
     norms = {p.norm for p in comp.panels}
     x_title = (
         "t (filter-normalised step)" if norms == {"filter"} else "t (step along the direction)"
@@ -352,7 +363,7 @@ def _notice() -> None:
 
 # ----------------------------------------------------------------------------- page
 
-st.title("⚖️ Compare")
+st.title("Compare")
 st.markdown(
     "Put loss landscapes side by side on **one colour scale** and measure how sharp each "
     "minimum is: skip connections or none, small or large batches, filter normalisation or "

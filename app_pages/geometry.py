@@ -115,7 +115,7 @@ def _spectrum_tab() -> None:
         st.markdown(ui.SPECTRUM_NOTICE)
 
 
-st.title("🧭 Geometry")
+st.title("Geometry")
 st.markdown(
     "Beyond one slice: how two minima connect, and how the curvature spreads over every direction."
 )

@@ -260,7 +260,7 @@ points is "right".
 
 # ----------------------------------------------------------------------------- page
 
-st.title("📉 Loss shapes")
+st.title("Loss shapes")
 st.markdown(
     "A loss turns a prediction's error into a number to minimise. Its **shape** decides what "
     "the fit cares about: the derivative ψ is how hard each point pulls on the model, and "

@@ -11,10 +11,11 @@ import math
 
 import streamlit as st
 
-from landscape import data, losses, models, training
+from landscape import data, losses, models, steplimit, training
 from landscape.plots import training as plots
 from landscape.training import Config
 from landscape.ui import library
+from landscape.ui import live as live_panel
 from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
@@ -119,20 +120,21 @@ def _loss_widgets(dataset: str) -> dict:
         st.caption("A regression loss on classes compares softmax outputs with one-hot targets.")
     params = {}
     for p in spec.params:
-        label = f"{p.name.replace('_', ' ').capitalize()} {p.label}"
+        label = f"{p.name.replace('_', ' ').capitalize()} {losses.plain_label(p.label)}"
         params[p.name] = st.slider(label, float(p.min), float(p.max), float(p.default),
                                    **url(f"tr_lp_{loss}_{p.name}"), help=p.help or None)  # fmt: skip
     return {"loss": loss, "loss_params": params}
 
 
-def _optimiser_form() -> tuple[dict, bool]:
-    with st.form("tr_form", border=True):
+def _optimiser_widgets() -> tuple[dict, bool]:
+    """Optimiser settings (no form: the momentum slider follows the optimiser) and the Train
+    button; changing a value reruns only this panel, and only the button trains."""
+    with st.container(border=True):
         c1, c2, c3 = st.columns(3)
         kw = {
             "optimizer": c1.selectbox("Optimiser", list(training.OPTIMIZERS),
                                       format_func=training.OPTIMIZERS.get, index=2, **url("tr_opt")),
             "lr": c1.select_slider("Learning rate", LRS, 0.01, format_func=lambda v: f"{v:g}", **url("tr_lr")),
-            "momentum": c1.slider("Momentum (SGD + momentum)", 0.0, 0.99, 0.9, 0.01, **url("tr_mom")),
             "batch_size": c2.select_slider("Batch size", BATCHES, 64, **url("tr_batch"),
                                            help="5000 = the whole training set (full batch)."),
             "epochs": c2.slider("Epochs", 1, training.MAX_EPOCHS, 100, **url("tr_epochs")),
@@ -141,8 +143,13 @@ def _optimiser_form() -> tuple[dict, bool]:
             "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, **url("tr_seed"),
                                         help="Seeds the data, the initial weights and the batch order.")),
         }  # fmt: skip
+        kw["momentum"] = c1.slider(
+            "Momentum (SGD + momentum)", 0.0, 0.99, 0.9, 0.01, **url("tr_mom"),
+            disabled=kw["optimizer"] != "momentum",
+            help="Used by SGD + momentum only (Adam keeps its own running averages).",
+        )  # fmt: skip
         kw["eos"] = ui_research.eos_checkbox(c3)
-        submitted = st.form_submit_button("Train", type="primary")
+        submitted = st.button("Train", type="primary", key="tr_train")
     return kw, submitted
 
 
@@ -187,8 +194,9 @@ def setup_panel() -> None:
         _preview(kw)
     with c2:
         _param_count(kw)
-    opt_kw, submitted = _optimiser_form()
+    opt_kw, submitted = _optimiser_widgets()
     eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
+    st.session_state[live_panel.SETUP] = kw | opt_kw  # what Play / Step train (live panel)
     if submitted:
         (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
 
@@ -244,22 +252,37 @@ def _train_and_show(kw: dict) -> None:
 # ----------------------------------------------------------------------------- results
 
 
+def _steps_per_epoch(run) -> int:
+    n = run.dataset().n_train
+    return -(-n // min(run.config.batch_size, n))
+
+
+def _stop(run) -> tuple[float, float] | None:
+    """(epoch, loss) where a diverged run stopped: the step after its last finite one."""
+    if not run.diverged:
+        return None
+    return (len(run.step_loss) + 1) / _steps_per_epoch(run), run.last_finite_loss
+
+
 def _divergence_warning(run) -> None:
     if run.diverged:
         st.warning(
             f"**Diverged in epoch {run.diverged_epoch}**: the loss became NaN/inf or blew up "
-            f"to over {training.DIVERGENCE_FACTOR:g}x its start. Last finite loss: "
-            f"{run.last_finite_loss:.4g}. Training stopped; the curves and weights below end at "
-            f"epoch {run.epochs_done}, the last sane point. Try a smaller learning rate.",
-            icon="⚠️",
+            f"to over {training.DIVERGENCE_FACTOR:g}x its start, so training stopped (the x on "
+            f"the log-scale curve; the faint line is every step up to there). The metrics and "
+            f"weights below are those of epoch {run.epochs_done}, the last sane point, on the "
+            f"whole training set; the last finite mini-batch loss was "
+            f"{run.last_finite_loss:.4g}. Try a smaller learning rate.",
+            icon=":material/warning:",
         )
 
 
 def _metrics(run) -> None:
     h = run.history
     cols = st.columns(5)
-    cols[0].metric("Train loss", f"{h['train_loss'][-1]:.4g}")
-    cols[1].metric("Test loss", f"{h['test_loss'][-1]:.4g}")
+    when = f" (epoch {run.epochs_done})" if run.diverged else ""
+    cols[0].metric("Train loss" + when, f"{h['train_loss'][-1]:.4g}")
+    cols[1].metric("Test loss" + when, f"{h['test_loss'][-1]:.4g}")
     if run.accuracy_fn() is not None:
         cols[2].metric("Test accuracy", f"{h['test_acc'][-1]:.1%}")
     cols[3].metric("Parameters", f"{run.n_params:,}")
@@ -270,7 +293,9 @@ def _metrics(run) -> None:
 def _curves(run) -> None:
     log_y = st.toggle("Log-scale loss", False, **url("tr_log"))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(plots.loss_curves(run.history, run.step_loss, log_y=log_y), key="tr_loss_chart")
+    fig = plots.loss_curves(run.history, run.step_loss, log_y=log_y,
+                            steps_per_epoch=_steps_per_epoch(run), stop=_stop(run))  # fmt: skip
+    c1.plotly_chart(fig, key="tr_loss_chart")
     if run.accuracy_fn() is not None:
         c2.plotly_chart(plots.accuracy_curves(run.history), key="tr_acc_chart")
     else:
@@ -342,6 +367,42 @@ def results_section() -> None:
     _downloads(run)
 
 
+# ----------------------------------------------------------------------------- stability demo
+
+STAB_FACTORS = (0.95, 1.05)  # learning rates as multiples of the stable limit 2 / lambda_max
+
+
+def stability_demo() -> None:
+    with st.expander("Demo: a learning rate just above the stable limit 2 / λmax"):
+        lam, limit = steplimit.quadratic_limit(steplimit.DEMO)
+        st.markdown(
+            "Least squares on a noisy straight line is an exactly quadratic loss. Full-batch "
+            "gradient descent on it converges only while the learning rate is below "
+            f"**2 / λmax = {limit:.3g}** (λmax = {lam:.3g}, the largest curvature of the loss). "
+            "Just above that line each step overshoots the valley floor a little further: the "
+            "fitted line see-saws with a growing swing, then the loss blows up."
+        )
+        below, above = steplimit.demo_configs(STAB_FACTORS)
+        c1, c2 = st.columns(2)
+        if c1.button(f"Train at {STAB_FACTORS[0]}x and {STAB_FACTORS[1]}x the limit",
+                     key="tr_stab_train"):  # fmt: skip
+            for cfg in (below, above):
+                name = ui_runs.add_run(ui_runs.train_cached(cfg))
+                st.session_state.setdefault(OVERLAY_NEW, []).append(name)
+            ui_runs.select_run(name, key=SHOW_KEY)
+            st.rerun()
+        if c2.button(f"Play {STAB_FACTORS[1]}x live, one step per frame", key="tr_stab_live"):
+            live_panel.start(above, f"Demo: lr = {above.lr:.3g} = {STAB_FACTORS[1]} x 2 / λmax.")
+            st.rerun()
+        points = [
+            (r.config.lr, r.last_finite_loss if r.diverged else r.history["train_loss"][-1], r.diverged)
+            for r in ui_runs.get_runs().values()
+            if r.config.replace(lr=steplimit.DEMO.lr) == steplimit.DEMO
+        ]  # fmt: skip
+        if points:
+            st.plotly_chart(plots.stability_figure(limit, points), key="tr_stab_chart")
+
+
 # ----------------------------------------------------------------------------- run list
 
 
@@ -381,8 +442,12 @@ def _overlay(runs: dict) -> None:
                       format_func=lambda m: m.replace("_", " "))  # fmt: skip
     log_y = c2.toggle("Log scale", False, key="tr_overlay_log", disabled=metric.endswith("acc"))
     if picked:
+        stops = {n: _stop(runs[n]) for n in picked if runs[n].diverged}
         fig = plots.overlay_curves(
-            {plot_text(n): runs[n].history for n in picked}, metric, log_y and "loss" in metric
+            {plot_text(n): runs[n].history for n in picked},
+            metric,
+            log_y and "loss" in metric,
+            {plot_text(n): v for n, v in stops.items()},
         )
         st.plotly_chart(fig, key="tr_overlay_chart")
 
@@ -416,7 +481,7 @@ def run_list_section() -> None:
 
 # ----------------------------------------------------------------------------- page
 
-st.title("🏋️ Train")
+st.title("Train")
 st.markdown(
     "Pick data, a network and a loss; press **Train** and watch the loss fall. Every run joins "
     "the list at the bottom, where you can overlay runs to compare losses, optimisers or "
@@ -431,7 +496,14 @@ with _c2:
     library.load_settings_widget()
 # Each section on its own: a bad value in one (a message, not a traceback) never hides the
 # others, so the run list and its Delete button are always drawn.
-for section in (setup_panel, results_section, run_list_section, ui_research.eos_section):
+for section in (
+    setup_panel,
+    live_panel.panel,
+    stability_demo,
+    results_section,
+    run_list_section,
+    ui_research.eos_section,
+):
     try:
         section()
     except ValueError as e:

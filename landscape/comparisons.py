@@ -19,8 +19,10 @@ own weights: direction for direction, as Li et al. compare them.
 literature found and what this small run shows; the latter is a measured statement (see
 benchmarks/bench_compare.py), not a hope, and says so where the small scale does not
 reproduce the published effect. What was measured (``shows``, ``measured_seconds``, the cold
-time of the whole preset with training, and ``measured_on``) lives in one data file per
-preset, ``presets_data/<key>.json``, rewritten when the numbers are re-measured.
+time of the whole preset with training, ``measured_on``, and the ``claims`` that back each
+number-bearing sentence of ``shows``, as [metric, panel, op, factor, other panel or null])
+lives in one data file per preset, ``presets_data/<key>.json``, rewritten when the numbers are
+re-measured.
 """
 
 from __future__ import annotations
@@ -132,6 +134,43 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One number-backed sentence of a preset's `shows` text, checkable against a measurement.
+
+    `metric(panel) op factor * metric(other)` when `other` names a panel, else
+    `metric(panel) op factor`. Metrics are the keys of `table` rows, plus "local minima" (of
+    the panel's 2D slice, `landscape.roughness.local_minima`). tests/test_comparisons.py
+    runs every preset and checks every claim, so the text cannot drift from the numbers.
+    """
+
+    metric: str
+    panel: str
+    op: str  # "<", ">", "<=", ">="
+    factor: float = 1.0
+    other: str | None = None
+
+    def holds(self, values: dict[str, dict]) -> bool:
+        """`values`: panel label -> {metric: number}."""
+        a = values[self.panel][self.metric]
+        b = self.factor * (values[self.other][self.metric] if self.other else 1.0)
+        return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[self.op]
+
+    def __str__(self) -> str:
+        rhs = f"{self.factor:g} x {self.metric}({self.other})" if self.other else f"{self.factor:g}"
+        return f"{self.metric}({self.panel}) {self.op} {rhs}"
+
+
+def claim_values(comp: Comparison) -> dict[str, dict]:
+    """panel label -> every metric a Claim may name, measured in `comp`."""
+    from landscape import roughness
+
+    out = {}
+    for row, p in zip(table(comp), comp.panels):
+        out[p.label] = {**row, "local minima": roughness.local_minima(p.plane.loss)}
+    return out
+
+
+@dataclass(frozen=True)
 class Preset:
     """A one-click comparison: panels, the settings to measure them with, and the story."""
 
@@ -144,6 +183,7 @@ class Preset:
     settings: Settings = field(default_factory=Settings)
     measured_seconds: float | None = None  # cold run incl. training (where: measured_on)
     measured_on: str = ""  # the machine and threads the measurements were taken with
+    claims: tuple[Claim, ...] = ()  # the numbers behind `shows`, checked by the tests
 
     def scaled(self, scale: float) -> Preset:
         """A smaller version (fewer epochs and samples, coarser grids) for fast tests.
@@ -706,6 +746,7 @@ def _measured(preset: Preset) -> Preset:
         shows=facts["shows"],
         measured_seconds=facts["measured_seconds"],
         measured_on=facts["measured_on"],
+        claims=tuple(Claim(*c) for c in facts.get("claims", ())),
     )
 
 

@@ -22,7 +22,7 @@ from landscape import checks, data, losses, models
 # Caps that keep one training job short enough for a shared server (a few seconds to ~20 s).
 MAX_EPOCHS = 500  # epochs in [1, 500]
 MAX_WIDTH = 256  # hidden units / channels in [2, 256]
-MAX_DEPTH = 8  # hidden layers / residual blocks in [1, 8]
+MAX_DEPTH = 9  # hidden layers / residual blocks (per stage for resnet: 9 = ResNet-56), in [1, 9]
 MAX_BATCH = data.MAX_SAMPLES  # batch size in [1, 5000]
 MIN_LR, MAX_LR = 0.0, 1e6  # lr in (0, 1e6]: the top is absurd on purpose, to show divergence
 MAX_WEIGHT_DECAY = 1.0
@@ -54,7 +54,7 @@ class Config:
     outlier_scale: float = 5.0  # how far outliers sit off the line (target units), in [0, 100]
     # model
     model: str = "mlp"  # linear | mlp | cnn | resmlp | rescnn
-    depth: int = 2  # hidden layers (mlp) or residual blocks (res*), in [1, 8]
+    depth: int = 2  # hidden layers (mlp), residual blocks (res*; per stage for resnet), in [1, 9]
     width: int = 32  # hidden units (mlp) or channels scale (cnn), in [2, 256]
     activation: str = "relu"  # relu | tanh | sigmoid | gelu
     skip: bool = True  # residual nets: keep the skip connections
@@ -162,7 +162,7 @@ class Config:
         if self.model in models.IMAGE_MODELS and info.kind != "image":
             raise ValueError(
                 f"model={self.model!r} needs image data: dataset={self.dataset!r} is {info.kind}; "
-                f"use dataset='digits' or an MLP"
+                f"use dataset='digits' or 'shapes', or an MLP"
             )
         if info.task == "regression" and task != "regression":
             raise ValueError(

@@ -8,6 +8,11 @@ Three families, small enough to train on in seconds on a laptop CPU:
   jitter in those units (for blobs: the cluster spread, see `_blobs`).
 - 1D regression: `sine` (a smooth function plus noise) and `outliers` (a straight line with a
   few points pushed far away, the robust-loss story; made by `landscape.robust`).
+- `shapes`: a CIFAR-like image set made in code, (N, 3, 16, 16) colour images in 10 classes,
+  five outlines (disk, square, triangle, cross, ring) each plain or striped, at a random place,
+  size, rotation and colour, with Gaussian pixel noise `noise`; standardised per pixel with the
+  training split's statistics. Hard enough that a deep net needs many epochs, the setting of
+  Li et al.'s depth comparison (see `_shapes`).
 - Real small data shipped inside scikit-learn (nothing is downloaded): digits as (N, 1, 8, 8)
   images scaled to [0, 1] (or standardised), and iris, wine, breast_cancer standardised with
   the training split's mean and standard deviation (never the test split's: no leakage).
@@ -117,6 +122,15 @@ DATASETS: dict[str, DatasetInfo] = {  # the built-in sets; registered ones: see 
         (1, 8, 8),
         1797,
     ),
+    "shapes": DatasetInfo(
+        "Shapes (16x16 colour images)",
+        "classification",
+        "image",
+        10,
+        "Made in code: 5 shapes x plain/striped = 10 classes, random place, size, rotation "
+        "and colours, noise = pixel noise.",
+        (3, 16, 16),
+    ),
     "iris": DatasetInfo(
         "Iris", "classification", "tabular", 3, "150 flowers, 4 features.", (4,), 150
     ),
@@ -127,6 +141,10 @@ DATASETS: dict[str, DatasetInfo] = {  # the built-in sets; registered ones: see 
         "Breast cancer", "classification", "tabular", 2, "569 tumours, 30 features.", (30,), 569
     ),
 }
+
+
+#: (C, H, W) of every built-in image set.
+IMAGE_SHAPES = {k: v.input_shape for k, v in DATASETS.items() if v.kind == "image"}
 
 
 # ----------------------------------------------------------------------------- registry
@@ -258,6 +276,54 @@ _MAKERS_2D = {
     "blobs": _blobs,
 }
 
+# ----------------------------------------------------------------------------- images
+
+
+def _shape_masks(u: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
+    """The five outlines in a shape's own unit frame (u, v): disk, square, triangle, cross, ring."""
+    r = np.hypot(u, v)
+    return [
+        r <= 1.0,
+        np.maximum(np.abs(u), np.abs(v)) <= 0.8,
+        (v >= -0.7) & (v <= 0.8) & (np.abs(u) <= 0.6 * (v + 0.7)),
+        ((np.abs(u) <= 0.3) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 1.0)),
+        (r >= 0.55) & (r <= 1.0),
+    ]
+
+
+def _shapes(n, noise, rng):
+    """Class k: outline k % 5, striped when k >= 5; everything else random per image.
+
+    Centre in [5, 11]^2 px, radius 3.5-6 px, rotation, background and two shape colours in
+    [0, 1]^3 (the shape differs from the background by at least 0.35 in some channel), stripes
+    of period 3-5 px at a random angle and phase, then N(0, noise^2) on every pixel."""
+    size = DATASETS["shapes"].input_shape[1]
+    y = np.concatenate([np.full(m, k) for k, m in enumerate(_class_counts(n, 10))])
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5  # pixel centres (H, W)
+    cx, cy = rng.uniform(5, 11, (2, n, 1, 1))
+    radius = rng.uniform(3.5, 6.0, (n, 1, 1))
+    turn = rng.uniform(0, 2 * np.pi, (n, 1, 1))
+    dx, dy = (xx - cx) / radius, (yy - cy) / radius  # (N, H, W)
+    u = dx * np.cos(turn) + dy * np.sin(turn)
+    v = -dx * np.sin(turn) + dy * np.cos(turn)
+    masks = np.stack(_shape_masks(u, v), 1)  # (N, 5, H, W)
+    inside = masks[np.arange(n), y % 5]  # (N, H, W)
+    period = rng.uniform(3.0, 5.0, (n, 1, 1))
+    phi, phase = rng.uniform(0, np.pi, (2, n, 1, 1))
+    stripe = np.sin(2 * np.pi * (xx * np.cos(phi) + yy * np.sin(phi)) / period + 3 * phase) > 0
+    stripe &= (y >= 5)[:, None, None]
+    bg = rng.uniform(0, 1, (n, 3))
+    shift = rng.uniform(-1, 1, (n, 3))
+    shift *= 0.35 / np.maximum(np.abs(shift).max(1, keepdims=True), 1e-9)  # max channel 0.35
+    shift += 0.3 * rng.uniform(-1, 1, (n, 3))
+    fg = np.clip(bg + shift, 0, 1)
+    fg2 = np.clip(fg + rng.choice([-0.5, 0.5], (n, 1)), 0, 1)
+    img = np.where(inside[:, None], np.where(stripe[:, None], fg2[..., None, None],
+                                             fg[..., None, None]), bg[..., None, None])  # fmt: skip
+    img = img + noise * rng.standard_normal(img.shape)  # (N, 3, H, W)
+    return img.reshape(n, -1), y
+
+
 # ----------------------------------------------------------------------------- 1D regression
 
 
@@ -369,6 +435,9 @@ def _make_cached(name, n, noise, test_fraction, seed, outliers, outlier_scale, d
     elif name == "sine":
         X, y = _sine(n, noise, rng)
         names = ("x",)
+    elif name == "shapes":
+        X, y = _shapes(n, noise, rng)
+        names = ()
     elif name == "outliers":
         X, y = _outlier_line(n, noise, seed, outliers, outlier_scale)
         names = ("x",)
@@ -380,7 +449,8 @@ def _make_cached(name, n, noise, test_fraction, seed, outliers, outlier_scale, d
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=test_fraction, stratify=stratify, random_state=seed
     )
-    if info.kind == "tabular" or (info.kind == "image" and digits_scale == "standard"):
+    standard = name == "shapes" or digits_scale == "standard"
+    if info.kind == "tabular" or (info.kind == "image" and standard):
         Xtr, Xte = _standardise(Xtr, Xte)
     elif info.kind == "image":
         Xtr, Xte = Xtr / 16.0, Xte / 16.0  # digits pixels are integers 0..16
@@ -390,7 +460,7 @@ def _make_cached(name, n, noise, test_fraction, seed, outliers, outlier_scale, d
 def _to_dataset(name, info, Xtr, Xte, ytr, yte, names) -> Dataset:
     def xt(a):
         a = torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
-        return a.reshape(-1, 1, 8, 8) if info.kind == "image" else a  # (N, 1, 8, 8) images
+        return a.reshape(-1, *info.input_shape) if info.kind == "image" else a  # (N, C, H, W)
 
     ydtype = torch.long if info.task == "classification" else torch.float32
     X_train, X_test = xt(Xtr), xt(Xte)
@@ -403,7 +473,9 @@ def _to_dataset(name, info, Xtr, Xte, ytr, yte, names) -> Dataset:
         y_test=torch.as_tensor(yte, dtype=ydtype),
         n_classes=info.n_classes,
         input_shape=tuple(X_train.shape[1:]),
-        feature_names=names if info.kind != "image" else tuple(f"pixel_{i}" for i in range(64)),
+        feature_names=names
+        if info.kind != "image"
+        else tuple(f"pixel_{i}" for i in range(int(np.prod(X_train.shape[1:])))),
         description=info.description,
     )
 

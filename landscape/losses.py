@@ -22,6 +22,7 @@ the same choice as the reference implementation of Barron's loss.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,17 @@ from torch import Tensor
 
 TASKS = ("regression", "binary", "multiclass")
 REDUCTIONS = ("mean", "sum", "none")
+
+
+_GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "tau": "τ",
+          "lambda": "λ", "sigma": "σ", "mu": "μ", "Delta": "Δ", "varepsilon": "ε"}  # fmt: skip
+
+
+def plain_label(text: str) -> str:
+    """A widget label without LaTeX: `$\\delta$` -> `δ`. Screen readers read a widget's label
+    as its accessible name, and read `$\\delta$` as "dollar backslash delta dollar"."""
+    out = re.sub(r"\\([A-Za-z]+)", lambda m: _GREEK.get(m.group(1), m.group(1)), text)
+    return re.sub(r"[$\\{}]", "", out).replace("_", " ").strip()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,12 @@
   h <- act(h + W2 act(W1 h)), then a Linear head.
 - `rescnn`: conv stem 1->w/2, then `depth` residual conv blocks (two 3x3 convs), maxpool 2,
   flatten, Linear head.
+- `resnet`: the CIFAR ResNet of He et al. (2016) that Li et al. slice: a 3x3 conv stem to
+  `width` channels, three stages of `depth` blocks (two 3x3 convs each) at width, 2*width and
+  4*width channels, the first block of stages 2 and 3 with stride 2, global average pooling and
+  a Linear head: 6*depth + 2 layers (depth 3 -> ResNet-20, 9 -> ResNet-56). Where a stage
+  changes shape the shortcut subsamples by 2 and pads the new channels with zeros (He et al.'s
+  option A), so it has no parameters and the no-skip twin has the same parameter shapes.
 
 `skip=False` removes the identity path of every residual block and nothing else: the two nets
 have exactly the same parameter names and shapes, so their loss landscapes can be compared
@@ -36,9 +42,10 @@ MODELS = {
     "cnn": "Small CNN (images)",
     "resmlp": "Residual MLP",
     "rescnn": "Residual CNN (images)",
+    "resnet": "ResNet, stride-2 stages (images)",
 }
-IMAGE_MODELS = ("cnn", "rescnn")
-RESIDUAL_MODELS = ("resmlp", "rescnn")
+IMAGE_MODELS = ("cnn", "rescnn", "resnet")
+RESIDUAL_MODELS = ("resmlp", "rescnn", "resnet")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 
 
@@ -61,6 +68,29 @@ class ResBlock(nn.Module):
     def forward(self, h):
         out = self.layer2(self.act1(self.layer1(h)))
         return self.act2(h + out if self.skip else out)
+
+
+class StageBlock(nn.Module):
+    """A `resnet` block: conv(stride) -> BN -> act -> conv -> BN, plus the shortcut (with skip),
+    then act. The shortcut is x[:, :, ::s, ::s] zero-padded to the new channel count: no
+    parameters, so removing it changes nothing else."""
+
+    def __init__(self, c_in, c_out, stride, act: str, skip: bool, bn: bool):
+        super().__init__()
+        conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+        self.layer1 = nn.Sequential(conv1, nn.BatchNorm2d(c_out)) if bn else conv1
+        self.layer2 = _conv(c_out, c_out, bn)
+        self.act1, self.act2 = ACTIVATIONS[act](), ACTIVATIONS[act]()
+        self.stride, self.pad, self.skip = stride, c_out - c_in, skip
+
+    def forward(self, h):  # (B, c_in, H, W) -> (B, c_out, H / stride, W / stride)
+        out = self.layer2(self.act1(self.layer1(h)))
+        if not self.skip:
+            return self.act2(out)
+        short = h[:, :, :: self.stride, :: self.stride]
+        if self.pad:
+            short = nn.functional.pad(short, (0, 0, 0, 0, 0, self.pad))
+        return self.act2(out + short)
 
 
 def _dense(n_in, n_out, bn):
@@ -139,6 +169,20 @@ def _rescnn(in_shape, n_out, cfg):
     )
 
 
+def _resnet(in_shape, n_out, cfg):
+    w, bn, act = cfg.width, cfg.batchnorm, cfg.activation
+    layers = [_conv(in_shape[0], w, bn), ACTIVATIONS[act]()]
+    c = w
+    for stage in range(3):
+        c_out = w * 2**stage
+        for b in range(cfg.depth):
+            stride = 2 if stage > 0 and b == 0 else 1
+            layers.append(StageBlock(c, c_out, stride, act, cfg.skip, bn))
+            c = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out)]  # (B, 4w) -> (B, out)
+    return nn.Sequential(*layers)
+
+
 def _check(cfg, dataset) -> None:
     if cfg.model not in MODELS:
         raise ValueError(f"model={cfg.model!r} is unknown: must be one of {list(MODELS)}")
@@ -169,7 +213,8 @@ def build(config, dataset) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         if config.model in IMAGE_MODELS:
-            return {"cnn": _cnn, "rescnn": _rescnn}[config.model](shape, n_out, config)
+            maker = {"cnn": _cnn, "rescnn": _rescnn, "resnet": _resnet}[config.model]
+            return maker(shape, n_out, config)
         maker = {"linear": _linear, "mlp": _mlp, "resmlp": _resmlp}[config.model]
         return maker(n_in, n_out, config)
 

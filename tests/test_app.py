@@ -1,5 +1,6 @@
 """The app frame: navigation over every page, the home page renders without exception."""
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -19,7 +20,7 @@ def test_home_page_renders_and_links_every_page():
 
 def test_every_page_file_in_navigation_exists():
     src = (ROOT / "app.py").read_text()
-    pages = [line.split('"')[1] for line in src.splitlines() if "st.Page(" in line]
-    assert len(pages) == 6
+    pages = re.findall(r'st\.Page\(\s*"([^"]+)"', src)
+    assert len(pages) == 7
     for p in pages:
         assert (ROOT / p).is_file(), p

@@ -238,3 +238,24 @@ def test_skip_preset_no_skips_is_sharper_and_narrower():
     assert noskip.trace - 3 * noskip.trace_stderr > skip.trace + 3 * skip.trace_stderr
     assert noskip.basin_width < skip.basin_width
     assert noskip.run.history["test_loss"][-1] > skip.run.history["test_loss"][-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(CP.PRESETS))
+def test_every_preset_text_claim_holds_for_its_measured_numbers(key):
+    """The `shows` text of each preset is backed by Claims; run the full preset and check
+    them (the text cannot drift from what the page will show)."""
+    preset = CP.get(key)
+    assert preset.claims, f"{key}: its text quotes numbers, so it must carry claims"
+    labels = {p.label for p in preset.panels}
+    assert all(c.panel in labels and c.other in (None, *labels) for c in preset.claims)
+    values = CP.claim_values(CP.run_preset(preset))
+    failed = [str(c) for c in preset.claims if not c.holds(values)]
+    assert not failed, f"{key}: claims not borne out: {failed}; measured {values}"
+
+
+def test_claim_arithmetic():
+    c = CP.Claim("trace", "a", ">", 3.0, "b")
+    assert c.holds({"a": {"trace": 10}, "b": {"trace": 3}})
+    assert not c.holds({"a": {"trace": 9}, "b": {"trace": 3}})
+    assert CP.Claim("local minima", "a", "<=", 1).holds({"a": {"local minima": 1}})

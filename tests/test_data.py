@@ -23,7 +23,7 @@ def test_shapes_and_dtypes(name):
     assert ds.X_train.dtype == torch.float32 and ds.X_test.dtype == torch.float32
     assert tuple(ds.X_train.shape[1:]) == ds.input_shape == tuple(ds.X_test.shape[1:])
     assert len(ds.X_train) == len(ds.y_train) and len(ds.X_test) == len(ds.y_test)
-    expected_dim = {"2d": (2,), "1d": (1,), "image": (1, 8, 8)}.get(info.kind)
+    expected_dim = data.IMAGE_SHAPES.get(name) or {"2d": (2,), "1d": (1,)}.get(info.kind)
     if expected_dim:
         assert ds.input_shape == expected_dim
     if info.task == "classification":
@@ -148,3 +148,40 @@ def test_bad_arguments_raise_naming_the_field(kw, field):
     args = {"name": "moons", **kw}
     with pytest.raises(ValueError, match=field):
         data.make(**args)
+
+
+def _shape_coords(points):
+    u, v = (np.array([p[i] for p in points], dtype=float) for i in (0, 1))
+    return data._shape_masks(u, v)
+
+
+def test_shapes_outlines_contain_and_exclude_the_right_points():
+    # in a shape's unit frame: (centre, on an arm of the cross, a diagonal corner, far out)
+    pts = [(0, 0), (0.9, 0), (0.7, 0.7), (0.0, 0.75), (1.2, 0)]
+    disk, square, triangle, cross, ring = _shape_coords(pts)
+    assert disk.tolist() == [True, True, True, True, False]  # r = 0.99 at the corner
+    assert square.tolist() == [True, False, True, True, False]
+    assert cross.tolist() == [True, True, False, True, False]
+    assert ring.tolist() == [False, True, True, True, False]
+    assert triangle.tolist() == [True, False, True, True, False]  # |u| <= 0.6 (v + 0.7)
+
+
+def test_shapes_images_are_colour_16x16_and_striped_classes_have_a_third_colour():
+    rng = np.random.default_rng(0)
+    X, y = data._shapes(200, 0.0, rng)  # no pixel noise: flat colours
+    imgs = X.reshape(200, 3, 16, 16)
+    assert ((imgs >= 0) & (imgs <= 1)).all()
+    colours = [len(np.unique(im.reshape(3, -1).T.round(6), axis=0)) for im in imgs]
+    plain = [c for c, k in zip(colours, y) if k < 5]
+    striped = [c for c, k in zip(colours, y) if k >= 5]
+    assert max(plain) <= 2  # background + shape
+    assert np.mean([c == 3 for c in striped]) > 0.9  # + the stripe colour (unless clipped equal)
+    assert np.bincount(y).tolist() == [20] * 10
+
+
+def test_shapes_set_is_standardised_with_training_statistics():
+    ds = data.make("shapes", n_samples=400, noise=0.1)
+    assert ds.input_shape == (3, 16, 16) and ds.n_classes == 10
+    flat = ds.X_train.reshape(len(ds.X_train), -1).double()
+    np.testing.assert_allclose(flat.mean(0).numpy(), 0, atol=1e-5)
+    np.testing.assert_allclose(flat.std(0, unbiased=False).numpy(), 1, atol=1e-4)

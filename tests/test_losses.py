@@ -602,3 +602,13 @@ def test_margin_and_cross_entropy_curves():
         L.cross_entropy_curve(p, 1)
     with pytest.raises(ValueError, match="regression"):
         L.regression_curves("hinge", m)
+
+
+def test_every_parameter_label_has_a_plain_text_accessible_name():
+    for name in L.names():
+        for p in L.get(name).params:
+            plain = L.plain_label(p.label)
+            assert not set("$\\{}") & set(plain), (name, p.label, plain)
+            assert plain.isascii() or any(ch in plain for ch in "αβγδετλσμΔε"), plain
+    assert L.plain_label(r"$\delta$") == "δ"
+    assert L.plain_label(r"$\varepsilon$") == "ε"

@@ -28,6 +28,8 @@ def _forward(cfg):
         (Config(dataset="digits", model="cnn"), 10),
         (Config(dataset="digits", model="cnn", batchnorm=True, width=8), 10),
         (Config(dataset="digits", model="rescnn", depth=2, width=8), 10),
+        (Config(dataset="shapes", model="resnet", depth=1, width=4, batchnorm=True), 10),
+        (Config(dataset="digits", model="resnet", depth=2, width=4, skip=False), 10),
         (Config(dataset="wine", model="resmlp"), 3),
         (Config(dataset="breast_cancer", model="mlp", loss="hinge"), 1),  # binary: one logit
         (Config(dataset="moons", loss="bce"), 1),
@@ -63,8 +65,9 @@ def test_count_params_counts_trainable_parameters_only():
         Config(model="resmlp", depth=2, width=8, batchnorm=True),
         Config(dataset="digits", model="rescnn", depth=3, width=8),
         Config(dataset="digits", model="rescnn", depth=2, width=8, batchnorm=True),
+        Config(dataset="shapes", model="resnet", depth=2, width=4, batchnorm=True),
     ],
-    ids=["resmlp", "resmlp-bn", "rescnn", "rescnn-bn"],
+    ids=["resmlp", "resmlp-bn", "rescnn", "rescnn-bn", "resnet-bn"],
 )
 def test_no_skip_keeps_every_parameter_shape_and_only_changes_the_forward(base):
     ds = base.make_dataset()
@@ -79,6 +82,8 @@ def test_no_skip_keeps_every_parameter_shape_and_only_changes_the_forward(base):
     x = ds.X_train[:5]
     assert not torch.allclose(a(x), b(x))
     # and the skip really is the identity: a residual block computes act(h + f(h))
+    if base.model == "resnet":
+        return  # its blocks are checked against F.conv2d below
     block = next(m for m in a.modules() if isinstance(m, models.ResBlock))
     h = torch.randn(4, *_block_in(base))
     f = block.layer2(block.act1(block.layer1(h)))
@@ -127,3 +132,46 @@ def test_image_model_on_flat_data_is_rejected():
     cfg = Config(dataset="digits", model="cnn")
     with pytest.raises(ValueError, match="image"):
         models.build(cfg, Config().make_dataset())
+
+
+@pytest.mark.parametrize("depth, n_layers", [(1, 8), (3, 20), (9, 56)])
+def test_resnet_has_6k_plus_2_layers_with_stride_2_stages(depth, n_layers):
+    cfg = Config(dataset="shapes", model="resnet", depth=depth, width=8, batchnorm=True)
+    m = models.build(cfg, cfg.make_dataset())
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    linears = [c for c in m.modules() if isinstance(c, nn.Linear)]
+    assert len(convs) + len(linears) == n_layers
+    assert [c.out_channels for c in convs[1:]] == [8] * 2 * depth + [16] * 2 * depth + [
+        32
+    ] * 2 * depth
+    assert sum(c.stride == (2, 2) for c in convs) == 2
+    x = torch.randn(2, 3, 16, 16)
+    feats = m[:-3](x)  # before pooling: 16x16 -> 8x8 -> 4x4
+    assert feats.shape == (2, 32, 4, 4)
+
+
+def test_resnet_block_matches_a_hand_written_forward():
+    # the stage-changing block: relu(bn(conv2(relu(bn(conv1_stride2(x))))) + zero-padded x[::2, ::2])
+    block = models.StageBlock(4, 8, 2, "relu", skip=True, bn=True).eval()
+    with torch.no_grad():
+        for bn in (block.layer1[1], block.layer2[1]):
+            bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(3, 4, 10, 10)
+
+    def bn(z, m):
+        return (z - m.running_mean[:, None, None]) / torch.sqrt(
+            m.running_var[:, None, None] + m.eps
+        ) * m.weight[:, None, None] + m.bias[:, None, None]
+
+    c1, c2 = block.layer1[0], block.layer2[0]
+    h = torch.relu(
+        bn(torch.nn.functional.conv2d(x, c1.weight, c1.bias, stride=2, padding=1), block.layer1[1])
+    )
+    f = bn(torch.nn.functional.conv2d(h, c2.weight, c2.bias, padding=1), block.layer2[1])
+    short = torch.zeros(3, 8, 5, 5)
+    short[:, :4] = x[:, :, ::2, ::2]
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), torch.relu(f + short))
+        block.skip = False
+        torch.testing.assert_close(block(x), torch.relu(f))

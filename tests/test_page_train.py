@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import landscape.data
 import landscape.training  # noqa: F401  the package first, not app_pages/loss_landscape.py
-from landscape import training
+from landscape import models, training
 from landscape.ui import runs as ui_runs
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "train.py")
@@ -79,7 +79,11 @@ def test_every_dataset_previews_and_counts_parameters(dataset):
         assert {"Small CNN (images)", "Residual CNN (images)"} <= set(model_box.options)
         model_box.set_value("cnn")
         at.run()
-        assert [m.value for m in at.metric if m.label == "Parameters"] == ["38,282"]
+        # the page's count is the built model's (digits: the documented 38,282)
+        cfg = training.Config(dataset=dataset, model="cnn")
+        expected = models.count_params(models.build(cfg, cfg.make_dataset()))
+        assert [m.value for m in at.metric if m.label == "Parameters"] == [f"{expected:,}"]
+        assert dataset != "digits" or expected == 38_282
 
 
 def test_train_a_small_config_shows_curves_and_joins_the_list():
@@ -196,3 +200,77 @@ def test_upload_choice_waits_for_a_file_without_error():
     at.selectbox(key="tr_dataset").set_value("__upload__").run()
     assert not at.exception, at.exception
     assert any("Upload a CSV" in i.value for i in at.info)
+
+
+def _live_curve(at) -> dict:
+    return _figs(at)["Loss (live)"]
+
+
+def test_live_step_play_pause_and_lr_change_continue_from_the_weights():
+    at = _app()
+    at.slider(key="tr_n_moons").set_value(300)
+    at.run()
+    at.button(key="tr_live_step").click()  # one epoch: 240 points / batch 64 = 4 steps
+    at.run()
+    assert not at.exception, at.exception
+    t = at.session_state["tr_live"]
+    assert (t.steps, t.epochs) == (4, 1)
+    step_trace = next(d for d in _live_curve(at)["data"] if d["name"] == "train (each step)")
+    assert len(_arr(step_trace["y"])) == 4
+    weights = [p.detach().clone() for p in t.model.parameters()]
+    # paused: a new learning rate and optimiser apply to the same trainer and weights
+    at.select_slider(key="tr_lr").set_value(0.1)
+    at.selectbox(key="tr_opt").set_value("momentum")
+    at.run()
+    assert not at.slider(key="tr_mom").disabled  # the momentum slider follows the optimiser
+    import torch
+
+    assert all(torch.equal(a, b) for a, b in zip(weights, t.model.parameters()))
+    at.button(key="tr_live_step").click()
+    at.run()
+    t2 = at.session_state["tr_live"]
+    assert t2 is t and t.steps == 8 and t.config.lr == 0.1 and t.config.optimizer == "momentum"
+    assert isinstance(t.opt, torch.optim.SGD) and t.opt.param_groups[0]["momentum"] == 0.9
+    # play: the fragment trains a chunk on every run; pause stops it
+    at.button(key="tr_live_play").click()
+    at.run()
+    assert at.session_state["tr_live_playing"] and t.steps > 8
+    playing_steps = t.steps
+    at.button(key="tr_live_pause").click()
+    at.run()
+    assert not at.session_state["tr_live_playing"] and t.steps == playing_steps
+    assert not at.exception and not at.error
+
+
+def test_momentum_slider_is_disabled_with_adam():
+    at = _app()
+    assert at.selectbox(key="tr_opt").value == "adam"
+    assert at.slider(key="tr_mom").disabled
+
+
+def test_diverged_run_draws_its_steps_and_marks_where_it_stopped():
+    at = _app()
+    at.select_slider(key="tr_lr").set_value(1e6)
+    at.slider(key="tr_epochs").set_value(5)
+    _submit(at)
+    fig = _figs(at)["Loss"]
+    names = [d.get("name") for d in fig["data"]]
+    assert "diverged here" in names and fig["layout"]["yaxis"]["type"] == "log"
+    steps = next(d for d in fig["data"] if d["name"] == "train (each step)")
+    assert len(_arr(steps["y"])) >= 1  # drawn even when it diverged in epoch 1
+    metrics = [m.label for m in at.metric]
+    assert any(label.startswith("Train loss (epoch") for label in metrics)
+
+
+def test_stability_demo_trains_both_sides_of_the_limit():
+    at = _app()
+    at.button(key="tr_stab_train").click()
+    at.run()
+    assert not at.exception, at.exception
+    fig = _figs(at)["Step size vs the stable limit"]
+    by = {d["name"]: d for d in fig["data"]}
+    assert len(_arr(by["converged"]["x"])) == 1 and len(_arr(by["diverged"]["x"])) == 1
+    from landscape import steplimit as stability
+
+    limit = stability.quadratic_limit(stability.DEMO)[1]
+    assert _arr(by["converged"]["x"])[0] < limit < _arr(by["diverged"]["x"])[0]

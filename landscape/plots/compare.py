@@ -217,9 +217,18 @@ def convexity_panels(
 # curves
 
 
-def loss_curves(histories: Sequence[dict], names: Sequence[str], log_y: bool = False) -> go.Figure:
-    """Train (dashed) and test (solid) loss per epoch, one colour per run, overlaid."""
+def loss_curves(
+    histories: Sequence[dict],
+    names: Sequence[str],
+    log_y: bool = False,
+    steps_per_epoch: Sequence[int] | None = None,
+) -> go.Figure:
+    """Train (dashed) and test (solid) loss, one colour per run, overlaid.
+
+    x is the epoch, or with ``steps_per_epoch`` (one per run) the optimiser step: runs of 20
+    and of 500 epochs then share a readable axis when their step counts are alike."""
     names = _check_names(histories, names)
+    scale = list(steps_per_epoch) if steps_per_epoch is not None else [1] * len(histories)
     fig = go.Figure()
     for k, (h, name) in enumerate(zip(histories, names)):
         color = COLORS[k % len(COLORS)]
@@ -228,7 +237,7 @@ def loss_curves(histories: Sequence[dict], names: Sequence[str], log_y: bool = F
             y = np.where(np.isfinite(y) & ((y > 0) | (not log_y)), y, np.nan)
             fig.add_trace(
                 go.Scatter(
-                    x=np.asarray(h["epoch"], dtype=float),
+                    x=np.asarray(h["epoch"], dtype=float) * scale[k],
                     y=y,
                     mode="lines",
                     name=f"{name} · {split}",
@@ -237,12 +246,12 @@ def loss_curves(histories: Sequence[dict], names: Sequence[str], log_y: bool = F
             )
     fig.update_layout(
         title={"text": "Loss during training (solid: test, dashed: train)"},
-        xaxis_title="epoch",
+        xaxis_title="optimiser step" if steps_per_epoch is not None else "epoch",
         yaxis_title="loss",
         yaxis_type="log" if log_y else "linear",
-        height=HEIGHT,
+        height=HEIGHT + 24 * len(histories),
         margin={"l": 50, "r": 10, "t": 50, "b": 45},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.28},  # below the axis title
     )
     return fig
 
@@ -280,8 +289,8 @@ def line_overlay(
         xaxis_title=x_title,
         yaxis_title="loss",
         yaxis_type="log" if log_y else "linear",
-        height=HEIGHT,
+        height=HEIGHT + 12 * len(lines),
         margin={"l": 50, "r": 10, "t": 50, "b": 45},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.28},  # below the axis title
     )
     return fig

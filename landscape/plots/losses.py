@@ -34,7 +34,7 @@ COLORS = {
     "ce_smooth": "#d62728",  # ... with label smoothing
 }
 
-HEIGHT = 340  # px, every line chart of the page
+HEIGHT = 400  # px, every line chart of the page (the legend rows below included)
 
 
 def _layout(title: str, x_title: str, y_title: str, **extra) -> dict:
@@ -44,7 +44,8 @@ def _layout(title: str, x_title: str, y_title: str, **extra) -> dict:
         yaxis=dict(title=dict(text=y_title), zeroline=True),
         height=HEIGHT,
         margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="v", x=1.02, y=1, font=dict(size=11)),
+        # below the plot, in rows: a legend beside it left a phone ~80 px of plot
+        legend=dict(orientation="h", x=0, y=-0.22, yanchor="top", font=dict(size=11)),
         hovermode="x unified",
         **extra,
     )

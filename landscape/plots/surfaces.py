@@ -337,16 +337,34 @@ def surface3d_figure(
             name=field,
         )
     )
+    zaxis = {"title": {"text": field}, "type": "log" if use_log else "linear"}
+    if use_log:  # Plotly's own log ticks in 3D label 2, 5, ... of every decade: a pile-up
+        finite = z[np.isfinite(z) & (z > 0)]
+        ticks = _few_log_ticks(float(finite.min()), float(finite.max()))
+        zaxis.update(tickvals=ticks, ticktext=[f"{v:.3g}" for v in ticks])
     fig.update_layout(
         title={"text": title} if title else None,
         scene={
-            "xaxis_title": x_title,
-            "yaxis_title": y_title,
-            "zaxis": {"title": {"text": field}, "type": "log" if use_log else "linear"},
+            # long titles break onto a second line: one line was cut off at the scene's edge
+            "xaxis_title": x_title.replace(" (", "<br>("),
+            "yaxis_title": y_title.replace(" (", "<br>("),
+            "zaxis": zaxis,
+            "camera": {"eye": {"x": 1.7, "y": 1.7, "z": 1.1}},  # a little further out
         },
         margin={"l": 0, "r": 0, "t": 60, "b": 0},
     )
     return add_notes(fig, _masked_note(surface.loss) + notes)
+
+
+def _few_log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Tick values for a log axis from lo to hi: whole decades (every k-th when there are
+    many), or 4 evenly spaced values in log when the range is under two decades."""
+    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    decades = [10.0**e for e in range(a, b + 1) if lo <= 10.0**e <= hi]
+    if len(decades) >= 2:
+        step = -(-len(decades) // most)
+        return decades[::step]
+    return [float(v) for v in np.geomspace(lo, hi, 4)]
 
 
 def pca_axis_titles(explained: Sequence[float] | None) -> tuple[str, str]:

@@ -39,25 +39,53 @@ def _positive(y, log_y: bool) -> np.ndarray:
     return np.where(a > 0, a, np.nan) if log_y else a
 
 
+STOP_COLOR = "#d62728"
+
+
+def step_positions(n_steps: int, steps_per_epoch: int) -> np.ndarray:
+    """x of each training step in epochs: step k (1-based) ends at k / steps_per_epoch."""
+    return np.arange(1, n_steps + 1) / max(1, steps_per_epoch)
+
+
+def _stop_marker(x: float, y: float, name: str = "diverged here") -> go.Scatter:
+    return go.Scatter(x=[x], y=[y], mode="markers+text", name=name, text=["diverged"],
+                      textposition="top center", textfont=dict(color=STOP_COLOR),
+                      marker=dict(symbol="x", size=13, color=STOP_COLOR, line=dict(width=2)))  # fmt: skip
+
+
 def loss_curves(history: dict, step_loss=None, log_y: bool = False, epochs: int | None = None,
-                title: str = "Loss") -> go.Figure:  # fmt: skip
+                title: str = "Loss", steps_per_epoch: int | None = None,
+                stop: tuple[float, float] | None = None) -> go.Figure:  # fmt: skip
     """Train and test loss per epoch; optional per-step loss as a faint line underneath.
 
-    epochs fixes the x range (so a live chart does not rescale as it grows).
+    epochs fixes the x range (so a live chart does not rescale as it grows). steps_per_epoch
+    places each step at its own epoch fraction (so the steps of a run that diverged in its
+    first epoch are drawn, not an empty axis); stop = (epoch, loss) marks where a diverged
+    run stopped, with an x, and the curves are then drawn on a log axis: a blow-up spans
+    orders of magnitude.
     """
     x = np.asarray(history["epoch"], dtype=float)
+    log_y = log_y or stop is not None
     traces = []
-    if step_loss is not None and len(step_loss) and len(x) > 1:
-        steps = np.arange(1, len(step_loss) + 1) * (x[-1] / len(step_loss))  # in epochs
+    if step_loss is not None and len(step_loss) and (steps_per_epoch or len(x) > 1):
+        steps = (
+            step_positions(len(step_loss), steps_per_epoch)
+            if steps_per_epoch
+            else np.arange(1, len(step_loss) + 1) * (x[-1] / len(step_loss))
+        )
+        faint = STEP_COLOR if len(x) > 1 else TRAIN_COLOR  # the only line left: draw it clearly
         traces.append(go.Scatter(x=steps, y=_positive(step_loss, log_y), mode="lines",
-                                 name="train (each step)", line=dict(color=STEP_COLOR, width=1),
+                                 name="train (each step)", line=dict(color=faint, width=1),
                                  hoverinfo="skip"))  # fmt: skip
+    mode = "lines" if len(x) > 1 else "markers"
     for key, label, color in (
         ("train_loss", "train", TRAIN_COLOR),
         ("test_loss", "test", TEST_COLOR),
     ):
-        traces.append(go.Scatter(x=x, y=_positive(history[key], log_y), mode="lines", name=label,
-                                 line=dict(color=color, width=2.2)))  # fmt: skip
+        traces.append(go.Scatter(x=x, y=_positive(history[key], log_y), mode=mode, name=label,
+                                 line=dict(color=color, width=2.2), marker=dict(color=color)))  # fmt: skip
+    if stop is not None:
+        traces.append(_stop_marker(*stop))
     layout = _layout(title, "epoch", "loss" + (" (log)" if log_y else ""), log_y)
     if epochs:
         layout["xaxis"]["range"] = [0, epochs]
@@ -85,24 +113,58 @@ def accuracy_curves(history: dict, title: str = "Accuracy") -> go.Figure:
 
 
 def overlay_curves(
-    histories: dict[str, dict], metric: str = "test_loss", log_y: bool = False
+    histories: dict[str, dict],
+    metric: str = "test_loss",
+    log_y: bool = False,
+    stops: dict[str, tuple[float, float]] | None = None,
 ) -> go.Figure:
-    """One line per run (name -> history) of one metric, to compare runs."""
-    traces = [
-        go.Scatter(
-            x=np.asarray(h["epoch"], dtype=float),
-            y=_positive(h[metric], log_y),
-            mode="lines",
-            name=name,
-            line=dict(color=RUN_COLORS[i % len(RUN_COLORS)], width=2),
-        )  # fmt: skip
-        for i, (name, h) in enumerate(histories.items())
-    ]
+    """One line per run (name -> history) of one metric, to compare runs.
+
+    stops: name -> (epoch, loss) of runs that diverged: their line is carried on (dotted) to
+    that point and marked with an x, so a run that blew up in its first epoch still shows.
+    """
+    stops = stops or {}
+    traces = []
+    for i, (name, h) in enumerate(histories.items()):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        x, y = np.asarray(h["epoch"], dtype=float), _positive(h[metric], log_y)
+        traces.append(go.Scatter(x=x, y=y, mode="lines" if len(x) > 1 else "markers",
+                                 name=name + (" (diverged)" if name in stops else ""),
+                                 legendgroup=name, line=dict(color=color, width=2),
+                                 marker=dict(color=color)))  # fmt: skip
+        if name in stops and metric.endswith("loss"):
+            sx, sy = stops[name]
+            traces.append(go.Scatter(x=[x[-1], sx], y=[y[-1], sy], mode="lines+markers",
+                                     legendgroup=name, showlegend=False, hoverinfo="skip",
+                                     line=dict(color=color, width=2, dash="dot"),
+                                     marker=dict(symbol=["circle", "x"], size=[1, 13], color=STOP_COLOR)))  # fmt: skip
     label = metric.replace("_", " ")
     layout = _layout(f"Runs compared: {label}", "epoch", label + (" (log)" if log_y else ""), log_y)
-    layout["legend"] = dict(orientation="v", x=0, y=-0.25, font=dict(size=11))
-    layout["height"] = HEIGHT + 30 * len(traces)
+    layout["legend"] = dict(orientation="h", x=0, y=-0.25, font=dict(size=11))
+    layout["margin"]["b"] = 40
+    layout["height"] = HEIGHT + 22 * len(histories)
     return go.Figure(data=traces, layout=layout)
+
+
+def stability_figure(lr_limit: float, runs: list[tuple[float, float, bool]]) -> go.Figure:
+    """Learning rates against the stable limit 2 / lambda_max of a quadratic loss.
+
+    runs: (lr, final or last finite loss, diverged) per run, drawn at their lr; the vertical
+    line is the limit: gradient descent on a quadratic converges below it and blows up above.
+    """
+    traces = []
+    for label, pick, symbol, color in (("converged", False, "circle", TRAIN_COLOR),
+                                       ("diverged", True, "x", STOP_COLOR)):  # fmt: skip
+        pts = [(lr, loss) for lr, loss, div in runs if div == pick]
+        traces.append(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
+                                 name=label, marker=dict(symbol=symbol, size=12, color=color)))  # fmt: skip
+    layout = _layout("Step size vs the stable limit", "learning rate", "final loss (log)", True)
+    layout["xaxis"]["type"] = "log"
+    layout["hovermode"] = "closest"
+    fig = go.Figure(data=traces, layout=layout)
+    fig.add_vline(x=lr_limit, line=dict(color="black", dash="dash"),
+                  annotation_text=f"2 / λmax = {lr_limit:.3g}", annotation_position="top left")  # fmt: skip
+    return fig
 
 
 # ----------------------------------------------------------------------------- data pictures
@@ -157,18 +219,26 @@ def data_preview(X: np.ndarray, y: np.ndarray, kind: str, title: str = "Data",
 
 
 def _image_grid(X: np.ndarray, y: np.ndarray, title: str, n: int = 24, cols: int = 8) -> go.Figure:
-    """The first n images tiled in a grid (one heatmap), label written above each."""
+    """The first n images tiled in a grid (one heatmap; colour images as RGB, each stretched to
+    its own range since they are standardised), label written above each."""
     n = min(n, len(X))
     rows = int(np.ceil(n / cols))
     h, w = X.shape[-2:]
-    grid = np.full((rows * (h + 1), cols * (w + 1)), np.nan)
+    colour = X.ndim == 4 and X.shape[1] == 3
+    grid = np.full((rows * (h + 1), cols * (w + 1)) + ((3,) if colour else ()), np.nan)
     ann = []
     for i in range(n):
         r, c = divmod(i, cols)
-        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = X[i].reshape(h, w)
+        img = X[i].reshape(3, h, w).transpose(1, 2, 0) if colour else X[i].reshape(h, w)
+        if colour:
+            img = 255 * (img - img.min()) / max(float(img.max() - img.min()), 1e-9)
+        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = img
         ann.append(dict(x=c * (w + 1) + w / 2 - 0.5, y=r * (h + 1) - 0.7, text=str(int(y[i])),
                         showarrow=False, font=dict(size=10)))  # fmt: skip
-    trace = go.Heatmap(z=grid, colorscale="Greys", showscale=False, hoverinfo="skip")
+    if colour:
+        trace = go.Image(z=np.nan_to_num(grid, nan=255).astype(np.uint8), hoverinfo="skip")
+    else:
+        trace = go.Heatmap(z=grid, colorscale="Greys", showscale=False, hoverinfo="skip")
     layout = _layout(title, "", "")
     layout.update(annotations=ann, hovermode=False)
     layout["xaxis"].update(visible=False)

@@ -53,7 +53,7 @@ def param_sliders(name: str, prefix: str) -> dict[str, float]:
     values = {}
     for p in spec.params:
         key = f"{prefix}_{name}_{p.name}"
-        label = f"{spec.display}: {p.label}"
+        label = f"{spec.display}: {losses.plain_label(p.label)}"  # plain text: accessible name
         if name == "barron" and p.name == "alpha":
             neg_inf = st.checkbox(
                 "α = −∞ (Welsch)",

@@ -45,6 +45,7 @@ PAGES = [
     ("train", "/train", "Train", 1),
     ("landscape", "/landscape", "landscape", 0),
     ("compare", "/compare", "Compare", 0),
+    ("gallery", "/gallery", "Gallery", 2),
     ("geometry", "/geometry", "Geometry", 0),
 ]
 
@@ -96,7 +97,7 @@ def test_page_loads_clean(page, app_url, shots_dir, name, path, title, n_charts)
     assert_clean(page)
     shoot(page, shots_dir, f"{name}-first-load", docs_name="home" if name == "home" else None)
     if name == "home":  # the home page has no chart: the screenshot is the check
-        assert page.locator("[data-testid='stSidebarNav'] a").count() == 6
+        assert page.locator("[data-testid='stSidebarNav'] a").count() == 7
 
 
 # ----------------------------------------------------------------------------- Loss shapes
@@ -133,9 +134,9 @@ def test_train_form_trains_a_small_run(session_page, app_url, shots_dir):
     press_slider(page, "Samples", "Home")  # 100 points: the preview redraws
     wait_changed(page, ".st-key-tr_preview", before)
     assert "80 training points" in page.locator(".st-key-tr_preview").inner_text()
-    set_slider(page, "Epochs", 10)  # in the form: nothing reruns until Train is pressed
+    set_slider(page, "Epochs", 10)  # reruns the set-up panel only; nothing trains
     before = signature(page, ".st-key-tr_loss_chart")
-    page.locator("[data-testid='stFormSubmitButton'] button", has_text="Train").click()
+    page.locator(".st-key-tr_train button").click()
     wait_changed(page, ".st-key-tr_loss_chart", before, HEAVY_S)
     loss = traces(page, ".st-key-tr_loss_chart")
     assert trace(loss, name="train")["n"] == 11  # epochs 0..10

@@ -1,0 +1,121 @@
+"""Gallery: Li et al.'s headline picture, precomputed: ResNets with and without skips by depth.
+
+Thin page: the slices shipped in landscape/gallery (built by `python -m landscape.gallery`),
+their measured roughness beside them, and what the small scale does and does not reproduce.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from landscape import data, gallery
+from landscape.plots import surfaces as plots
+from landscape.ui import gallery as ui
+from landscape.ui.common import torch_threads
+
+torch_threads()
+
+HEIGHT = 420
+ZMAX = 10.0  # colours clipped at loss 10, as in Li et al.'s own contour plots (vmax = 10)
+
+
+def _figure(entry: gallery.Entry, kind: str):
+    title = f"{entry.label}: {gallery.verdict(entry.row)}"
+    if kind == "3D":
+        fig = plots.surface3d_figure(entry.surface, log=True, zmax=ZMAX, title=title)
+    else:
+        fig = plots.contour_figure(entry.surface, log=True, n_levels=40, zmax=ZMAX, title=title)
+    return fig.update_layout(height=HEIGHT, margin=dict(l=0, r=0, t=50, b=0))
+
+
+def _panel(col, entry: gallery.Entry, kind: str) -> None:
+    with col:
+        key = f"gal_{entry.n_layers}_{int(entry.skip)}"
+        st.plotly_chart(_figure(entry, kind), key=f"{key}_chart")
+        st.caption(gallery.caption(entry))
+        if st.button("Open in Landscape", key=f"{key}_open", icon=":material/open_in_new:"):
+            ui.open_in_landscape(entry)
+
+
+def _table(items: list[gallery.Entry]) -> None:
+    rows = [
+        {
+            "layers": e.n_layers,
+            "skips": "yes" if e.skip else "no",
+            "looks": gallery.verdict(e.row),
+            "local minima": e.row["local_minima"],
+            "turns per line": round(e.row["turns_per_line"], 2),
+            "TV / range (log loss)": round(e.row["tv_ratio"], 1),
+            "train loss": round(e.row["train_loss"], 3),
+            "test accuracy": f"{e.row['test_acc']:.0%}",
+        }
+        | ({"convexity mean": e.row["convexity_mean"]} if "convexity_mean" in e.row else {})
+        for e in items
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="gal_table")
+
+
+def _findings(items: list[gallery.Entry]) -> None:
+    """Li et al.'s three claims, each checked against the shipped numbers."""
+    by = {(e.n_layers, e.skip): gallery.verdict(e.row) for e in items}
+    depths = sorted({e.n_layers for e in items})
+    deepest = depths[-1]
+    lines = []
+    skip_smooth = all(by.get((n, True)) == "smooth" for n in depths)
+    lines.append(
+        ("Reproduced" if skip_smooth else "**Not reproduced here**")
+        + ": with skips the slice stays smooth at every depth ("
+        + ", ".join(f"{n}: {by.get((n, True))}" for n in depths)
+        + ")."
+    )
+    deep = by.get((deepest, False))
+    lines.append(
+        ("Reproduced" if deep == "chaotic" else "**Not reproduced here**")
+        + f": without skips the {deepest}-layer net's slice is chaotic (measured: {deep})."
+    )
+    losses = ", ".join(f"{e.n_layers}: {e.row['train_loss']:.3g}" for e in items if not e.skip)
+    lines.append(f"Without skips, deeper nets trained worse in the same {items[0].config.epochs} epochs (train loss "
+                 f"by depth, {losses}), as in Li et al.")  # fmt: skip
+    if 20 in depths:
+        mild = by.get((20, False))
+        lines.append(
+            ("Reproduced" if mild != "chaotic" else "**Not reproduced here**")
+            + f": at 20 layers the difference is mild (no skips, 20 layers: {mild})."
+        )
+    st.markdown("\n".join(f"- {line}" for line in lines))
+
+
+st.title("Gallery")
+items = ui.entries()
+if not items:
+    st.warning("No gallery files found: build them with `python -m landscape.gallery`.")
+    st.stop()
+cfg, sl = items[0].config, items[0].surface.meta["slice"]
+w = cfg.width
+st.markdown(
+    "Li et al. (2018, Fig. 5): without skip connections a deep ResNet's loss surface turns "
+    "chaotic, while with skips it stays a smooth bowl. These slices were computed at CPU "
+    f"scale and ship with the app, so they appear at once: ResNets of "
+    f"{min(e.n_layers for e in items)} to {max(e.n_layers for e in items)} layers (stride-2 "
+    f"stages of {w}, {2 * w} and {4 * w} channels, BatchNorm) trained on "
+    f"{data.DATASETS[cfg.dataset].display.lower()}, each sliced over a plane of two "
+    f"filter-normalised random directions, ±{sl['span']:g} along each. Colours stop at loss "
+    f"{ZMAX:g}, as in Li et al.'s plots: above it the walls only climb."
+)
+depths = sorted({e.n_layers for e in items})
+c1, c2 = st.columns([2, 1])
+depth = c1.segmented_control("Layers", depths, default=depths[-1], key="gal_depth")
+kind = c2.segmented_control("Plot", ["contour", "3D"], default="contour", key="gal_kind")
+depth = depth or depths[-1]
+pair = [e for e in items if e.n_layers == depth]
+cols = st.columns(len(pair))
+for col, entry in zip(cols, sorted(pair, key=lambda e: e.skip)):
+    _panel(col, entry, kind or "contour")
+st.subheader("What the numbers say")
+_findings(items)
+st.caption(
+    "Local minima: grid points lower than all 8 neighbours. Turns per line: how often the "
+    "loss changes between rising and falling along a grid row or column (once for a bowl). "
+    f"Losses on {sl['samples']} training images; the slices and the table come from one "
+    "command (README: The gallery)."
+)
+_table(items)

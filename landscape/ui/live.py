@@ -1,0 +1,191 @@
+"""The Train page's live training panel: Play / Pause / Step, TensorFlow-Playground style.
+
+The session keeps one `landscape.live.LiveTrainer`. While playing, the panel is a fragment
+with `run_every=FRAME_S`: each run trains one bounded chunk in the script thread (at most
+`live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~10% of the server time),
+then redraws the loss curves and the decision regions (or the regression fit). Nothing else
+on the page reruns. FRAME_S is shorter than a chunk on purpose: Streamlit queues a timer
+rerun that arrives while the fragment runs (one at most: requests are coalesced) and never
+lets it interrupt the run, so chunks follow each other without idle gaps, and a click on
+Pause waits at most one chunk. The set-up widgets store their current values under SETUP; a changed learning
+rate, momentum, weight decay or optimiser is applied at the next chunk and training goes on
+from the current weights; a changed data set, model or loss starts a new live run.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from landscape import live, training
+from landscape.plots import training as plots
+from landscape.training import Config
+from landscape.ui.common import show_error
+
+SETUP = "tr_live_setup"  # session key: the Train page's current Config keywords
+TRAINER = "tr_live"  # session key: the LiveTrainer
+PLAYING = "tr_live_playing"  # session key: True while Play is on
+PACER = "tr_live_pacer"  # session key: the FramePacer
+SPEED = "tr_live_speed"  # widget key: steps per frame ("as fast as it goes" or a number)
+PINNED = "tr_live_pinned"  # session key: a demo's note while its own config, not SETUP, trains
+FRAME_S = 0.25  # run_every while playing (frames follow back to back; see the docstring)
+
+
+SPEEDS = ["full speed", 1, 3, 10, 100]
+
+
+def start(config: Config, note: str, speed=1) -> None:
+    """Play `config` live (a demo), whatever the set-up widgets say, until Reset."""
+    st.session_state[SPEED] = speed
+    st.session_state[TRAINER] = live.LiveTrainer(config)
+    st.session_state[PACER] = live.FramePacer()
+    st.session_state[PINNED] = note
+    st.session_state[PLAYING] = True
+
+
+def _config() -> Config | None:
+    if st.session_state.get(PINNED) and TRAINER in st.session_state:
+        return st.session_state[TRAINER].config
+    kw = st.session_state.get(SETUP)
+    if kw is None:
+        return None
+    try:
+        return Config(**kw)
+    except ValueError as e:
+        show_error(e)
+        return None
+
+
+def _trainer(cfg: Config) -> live.LiveTrainer:
+    """The session's trainer for `cfg`: the same one with `cfg`'s optimiser settings applied,
+    or a new one when the data, model or loss changed."""
+    t = st.session_state.get(TRAINER)
+    if t is None or not t.same_setup(cfg):
+        t = live.LiveTrainer(cfg)
+        st.session_state[TRAINER] = t
+        st.session_state[PACER] = live.FramePacer()
+    else:
+        t.set_hyper(**{k: getattr(cfg, k) for k in live.HYPER})
+    return t
+
+
+def _set_playing(on: bool) -> None:
+    st.session_state[PLAYING] = on
+    st.rerun(scope="app")  # run_every is fixed when the fragment is declared
+
+
+def _controls(cfg: Config) -> None:
+    t = st.session_state.get(TRAINER)
+    playing = st.session_state.get(PLAYING, False)
+    c = st.columns([1, 1, 1, 1, 2])
+    c[4].selectbox("Steps per frame", SPEEDS, key=SPEED, label_visibility="collapsed",
+                   format_func=lambda v: v if isinstance(v, str) else f"{v} step{'s' * (v > 1)} per frame",
+                   help="Full speed: as many steps as fit in a frame (drawing takes at most "
+                   "about 10% of the time). A number: slow motion.")  # fmt: skip
+    if c[0].button("Play", key="tr_live_play", icon=":material/play_arrow:", disabled=playing,
+                   help="Train continuously and redraw as it learns.", width="stretch"):  # fmt: skip
+        t = _trainer(cfg)
+        if not t.done:
+            _set_playing(True)
+    if c[1].button("Pause", key="tr_live_pause", icon=":material/pause:", disabled=not playing,
+                   width="stretch"):  # fmt: skip
+        _set_playing(False)
+    if c[2].button("Step", key="tr_live_step", icon=":material/skip_next:", disabled=playing,
+                   help="One epoch (a pass over the training set), then pause.", width="stretch"):  # fmt: skip
+        t = _trainer(cfg)
+        t.run_for(0)  # at least one step ...
+        t.step(
+            max(0, t.steps_per_epoch - 1 - (t.steps - 1) % t.steps_per_epoch)
+        )  # ... to the epoch's end
+        t.evaluate()
+    if c[3].button("Reset", key="tr_live_reset", icon=":material/restart_alt:", width="stretch"):
+        st.session_state.pop(TRAINER, None)
+        st.session_state.pop(PINNED, None)
+        if playing:
+            _set_playing(False)
+        t = None
+
+
+def _status(t: live.LiveTrainer) -> None:
+    cfg = t.config
+    h = t.history
+    text = (
+        f"step {t.steps:,} · epoch {t.epoch:.1f} · train loss {h['train_loss'][-1]:.4g} · "
+        f"{training.OPTIMIZERS[cfg.optimizer]}, lr {cfg.lr:g}"
+    )
+    st.caption(text)
+    if st.session_state.get(PINNED):
+        st.caption(st.session_state[PINNED] + " Reset returns to the set-up above.")
+    if t.diverged:
+        st.warning(
+            f"Diverged at step {t.steps + 1}: the loss blew up (marked with an x on the log-scale "
+            "curve). Lower the learning rate and press Reset.",
+            icon=":material/warning:",
+        )
+    elif t.steps >= t.max_steps:
+        st.info(f"Stopped at the live-run cap of {t.max_steps:,} steps; Reset to start again.")
+
+
+def _draw(t: live.LiveTrainer) -> None:
+    h = t.history
+    stop = None
+    if t.diverged and t.step_loss:
+        stop = (t.steps / t.steps_per_epoch + 1 / t.steps_per_epoch, abs(t.step_loss[-1]))
+    hist = {"epoch": h["epoch"], "train_loss": h["train_loss"], "test_loss": h["test_loss"]}
+    curve = plots.loss_curves(hist, t.step_loss, title="Loss (live)",
+                              steps_per_epoch=t.steps_per_epoch, stop=stop)  # fmt: skip
+    kind, pic = t.picture()
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(curve, key="tr_live_curve")
+    ds = t.ds
+    if kind == "2d" and pic is not None:
+        fig = plots.decision_boundary(*pic, ds.X_train.numpy(), ds.y_train.numpy(),
+                                      title="Decision regions (live)")  # fmt: skip
+        c2.plotly_chart(fig, key="tr_live_picture")
+    elif kind == "1d" and pic is not None:
+        fig = plots.regression_fit(*pic, ds.X_train.numpy(), ds.y_train.numpy(),
+                                   title="Fitted function (live)")  # fmt: skip
+        c2.plotly_chart(fig, key="tr_live_picture")
+    else:
+        c2.caption("This data has no 2D picture; the loss curve shows the progress.")
+
+
+def _body() -> None:
+    cfg = _config()
+    if cfg is None:
+        return
+    try:
+        _controls(cfg)
+        t = st.session_state.get(TRAINER)
+        if t is None:
+            st.caption(
+                "Press **Play** to train the set-up above live, **Step** for one epoch at a "
+                "time. Pause, change the learning rate or optimiser, and play on: training "
+                "continues from the current weights."
+            )
+            return
+        if st.session_state.get(PLAYING, False):
+            t = _trainer(cfg)
+            pacer = st.session_state[PACER]
+            speed = st.session_state.get(SPEED, SPEEDS[0])
+            t.run_for(pacer.train_seconds(), None if isinstance(speed, str) else speed)
+            t0 = time.perf_counter()
+            t.evaluate()
+            _status(t)
+            _draw(t)
+            pacer.record_draw(time.perf_counter() - t0)
+            if t.done:
+                _set_playing(False)
+        else:
+            _status(t)
+            _draw(t)
+    except ValueError as e:
+        show_error(e)
+
+
+def panel() -> None:
+    """The live panel; a fragment that ticks every FRAME_S seconds while playing."""
+    st.subheader("Live training")
+    run_every = FRAME_S if st.session_state.get(PLAYING, False) else None
+    st.fragment(run_every=run_every)(_body)()

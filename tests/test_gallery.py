@@ -1,0 +1,91 @@
+"""The gallery: the shipped slices say what their captions say, the build command works on a
+tiny sweep, and a slice opens as a Landscape result."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landscape import gallery, roughness, store
+from landscape.gallery import __main__ as cli
+
+
+def _minima_loop(a):
+    n = 0
+    for i in range(1, a.shape[0] - 1):
+        for j in range(1, a.shape[1] - 1):
+            nbs = [a[i + di, j + dj] for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj]
+            n += all(nb > a[i, j] for nb in nbs)
+    return n
+
+
+def test_shipped_slices_exist_are_small_and_their_numbers_match_their_pictures():
+    items = gallery.entries()
+    depths = {e.n_layers for e in items}
+    assert 56 in depths and 8 in depths, "rebuild with: python -m landscape.gallery"
+    assert all({(n, True), (n, False)} <= {(e.n_layers, e.skip) for e in items} for n in depths)
+    total = sum(p.stat().st_size for p in gallery.HERE.glob("*.npz"))
+    assert total < 5e6  # a few MB at most
+    for e in items:
+        loss = e.surface.loss
+        assert np.isfinite(loss).all()
+        # the stored numbers are those of the stored picture (recomputed, and by a plain loop)
+        assert e.row["local_minima"] == roughness.local_minima(loss) == _minima_loop(loss)
+        assert e.row["turns_per_line"] == pytest.approx(roughness.turns_per_line(loss))
+        # the documented command (defaults) rebuilds exactly these
+        assert e.config == gallery.config_for(e.n_layers, e.skip)
+        assert e.surface.meta["slice"] == dataclasses.asdict(gallery.Slice())
+
+
+def test_captions_claim_only_what_the_numbers_show():
+    for e in gallery.entries():
+        text = gallery.caption(e)
+        v = gallery.verdict(e.row)
+        assert text.startswith(v)
+        assert f"{e.row['local_minima']} local minim" in text
+        if v == "smooth":
+            assert e.row["local_minima"] <= 1 and e.row["turns_per_line"] <= 1.5
+        if v == "chaotic":
+            assert e.row["local_minima"] >= 5 or e.row["turns_per_line"] >= 2.5
+
+
+def test_verdict_thresholds():
+    assert gallery.verdict({"local_minima": 1, "turns_per_line": 1.0}) == "smooth"
+    assert gallery.verdict({"local_minima": 9, "turns_per_line": 1.2}) == "chaotic"
+    assert gallery.verdict({"local_minima": 2, "turns_per_line": 1.8}).startswith("rough")
+
+
+@pytest.mark.slow
+def test_build_command_writes_loadable_slices(tmp_path, capsys):
+    code = cli.main(["--out", str(tmp_path), "--depths", "8", "--epochs", "1", "--res", "5",
+                     "--samples", "16", "--runs-dir", str(tmp_path / "runs")])  # fmt: skip
+    assert code == 0
+    assert "| 8 | yes |" in capsys.readouterr().out
+    items = gallery.entries(tmp_path)
+    assert [(e.n_layers, e.skip) for e in items] == [(8, True), (8, False)]
+    s = store.load_surface(tmp_path / gallery.file_name(8, False))
+    assert s.loss.shape == (5, 5) and s.meta["slice"]["samples"] == 16
+    # the run was kept and is reused (same config -> no retraining)
+    assert len(list((tmp_path / "runs").glob("*.npz"))) == 2
+    result = gallery.as_landscape_result(items[1])
+    assert result.main is items[1].surface and result.request.nx == 5
+    assert result.request.config.skip is False
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [(["--depths", "9"], "n_layers"), (["--res", "2"], "res"), (["--span", "0"], "span")],
+)
+def test_bad_flags_exit_2_with_one_line(argv, field, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert field in err and err.count("\n") == 1
+
+
+def test_config_for_is_the_stride_2_resnet():
+    cfg = gallery.config_for(20, False)
+    assert (cfg.model, cfg.depth, cfg.skip, cfg.batchnorm, cfg.dataset) == (
+        "resnet", 3, False, True, "digits")  # fmt: skip
+    assert gallery.config_for(20, False, dataset="shapes").dataset == "shapes"
+    assert Path(gallery.HERE).is_dir()
