@@ -18,7 +18,7 @@ import numpy as np
 from landscape import own, store
 
 # Flags of built-in runs that mean nothing for a user's model (refused, not ignored).
-_BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset")
+_BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store")
 _SHARED_CONFIG = ("batch_size", "loss", "loss_params")  # reused with their own meaning
 
 
@@ -87,7 +87,7 @@ def _refuse_builtin_flags(args) -> None:
         for f in fields
         if f.name not in _SHARED_CONFIG and getattr(args, f.name, None) is not None
     ]
-    given += [n for n in _BUILTIN_ONLY if getattr(args, n, None)]
+    given += [n for n in _BUILTIN_ONLY if getattr(args, n, None) is not None]
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise ValueError(
