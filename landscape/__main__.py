@@ -445,18 +445,20 @@ def slice_request(args) -> slices.SliceRequest:
     )  # fmt: skip
 
 
-def evaluator_for(args, req: slices.SliceRequest, settings: dict, ctx=None, quiet=None):
+def evaluator_for(args, req: slices.SliceRequest, settings: dict, ctx=None, quiet=None, *,
+                  inner=slices.evaluate, data_digest=None):  # fmt: skip
     """The evaluator of a line/plane command: ``landscape.distributed.Evaluator``.
 
     The grid's points are shared among the ranks under torchrun (one process otherwise),
     written as they finish into the point store ``PREFIX.zarr`` beside --out, and resumed
     from it by the identical command. ``settings`` (JSON-able: the run's config, the model
-    spec...) joins the request in the configuration a rerun must match.
+    spec...) joins the request in the configuration a rerun must match. ``inner`` evaluates
+    a block of points in this process; ``data_digest``: see ``distributed.Evaluator``.
     """
     return dist_.Evaluator(
         ctx if ctx is not None else dist_.Context(),
         str(_out_paths(args.out)[0].with_suffix("")),
-        slices.evaluate,
+        inner,
         settings={
             "request": {k: v for k, v in dataclasses.asdict(req).items() if k != "method"},
             **settings,
@@ -464,6 +466,7 @@ def evaluator_for(args, req: slices.SliceRequest, settings: dict, ctx=None, quie
         label="line" if req.dim == 1 else "plane",
         quiet=args.quiet if quiet is None else quiet,
         overwrite=bool(getattr(args, "overwrite", False)),
+        data_digest=data_digest,
     )
 
 
@@ -586,7 +589,7 @@ def _check_zmax(args) -> None:
 
 
 def run_surface(args) -> int:
-    npz, html = _out_paths(args.out)
+    npz, _ = _out_paths(args.out)
     _check_zmax(args)
     req = slice_request(args)
     if args.save_run and Path(args.save_run).resolve() == npz.resolve():
@@ -595,21 +598,41 @@ def run_surface(args) -> int:
     config = None if args.load_run else config_from_args(args)
     loaded = _read_run(args.load_run) if args.load_run else None
     end_run = _read_run(args.end_run) if getattr(args, "end_run", None) else None
-    outputs = {npz: "--out", html: "--out"}
-    if args.save_run:
-        outputs[Path(args.save_run)] = "--save-run"
+    extra = {Path(args.save_run): "--save-run"} if args.save_run else {}
+
+    def start(ctx):
+        return get_run(args, config, loaded, quiet=args.quiet or not ctx.is_main, ctx=ctx)
+
+    def work(run, ctx):
+        surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx)
+        return surf, dirs, f"{run.name} · {args.split} loss · {args.dir}"
+
+    return surface_job(args, start, work, extra)
+
+
+def surface_job(args, start, work, extra_outputs=None) -> int:
+    """A line/plane command's job, in one process or as one rank under torchrun.
+
+    ``start(ctx)`` makes the subject (a built-in run is trained here by every rank with
+    the one-process thread count, so it is the one-process run bit for bit); then the rank
+    takes its share of the cores and ``work(subject, ctx)`` returns ``(surface, directions,
+    title)`` (on rank 0; the other ranks' results are not used). Rank 0 alone creates the
+    folders, writes PREFIX.npz and PREFIX.html and reports; the point store is removed once
+    every rank is done. Every flag and file must have been checked before this is called.
+    """
+    npz, html = _out_paths(args.out)
+    outputs = {npz: "--out", html: "--out", **(extra_outputs or {})}
     dist_.check_store_folder(dist_.store_path_for(npz.with_suffix("")))
     ctx = dist_.init()
     if ctx.is_main:
         prepare_output(outputs)
-    run = get_run(args, config, loaded, quiet=args.quiet or not ctx.is_main, ctx=ctx)
-    dist_.share_cores(ctx)  # after training: the run is the one-process run, bit for bit
-    surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx)
+    subject = start(ctx)
+    dist_.share_cores(ctx)
+    surf, dirs, title = work(subject, ctx)
     if not ctx.is_main:
         dist_.barrier(ctx)  # rank 0 writes the files, then removes the finished point store
         dist_.shutdown(ctx)
         return 0
-    title = f"{run.name} · {args.split} loss · {args.dir}"
     fig = figure(surf, title, args)
     write_together(
         {
@@ -619,9 +642,10 @@ def run_surface(args) -> int:
     )
     finite = np.isfinite(surf.loss)
     best = f"{np.nanmin(np.where(finite, surf.loss, np.nan)):.5g}" if finite.any() else "none"
+    where = f", {surf.meta['device']}" if "device" in surf.meta else ""
     print(
         f"{surf.kind}: {surf.loss.size} points in {surf.meta['seconds']:.2f}s "
-        f"({surf.meta['method']}); min loss {best}; {int((~finite).sum())} non-finite"
+        f"({surf.meta['method']}{where}); min loss {best}; {int((~finite).sum())} non-finite"
     )
     print(f"wrote {npz}")
     print(f"wrote {html}")

@@ -13,9 +13,7 @@ import argparse
 import glob
 from pathlib import Path
 
-import numpy as np
-
-from landscape import own, store
+from landscape import own
 
 # Flags of built-in runs that mean nothing for a user's model (refused, not ignored).
 _BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store")
@@ -136,13 +134,16 @@ def open_from_args(args) -> own.OwnModel:
     )
 
 
-def compute(args, subject: own.OwnModel):
+def compute(args, subject: own.OwnModel, ctx=None):
     """The surface and its directions, as the flags ask, through ``landscape.slices``.
 
-    ``line --to OTHER`` is the pipeline's ``between`` line: the BatchNorm statistics move
-    with the weights, so each end is that net's own loss.
+    The points go through the command's ``evaluator_for`` (shared among the ranks under
+    torchrun, resumable from ``PREFIX.zarr``); the model spec (factory, kwargs, the weight
+    and data files' sha256) is part of the configuration a rerun must match. ``line --to
+    OTHER`` is the pipeline's ``between`` line: the BatchNorm statistics move with the
+    weights, so each end is that net's own loss.
     """
-    from landscape.__main__ import ProgressBar, slice_request
+    from landscape.__main__ import evaluator_for, slice_request
 
     if getattr(args, "checkpoints", None) and args.dir == "random":
         args.dir = "pca"
@@ -154,42 +155,43 @@ def compute(args, subject: own.OwnModel):
     req = slice_request(args)
     if to:
         req = req.replace(direction="between")
-    bar = ProgressBar(args.command, args.quiet)
-    total = len(subject.data)
-    result = subject.compute(req, lambda f, _: bar(round(f * total), total), to=to)
+    to_meta = {"to": str(to), "to_sha256": own.file_sha256(to)} if to else {}
+    settings = {"model": subject.spec, **to_meta, "batch_size": subject.batch_size}
+    data = subject.data
+
+    def data_digest(split):
+        return data.digest(subject.batch_size), len(data)
+
+    ev = evaluator_for(args, req, settings, ctx, inner=subject.evaluator(), data_digest=data_digest)
+    result = subject.compute(req, to=to, evaluator=ev)
     surf = result.main
-    if to:
-        surf.meta |= {"to": str(to), "to_sha256": own.file_sha256(to)}
+    surf.meta |= {**to_meta, "device": str(subject.device)}
     return surf, result.directions
 
 
 def run(args) -> int:
-    """Check every spec, compute, write PREFIX.npz and PREFIX.html; 0 on success."""
-    from landscape.__main__ import _check_zmax, _out_paths, figure, prepare_output, write_together
+    """Check every spec, compute, write PREFIX.npz and PREFIX.html; 0 on success.
 
-    npz, html = _out_paths(args.out)
+    Under torchrun each rank opens the model itself; ``--device auto`` is then the rank's
+    device (``cuda:LOCAL_RANK``, or the CPU with the node's cores split between the ranks).
+    """
+    import dataclasses
+
+    from landscape.__main__ import _check_zmax, surface_job
+
     _check_zmax(args)
     subject = open_from_args(args)
-    prepare_output({npz: "--out", html: "--out"})
-    surf, dirs = compute(args, subject)
-    title = f"{subject.spec['factory']} · {Path(args.weights).name} · {args.dir}"
-    fig = figure(surf, title, args)
-    write_together(
-        {
-            npz: lambda f: store.save_surface(f, surf, dirs),
-            html: lambda f: f.write(fig.to_html(include_plotlyjs=True).encode()),
-        }
-    )
-    finite = np.isfinite(surf.loss)
-    best = f"{np.nanmin(np.where(finite, surf.loss, np.nan)):.5g}" if finite.any() else "none"
-    print(
-        f"{surf.kind}: {surf.loss.size} points in {surf.meta['seconds']:.2f}s "
-        f"({surf.meta['method']}, {surf.meta.get('device', 'cpu')}); min loss {best}; "
-        f"{int((~finite).sum())} non-finite"
-    )
-    print(f"wrote {npz}")
-    print(f"wrote {html}")
-    return 0
+
+    def start(ctx):
+        if ctx.distributed and args.device == "auto":
+            return dataclasses.replace(subject, device=ctx.device)
+        return subject
+
+    def work(subject, ctx):
+        surf, dirs = compute(args, subject, ctx)
+        return surf, dirs, f"{subject.spec['factory']} · {Path(args.weights).name} · {args.dir}"
+
+    return surface_job(args, start, work)
 
 
 def refuse_own_flags(args) -> None:

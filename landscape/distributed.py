@@ -363,8 +363,12 @@ class Evaluator:
         label: str = "points",
         quiet: bool = False,
         overwrite: bool = False,
+        data_digest: Callable[[str], tuple[str, int]] | None = None,
     ) -> None:
         self.ctx, self.prefix, self.inner = ctx, str(prefix), inner
+        # An inner evaluator that streams its data itself (a user's --data, read in batches)
+        # names it by data_digest(split) -> (checksum, samples): the set is never held whole.
+        self.data_digest = data_digest
         self.settings = settings or {}  # JSON-able facts that also fix the numbers (the loss...)
         self.label, self.quiet, self.overwrite = label, quiet, overwrite
         self.calls = 0
@@ -378,18 +382,22 @@ class Evaluator:
         model.load_state_dict(state)
         dirs = [broadcast(ctx, dict(d)) for d in dirs]
         coords = np.asarray(coords, dtype=np.float64)
-        X, y = subject.data(split)
+        if self.data_digest is None:
+            X, y = subject.data(split)
+            data_sum, n_data = digest(X, y, split), int(X.shape[0])
+            on_device = _OnDevice(subject, ctx.device, split, (X, y))
+        else:
+            (data_sum, n_data), on_device = self.data_digest(split), subject
         parts = {
             "directions": digest(dirs),
             "grid": digest(coords),
             "model": digest(type(model).__qualname__, str(model), state),
-            "data": digest(X, y, split),
+            "data": data_sum,
             "settings": digest(self.settings),
         }
         for what, checksum in parts.items():
             agree(ctx, what, checksum)
         info: dict = {}
-        on_device = _OnDevice(subject, ctx.device, split, (X, y))
         dev_model = model if ctx.device.type == "cpu" else copy.deepcopy(model).to(ctx.device)
         dev_dirs = [{k: t.to(ctx.device) for k, t in d.items()} for d in dirs]
 
@@ -421,7 +429,7 @@ class Evaluator:
         info = {
             "method": _agreed_method(ctx, info.get("method"), method),
             "seconds": time.perf_counter() - start,
-            "n_data": int(X.shape[0]),
+            "n_data": n_data,
             "n_params": int(sum(p.numel() for p in model.parameters())),
             "ranks": ctx.world_size,
         }

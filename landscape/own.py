@@ -322,6 +322,12 @@ class Data:
             ) from None
         return _tensor(X), _tensor(y)
 
+    def digest(self, batch_size: int) -> str:
+        """sha256 of every sample (inputs and targets, in order), read batch by batch."""
+        from landscape.distributed import digest
+
+        return digest([digest(X, y) for X, y in self.batches(batch_size)])
+
     def all(self) -> tuple[Tensor, Tensor]:
         """Every sample in one pair (curvature and tests; memory of the whole set)."""
         return self.batch(0, len(self))
@@ -759,15 +765,15 @@ class OwnModel:
             key=key,
         )
 
-    def compute(self, request, progress=None, preview=None, to=None):
+    def compute(self, request, progress=None, preview=None, to=None, evaluator=None):
         """``landscape.slices.compute`` of a ``SliceRequest`` on this model (data streamed);
-        ``to``: the weight file at t=1 of a ``between`` line."""
+        ``to``: the weight file at t=1 of a ``between`` line; ``evaluator``: default
+        ``self.evaluator()`` (the command line wraps it in ``landscape.distributed``)."""
         from landscape import slices
 
         other = None if to is None else self.subject(to)
-        result = slices.compute(
-            request, self.subject(), other, progress, preview, evaluator=self.evaluator()
-        )
+        ev = self.evaluator() if evaluator is None else evaluator
+        result = slices.compute(request, self.subject(), other, progress, preview, evaluator=ev)
         for surf in [*result.surfaces.values(), *result.lines]:
             surf.meta["model"] = json.loads(json.dumps(self.spec))  # what this result is of
         return result

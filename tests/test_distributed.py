@@ -318,3 +318,85 @@ def test_cli_plane_under_torchrun_equals_one_process(tmp_path):
     for da, db in zip(store.load_directions(f"{one}.npz"), store.load_directions(f"{two}.npz")):
         assert all(torch.equal(da[k], db[k]) for k in da)
     assert Path(f"{two}.html").stat().st_size > 0 and not dist_.store_path_for(two).exists()
+
+
+@pytest.mark.slow
+def test_own_model_plane_under_torchrun_equals_one_process(tmp_path, monkeypatch):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from landscape.__main__ import main
+
+    # a user's folder: tests/own_net.py (conv + BatchNorm + scalar parameters), its weights
+    # and 24 samples; the factory is imported from the current folder, as a user's would be
+    shutil.copy(ROOT / "tests" / "own_net.py", tmp_path / "own_net.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("own_net", None)
+    import own_net
+
+    save_file(own_net.make_net().state_dict(), "net.safetensors")
+    X, y = own_net.make_data(n=24)
+    np.savez("data.npz", X=X, y=y)
+    argv = ["plane", "--model-factory", "own_net:make_net", "--weights", "net.safetensors",
+            "--data", "data.npz", "--batch-size", "10", "--res", "5", "--dir-seed", "4",
+            "--quiet", "--out"]  # fmt: skip
+    try:
+        assert main([*argv, "one"]) == 0
+    finally:
+        sys.modules.pop("own_net", None)
+    cmd = torchrun("-m", "landscape", *argv, "two")
+    r = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("wrote two.npz") == 1  # rank 0 alone writes and reports
+    a, b = store.load_surface("one.npz"), store.load_surface("two.npz")
+    np.testing.assert_allclose(b.loss, a.loss, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(b.accuracy, a.accuracy)
+    assert b.meta["ranks"] == 2 and b.meta["model"] == a.meta["model"]
+    for da, db in zip(store.load_directions("one.npz"), store.load_directions("two.npz")):
+        assert all(torch.equal(da[k], db[k]) for k in da)
+    assert not dist_.store_path_for(tmp_path / "two").exists()
+
+
+def test_own_model_store_holds_its_spec_resumes_and_refuses_another_model(
+    tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from landscape.__main__ import main
+
+    shutil.copy(ROOT / "tests" / "own_net.py", tmp_path / "own_net.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("own_net", None)
+    import own_net
+
+    save_file(own_net.make_net().state_dict(), "net.safetensors")
+    X, y = own_net.make_data(n=12)
+    np.savez("data.npz", X=X, y=y)
+    argv = ["plane", "--model-factory", "own_net:make_net", "--weights", "net.safetensors",
+            "--data", "data.npz", "--res", "4", "--quiet", "--out", "p"]  # fmt: skip
+    write = PointStore.write
+
+    def crash_after_two(self, c, loss, accuracy=None):
+        if self.n_done() == 2:
+            raise KeyboardInterrupt  # the process dies midway
+        write(self, c, loss, accuracy)
+
+    monkeypatch.setattr(PointStore, "write", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.setattr(PointStore, "write", write)
+    capsys.readouterr()
+    # the same net under another loss: only the spec (in "settings") tells them apart
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--loss", "own_net:my_loss"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "another configuration (different settings)" in err
+    assert main(argv) == 0
+    assert "resuming p: 2/16 points already computed" in capsys.readouterr().err
+    sys.modules.pop("own_net", None)
