@@ -10,18 +10,21 @@ exit 2) before a surface starts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 from pathlib import Path
 
 from landscape import own
 
 # Flags of built-in runs that mean nothing for a user's model (refused, not ignored).
-_BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store")
+_BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store", "load_run_b", "seed_b")
 _SHARED_CONFIG = ("batch_size", "loss", "loss_params")  # reused with their own meaning
 
 
 def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
-    """The own-model flags of ``line``/``plane`` (names fixed by the command-line contract)."""
+    """The own-model flags (names fixed by the command-line contract) of ``line``/``plane``
+    and of the research measures that need no training: ``kind`` "measure" (sharpness,
+    spectrum) or "connect" (``--to`` is the second net)."""
     g = p.add_argument_group(
         "your own model (with --model-factory; --batch-size is then the evaluation batch and "
         "--loss a zoo name or MODULE:FUNCTION)"
@@ -54,12 +57,13 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
     g.add_argument(
         "--sample-seed", type=int, default=0, help="seed of the --max-samples subset (default: 0)"
     )
-    g.add_argument(
-        "--accuracy",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also record accuracy (default: on for integer targets)",
-    )
+    if kind in ("line", "plane"):
+        g.add_argument(
+            "--accuracy",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="also record accuracy (default: on for integer targets)",
+        )
     if kind == "plane":
         g.add_argument(
             "--checkpoints",
@@ -68,11 +72,15 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
             help="weight files of the training path for PCA directions ('ckpt_*.safetensors', "
             "sorted naturally; the final point is --weights)",
         )
-    else:
+    elif kind == "line":
         g.add_argument(
             "--to",
             metavar="FILE",
             help="interpolate from --weights (t=0) to this weight file (t=1), buffers too",
+        )
+    elif kind == "connect":
+        g.add_argument(
+            "--to", metavar="FILE", help="the second net: --weights' model with this weight file"
         )
 
 
@@ -128,7 +136,7 @@ def open_from_args(args) -> own.OwnModel:
         batch_size=own.DEFAULT_BATCH if args.batch_size is None else args.batch_size,
         max_samples=args.max_samples,
         sample_seed=args.sample_seed,
-        accuracy=args.accuracy,
+        accuracy=getattr(args, "accuracy", None),
         checkpoints=_checkpoint_files(checkpoints) if checkpoints else (),
         loss_params=_parse_loss_params(args.loss_params),
     )
@@ -175,8 +183,6 @@ def run(args) -> int:
     Under torchrun each rank opens the model itself; ``--device auto`` is then the rank's
     device (``cuda:LOCAL_RANK``, or the CPU with the node's cores split between the ranks).
     """
-    import dataclasses
-
     from landscape.__main__ import _check_zmax, surface_job
 
     _check_zmax(args)
@@ -192,6 +198,23 @@ def run(args) -> int:
         return surf, dirs, f"{subject.spec['factory']} · {Path(args.weights).name} · {args.dir}"
 
     return surface_job(args, start, work)
+
+
+def open_for_measure(args) -> own.OwnModel:
+    """``open_from_args`` for a research measure (sharpness, connect, spectrum).
+
+    The measures (Hessian-vector products, gradient ascent) run on the CPU over the whole
+    --data at once (bound it with --max-samples): ``--device auto`` means the CPU there and
+    another device is refused.
+    """
+    if args.device not in ("auto", "cpu"):
+        raise ValueError(
+            f"--device {args.device!r}: {args.command} runs on the CPU (--device cpu or auto)"
+        )
+    if args.command == "connect" and not args.to:
+        raise ValueError("connect with --model-factory needs --to OTHER_WEIGHTS (the second net)")
+    args.device = "cpu"
+    return open_from_args(args)
 
 
 def refuse_own_flags(args) -> None:

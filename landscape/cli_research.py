@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape import cli_own
+
 
 def _positive(kind=float):
     def parse(text: str):
@@ -59,6 +61,7 @@ def register(sub, cli) -> None:
                    "(Dinh et al. 2017)")  # fmt: skip
     g.add_argument("--out", metavar="PREFIX", default="landscape-sharpness",
                    help="write PREFIX.json and PREFIX.html (default: landscape-sharpness)")  # fmt: skip
+    cli_own.add_flags(p, "measure")
     p.set_defaults(handler=lambda a: run_sharpness(a, cli))
 
     p = sub.add_parser("connect", help="paths between two minima: barrier and learned curve",
@@ -83,6 +86,7 @@ def register(sub, cli) -> None:
     )
     g.add_argument("--out", metavar="PREFIX", default="landscape-connect",
                    help="write PREFIX.json and PREFIX.html (default: landscape-connect)")  # fmt: skip
+    cli_own.add_flags(p, "connect")
     p.set_defaults(handler=lambda a: run_connect(a, cli))
 
     p = sub.add_parser("eos", help="edge of stability: λmax during full-batch GD vs 2/η",
@@ -119,6 +123,7 @@ def register(sub, cli) -> None:
     )
     g.add_argument("--out", metavar="PREFIX", default="landscape-spectrum",
                    help="write PREFIX.json and PREFIX.html (default: landscape-spectrum)")  # fmt: skip
+    cli_own.add_flags(p, "measure")
     p.set_defaults(handler=lambda a: run_spectrum(a, cli))
 
 
@@ -155,6 +160,25 @@ def _data(run, split):
     return (ds.X_train, ds.y_train) if split == "train" else (ds.X_test, ds.y_test)
 
 
+def _own_model(args):
+    """The user's model (``--model-factory``) or None for a built-in run; own-model flags
+    without a factory are refused, like built-in flags with one."""
+    if not args.model_factory:
+        cli_own.refuse_own_flags(args)
+        return None
+    return cli_own.open_for_measure(args)
+
+
+def _subject(args, cli):
+    """``(name, model, loss_fn, (X, y))`` of the user's model (all of --data, on the CPU) or
+    of the built-in run on --split."""
+    own = _own_model(args)
+    if own is not None:
+        return own.spec["factory"], own.model, own.loss, own.data.all()
+    run = cli.get_run(args)
+    return run.name, run.model(), run.loss_fn(), _data(run, args.split)
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -164,14 +188,13 @@ def run_sharpness(args, cli) -> int:
 
     settings = S.PanelSettings(eps=args.eps, rho=args.rho, asam_rho=args.asam_rho,
                                steps=args.ascent_steps)  # fmt: skip
-    run = cli.get_run(args)
-    model, loss_fn, data = run.model(), run.loss_fn(), _data(run, args.split)
+    name, model, loss_fn, data = _subject(args, cli)
     bar = cli.ProgressBar("sharpness", args.quiet)
     if args.rescale is not None:
         panels = S.rescaling_demo(model, loss_fn, data, (1.0, args.rescale), settings,
                                   progress=lambda d, n, name: bar(d, n))  # fmt: skip
     else:
-        panels = [S.panel(model, loss_fn, data, settings, run.name, lambda d, n, name: bar(d, n))]
+        panels = [S.panel(model, loss_fn, data, settings, name, lambda d, n, _: bar(d, n))]
     for p in panels:
         print(f"{p.label}: loss {p.loss:.5g}")
         for m in S.MEASURES:
@@ -179,7 +202,7 @@ def run_sharpness(args, cli) -> int:
     fig = (P.rescaling_figure if len(panels) > 1 else P.sharpness_bars)(
         panels, S.MEASURES, S.LABELS
     )
-    numbers = {"run": run.name, "settings": settings.__dict__,
+    numbers = {"run": name, "settings": settings.__dict__,
                "panels": [{"label": p.label, "loss": p.loss, "values": p.values,
                            "seconds": p.seconds} for p in panels]}  # fmt: skip
     _write(args.out, numbers, fig)
@@ -194,18 +217,26 @@ def run_connect(args, cli) -> int:
         raise ValueError(
             f"--plane-res={args.plane_res} is out of range: 0 or 3 to {C.MAX_PLANE_RES}"
         )
-    run_a = cli.get_run(args)
-    if args.load_run_b:
-        run_b = cli._read_run(args.load_run_b)
-    else:
-        seed_b = run_a.config.seed + 1 if args.seed_b is None else args.seed_b
-        run_b = cli._train(run_a.config.replace(seed=seed_b), args.quiet)
+    own = _own_model(args)
+    kw = dict(kind=args.curve, steps=args.curve_steps, lr=args.curve_lr, points=args.points,
+              plane_res=args.plane_res)  # fmt: skip
     bar = cli.ProgressBar("connect", args.quiet)
-    res = C.for_runs(run_a, run_b, args.split, kind=args.curve, steps=args.curve_steps,
-                     lr=args.curve_lr, points=args.points, plane_res=args.plane_res,
-                     progress=lambda f, s: bar(int(100 * f), 100))  # fmt: skip
+    progress = lambda f, s: bar(int(100 * f), 100)  # noqa: E731
+    if own is not None:
+        name_a, name_b = (f"{own.spec['factory']} · {w}" for w in (args.weights, args.to))
+        model_b = own.other(args.to, "--to")
+        res = C.connect(own.model, model_b, own.loss, own.data.all(), progress=progress, **kw)
+    else:
+        run_a = cli.get_run(args)
+        if args.load_run_b:
+            run_b = cli._read_run(args.load_run_b)
+        else:
+            seed_b = run_a.config.seed + 1 if args.seed_b is None else args.seed_b
+            run_b = cli._train(run_a.config.replace(seed=seed_b), args.quiet)
+        name_a, name_b = run_a.name, run_b.name
+        res = C.for_runs(run_a, run_b, args.split, progress=progress, **kw)
     bar(100, 100)
-    print(f"A: {run_a.name}\nB: {run_b.name}\ndistance |B - A| = {res.distance:.4g}")
+    print(f"A: {name_a}\nB: {name_b}\ndistance |B - A| = {res.distance:.4g}")
     print(f"straight line: barrier {res.barrier:.5g} (Frankle: max - mean of ends), "
           f"{res.barrier_interp:.5g} (vs interpolation)")  # fmt: skip
     print(f"{res.kind} curve: barrier {res.curve_barrier:.5g}, {res.curve_barrier_interp:.5g}")
@@ -217,7 +248,7 @@ def run_connect(args, cli) -> int:
     numbers = {k: getattr(res, k) for k in ("ts", "line_loss", "curve_loss", "barrier",
                "barrier_interp", "curve_barrier", "curve_barrier_interp", "kind", "distance",
                "seconds")}  # fmt: skip
-    numbers |= {"run_a": run_a.name, "run_b": run_b.name}
+    numbers |= {"run_a": name_a, "run_b": name_b}
     js, html = _paths(args.out)
     js.write_text(json.dumps(numbers, indent=1, default=_plain))
     parts = [pio.to_html(f, include_plotlyjs=(i == 0), full_html=False) for i, f in enumerate(figs)]
@@ -255,16 +286,16 @@ def run_spectrum(args, cli) -> int:
     from landscape import spectrum
     from landscape.plots import research as P
 
-    run = cli.get_run(args)
+    name, model, loss_fn, data = _subject(args, cli)
     bar = cli.ProgressBar("spectrum", args.quiet)
-    res = spectrum.for_run(run, args.split, n_vectors=args.vectors, steps=args.lanczos_steps,
+    res = spectrum.density(model, loss_fn, data, n_vectors=args.vectors, steps=args.lanczos_steps,
                            top_k=args.top_k, sigma=args.sigma, progress=bar)  # fmt: skip
-    print(f"{run.name}: {res.n_params:,} parameters; top eigenvalues "
+    print(f"{name}: {res.n_params:,} parameters; top eigenvalues "
           + ", ".join(f"{v:.4g}" for v in res.top))  # fmt: skip
     print(f"density support [{res.grid[0]:.4g}, {res.grid[-1]:.4g}]; share below 0: "
           f"{res.mass_below(0.0):.3f}; SLQ {res.seconds:.2f} s, top-k {res.seconds_top:.2f} s")  # fmt: skip
-    numbers = {"run": run.name, "top": res.top, "nodes": res.nodes, "weights": res.weights,
+    numbers = {"run": name, "top": res.top, "nodes": res.nodes, "weights": res.weights,
                "grid": res.grid, "density": res.density, "seconds": res.seconds,
                "seconds_top": res.seconds_top}  # fmt: skip
-    _write(args.out, numbers, P.spectrum_figure(res, f"{run.name}: Hessian spectrum"))
+    _write(args.out, numbers, P.spectrum_figure(res, f"{name}: Hessian spectrum"))
     return 0

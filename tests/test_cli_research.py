@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from landscape.__main__ import build_parser, main
@@ -67,3 +68,94 @@ def test_every_research_flag_has_help():
     for name in ("sharpness", "connect", "eos", "spectrum"):
         for action in sub.choices[name]._actions:
             assert action.help, f"{name} {action.option_strings} has no help"
+
+
+# ----------------------------------------------------------------------------- your own model
+
+
+@pytest.fixture
+def user(tmp_path, monkeypatch):
+    """A user's folder (tests/own_net.py: conv + BatchNorm + scalar parameters), cwd there."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from safetensors.torch import save_file
+
+    shutil.copy(Path(__file__).parent / "own_net.py", tmp_path / "own_net.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("own_net", None)
+    import own_net
+
+    save_file(own_net.make_net().state_dict(), "net.safetensors")
+    save_file(own_net.make_net(seed=5).state_dict(), "other.safetensors")
+    X, y = own_net.make_data(n=30)
+    np.savez("data.npz", X=X, y=y)
+    yield own_net
+    sys.modules.pop("own_net", None)
+
+
+def _json(prefix):
+    from pathlib import Path
+
+    return json.loads(Path(f"{prefix}.json").read_text())
+
+
+OWN = ["--model-factory", "own_net:make_net", "--weights", "net.safetensors", "--data",
+       "data.npz", "--batch-size", "7", "--quiet"]  # fmt: skip
+
+
+def test_own_model_sharpness_spectrum_and_connect_equal_the_library(user):
+    import torch
+    import torch.nn.functional as F
+
+    from landscape import connectivity, sharpness, spectrum
+
+    X, y = (torch.from_numpy(a) for a in user.make_data(n=30))
+    net = user.make_net()  # the weights of net.safetensors; the loss written out here
+    assert main(["sharpness", *OWN, "--ascent-steps", "3", "--out", "s"]) == 0
+    got = _json("s")["panels"][0]
+    settings = sharpness.PanelSettings(steps=3)
+    want = sharpness.panel(net, F.cross_entropy, (X, y), settings)
+    assert got["loss"] == pytest.approx(want.loss, rel=1e-5)
+    for m in sharpness.MEASURES:
+        assert got["values"][m] == pytest.approx(want.values[m], rel=1e-4, abs=1e-7), m
+    assert main(["spectrum", *OWN, "--vectors", "2", "--lanczos-steps", "8", "--top-k", "2",
+                 "--out", "p"]) == 0  # fmt: skip
+    got = _json("p")
+    want = spectrum.density(net, F.cross_entropy, (X, y), n_vectors=2, steps=8, top_k=2)
+    np.testing.assert_allclose(got["top"], want.top, rtol=1e-4)
+    np.testing.assert_allclose(got["nodes"], want.nodes, rtol=1e-4, atol=1e-6)
+    # connect: the second net is --to; a net with itself has no barrier
+    assert main(["connect", *OWN, "--to", "other.safetensors", "--curve-steps", "2",
+                 "--points", "5", "--plane-res", "0", "--out", "c"]) == 0  # fmt: skip
+    got = _json("c")
+    want = connectivity.straight_line(net, user.make_net(seed=5), F.cross_entropy, (X, y), 5)
+    np.testing.assert_allclose(got["line_loss"], np.asarray(want[1]), rtol=1e-5)
+    with torch.no_grad():  # each end is that net's own loss, computed plainly
+        ends = [float(F.cross_entropy(m.eval()(X), y)) for m in (net, user.make_net(seed=5))]
+    np.testing.assert_allclose([got["line_loss"][0], got["line_loss"][-1]], ends, rtol=1e-5)
+    assert main(["connect", *OWN, "--to", "net.safetensors", "--curve-steps", "2",
+                 "--points", "5", "--plane-res", "0", "--out", "self"]) == 0  # fmt: skip
+    assert _json("self")["barrier"] == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["spectrum", *OWN[2:], "--quiet"], "--weights needs --model-factory"),
+        (["sharpness", "--model-factory", "own_net:nothing", *OWN[2:]], "has no 'nothing'"),
+        (["spectrum", *OWN, "--epochs", "3"], "--epochs is a flag of built-in runs"),
+        (["sharpness", *OWN, "--device", "cuda"], "runs on the CPU"),
+        (["connect", *OWN], "needs --to OTHER_WEIGHTS"),
+        (["connect", *OWN, "--to", "net.safetensors", "--seed-b", "2"], "--seed-b is a flag"),
+        (["connect", *OWN, "--to", "nope.safetensors"], "nope.safetensors"),
+    ],
+)
+def test_own_model_bad_spec_exits_2_with_one_line(user, argv, text, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and text in err, err
