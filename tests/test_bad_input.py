@@ -249,6 +249,8 @@ def set_and_submit(at, what: str, **values) -> None:
         form_widget = w if w.form_id else form_widget
     if form_widget is not None:
         submit(at, form_widget)
+    elif any(b.key == "tr_train" for b in at.button):  # the Train page's button (no form)
+        at.button(key="tr_train").click()
     run_ok(at, what)
 
 
@@ -399,7 +401,7 @@ def test_landscape_widgets_at_their_extremes(tiny, tiny2):
     at = landscape_page(tiny, tiny2)
     page = Sweep(at, "landscape", forms=False, skip=("lp_preset",))  # a preset is cheap
     page()
-    covered(page, {"lp_run", "lp_dim", "lp_plot", "lp_logc", "lp_crange"}, 5)
+    covered(page, {"run__pick", "lp_dim", "lp_plot", "lp_logc", "lp_crange"}, 5)
     # then every form widget, each a small computation (the 1D form too)
     form = Sweep(at, "landscape", forms=True)
     form()

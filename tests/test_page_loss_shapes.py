@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
 from landscape import losses, robust  # imported first: the package, not app_pages/loss_landscape.py
@@ -210,7 +211,7 @@ def test_a_library_error_is_shown_in_its_section_and_the_rest_still_renders(monk
     try:
         at = _app()
         assert not at.exception
-        assert [e.value for e in at.error] == [
+        assert [shown(e.value) for e in at.error] == [
             "focal: gamma=-1 is out of range: must be in [0, inf)"
         ]
         assert set(_charts(at)) == set(REG + CE + OUT)  # only the binary chart is missing

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import worker_jobs as jobs
+from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
 from landscape import pictures, training, upload, workers
@@ -213,7 +214,7 @@ def test_session_run_list_is_capped_with_a_note():
     assert not at.exception
     names = list(at.session_state["landscape_runs"])
     assert names == [f"r{s}" for s in range(3, n)]  # the newest kept, the oldest 3 dropped
-    assert "r0, r1, r2" in at.info[0].value
+    assert "r0, r1, r2" in shown(at.info[0].value)
 
 
 def test_session_run_list_is_capped_in_bytes_too():
@@ -222,4 +223,4 @@ def test_session_run_list_is_capped_in_bytes_too():
     at = AppTest.from_function(_fill_run_list, args=(6, mb * 250_000)).run()
     assert not at.exception
     assert list(at.session_state["landscape_runs"]) == ["r2", "r3", "r4", "r5"]
-    assert "r0, r1" in at.info[0].value
+    assert "r0, r1" in shown(at.info[0].value)

@@ -114,10 +114,13 @@ def run_picker(label: str = "Run", key: str = "run") -> Run | None:
         st.session_state[pick] = asked
     if st.session_state.get(pick) not in (None, *by_id):
         del st.session_state[pick]
+    # The format function holds only these strings, never the runs: Streamlit keeps a widget's
+    # metadata (and what its callables hold) for the whole session.
+    labels = {i: f"{n} · {i}" for i, (n, _) in by_id.items()}
     rid = st.selectbox(
         label,
         list(by_id),
-        format_func=lambda i: f"{by_id[i][0]} · {i}",
+        format_func=labels.__getitem__,
         key=pick,
         persist_state="session",
     )
