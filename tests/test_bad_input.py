@@ -143,11 +143,22 @@ def apply(kind: str, w, value) -> None:
         w.set_value(value)
 
 
+# The Train page's optimiser panel is no st.form (its momentum slider follows the optimiser)
+# but acts as one: its values train only when the Train button is pressed.
+TRAIN_PANEL = {"tr_opt", "tr_lr", "tr_batch", "tr_epochs", "tr_wd", "tr_seed", "tr_mom"}
+
+
+def in_form(w) -> bool:
+    return bool(w.form_id) or w.key in TRAIN_PANEL
+
+
 def submit(at, w) -> None:
     """Press the submit button of the form `w` sits in (if any)."""
     if w.form_id:
         button = next(b for b in at.button if b.form_id == w.form_id)
         button.click()
+    elif w.key in TRAIN_PANEL:
+        at.button(key="tr_train").click()
 
 
 def run_ok(at, what: str, timeout: float = 120) -> None:
@@ -175,7 +186,9 @@ class Sweep:
         w = find(self.at, kind, name)
         if w is None or (kind, name) in self.seen or any(s in name for s in self.skip):
             return False
-        return bool(w.form_id) == self.forms
+        if w.disabled:  # a browser user cannot change it either
+            return False
+        return in_form(w) == self.forms
 
     def __call__(self, level: int = 0, among: set | None = None) -> int:
         """Sweep every wanted widget on the page now (or only those in `among`)."""
@@ -211,12 +224,14 @@ def sweep_together(at, page: str, forms: bool) -> int:
     """Every widget (of forms, or not in forms) at its first extreme at once, then at its
     last at once, then the middle options of selects one by one: the extremes of a heavy
     form without one heavy run per widget."""
-    widgets = [(k, n) for k, n in inputs(at) if bool(find(at, k, n).form_id) == forms]
+    widgets = [(k, n) for k, n in inputs(at) if in_form(find(at, k, n)) == forms]
     table = {(k, n): extremes(k, find(at, k, n)) for k, n in widgets}
     runs = 0
     for pick in (0, -1):
         w = None
         for (kind, name), values in table.items():
+            if find(at, kind, name).disabled:  # e.g. momentum while another optimiser is set
+                continue
             w = find(at, kind, name)
             apply(kind, w, values[pick])
         submit(at, w)
@@ -225,6 +240,8 @@ def sweep_together(at, page: str, forms: bool) -> int:
     for (kind, name), values in table.items():
         for value in values[1:-1]:
             w = find(at, kind, name)
+            if w.disabled:
+                continue
             apply(kind, w, value)
             submit(at, w)
             run_ok(at, f"{page}: {kind} {name!r} = {value!r}")
