@@ -19,6 +19,7 @@ import plotly.io as pio  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from landscape import workers  # noqa: E402
+from landscape.ui import library, links  # noqa: E402
 from landscape.ui.common import torch_threads  # noqa: E402
 from landscape.ui.runs import restart_notice  # noqa: E402
 
@@ -100,4 +101,9 @@ restart_notice()  # a tab that outlived a server restart is told its runs are go
 st.sidebar.caption(
     "Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)"
 )
+with st.sidebar:
+    links.copy_link_button()  # every page: the address holds its settings (ui/links.py)
+links.begin(page.url_path)  # the query string the page was opened with
+library.show_notes()  # damaged stored entries dropped since the last run
 page.run()
+links.end()  # a quiet note on what the link asked but could not get

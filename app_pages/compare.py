@@ -14,13 +14,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from landscape import comparisons, directions
+from landscape import comparisons, datastore, directions
 from landscape.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.ui import compare as ui
+from landscape.ui import library, links
+from landscape.ui import own_models as ui_own
 from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
+from landscape.ui.links import url
 
 torch_threads()
 
@@ -43,42 +46,46 @@ def _settings() -> Settings:
 
 def _settings_form() -> bool:
     """The measurement settings; True when the user applied new ones."""
-    s = _settings()
+    s = Settings()  # the widgets' defaults: fixed, so a link keeps what differs from them
     with st.expander("Measurement settings (apply to every panel)"), st.form("cmp_settings_form"):
         c1, c2, c3 = st.columns(3)
         span = c1.select_slider(
             "Range ±",
             SPANS,
             value=s.span,
-            key="cmp_span",
+            **url("cmp_span"),
             help="Slices cover [-range, range] along each direction.",
         )
-        res = c1.select_slider("2D resolution", RESOLUTIONS, value=s.resolution, key="cmp_res")
-        n_dirs = c2.slider("Random directions (1D + basin width)", 1, 8, s.n_dirs, key="cmp_ndirs")
+        res = c1.select_slider("2D resolution", RESOLUTIONS, value=s.resolution, **url("cmp_res"))
+        n_dirs = c2.slider(
+            "Random directions (1D + basin width)", 1, 8, s.n_dirs, **url("cmp_ndirs")
+        )
         mode = c2.radio(
             "Basin level",
             comparisons.LEVEL_MODES,
-            key="cmp_level_mode",
+            **url("cmp_level_mode"),
             index=comparisons.LEVEL_MODES.index(s.level_mode),
             horizontal=True,
             format_func={"rise": "rise above the minimum", "absolute": "absolute loss"}.get,
         )
         level = c2.number_input(
-            "Level (loss units)", 1e-4, 1e4, s.level, key="cmp_level", format="%.4g"
+            "Level (loss units)", 1e-4, 1e4, s.level, **url("cmp_level"), format="%.4g"
         )
         split = c3.radio(
             "Data",
             comparisons.SPLITS,
             index=comparisons.SPLITS.index(s.split),
-            key="cmp_split",
+            **url("cmp_split"),
             horizontal=True,
         )
-        seed = c3.number_input("Direction seed", 0, 2**31 - 1, s.seed, key="cmp_seed")
+        seed = c3.number_input("Direction seed", 0, 2**31 - 1, s.seed, **url("cmp_seed"))
         conv = c3.checkbox(
-            "Convexity map (Li et al. Fig. 7; slow)", s.convexity > 0, key="cmp_conv"
+            "Convexity map (Li et al. Fig. 7; slow)", s.convexity > 0, **url("cmp_conv")
         )
-        if not st.form_submit_button("Apply (recomputes the comparison shown)", key="cmp_apply"):
-            return False
+        pressed = st.form_submit_button("Apply (recomputes the comparison shown)", key="cmp_apply")
+    # A link with settings applies them at once, as if Apply had been pressed.
+    if not (pressed or (links.first_run() and links.opened_with_prefix("cmp_"))):
+        return False
     try:
         new = s.replace(
             span=span,
@@ -127,10 +134,10 @@ def _runs_picker() -> dict | None:
     c1, c2 = st.columns(2)
     with c1:
         a = ui_runs.pick_run("Left run", key="cmp_run_a")
-        na = st.selectbox("Directions", directions.NORMS, key="cmp_norm_a")
+        na = st.selectbox("Directions", directions.NORMS, **url("cmp_norm_a"))
     with c2:
         b = ui_runs.pick_run("Right run", key="cmp_run_b")
-        nb = st.selectbox("Directions", directions.NORMS, key="cmp_norm_b")
+        nb = st.selectbox("Directions", directions.NORMS, **url("cmp_norm_b"))
     if a is None or b is None or not st.button("Compare these runs", key="cmp_go_runs"):
         return None
     return {
@@ -178,6 +185,46 @@ def _compute(request: dict, settings: Settings) -> None:
             ui_runs.add_run(panel.run)
     st.session_state[REQUEST] = request
     st.session_state[RESULT] = {"title": title, "preset": request.get("key"), "comparison": comp}
+    _keep_in_url(request)
+
+
+def _keep_in_url(request: dict) -> None:
+    """The comparison shown, in the address: ?preset=<key>, or ?runs=<id>~<id>."""
+    if request["kind"] == "preset":
+        st.query_params.pop("runs", None)
+        st.query_params["preset"] = request["key"]
+        return
+    runs = ui_runs.get_runs()
+    ids = [datastore.run_id(runs[n].config) for n in request["names"] if n in runs]
+    st.query_params.pop("preset", None)
+    st.query_params["runs"] = "~".join(ids)
+
+
+def linked_request() -> dict | None:
+    """The comparison a link names (preset key or two stored runs), or None."""
+    links.handled("preset")
+    links.handled("runs")
+    if not links.first_run():
+        return None
+    key = st.query_params.get("preset")
+    if key is not None:
+        if key in comparisons.PRESETS:
+            return {"kind": "preset", "key": key}
+        st.caption(f"ℹ️ The link's preset {key[:40]!r} is not one of this page's presets.")
+        return None
+    ids = (st.query_params.get("runs") or "").split("~")
+    if len(ids) != 2 or not all(datastore.RUN_ID_RE.fullmatch(i) for i in ids):
+        return None
+    loaded = [library.load_into_session(i) for i in ids]
+    if None in loaded:
+        st.caption("ℹ️ A run of the link is not in this server's data folder.")
+        return None
+    return {
+        "kind": "runs",
+        "names": [ui_runs.run_name_of(r) for r in loaded],
+        "norms": [st.session_state.get("cmp_norm_a", "filter"),
+                  st.session_state.get("cmp_norm_b", "filter")],
+    }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- showing
@@ -239,10 +286,10 @@ def _story(result: dict) -> None:
 def _charts(comp: Comparison) -> None:
     names = [plot_text(p.label) for p in comp.panels]
     c1, c2, c3 = st.columns(3)
-    log_curves = c1.checkbox("Log-scale loss axes", value=False, key="cmp_log_y")
-    log_colour = c2.checkbox("Log colour scale (2D)", value=True, key="cmp_log_colour")
+    log_curves = c1.checkbox("Log-scale loss axes", value=False, **url("cmp_log_y"))
+    log_colour = c2.checkbox("Log colour scale (2D)", value=True, **url("cmp_log_colour"))
     clip = c3.number_input(
-        "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, key="cmp_clip", format="%.4g"
+        "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, **url("cmp_clip"), format="%.4g"
     )
     left, right = st.columns(2)
     runs: dict[int, tuple[list[str], object]] = {}  # a run shown in several panels: one curve
@@ -324,11 +371,21 @@ st.markdown(
     "none, MSE or Huber, SGD or Adam."
 )
 applied = _settings_form()
-tab_presets, tab_runs = st.tabs(["Presets", "Your runs"])
-with tab_presets:
+operators = ui_own.available()
+tabs = st.tabs(
+    ["Presets", "Your runs", "Surface files"] + (["Operator's models"] * bool(operators))
+)
+with tabs[0]:
     request = _preset_buttons()
-with tab_runs:
+with tabs[1]:
     request = _runs_picker() or request
+with tabs[2]:
+    ui_own.surface_files("cmp")
+if operators:
+    with tabs[3]:
+        ui_own.operator_compare("cmp", _settings())
+if request is None and RESULT not in st.session_state:
+    request = linked_request()  # ?preset=<key> or ?runs=<id>~<id> of a link
 if request is None and applied and REQUEST in st.session_state:
     request = st.session_state[REQUEST]  # new settings: measure the shown comparison again
 if request is not None:

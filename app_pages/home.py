@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from landscape.ui import library
+
 st.title("Loss Landscape Lab")
 st.markdown(
     """
@@ -60,6 +62,12 @@ with cols[1]:
     st.page_link("app_pages/gallery.py", label="Open Gallery", icon=":material/photo_library:")
 
 st.divider()
+mine, pinned = st.columns(2)
+with mine:
+    library.my_runs()
+with pinned:
+    library.classroom()
+library.usage_line()
 st.caption(
     "Everything here is computed on this server from data generated in code or shipped with "
     "scikit-learn; nothing is downloaded. The same functions work from a notebook "

@@ -15,8 +15,11 @@ from landscape import pictures, presets, store
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.ui import landscape_page as ui
+from landscape.ui import library, links
+from landscape.ui import own_models as ui_own
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import md_escape, show_error, torch_threads
+from landscape.ui.links import url
 
 torch_threads()
 
@@ -56,7 +59,7 @@ FILTER_WHY = (
 
 def _train_preset() -> None:
     """Train one of the ready presets here, with a progress bar; it joins the session."""
-    name = st.selectbox("Preset", list(presets.PRESETS), key="lp_preset")
+    name = st.selectbox("Preset", list(presets.PRESETS), **url("lp_preset"))
     st.caption(presets.PRESETS[name][1])
     if not st.button("Train this preset", key="lp_train_preset"):
         return
@@ -74,7 +77,7 @@ def _train_preset() -> None:
         return
     finally:
         bar.empty()
-    ui_runs.select_run(ui_runs.add_run(run), key="lp_run")
+    ui_runs.select_run(ui_runs.add_run(run), key="run")
     st.rerun()
 
 
@@ -92,18 +95,18 @@ def _load_saved() -> None:
         show_error(e)
         return
     done.add(file.file_id)
-    ui_runs.select_run(ui_runs.add_run(run), key="lp_run")
+    ui_runs.select_run(ui_runs.add_run(run), key="run")
     st.rerun()
 
 
 def choose_run():
     """Section 1: the session's runs, or a preset trained here, or a saved run; the run."""
     st.subheader("1 · A trained network")
+    run = library.run_picker("Run", key="run")  # ?run=<short id>, loaded from the store
     runs = ui_runs.get_runs()
-    run = None
-    if runs:
-        run = ui_runs.pick_run("Run", key="lp_run")
-    else:
+    if run is not None and st.button("Open in Train", key="lp_open_train"):
+        library.open_in_train(run.config)
+    if not runs:
         st.info(
             "No trained network in this session yet. Train one on the **Train** page and come "
             "back, train one of the ready presets below (a few seconds), or load a run you "
@@ -127,8 +130,8 @@ def choose_run():
 
 def _range_inputs(prefix: str, axis: str, lo: float, hi: float) -> tuple[float, float]:
     c1, c2 = st.columns(2)
-    a = c1.number_input(f"{axis} from", value=lo, format="%g", key=f"{prefix}_{axis}0")
-    b = c2.number_input(f"{axis} to", value=hi, format="%g", key=f"{prefix}_{axis}1")
+    a = c1.number_input(f"{axis} from", value=lo, format="%g", **url(f"{prefix}_{axis}0"))
+    b = c2.number_input(f"{axis} to", value=hi, format="%g", **url(f"{prefix}_{axis}1"))
     return float(a), float(b)
 
 
@@ -137,13 +140,13 @@ def _line_form(run, kind: str) -> dict:
     kw: dict = {"dim": 1, "direction": kind}
     if kind == "random":
         c1, c2 = st.columns(2)
-        kw["seed"] = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="lp_seed1"))
+        kw["seed"] = int(c1.number_input("Seed", 0, 2**31 - 1, 0, **url("lp_seed1")))
         kw["n_lines"] = c2.slider(
             "Directions overlaid",
             1,
             pictures.MAX_LINES,
             1,
-            key="lp_nlines",
+            **url("lp_nlines"),
             help="Several random directions (seeds seed, seed+1, ...) show how much one "
             "random slice can vary.",
         )
@@ -156,20 +159,20 @@ def _line_form(run, kind: str) -> dict:
         kw["other"] = others.get(pick)
     default = (-0.5, 1.5) if kind != "random" else (-1.0, 1.0)
     kw["xmin"], kw["xmax"] = _range_inputs(f"lp1{kind}", "t", *default)
-    kw["nx"] = st.slider("Points", pictures.MIN_RES, pictures.MAX_RES, 41, key="lp_nx1")
+    kw["nx"] = st.slider("Points", pictures.MIN_RES, pictures.MAX_RES, 41, **url("lp_nx1"))
     return kw
 
 
 def _norm_inputs(prefix: str) -> dict:
     c1, c2 = st.columns(2)
     norm = c1.selectbox(
-        "Normalisation", pictures.directions.NORMS, key=f"{prefix}_norm", help=NORM_HELP
+        "Normalisation", pictures.directions.NORMS, **url(f"{prefix}_norm"), help=NORM_HELP
     )
     ignore = c2.radio(
         "Biases and BatchNorm",
         ["biasbn", "none"],
         format_func={"biasbn": "not moved", "none": "moved too"}.get,
-        key=f"{prefix}_ignore",
+        **url(f"{prefix}_ignore"),
         horizontal=True,
         help="One-dimensional tensors: with 'not moved' the direction is zero there (Li et "
         "al.'s default); 'moved too' steps them in proportion to themselves.",
@@ -182,17 +185,19 @@ def _plane_form(kind: str) -> dict:
     kw: dict = {"dim": 2, "direction": kind}
     if kind in ("random", "hessian"):
         c1, c2 = st.columns(2)
-        kw["seed"] = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key=f"lp_seed2{kind}"))
+        kw["seed"] = int(c1.number_input("Seed", 0, 2**31 - 1, 0, **url(f"lp_seed2{kind}")))
         if kind == "random":
             kw["orthogonal"] = c2.checkbox(
-                "Make d2 orthogonal to d1", key="lp_orth", help="Gram-Schmidt before normalising."
+                "Make d2 orthogonal to d1",
+                **url("lp_orth"),
+                help="Gram-Schmidt before normalising.",
             )
         kw.update(_norm_inputs(f"lp2{kind}"))
     if kind == "pca":
         kw["auto_range"] = st.checkbox(
             "Range from the training path",
             True,
-            key="lp_auto",
+            **url("lp_auto"),
             help="Unit PCA axes: the range is in weight units; by default it frames the "
             "whole path.",
         )
@@ -200,9 +205,9 @@ def _plane_form(kind: str) -> dict:
     kw["xmin"], kw["xmax"] = _range_inputs(f"lp2{kind}", "x", -1.0, 1.0)
     kw["ymin"], kw["ymax"] = _range_inputs(f"lp2{kind}", "y", -1.0, 1.0)
     c1, c2 = st.columns(2)
-    kw["nx"] = c1.slider("Points along x", pictures.MIN_RES, pictures.MAX_RES, 41, key="lp_nx2")
-    kw["ny"] = c2.slider("Points along y", pictures.MIN_RES, pictures.MAX_RES, 41, key="lp_ny2")
-    kw["split"] = st.radio("Data", pictures.SPLITS, key="lp_split", horizontal=True)
+    kw["nx"] = c1.slider("Points along x", pictures.MIN_RES, pictures.MAX_RES, 41, **url("lp_nx2"))
+    kw["ny"] = c2.slider("Points along y", pictures.MIN_RES, pictures.MAX_RES, 41, **url("lp_ny2"))
+    kw["split"] = st.radio("Data", pictures.SPLITS, **url("lp_split"), horizontal=True)
     return kw
 
 
@@ -210,9 +215,11 @@ def slice_form(run):
     """Section 2: what to slice. Returns (request, other run) when submitted, else None."""
     st.subheader("2 · The slice")
     c1, c2 = st.columns([1, 2])
-    dim = c1.radio("Slice", ["2D plane", "1D line"], key="lp_dim", horizontal=True)
+    dim = c1.radio("Slice", ["2D plane", "1D line"], **url("lp_dim"), horizontal=True)
     labels = PLANE_LABELS if dim == "2D plane" else LINE_LABELS
-    kind = c2.selectbox("Directions", list(labels), format_func=labels.get, key=f"lp_kind{dim[0]}")
+    kind = c2.selectbox(
+        "Directions", list(labels), format_func=labels.get, **url(f"lp_kind{dim[0]}")
+    )
     if kind in ("random", "hessian"):
         st.caption(FILTER_WHY)
     with st.form("lp_form", border=True):
@@ -220,7 +227,9 @@ def slice_form(run):
         pressed = st.form_submit_button(
             "Compute landscape", type="primary", disabled=run is None, key="lp_go"
         )
-    if not pressed or run is None:
+    # A link naming a run draws its picture at once (from the store when it was computed).
+    auto = links.opened_with("run") and RESULT not in st.session_state
+    if not (pressed or auto) or run is None:
         return None
     other = kw.pop("other", None)
     try:
@@ -292,8 +301,8 @@ def _axis_titles(result) -> dict:
 def _line_picture(result):
     req = result.request
     c1, c2 = st.columns(2)
-    log = c1.toggle("Log-scale loss", key="lp_log1")
-    acc = c2.toggle("Show accuracy", True, key="lp_acc1")
+    log = c1.toggle("Log-scale loss", **url("lp_log1"))
+    acc = c2.toggle("Show accuracy", True, **url("lp_acc1"))
     names = [
         f"{key.split(':')[0]}" + (f" · d{int(key.split(':')[1]) + 1}" if req.n_lines > 1 else "")
         for key in result.surfaces
@@ -322,12 +331,14 @@ def _colour_range(result) -> tuple[float | None, float | None]:
         return None, None
     grid = np.geomspace(lo, hi, 41) if lo > 0 else np.linspace(lo, hi, 41)
     options = [float(v) for v in grid]
+    if not set(st.session_state.get("lp_crange") or ()) <= set(options):
+        st.session_state.pop("lp_crange", None)  # a range of another picture
     a, b = st.select_slider(
         "Colour range (values outside are clipped to the end colours)",
         options=options,
         value=(options[0], options[-1]),
         format_func=_short_number,
-        key="lp_crange",
+        **url("lp_crange"),
     )
     return (a if a > options[0] else None), (b if b < options[-1] else None)
 
@@ -352,8 +363,8 @@ def _plane_picture(result):
     _reset_view_widgets(result)
     req = result.request
     c1, c2 = st.columns([2, 1])
-    kind = c1.radio("Plot", ["contour", "heatmap", "3D"], key="lp_plot", horizontal=True)
-    log = c2.toggle("Log colour scale", True, key="lp_logc")
+    kind = c1.radio("Plot", ["contour", "heatmap", "3D"], **url("lp_plot"), horizontal=True)
+    log = c2.toggle("Log colour scale", True, **url("lp_logc"))
     zmin, zmax = _colour_range(result)
     surf, titles = result.main, _axis_titles(result)
     kw = {"log": log, "zmin": zmin, "zmax": zmax, **titles}
@@ -365,7 +376,9 @@ def _plane_picture(result):
     if req.direction == "pca" and result.path is not None:
         px, py = result.path
         last = len(px) - 1
-        k = st.slider("Path up to epoch", 0, last, last, key="lp_epoch")
+        if st.session_state.get("lp_epoch", 0) > last:
+            st.session_state.pop("lp_epoch")  # an epoch of a longer run
+        k = st.slider("Path up to epoch", 0, last, last, **url("lp_epoch"))
         labels = [f"epoch {int(e)}" for e in result.path_epochs]
         if kind == "contour":
             return plots.trajectory_figure(
@@ -557,13 +570,18 @@ st.markdown(
     "NeurIPS 2018)."
 )
 try:
-    the_run = choose_run()
-    asked = slice_form(the_run)
-    st.subheader("3 · The picture")
-    slot = st.empty()
-    if asked is not None:
-        compute(asked[0], the_run, asked[1], slot)
-    picture()
+    if ui_own.source("lp") == ui_own.OPERATOR:
+        ui_own.operator_slice("lp")
+    else:
+        the_run = choose_run()
+        asked = slice_form(the_run)
+        st.subheader("3 · The picture")
+        slot = st.empty()
+        if asked is not None:
+            compute(asked[0], the_run, asked[1], slot)
+        picture()
+    with st.expander("Open a surface file", expanded=False):
+        ui_own.surface_file("lp")
     notes()
 except ValueError as e:  # a bad value anywhere: a message, never a traceback
     show_error(e)

@@ -14,6 +14,7 @@ from landscape import losses
 from landscape.plots import losses as plots
 from landscape.ui import loss_page as ui
 from landscape.ui.common import show_error
+from landscape.ui.links import url
 
 DEFAULT_REGRESSION = ["mse", "mae", "huber", "barron"]
 DEFAULT_BINARY = ["zero_one", "hinge", "logistic", "exponential", "focal"]
@@ -102,9 +103,9 @@ def regression_section() -> None:
             losses.names("regression"),
             default=DEFAULT_REGRESSION,
             format_func=display,
-            key="reg_losses",
+            **url("reg_losses"),
         )
-        lo, hi = st.slider("Residual range", -50.0, 50.0, (-4.0, 4.0), step=0.5, key="reg_range")
+        lo, hi = st.slider("Residual range", -50.0, 50.0, (-4.0, 4.0), step=0.5, **url("reg_range"))
         params = {}
         for name in chosen:
             params[name] = ui.param_sliders(name, "reg")
@@ -167,11 +168,11 @@ def binary_section() -> None:
         losses.names("binary"),
         default=DEFAULT_BINARY,
         format_func=display,
-        key="bin_losses",
+        **url("bin_losses"),
     )
     controls, chart = st.columns([1, 3])
     with controls:
-        lo, hi = st.slider("Margin range", -10.0, 10.0, (-3.0, 3.0), step=0.5, key="bin_range")
+        lo, hi = st.slider("Margin range", -10.0, 10.0, (-3.0, 3.0), step=0.5, **url("bin_range"))
         params = {n: ui.param_sliders(n, "bin") for n in chosen}
     if not chosen:
         controls.info("Pick at least one loss to draw.")
@@ -199,8 +200,8 @@ def cross_entropy_section() -> None:
     st.header("Cross-entropy and label smoothing")
     controls, chart = st.columns([1, 3])
     with controls:
-        n_classes = st.slider("Classes C", 2, 100, 10, key="ce_classes")
-        eps = st.slider("Label smoothing ε", 0.0, 0.5, 0.1, step=0.01, key="ce_smoothing")
+        n_classes = st.slider("Classes C", 2, 100, 10, **url("ce_classes"))
+        eps = st.slider("Label smoothing ε", 0.0, 0.5, 0.1, step=0.01, **url("ce_smoothing"))
         st.latex(losses.get("cross_entropy").latex)
     p, plain = ui.cross_entropy_curve(n_classes, 0.0)
     series = {"ce_plain": ("ε = 0", plain)}
@@ -230,13 +231,13 @@ def outlier_section() -> None:
     st.header("Outlier demo: four losses fit one line")
     controls, chart = st.columns([1, 3])
     with controls:
-        n_out = st.slider("Outliers (of 40 points)", 0, 20, 5, key="out_n")
+        n_out = st.slider("Outliers (of 40 points)", 0, 20, 5, **url("out_n"))
         offset = st.slider(
-            "How far off (below the line)", 0.0, 30.0, 10.0, step=0.5, key="out_offset"
+            "How far off (below the line)", 0.0, 30.0, 10.0, step=0.5, **url("out_offset")
         )
-        delta = st.slider("Huber δ", 0.1, 5.0, 1.0, step=0.1, key="out_delta")
-        c = st.slider("Cauchy scale c (Barron α = 0)", 0.1, 5.0, 1.0, step=0.1, key="out_c")
-        seed = st.slider("Data seed", 0, 20, 0, key="out_seed")
+        delta = st.slider("Huber δ", 0.1, 5.0, 1.0, step=0.1, **url("out_delta"))
+        c = st.slider("Cauchy scale c (Barron α = 0)", 0.1, 5.0, 1.0, step=0.1, **url("out_c"))
+        seed = st.slider("Data seed", 0, 20, 0, **url("out_seed"))
     demo = ui.outlier_demo(n_out, offset, delta, c, seed)
     slopes = {k: v[1] for k, v in demo["fits"].items()}
     note = f"""

@@ -14,10 +14,13 @@ import streamlit as st
 from landscape import data, losses, models, steplimit, training
 from landscape.plots import training as plots
 from landscape.training import Config
+from landscape.ui import library
 from landscape.ui import live as live_panel
 from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import md_escape, plot_text, show_error, torch_threads
+from landscape.ui.links import url
+from landscape.ui.train_form import BATCHES, DECAYS, LRS, WIDTHS
 from landscape.ui.upload import upload_widget
 
 torch_threads()
@@ -25,10 +28,6 @@ torch_threads()
 SHOW_KEY = "tr_show"  # the run shown in the results section
 CACHE_NOTE = "tr_cache_note"
 OVERLAY_NEW = "tr_overlay_new"  # runs trained since the overlay was last drawn
-LRS = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, 1e3, 1e6]
-BATCHES = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 5000]
-DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
-WIDTHS = [2, 4, 8, 16, 32, 64, 128, 256]
 CHART_EVERY_S = 0.3  # redraw the live loss chart at most this often (seconds)
 
 
@@ -44,7 +43,7 @@ def _dataset_label(name: str) -> str:
 
 def _data_widgets() -> dict | None:
     """The dataset's settings as Config keywords; None while an upload is awaited."""
-    name = st.selectbox("Dataset", [*data.DATASETS, UPLOAD], key="tr_dataset",
+    name = st.selectbox("Dataset", [*data.DATASETS, UPLOAD], **url("tr_dataset"),
                         format_func=_dataset_label)  # fmt: skip
     if name == UPLOAD:
         uploaded = upload_widget("tr_upload")
@@ -61,17 +60,19 @@ def _data_widgets() -> dict | None:
     kw = {"dataset": name}
     if info.size is not None:
         size = info.size
-        kw["n_samples"] = st.slider("Samples used", 50, size, size, 1, key=f"tr_n_{name}")
+        kw["n_samples"] = st.slider("Samples used", 50, size, size, 1, **url(f"tr_n_{name}"))
     else:
-        kw["n_samples"] = st.slider("Samples", 100, data.MAX_SAMPLES, 1000, 100, key=f"tr_n_{name}")
+        kw["n_samples"] = st.slider(
+            "Samples", 100, data.MAX_SAMPLES, 1000, 100, **url(f"tr_n_{name}")
+        )
         kw["noise"] = st.slider("Noise", 0.0, 1.0, 0.3 if name == "outliers" else 0.2, 0.05,
-                                key=f"tr_noise_{name}")  # fmt: skip
+                                **url(f"tr_noise_{name}"))  # fmt: skip
     if name == "outliers":
         kw["outliers"] = st.slider(
-            "Outliers (how many)", 0, kw["n_samples"] // 2, 20, key="tr_outliers"
+            "Outliers (how many)", 0, kw["n_samples"] // 2, 20, **url("tr_outliers")
         )
         kw["outlier_scale"] = st.slider(
-            "Outlier distance", 0.0, 20.0, 8.0, 0.5, key="tr_outlier_scale"
+            "Outlier distance", 0.0, 20.0, 8.0, 0.5, **url("tr_outlier_scale")
         )
     return kw
 
@@ -80,21 +81,21 @@ def _model_widgets(dataset: str) -> dict:
     image = data.info(dataset).kind == "image"
     options = [m for m in models.MODELS if image or m not in models.IMAGE_MODELS]
     model = st.selectbox("Model", options, index=options.index("mlp"), format_func=models.MODELS.get,
-                         key=f"tr_model_{'img' if image else 'flat'}")  # fmt: skip
+                         **url(f"tr_model_{'img' if image else 'flat'}"))  # fmt: skip
     kw = {"model": model}
     if model == "linear":
         return kw
     if model != "cnn":
         label = "Residual blocks" if model in models.RESIDUAL_MODELS else "Hidden layers"
-        kw["depth"] = st.slider(label, 1, training.MAX_DEPTH, 2, key=f"tr_depth_{model}")
+        kw["depth"] = st.slider(label, 1, training.MAX_DEPTH, 2, **url(f"tr_depth_{model}"))
     kw["width"] = st.select_slider("Width (units / channels)", WIDTHS, 16 if model == "rescnn" else 32,
-                                   key=f"tr_width_{model}")  # fmt: skip
-    kw["activation"] = st.selectbox("Activation", list(models.ACTIVATIONS), key="tr_act")
+                                   **url(f"tr_width_{model}"))  # fmt: skip
+    kw["activation"] = st.selectbox("Activation", list(models.ACTIVATIONS), **url("tr_act"))
     if model in models.RESIDUAL_MODELS:
-        kw["skip"] = st.toggle("Skip connections", True, key="tr_skip",
+        kw["skip"] = st.toggle("Skip connections", True, **url("tr_skip"),
                                help="Off removes the identity path of every block; every "
                                "parameter shape stays the same.")  # fmt: skip
-    kw["batchnorm"] = st.toggle("BatchNorm", False, key="tr_bn")
+    kw["batchnorm"] = st.toggle("BatchNorm", False, **url("tr_bn"))
     return kw
 
 
@@ -112,7 +113,7 @@ def _loss_widgets(dataset: str) -> dict:
     choices = _loss_choices(dataset)
     group = data.info(dataset).task + str(data.info(dataset).n_classes == 2)
     default = "cross_entropy" if "cross_entropy" in choices else "mse"
-    loss = st.selectbox("Loss", choices, index=choices.index(default), key=f"tr_loss_{group}",
+    loss = st.selectbox("Loss", choices, index=choices.index(default), **url(f"tr_loss_{group}"),
                         format_func=lambda n: f"{losses.get(n).display} ({losses.get(n).task})")  # fmt: skip
     spec = losses.get(loss)
     if data.info(dataset).task == "classification" and spec.task == "regression":
@@ -121,7 +122,7 @@ def _loss_widgets(dataset: str) -> dict:
     for p in spec.params:
         label = f"{p.name.replace('_', ' ').capitalize()} {losses.plain_label(p.label)}"
         params[p.name] = st.slider(label, float(p.min), float(p.max), float(p.default),
-                                   key=f"tr_lp_{loss}_{p.name}", help=p.help or None)  # fmt: skip
+                                   **url(f"tr_lp_{loss}_{p.name}"), help=p.help or None)  # fmt: skip
     return {"loss": loss, "loss_params": params}
 
 
@@ -132,18 +133,18 @@ def _optimiser_widgets() -> tuple[dict, bool]:
         c1, c2, c3 = st.columns(3)
         kw = {
             "optimizer": c1.selectbox("Optimiser", list(training.OPTIMIZERS),
-                                      format_func=training.OPTIMIZERS.get, index=2, key="tr_opt"),
-            "lr": c1.select_slider("Learning rate", LRS, 0.01, format_func=lambda v: f"{v:g}", key="tr_lr"),
-            "batch_size": c2.select_slider("Batch size", BATCHES, 64, key="tr_batch",
+                                      format_func=training.OPTIMIZERS.get, index=2, **url("tr_opt")),
+            "lr": c1.select_slider("Learning rate", LRS, 0.01, format_func=lambda v: f"{v:g}", **url("tr_lr")),
+            "batch_size": c2.select_slider("Batch size", BATCHES, 64, **url("tr_batch"),
                                            help="5000 = the whole training set (full batch)."),
-            "epochs": c2.slider("Epochs", 1, training.MAX_EPOCHS, 100, key="tr_epochs"),
+            "epochs": c2.slider("Epochs", 1, training.MAX_EPOCHS, 100, **url("tr_epochs")),
             "weight_decay": c3.select_slider("Weight decay", DECAYS, 0.0, format_func=lambda v: f"{v:g}",
-                                             key="tr_wd"),
-            "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, key="tr_seed",
+                                             **url("tr_wd")),
+            "seed": int(c3.number_input("Seed", 0, training.MAX_SEED, 0, **url("tr_seed"),
                                         help="Seeds the data, the initial weights and the batch order.")),
         }  # fmt: skip
         kw["momentum"] = c1.slider(
-            "Momentum (SGD + momentum)", 0.0, 0.99, 0.9, 0.01, key="tr_mom",
+            "Momentum (SGD + momentum)", 0.0, 0.99, 0.9, 0.01, **url("tr_mom"),
             disabled=kw["optimizer"] != "momentum",
             help="Used by SGD + momentum only (Adam keeps its own running averages).",
         )  # fmt: skip
@@ -290,7 +291,7 @@ def _metrics(run) -> None:
 
 @st.fragment
 def _curves(run) -> None:
-    log_y = st.toggle("Log-scale loss", False, key="tr_log")
+    log_y = st.toggle("Log-scale loss", False, **url("tr_log"))
     c1, c2 = st.columns(2)
     fig = plots.loss_curves(run.history, run.step_loss, log_y=log_y,
                             steps_per_epoch=_steps_per_epoch(run), stop=_stop(run))  # fmt: skip
@@ -486,6 +487,13 @@ st.markdown(
     "the list at the bottom, where you can overlay runs to compare losses, optimisers or "
     "learning rates. The Landscape page can then slice the loss surface around any of them."
 )
+for _note in library.apply_pending_train():  # "Open in Train", "Load settings", a preset
+    st.info(_note)
+_c1, _c2, _ = st.columns([1, 1, 4])
+with _c1:
+    library.reset_to_preset_widget()
+with _c2:
+    library.load_settings_widget()
 # Each section on its own: a bad value in one (a message, not a traceback) never hides the
 # others, so the run list and its Delete button are always drawn.
 for section in (

@@ -15,3 +15,12 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``landscape.open_model`` (your own model) without importing torch on ``import landscape``."""
+    if name in ("open_model", "OwnModel"):
+        from landscape import own
+
+        return getattr(own, name)
+    raise AttributeError(f"module 'landscape' has no attribute {name!r}")

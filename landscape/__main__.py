@@ -4,6 +4,7 @@
 load, with ``--load-run``) a run, compute a loss surface around its final weights with a
 progress bar on stderr, and write ``OUT.npz`` (``landscape.store`` format: surface,
 directions, metadata) and ``OUT.html`` (a self-contained Plotly figure that opens offline).
+``export`` writes a plane surface file as a 3D mesh (ParaView .vtp, .obj, .stl).
 
 Exit status: 0 on success; 2 on a bad flag or a bad value (one line on stderr, no traceback).
 """
@@ -18,16 +19,17 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from landscape import cli_own, cli_store, slices, store
 from landscape import directions as D
-from landscape import slices, store
+from landscape import distributed as dist_
 from landscape import surface as S
 
 MIN_RES = slices.MIN_RES  # fewest points per axis
@@ -245,6 +247,12 @@ def _add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
         default=f"landscape-{kind}",
         help=f"write PREFIX.npz and PREFIX.html (default: landscape-{kind})",
     )
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard the unfinished points of another configuration in PREFIX.zarr "
+        "(without it such a run is refused; the points of the same command are resumed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(
         dest="command",
         required=True,
-        metavar="{train,line,plane,sharpness,connect,eos,spectrum}",
+        metavar="{train,line,plane,export,sharpness,connect,eos,spectrum,pin,unpin,runs}",
     )
     t = sub.add_parser(
         "train",
@@ -273,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_flags(q)
         _add_config_flags(q)
         _add_surface_flags(q, kind)
+        cli_own.add_flags(q, kind)
+        cli_store.add_store_flag(q)
+    cli_store.add_store_flag(t)
+    cli_store.add_commands(sub)
+    from landscape import export
+
+    export.add_parser(sub)
     from landscape import cli_research  # sharpness, connect, eos, spectrum
 
     cli_research.register(sub, sys.modules[__name__])
@@ -283,22 +298,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class ProgressBar:
-    """A text progress bar on stderr: ``label [#####-----] 12/40 3.1s``, redrawn in place."""
+    """A ``(done, total)`` progress callback drawn by tqdm on stderr (rate and ETA)."""
 
-    def __init__(self, label: str, quiet: bool = False, width: int = 30) -> None:
-        self.label, self.quiet, self.width = label, quiet, width
-        self.start, self.last = time.perf_counter(), 0.0
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        self.label, self.quiet, self.bar = label, quiet, None
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if self.quiet or (done < total and now - self.last < 0.1):
-            return
-        self.last = now
-        fill = int(self.width * done / max(total, 1))
-        bar = "#" * fill + "-" * (self.width - fill)
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} {now - self.start:.1f}s{end}")
-        sys.stderr.flush()
+        if self.bar is None:
+            self.bar = progress_bar(self.label, total, self.quiet)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
+
+
+def progress_bar(label: str, total: int, quiet: bool = False) -> tqdm:
+    """One bar on stderr (tqdm: done/total, rate, ETA); the grid's bar lives in
+    ``landscape.distributed`` (rank 0 draws it for the whole job)."""
+    return tqdm(total=total, desc=label, file=sys.stderr, disable=quiet, dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -339,22 +355,27 @@ def _read_run(path: str):
     return store.load_run(path)  # checked as hostile input; a run on a CSV carries its data
 
 
-def _train(config, quiet: bool):
-    from landscape.training import train
-
+def _train(config, quiet: bool, store: str | None = None):
     bar = ProgressBar("train", quiet)
-    return train(config, progress=lambda info: bar(info["epoch"], info["epochs"]))
+    return cli_store.train(config, lambda info: bar(info["epoch"], info["epochs"]), store)
 
 
-def get_run(args: argparse.Namespace, config=None, loaded=None):
+def get_run(args: argparse.Namespace, config=None, loaded=None, quiet=None, ctx=None):
     """The run to slice: ``loaded`` (or read from --load-run), or trained from ``config``
-    (default: the flags); saved to --save-run when given."""
+    (default: the flags); saved to --save-run when given (by rank 0 under torchrun)."""
     from landscape.training import run_to_bytes
 
+    quiet = args.quiet if quiet is None else quiet
     if loaded is not None or args.load_run:
         run = loaded if loaded is not None else _read_run(args.load_run)
     else:
-        run = _train(config if config is not None else config_from_args(args), args.quiet)
+        run = _train(
+            config if config is not None else config_from_args(args),
+            quiet,
+            getattr(args, "store", None),
+        )
+    if ctx is not None and not ctx.is_main:
+        return run
     if args.save_run:
         write_together({Path(args.save_run): lambda f: f.write(run_to_bytes(run))})
     if run.diverged:
@@ -426,13 +447,44 @@ def slice_request(args) -> slices.SliceRequest:
     )  # fmt: skip
 
 
-def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False):
-    """The surface (the main one of the pipeline's result) and its directions."""
-    bar = ProgressBar("line" if req.dim == 1 else "plane", quiet)
+def evaluator_for(args, req: slices.SliceRequest, settings: dict, ctx=None, quiet=None):
+    """The evaluator of a line/plane command: ``landscape.distributed.Evaluator``.
+
+    The grid's points are shared among the ranks under torchrun (one process otherwise),
+    written as they finish into the point store ``PREFIX.zarr`` beside --out, and resumed
+    from it by the identical command. ``settings`` (JSON-able: the run's config, the model
+    spec...) joins the request in the configuration a rerun must match.
+    """
+    return dist_.Evaluator(
+        ctx if ctx is not None else dist_.Context(),
+        str(_out_paths(args.out)[0].with_suffix("")),
+        slices.evaluate,
+        settings={
+            "request": {k: v for k, v in dataclasses.asdict(req).items() if k != "method"},
+            **settings,
+        },
+        label="line" if req.dim == 1 else "plane",
+        quiet=args.quiet if quiet is None else quiet,
+        overwrite=bool(getattr(args, "overwrite", False)),
+    )
+
+
+def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False, *, args=None,
+            ctx=None):  # fmt: skip
+    """The surface (the main one of the pipeline's result) and its directions.
+
+    With ``args`` (the command's flags) the points go through ``evaluator_for``; without,
+    through ``slices.evaluate`` in this process.
+    """
     other = None if end_run is None else slices.Subject.from_run(end_run)
-    total = req.n_points
-    progress = lambda f, _: bar(round(f * total), total)  # noqa: E731
-    result = slices.compute(req, slices.Subject.from_run(run), other, progress)
+    ev = slices.evaluate
+    if args is not None:
+        settings = {
+            "run": run.config.to_dict(),
+            "end_run": None if end_run is None else end_run.config.to_dict(),
+        }
+        ev = evaluator_for(args, req, settings, ctx, quiet)
+    result = slices.compute(req, slices.Subject.from_run(run), other, evaluator=ev)
     return result.main, result.directions
 
 
@@ -548,9 +600,17 @@ def run_surface(args) -> int:
     outputs = {npz: "--out", html: "--out"}
     if args.save_run:
         outputs[Path(args.save_run)] = "--save-run"
-    prepare_output(outputs)
-    run = get_run(args, config, loaded)
-    surf, dirs = compute(req, run, end_run, args.quiet)
+    dist_.check_store_folder(dist_.store_path_for(npz.with_suffix("")))
+    ctx = dist_.init()
+    if ctx.is_main:
+        prepare_output(outputs)
+    run = get_run(args, config, loaded, quiet=args.quiet or not ctx.is_main, ctx=ctx)
+    dist_.share_cores(ctx)  # after training: the run is the one-process run, bit for bit
+    surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx)
+    if not ctx.is_main:
+        dist_.barrier(ctx)  # rank 0 writes the files, then removes the finished point store
+        dist_.shutdown(ctx)
+        return 0
     title = f"{run.name} · {args.split} loss · {args.dir}"
     fig = figure(surf, title, args)
     write_together(
@@ -567,6 +627,9 @@ def run_surface(args) -> int:
     )
     print(f"wrote {npz}")
     print(f"wrote {html}")
+    dist_.barrier(ctx)
+    dist_.remove_store(dist_.store_path_for(npz.with_suffix("")))
+    dist_.shutdown(ctx)
     return 0
 
 
@@ -576,7 +639,7 @@ def run_train(args) -> int:
     config = config_from_args(args)
     out = Path(args.out)
     prepare_output({out: "--out"})
-    run = _train(config, args.quiet)
+    run = _train(config, args.quiet, args.store)
     write_together({out: lambda f: f.write(run_to_bytes(run))})
     h = run.history
     print(
@@ -592,12 +655,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in cli_store.COMMANDS:
+            return cli_store.run(args)
+        if args.command == "export":
+            from landscape import export
+
+            return export.run(args)
         if hasattr(args, "handler"):  # subcommands of landscape.cli_research
             return args.handler(args)
-        return run_train(args) if args.command == "train" else run_surface(args)
+        if args.command == "train":
+            return run_train(args)
+        if args.model_factory:
+            return cli_own.run(args)
+        cli_own.refuse_own_flags(args)
+        return run_surface(args)
     except ValueError as e:
         message = " ".join(str(e).split())  # one line
-        parser.exit(2, f"{parser.prog} {args.command}: error: {message}\n")
+        rank = int(os.environ.get("RANK", "0")) if dist_.launched() else 0
+        if rank and isinstance(e, dist_.RankZeroError):
+            parser.exit(2)  # rank 0 reports a refusal it decided for every rank
+        where = f" (rank {rank})" if rank else ""
+        parser.exit(2, f"{parser.prog} {args.command}: error{where}: {message}\n")
 
 
 def _threads() -> None:

@@ -248,6 +248,26 @@ def parse_csv(
     return to_dataset(table, target=target, task=task, test_fraction=test_fraction, seed=seed)
 
 
+def to_arrays(table: pd.DataFrame, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A table from `read_table` as numbers, unsplit and unstandardised: (X (N, D), y (N,)).
+
+    For a model trained elsewhere (`landscape.own`): its inputs are used as they are. Every
+    cell must be a finite number (the same messages as `to_dataset`); target: default last.
+    """
+    columns = [str(c) for c in table.columns]
+    target = columns[-1] if target is None else target
+    if target not in columns:
+        raise ValueError(f"target column {target!r} is not in the file: columns are {columns}")
+    lines = table.attrs.get("lines")
+    table = table.set_axis(columns, axis=1)
+    _check_missing(table)
+    features = [c for c in columns if c != target]
+    if not features:
+        raise ValueError(f"the file has only the target column {target!r}: no features")
+    X = np.stack([_numeric(table[c], c, "feature", lines) for c in features], 1)  # (N, D)
+    return X, _numeric(table[target], target, "target", lines)
+
+
 def _check_missing(table: pd.DataFrame) -> None:
     counts = table.isna().sum()
     bad = {c: int(n) for c, n in counts.items() if n}

@@ -270,7 +270,8 @@ def test_an_interrupted_write_leaves_the_old_pair(during, run_file, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         main(argv)
     assert npz.read_bytes() == b"old npz" and html.read_bytes() == b"old html"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.html", "s.npz"]  # no temporaries
+    # no temporaries; the computed points stay in the point store for the rerun
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.html", "s.npz", "s.zarr"]
 
 
 def test_a_finished_write_replaces_both_files(run_file, tmp_path):

@@ -182,9 +182,13 @@ def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch, tmp_path):
     import worker_jobs as jobs
 
     from landscape import workers
+    from landscape.ui import library
 
     monkeypatch.setenv(ui.SCALE_ENV, "0.2")
     ui_runs.run_cache().clear()
+    # An empty data folder: runs or results kept by an earlier test would not queue.
+    monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
+    library._store_or_error.clear()
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
@@ -203,6 +207,7 @@ def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch, tmp_path):
         assert_one_scale(contours(at))
     finally:
         pool.shutdown()
+        library._store_or_error.clear()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from landscape import directions, pictures, surface
+from landscape import datastore, directions, pictures, presets, surface
 from landscape.surface import Surface
 from landscape.training import Config, run_to_bytes, train
 from landscape.ui import landscape_page as ui
@@ -164,7 +164,8 @@ def test_preset_trained_here_becomes_the_picked_run():
     at.selectbox(key="lp_preset").set_value("Linear regression with outliers (MSE)")
     at.button(key="lp_train_preset").click()
     settle(at)
-    assert at.selectbox(key="lp_run").value.startswith("linear")
+    preset = presets.get("Linear regression with outliers (MSE)")
+    assert at.selectbox(key="run__pick").value == datastore.run_id(preset)  # by short id
     assert not at.button(key="lp_go").disabled
     plane_settings(at, n=5)  # a regression net: no accuracy; two weights, one held fixed
     go(at)
@@ -263,7 +264,8 @@ def test_interpolation_reaches_the_trained_loss_at_one(tiny):
 
 def test_between_two_runs_and_mismatched_architectures(tiny, other_seed, wide):
     at = page(tiny, other_seed, wide)
-    at.selectbox(key="lp_run").set_value(tiny.name)  # the picker shows the newest run first
+    # the picker (by short id) shows the newest run first
+    at.selectbox(key="run__pick").set_value(datastore.run_id(tiny.config))
     settle(at)
     line_settings(at, kind="between", n=5)
     assert set(at.selectbox(key="lp_other").options) == {other_seed.name, wide.name}
@@ -500,8 +502,12 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_
     import worker_jobs as jobs
 
     from landscape import workers
+    from landscape.ui import library
 
     ui.clear()
+    # An empty data folder: a picture kept by an earlier test would be answered without queueing.
+    monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
+    library._store_or_error.clear()
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
@@ -519,3 +525,4 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_
         assert trace(figure(at), "contour")
     finally:
         pool.shutdown()
+        library._store_or_error.clear()

@@ -16,12 +16,13 @@ entering the cache, where nothing is recorded (the same device as landscape.ui.l
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import os
 from collections.abc import Callable
 
 import streamlit as st
 
-from landscape import comparisons
+from landscape import comparisons, datastore
 from landscape.comparisons import Comparison, Panel, Settings
 from landscape.pictures import fingerprint
 from landscape.training import Run
@@ -65,19 +66,40 @@ def _measure(wrap: Callable, label: str):
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def _preset(key: str, scale: float, settings: Settings, _progress, _wrap) -> Comparison:
     preset = comparisons.get(key).scaled(scale)
-    return comparisons.run_preset(
-        preset,
-        settings,
-        _progress,
-        train=lambda config, progress: train_cached(config, progress, wrap=_wrap),
-        measure=_measure(_wrap, f"the comparison '{preset.title}'"),
+    return _kept(
+        ("preset", key, scale, dataclasses.asdict(settings)),
+        lambda: comparisons.run_preset(
+            preset,
+            settings,
+            _progress,
+            train=lambda config, progress: train_cached(config, progress, wrap=_wrap),
+            measure=_measure(_wrap, f"the comparison '{preset.title}'"),
+        ),
     )
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _progress, _wrap):
     items = [(r, Panel(lab, r.config, norm=n)) for r, lab, n in zip(_runs, labels, norms)]
-    return _measure(_wrap, "the comparison")(items, settings, _progress)
+    return _kept(
+        ("runs", keys, labels, norms, dataclasses.asdict(settings)),
+        lambda: _measure(_wrap, "the comparison")(items, settings, _progress),
+    )
+
+
+def _kept(parts: tuple, compute: Callable[[], Comparison]) -> Comparison:
+    """``compute()``, answered from the data folder when it was measured before."""
+    from landscape.ui import library  # the server's data folder (None when it is off)
+
+    kept, key = library.store(), datastore.object_key("comparison", *parts)
+    if kept is not None:
+        found = kept.get_object("comparison", key)
+        if isinstance(found, Comparison):
+            return found
+    result = compute()
+    if kept is not None:
+        kept.put_object("comparison", key, result)
+    return result
 
 
 def preset(key: str, settings: Settings, progress: Progress = None) -> Comparison:

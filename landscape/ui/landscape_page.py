@@ -1,7 +1,8 @@
 """Streamlit glue for the Landscape page: the bounded surface cache and its progress bar.
 
 ``compute(request, run)`` answers the same ``SurfaceRequest`` twice from a bounded
-``st.cache_data`` cache (the request is the key; the run objects are not hashed, the
+``st.cache_data`` cache, and from the data folder (landscape.datastore) after a restart or on
+another server process (the request is the key; the run objects are not hashed, the
 request's fingerprints stand for them). A new request is computed in a worker process
 (``landscape.ui.common.run_heavy``); a cached one is answered at once, without queueing.
 
@@ -16,11 +17,12 @@ is not recording: the bar moves live and nothing is replayed.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 from collections.abc import Callable
 
 import streamlit as st
 
-from landscape import pictures
+from landscape import datastore, pictures
 from landscape.pictures import LandscapeResult, SurfaceRequest
 from landscape.ui.common import run_heavy
 
@@ -29,7 +31,13 @@ CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def _compute(request: SurfaceRequest, _run, _other, _progress, _preview, _wrap) -> LandscapeResult:
-    return run_heavy(
+    key = datastore.object_key("landscape", dataclasses.asdict(request))
+    kept = _store()
+    if kept is not None:
+        found = kept.get_object("landscape", key)
+        if isinstance(found, LandscapeResult) and found.request == request:
+            return found
+    result = run_heavy(
         pictures.compute,
         request,
         _run,
@@ -38,6 +46,16 @@ def _compute(request: SurfaceRequest, _run, _other, _progress, _preview, _wrap) 
         callbacks={"progress": _progress, "preview": _preview},
         wrap=_wrap,
     )
+    if kept is not None:
+        rid = datastore.run_id(request.config)
+        kept.put_object("landscape", key, result, rid=rid if kept.has_run(rid) else None)
+    return result
+
+
+def _store():
+    from landscape.ui import library  # the server's data folder (None when it is off)
+
+    return library.store()
 
 
 def compute(

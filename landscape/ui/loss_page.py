@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from landscape import losses, robust
+from landscape.ui.links import url
 
 N_POINTS = 401  # points per curve: smooth at any zoom, small enough to redraw at once
 
@@ -56,16 +57,16 @@ def param_sliders(name: str, prefix: str) -> dict[str, float]:
         if name == "barron" and p.name == "alpha":
             neg_inf = st.checkbox(
                 "α = −∞ (Welsch)",
-                key=f"{key}_neginf",
+                **url(f"{key}_neginf"),
                 help="the limit of α → −∞: 1 − exp(−(r/c)²/2)",
             )
             v = st.slider(
-                label, p.min, p.max, p.default, 0.1, key=key, help=p.help, disabled=neg_inf
+                label, p.min, p.max, p.default, 0.1, **url(key), help=p.help, disabled=neg_inf
             )
             values[p.name] = -math.inf if neg_inf else v
             continue
         step = 0.05 if p.max - p.min <= 2 else 0.1
-        values[p.name] = st.slider(label, p.min, p.max, p.default, step, key=key, help=p.help)
+        values[p.name] = st.slider(label, p.min, p.max, p.default, step, **url(key), help=p.help)
     return values
 
 

@@ -6,7 +6,9 @@
   and trajectories; adding one more drops the oldest (the page says which), so one browser
   tab cannot hold on to unbounded memory.
 - `train_cached(config, progress)`: trains in a worker process (landscape.ui.common.run_heavy)
-  with live progress; the same Config is never trained twice while its Run is in the cache. The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
+  with live progress; the same Config is never trained twice while its Run is in the cache,
+  nor ever while it is in the data folder (landscape.datastore: the worker reads it from
+  there, or trains it and keeps it there). The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
   MAX_CACHED_MB megabytes of trajectories), shared by all sessions: runs are deterministic, so
   one user's run is exactly what another would get. Runs in it are shared objects: read-only.
 
@@ -24,7 +26,7 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from landscape import training
+from landscape import datastore
 from landscape.training import Config, Run
 from landscape.ui.common import md_escape, run_heavy
 
@@ -117,7 +119,7 @@ def train_cached(config: Config, progress=None, wrap=None) -> Run:
         run = cache.get(config)  # another session may have trained it while we waited
         if run is None:
             run = run_heavy(
-                training.train,
+                datastore.train_stored,
                 config,
                 label="training",
                 callbacks={"progress": progress},
@@ -147,6 +149,9 @@ def add_run(run: Run) -> str:
     while name in runs:
         name, i = f"{run.name} ({i})", i + 1
     runs[name] = run
+    from landscape.ui import library  # here: library imports this module
+
+    library.remember(run)
     dropped = []
     while len(runs) > 1 and (
         len(runs) > MAX_SESSION_RUNS or sum(map(run_bytes, runs.values())) > MAX_SESSION_MB * 1e6
@@ -210,7 +215,12 @@ def pick_run(label: str = "Run", key: str = "pick_run") -> Run | None:
     if st.session_state.get(key) not in (None, *names):  # its run was deleted meanwhile
         del st.session_state[key]
     name = st.selectbox(label, names, key=key)
-    return runs.get(name)
+    run = runs.get(name)
+    if run is not None:
+        from landscape.ui import library  # here: library imports this module
+
+        library.lease(run)  # shown: not evicted from the data folder meanwhile
+    return run
 
 
 # ----------------------------------------------------------------------------- restarts

@@ -1,0 +1,113 @@
+"""How fast a stored landscape's link draws on a fresh server, against computing it.
+
+1. A data folder (temporary) gets one small stored run (trained here, not timed).
+2. Server A, after its first page, opens the run's Landscape link in a new browser context:
+   the picture is computed and kept in the folder. Timed: the baseline.
+3. Server A stops; server B starts on the same folder; after its first page (Home, timed
+   apart: the process's own warm-up), a new browser context opens the same link. Timed:
+   from the navigation to the heatmap drawn.
+
+Prints both times and their ratio. Uses Debian's /usr/bin/chromium through Playwright.
+
+Usage (from the repository root):
+  python benchmarks/bench_links.py [--res 41]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from landscape import datastore  # noqa: E402
+from landscape.training import Config  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
+from tests.e2e.helpers import settle  # noqa: E402
+from tests.e2e.test_links import _start, _stop  # noqa: E402
+
+# The script run is over and its output (the h1, and the chart's element) is on the page.
+SERVER_DONE = """() => { const a = document.querySelector('[data-testid="stApp"]');
+  return !!a && a.dataset.testScriptState === 'notRunning'
+    && !!document.querySelector('[data-testid=stMain] h1')
+    && !!document.querySelector('[data-testid=stMain] [data-testid=stPlotlyChart]'); }"""
+HOME_DONE = """() => { const a = document.querySelector('[data-testid="stApp"]');
+  return !!a && a.dataset.testScriptState === 'notRunning'
+    && !!document.querySelector('[data-testid=stMain] h1'); }"""
+HOME = (
+    "() => [...document.querySelectorAll('h1')].some(h => h.innerText.includes('Loss Landscape'))"
+)
+HEATMAP = (
+    "() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')]"
+    ".some(e => Array.isArray(e.data) && e.data.some(t => t.type === 'heatmap'))"
+)
+
+
+def open_link(browser, url: str, js: str = HEATMAP) -> tuple[float, float]:
+    """(seconds to the script run's end with the page drawn by the server, seconds until
+    ``js`` holds in the browser: the chart drawn by Plotly)."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    t0 = time.perf_counter()
+    page.goto(url, timeout=300_000)
+    page.wait_for_function(SERVER_DONE if js is HEATMAP else HOME_DONE, timeout=300_000)
+    server = time.perf_counter() - t0
+    page.wait_for_function(js, timeout=300_000, polling=20)
+    seconds = time.perf_counter() - t0
+    settle(page, 60)
+    ctx.close()
+    return server, seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--res", type=int, default=41, help="grid points per axis (41)")
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    config = Config(dataset="moons", n_samples=500, epochs=20, width=16, seed=5)
+    with tempfile.TemporaryDirectory() as folder:
+        datastore.train_stored(config, store=datastore.Store(folder))
+        rid = datastore.run_id(config)
+        query = f"/landscape?run={rid}&lp_plot=heatmap&lp_nx2={args.res}&lp_ny2={args.res}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            proc, log, url = _start(folder, _free_port())
+            try:
+                open_link(browser, url + "/", HOME)  # the server's own warm-up (imports)
+                cold = open_link(browser, url + query)
+            finally:
+                _stop(proc, log)
+            proc, log, url = _start(folder, _free_port())
+            try:
+                first = open_link(browser, url + "/", HOME)
+                stored = open_link(browser, url + query)
+                again = open_link(browser, url + query)  # the same, now in memory too
+                home = open_link(browser, url + "/", HOME)  # a light page, same server
+            finally:
+                _stop(proc, log)
+            browser.close()
+    print(f"landscape link, {args.res}x{args.res} plane of a stored run ({rid}):")
+    print("seconds from navigation to: server's script run done / chart drawn in the browser")
+    print(
+        f"  fresh server's first page (Home: imports, workers)  {first[0]:6.2f} / {first[1]:6.2f}"
+    )
+    print(f"  link, computed (not stored yet)                     {cold[0]:6.2f} / {cold[1]:6.2f}")
+    print(
+        f"  link, from the store (server restarted)             {stored[0]:6.2f} / {stored[1]:6.2f}"
+    )
+    print(
+        f"  link again, new browser context                     {again[0]:6.2f} / {again[1]:6.2f}"
+    )
+    print(f"  Home again, new browser context (page-load floor)   {home[0]:6.2f} / {home[1]:6.2f}")
+    print(f"  ratio computed / stored (script run)                {cold[0] / stored[0]:6.1f} x")
+
+
+if __name__ == "__main__":
+    main()

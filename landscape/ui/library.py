@@ -1,0 +1,264 @@
+"""Streamlit glue for the data folder (landscape.datastore): stored runs into the session,
+the run picker that names runs by short id in the URL, "My runs" and "Classroom" lists,
+"Open in Train", "Load settings" and the Home page's usage line.
+
+A broken data folder (unwritable, a bad LANDSCAPE_DATA_MAX_MB) never stops a page: the
+store is then off for this server (the pages work from memory) and Home says why.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import streamlit as st
+
+from landscape import datastore, presets
+from landscape.training import Config, Run
+from landscape.ui import links
+from landscape.ui import runs as ui_runs
+
+_NOTES = "_library_notes"  # session key: notes about dropped (damaged) entries to show
+_LEASE = "_library_lease_holder"  # session key: this session's lease holder id
+MAX_LIST = 50  # rows of a run list shown
+
+
+@st.cache_resource
+def _store_or_error() -> tuple[datastore.Store | None, str | None]:
+    try:
+        return datastore.default_store(), None
+    except (ValueError, OSError) as e:
+        return None, str(e)
+
+
+def store() -> datastore.Store | None:
+    """The server's data folder, or None when it cannot be used (see ``store_error``)."""
+    return _store_or_error()[0]
+
+
+def store_error() -> str | None:
+    return _store_or_error()[1]
+
+
+def notes() -> list[str]:
+    return st.session_state.setdefault(_NOTES, [])
+
+
+def show_notes() -> None:
+    """Show (once) the notes about damaged entries that were dropped."""
+    for msg in st.session_state.pop(_NOTES, []):
+        st.info(msg)
+
+
+def stored(config: Config) -> Run | None:
+    s = store()
+    return None if s is None else s.find_run(config, notes())
+
+
+def remember(run: Run) -> None:
+    """List ``run`` under this browser's "My runs" if the store holds it (trained here)."""
+    s = store()
+    if s is None:
+        return
+    rid = datastore.run_id(run.config)
+    if s.has_run(rid):
+        s.add_owner(links.browser_id(), rid)
+
+
+def lease(run: Run) -> None:
+    """This session shows ``run``: keep it (and its results) safe from eviction."""
+    s = store()
+    if s is not None and s.has_run(rid := datastore.run_id(run.config)):
+        holder = st.session_state.setdefault(_LEASE, secrets.token_hex(8))
+        s.lease(rid, holder)
+
+
+def load_into_session(rid: str) -> Run | None:
+    """The stored run ``rid`` added to this session's list (None if not stored)."""
+    for run in ui_runs.get_runs().values():
+        if datastore.run_id(run.config) == rid:
+            return run
+    s = store()
+    if s is None:
+        return None
+    try:
+        run = s.get_run(rid, notes())
+    except ValueError:
+        return None
+    if run is not None:
+        ui_runs.add_run(run)
+    return run
+
+
+def run_picker(label: str = "Run", key: str = "run") -> Run | None:
+    """A selectbox over this session's runs, kept in the address as ``?run=<short id>``.
+
+    A run named in the address that this session does not hold is loaded from the store
+    first, so a link opens on a fresh browser and after a server restart. (Not a bound
+    widget: binding would put the run's whole label in the URL; the id is short.)
+    """
+    links.handled(key)
+    pick = f"{key}__pick"
+    asked = st.query_params.get(key)
+    known = isinstance(asked, str) and datastore.RUN_ID_RE.fullmatch(asked)
+    if known and load_into_session(asked) is None and links.opened_with(key):
+        st.info(f"Run {asked} of the link is not in this server's data folder.")
+    runs = ui_runs.get_runs()
+    if not runs:
+        return None
+    by_id = {datastore.run_id(r.config): (name, r) for name, r in reversed(runs.items())}
+    pending = st.session_state.pop(f"{key}__pending", None)  # see ui_runs.select_run
+    if pending in runs:
+        st.session_state[pick] = datastore.run_id(runs[pending].config)
+    elif known and asked in by_id and links.opened_with(key) and links.first_run():
+        st.session_state[pick] = asked
+    if st.session_state.get(pick) not in (None, *by_id):
+        del st.session_state[pick]
+    rid = st.selectbox(
+        label,
+        list(by_id),
+        format_func=lambda i: f"{by_id[i][0]} · {i}",
+        key=pick,
+        persist_state="session",
+    )
+    if rid is None:
+        return None
+    if st.query_params.get(key) != rid:
+        st.query_params[key] = rid
+    run = by_id[rid][1]
+    lease(run)
+    return run
+
+
+# ----------------------------------------------------------------------------- the Train form
+
+TRAIN_PENDING = "_library_train_pending"  # session key: widget values for the Train form
+
+
+def open_in_train(config: Config) -> None:
+    """Load ``config`` into the Train form and go there (applied before its widgets draw)."""
+    st.session_state[TRAIN_PENDING] = config
+    st.switch_page("app_pages/train.py")
+
+
+def apply_pending_train() -> list[str]:
+    """On the Train page, before its widgets: put a pending config into them.
+
+    Returns notes about values the widgets cannot show exactly (snapped to the nearest
+    option) or at all (an uploaded CSV's data)."""
+    config = st.session_state.pop(TRAIN_PENDING, None)
+    if config is None:
+        return []
+    from landscape.ui import train_form  # the page's widget keys
+
+    values, said = train_form.widget_values(config)
+    for k, v in values.items():
+        st.session_state[k] = v
+    return said
+
+
+def load_settings_widget() -> None:
+    """ "Load settings": a Config JSON (file or pasted text) into the Train form."""
+    with st.popover("Load settings"):
+        file = st.file_uploader("Config JSON", type=["json"], key="tr_load_json")
+        text = st.text_area("…or paste it", key="tr_load_text", max_chars=20_000)
+        if st.button("Load into the form", key="tr_load_go"):
+            raw = file.getvalue()[:20_000].decode("utf-8", "replace") if file else text
+            try:
+                config = config_from_json(raw)
+            except ValueError as e:
+                st.error(str(e))
+                return
+            st.session_state[TRAIN_PENDING] = config
+            st.rerun()
+
+
+def config_from_json(raw: str) -> Config:
+    """A validated Config from JSON text; ValueError naming what is wrong."""
+    if not raw or not raw.strip():
+        raise ValueError("settings: empty; paste or upload the JSON of a Config")
+    try:
+        d = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"settings: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"settings: a JSON object is needed, not {type(d).__name__}")
+    try:
+        return Config.from_dict(d)
+    except TypeError as e:
+        raise ValueError(f"settings: {e}") from None
+
+
+def reset_to_preset_widget() -> None:
+    """Every preset, with "Reset to this preset"."""
+    with st.popover("Presets"):
+        name = st.selectbox("Preset", list(presets.PRESETS), key="tr_preset")
+        st.caption(presets.PRESETS[name][1])
+        if st.button("Reset to this preset", key="tr_preset_go"):
+            st.session_state[TRAIN_PENDING] = presets.get(name)
+            st.rerun()
+
+
+# ----------------------------------------------------------------------------- lists
+
+
+def _run_row(info: datastore.RunInfo, key: str, deletable: bool) -> None:
+    c1, c2, c3 = st.columns([5, 2, 2] if deletable else [5, 2, 1])
+    c1.text(f"{info.name} · {info.run_id}")  # text, never Markdown
+    c1.page_link(
+        "app_pages/loss_landscape.py",
+        label="Open in Landscape",
+        query_params={"run": info.run_id},
+    )
+    if c2.button("Open in Train", key=f"{key}_train_{info.run_id}"):
+        open_in_train(info.config)
+    if deletable and c3.button("Delete", key=f"{key}_del_{info.run_id}"):
+        store().remove_owner(links.browser_id(), info.run_id)
+        ui_runs_drop(info.run_id)
+        st.rerun()
+
+
+def ui_runs_drop(rid: str) -> None:
+    for name, run in list(ui_runs.get_runs().items()):
+        if datastore.run_id(run.config) == rid:
+            ui_runs.delete_run(name)
+
+
+def my_runs() -> None:
+    """This browser's stored runs, newest first, each with open and delete."""
+    s = store()
+    st.subheader("My runs")
+    if s is None:
+        st.caption("The data folder is off on this server.")
+        return
+    rows = s.runs(owner=links.browser_id())
+    if not rows:
+        st.caption("Runs you train are kept here (in this browser), newest first.")
+    for info in rows[:MAX_LIST]:
+        _run_row(info, "my", deletable=True)
+
+
+def classroom() -> None:
+    """Runs the operator pinned (``python -m landscape pin RUN_ID``)."""
+    s = store()
+    st.subheader("Classroom")
+    rows = [] if s is None else s.runs(pinned=True)
+    if not rows:
+        st.caption("Runs pinned with `python -m landscape pin RUN_ID` appear here for everyone.")
+    for info in rows[:MAX_LIST]:
+        _run_row(info, "pin", deletable=False)
+
+
+def usage_line() -> None:
+    """The data folder, its size against the cap."""
+    s = store()
+    if s is None:
+        st.warning(f"Runs are kept in memory only: {store_error()}")
+        return
+    u = s.usage()
+    st.caption(
+        f"Data folder `{s.root}`: {u['bytes'] / 1e6:.1f} MB of {u['max_bytes'] / 1e6:.0f} MB "
+        f"({u['runs']} runs, {u['entries'] - u['runs']} results, {u['pinned']} pinned). "
+        f"Set by {datastore.DATA_DIR_ENV} and {datastore.MAX_MB_ENV}; the least recently used "
+        "entries go first when it is full."
+    )

@@ -1,0 +1,429 @@
+"""Widgets for surfaces made elsewhere and for the operator's own models (Landscape, Compare).
+
+- ``surface_file(prefix)``: open a surface ``.npz`` made by the command line (an upload: size
+  capped, read by ``landscape.store`` without unpickling) and draw it with every view the
+  Landscape page has (contour, heatmap, 3D, the PCA path, 1D lines, colour range, log scale,
+  downloads).
+- ``operator_slice(prefix)``: the models of ``$LANDSCAPE_MODELS`` (the operator's file, never
+  an upload), sliced along random (weights or states), PCA or Hessian directions, computed
+  in the worker pool and cached.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+
+import numpy as np
+import streamlit as st
+
+from landscape import operator_models as om
+from landscape import store
+from landscape.plots import compare as compare_plots
+from landscape.plots import landscape_page as page_plots
+from landscape.plots import surfaces as plots
+from landscape.ui.common import run_heavy, show_error
+
+MAX_FILE_BYTES = store.MAX_FILE_BYTES  # the upload cap of the hostile-file rules
+PLANE_HEIGHT = 600
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_surface(raw: bytes, name: str):
+    """(Surface, directions) from an uploaded file; ValueError naming the file otherwise."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise ValueError(
+            f"{name}: the file is {len(raw) / 2**20:.1f} MiB: the cap is "
+            f"{MAX_FILE_BYTES // 2**20} MiB"
+        )
+    try:
+        surf, dirs = store.surface_from_bytes(raw)
+        _check_surface(surf)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+    return surf, dirs
+
+
+def _check_surface(surf) -> None:
+    """Shapes the figures rely on: a store file could still hold inconsistent arrays."""
+    if surf.kind not in ("line", "plane"):
+        raise ValueError(f"kind={surf.kind!r} must be 'line' or 'plane'")
+    xs = np.asarray(surf.xs)
+    want = (len(xs),) if surf.kind == "line" else (len(np.asarray(surf.ys)), len(xs))
+    if surf.kind == "plane" and surf.ys is None:
+        raise ValueError("a plane without ys coordinates")
+    for name, arr in (("loss", surf.loss), ("accuracy", surf.accuracy)):
+        if arr is not None and (
+            np.asarray(arr).shape != want or np.asarray(arr).dtype.kind not in "fiu"
+        ):
+            raise ValueError(f"{name} has shape {np.asarray(arr).shape}: must be {want}, numeric")
+    if not isinstance(surf.meta, dict):
+        raise ValueError("metadata must be a JSON object")
+
+
+def surface_file(prefix: str) -> None:
+    """An uploader for a surface .npz and, once one is open, its picture."""
+    key = f"{prefix}_surface_file"
+    file = st.file_uploader(
+        "Surface file (.npz written by `python -m landscape line|plane --out ...`)",
+        type=["npz"],
+        key=f"{key}_upload",
+    )
+    if file is None:
+        st.session_state.pop(key, None)
+        return
+    if st.session_state.get(key, (None,))[0] != file.file_id:
+        try:
+            surf, dirs = read_surface(file.getvalue(), file.name)
+        except ValueError as e:
+            show_error(e)
+            return
+        st.session_state[key] = (file.file_id, file.name, surf, dirs)
+    _, name, surf, dirs = st.session_state[key]
+    draw(surf, dirs, f"{key}_view", name)
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+def _colour_range(surf, key: str):
+    finite = surf.loss[np.isfinite(surf.loss)]
+    if finite.size == 0:
+        return None, None
+    lo, hi = float(finite.min()), float(finite.max())
+    if not hi > lo * (1 + 1e-9) + 1e-300:
+        return None, None
+    grid = np.geomspace(lo, hi, 41) if lo > 0 else np.linspace(lo, hi, 41)
+    options = [float(v) for v in grid]
+    a, b = st.select_slider(
+        "Colour range (values outside are clipped to the end colours)",
+        options=options,
+        value=(options[0], options[-1]),
+        format_func=lambda v: f"{v:.3g}",
+        key=f"{key}_crange",
+    )
+    return (a if a > options[0] else None), (b if b < options[-1] else None)
+
+
+def figure(surf, key: str, title: str | None = None):
+    """The figure of a surface with the page's view controls (drawn under ``key``)."""
+    meta = surf.meta
+    if surf.kind == "line":
+        c1, c2 = st.columns(2)
+        log = c1.toggle("Log-scale loss", key=f"{key}_log1")
+        acc = c2.toggle("Show accuracy", True, key=f"{key}_acc")
+        interp = meta.get("direction") == "interpolation"
+        return plots.line_figure(
+            [surf],
+            [str(meta.get("split", "loss"))],
+            log_y=log,
+            show_accuracy=acc and surf.accuracy is not None,
+            title=title,
+            x_title="t (0 = start, 1 = end)" if interp else "step along d1",
+        )
+    c1, c2, c3 = st.columns([2, 1, 1])
+    kind = c1.radio("Plot", ["contour", "heatmap", "3D"], key=f"{key}_plot", horizontal=True)
+    log = c2.toggle("Log colour scale", True, key=f"{key}_logc")
+    field = "loss"
+    if surf.accuracy is not None:
+        field = c3.radio("Field", ["loss", "accuracy"], key=f"{key}_field", horizontal=True)
+    zmin, zmax = _colour_range(surf, key) if field == "loss" else (None, None)
+    path = meta.get("path") if isinstance(meta.get("path"), dict) else None
+    ratio = meta.get("explained_variance")
+    xt, yt = plots.pca_axis_titles(ratio) if path and ratio else ("d1", "d2")
+    kw = {"field": field, "log": log and field == "loss", "zmin": zmin, "zmax": zmax}
+    if kind == "3D":
+        fig = plots.surface3d_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
+        if kw["log"]:
+            fig = page_plots.log_colours_3d(fig, surf, zmin, zmax)
+        return fig
+    if kind == "contour" and path and field == "loss":
+        px, py = np.asarray(path.get("x"), float), np.asarray(path.get("y"), float)
+        return plots.trajectory_figure(
+            surf, px, py, ratio, title=title, **{k: v for k, v in kw.items() if k != "field"}
+        )
+    if kind == "contour":
+        return plots.contour_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
+    fig = plots.heatmap_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
+    return page_plots.mark_minimum(fig, surf) if field == "loss" else fig
+
+
+def to_csv(surf) -> str:
+    """Long format: x,y,loss,accuracy (y empty for a line)."""
+    out = io.StringIO()
+    out.write("x,y,loss,accuracy\n")
+    acc = surf.accuracy
+    if surf.kind == "line":
+        for j, x in enumerate(surf.xs):
+            a = "" if acc is None else repr(float(acc[j]))
+            out.write(f"{float(x)!r},,{float(surf.loss[j])!r},{a}\n")
+    else:
+        for i, y in enumerate(surf.ys):
+            for j, x in enumerate(surf.xs):
+                a = "" if acc is None else repr(float(acc[i, j]))
+                out.write(f"{float(x)!r},{float(y)!r},{float(surf.loss[i, j])!r},{a}\n")
+    return out.getvalue()
+
+
+def draw(surf, dirs, key: str, name: str = "") -> None:
+    """Figure, facts, model spec and downloads of one surface."""
+    try:
+        fig = figure(surf, key)
+        if surf.kind == "plane":
+            fig.update_layout(height=PLANE_HEIGHT)
+        st.plotly_chart(fig, key=f"{key}_chart")
+    except ValueError as e:
+        show_error(e)
+        return
+    finite = surf.loss[np.isfinite(surf.loss)]
+    bad = surf.loss.size - finite.size
+    facts = f"{surf.kind} · {surf.loss.size} points"
+    if finite.size:
+        facts += f" · lowest loss {finite.min():.4g}"
+    if bad:
+        facts += f" · {bad} NaN/inf points left blank"
+    st.caption(facts)
+    spec = surf.meta.get("model")
+    if isinstance(spec, dict):
+        st.caption("Model spec recorded in the file:")
+        st.json(spec, expanded=False)
+    stem = (name.rsplit(".", 1)[0] if name else f"surface-{surf.kind}")[:80] or "surface"
+    c = st.columns(3)
+    c[0].download_button(
+        "Surface .npz",
+        data=lambda: store.surface_to_bytes(surf, dirs),
+        file_name=f"{stem}.npz",
+        mime="application/octet-stream",
+        on_click="ignore",
+        key=f"{key}_dl_npz",
+    )
+    c[1].download_button(
+        "Surface CSV",
+        data=lambda: to_csv(surf),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key=f"{key}_dl_csv",
+    )
+    c[2].download_button(
+        "Figure HTML",
+        data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+        file_name=f"{stem}.html",
+        mime="text/html",
+        on_click="ignore",
+        key=f"{key}_dl_html",
+    )
+
+
+def side_by_side(surfaces: list, names: list[str], key: str) -> None:
+    """Planes on one colour scale (Compare), lines overlaid."""
+    planes = [s for s in surfaces if s.kind == "plane"]
+    if planes:
+        log = st.checkbox("Log colour scale", True, key=f"{key}_log")
+        pn = [n for s, n in zip(surfaces, names) if s.kind == "plane"]
+        figs = compare_plots.contour_panels(planes, pn, log=log)
+        cols = st.columns(min(len(figs), 2))
+        for k, fig in enumerate(figs):
+            cols[k % len(cols)].plotly_chart(fig, key=f"{key}_plane{k}")
+    lines = [s for s in surfaces if s.kind == "line"]
+    if lines:
+        ln = [n for s, n in zip(surfaces, names) if s.kind == "line"]
+        st.plotly_chart(plots.line_figure(lines, ln), key=f"{key}_lines")
+
+
+def surface_files(prefix: str, limit: int = 4) -> None:
+    """Compare: up to ``limit`` surface files side by side."""
+    files = st.file_uploader(
+        f"Surface files (.npz from the command line; up to {limit})",
+        type=["npz"],
+        accept_multiple_files=True,
+        key=f"{prefix}_surface_files",
+    )
+    if not files:
+        return
+    if len(files) > limit:
+        st.error(f"{len(files)} files: compare at most {limit} at once")
+        return
+    surfaces, names = [], []
+    for f in files:
+        try:
+            surfaces.append(read_surface(f.getvalue(), f.name)[0])
+            names.append(f.name)
+        except ValueError as e:
+            show_error(e)
+    if surfaces:
+        side_by_side(surfaces, names, f"{prefix}_files")
+
+
+# ----------------------------------------------------------------------------- operator's models
+
+BUILT_IN, OPERATOR = "Built-in runs", "Operator's models"
+
+
+def source(prefix: str) -> str:
+    """Built-in runs or the operator's models (the choice only shows when there are some)."""
+    if not available():
+        return BUILT_IN
+    return st.radio("Network", [BUILT_IN, OPERATOR], key=f"{prefix}_source", horizontal=True)
+
+
+def available() -> dict:
+    """The operator's entries; {} (with the message shown) when the file is broken."""
+    try:
+        return om.entries()
+    except ValueError as e:
+        show_error(e)
+        return {}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _compute(req: om.OwnRequest, _wrap):
+    return run_heavy(om.compute, req, label="this slice", wrap=_wrap)
+
+
+def compute(req: om.OwnRequest):
+    """The slice, from the bounded cache or the worker pool (keyed with the files' times).
+
+    The queued note runs outside Streamlit's cache-replay recording (see landscape_page).
+    """
+    outside = contextvars.copy_context()
+    stamped = req.replace(stamp=om.file_stamp(om.get(req.entry)))
+    return _compute(stamped, lambda fn: lambda *a: outside.run(fn, *a))
+
+
+def operator_form(prefix: str, entry) -> om.OwnRequest | None:
+    """The slice widgets for one operator's model; the request when submitted."""
+    c1, c2 = st.columns([1, 2])
+    dim = c1.radio("Slice", ["2D plane", "1D line"], key=f"{prefix}_om_dim", horizontal=True)
+    d = 2 if dim == "2D plane" else 1
+    kinds = entry.kinds(d)
+    labels = {
+        "random": "Random directions, normalised",
+        "pca": "PCA plane of the checkpoints",
+        "hessian": "Top-2 Hessian eigenvectors",
+        "interpolation": "This net → the 'to' net",
+    }
+    kind = c2.selectbox("Directions", kinds, format_func=labels.get, key=f"{prefix}_om_kind{d}")
+    with st.form(f"{prefix}_om_form"):
+        kw: dict = {"entry": entry.name, "dim": d, "direction": kind}
+        if kind in ("random", "hessian"):
+            a, b, c = st.columns(3)
+            kw["seed"] = int(a.number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}_om_seed"))
+            kw["norm"] = b.selectbox("Normalisation", om.D.NORMS, key=f"{prefix}_om_norm")
+            kw["ignore"] = c.radio(
+                "Biases and BatchNorm",
+                ["biasbn", "none"],
+                format_func={"biasbn": "not moved", "none": "moved too"}.get,
+                key=f"{prefix}_om_ignore",
+                horizontal=True,
+            )
+            if kind == "random":
+                a, b = st.columns(2)
+                kw["dir_type"] = a.radio(
+                    "Direction over",
+                    list(om.own.DIR_TYPES),
+                    key=f"{prefix}_om_dirtype",
+                    horizontal=True,
+                    help="states: BatchNorm running statistics move with the weights",
+                )
+                if d == 2:
+                    kw["orthogonal"] = b.checkbox("d2 orthogonal to d1", key=f"{prefix}_om_orth")
+        lo, hi = (-0.5, 1.5) if kind == "interpolation" else (-1.0, 1.0)
+        a, b = st.columns(2)
+        kw["xmin"] = float(a.number_input("x from", value=lo, format="%g", key=f"{prefix}_om_x0"))
+        kw["xmax"] = float(b.number_input("x to", value=hi, format="%g", key=f"{prefix}_om_x1"))
+        if d == 2:
+            a, b = st.columns(2)
+            kw["ymin"] = float(
+                a.number_input("y from", value=-1.0, format="%g", key=f"{prefix}_om_y0")
+            )
+            kw["ymax"] = float(
+                b.number_input("y to", value=1.0, format="%g", key=f"{prefix}_om_y1")
+            )
+            if kind == "pca":
+                kw["auto_range"] = st.checkbox("Range from the path", True, key=f"{prefix}_om_auto")
+        a, b = st.columns(2)
+        kw["nx"] = a.slider("Points along x", om.MIN_RES, om.MAX_RES, 21, key=f"{prefix}_om_nx")
+        if d == 2:
+            kw["ny"] = b.slider("Points along y", om.MIN_RES, om.MAX_RES, 21, key=f"{prefix}_om_ny")
+        go = st.form_submit_button("Compute landscape", type="primary", key=f"{prefix}_om_go")
+    if not go:
+        return None
+    try:
+        return om.OwnRequest(**kw)
+    except ValueError as e:
+        show_error(e)
+        return None
+
+
+def operator_slice(prefix: str) -> None:
+    """Pick an operator's model, slice it, draw the result (kept in session state)."""
+    entries = available()
+    if not entries:
+        st.info(f"No operator's models: the server was started without {om.ENV}.")
+        return
+    name = st.selectbox("Operator's model", list(entries), key=f"{prefix}_om_entry")
+    entry = entries[name]
+    st.caption(f"factory {entry.factory} · weights {entry.weights.rsplit('/', 1)[-1]}")
+    req = operator_form(prefix, entry)
+    key = f"{prefix}_om_result"
+    if req is not None:
+        with st.spinner(f"computing {req.label()}"):
+            try:
+                st.session_state[key] = compute(req)
+            except (ValueError, RuntimeError) as e:
+                show_error(e)
+    result = st.session_state.get(key)
+    if result is None or result.request.entry != name:
+        return
+    if result.centre_loss is not None:
+        st.metric("Loss at the model's weights", f"{result.centre_loss:.4g}")
+    if result.eigenvalues is not None:
+        ev = result.eigenvalues
+        st.caption(f"Hessian eigenvalues of the two directions: λ1 = {ev[0]:.4g}, λ2 = {ev[1]:.4g}")
+    draw(result.surface, result.directions, f"{prefix}_om_view", name)
+
+
+def operator_compare(prefix: str, settings) -> None:
+    """Compare: 2-4 operator's models sliced alike (same seed, span and grid), one scale."""
+    entries = available()
+    names = st.multiselect(
+        "Operator's models (2 to 4)", list(entries), max_selections=4, key=f"{prefix}_om_pick"
+    )
+    kind = st.radio(
+        "Directions",
+        ["random", "hessian"],
+        format_func={"random": "random, filter-normalised", "hessian": "top-2 Hessian"}.get,
+        key=f"{prefix}_om_cmp_kind",
+        horizontal=True,
+    )
+    key = f"{prefix}_om_cmp_result"
+    if st.button("Compare these models", disabled=len(names) < 2, key=f"{prefix}_om_cmp_go"):
+        span, res = float(settings.span), int(settings.resolution)
+        try:
+            reqs = [
+                om.OwnRequest(n, 2, kind, settings.seed, xmin=-span, xmax=span, ymin=-span,
+                              ymax=span, nx=res, ny=res)
+                for n in names
+            ]  # fmt: skip
+            with st.spinner("computing"):
+                st.session_state[key] = [compute(r) for r in reqs]
+        except (ValueError, RuntimeError) as e:
+            show_error(e)
+    results = st.session_state.get(key)
+    if not results:
+        return
+    rows = []
+    for r in results:
+        finite = r.surface.loss[np.isfinite(r.surface.loss)]
+        row = {"model": r.request.entry, "loss at the weights": r.centre_loss}
+        row["lowest loss in the plane"] = float(finite.min()) if finite.size else None
+        if r.eigenvalues is not None:
+            row["λ1"], row["λ2"] = float(r.eigenvalues[0]), float(r.eigenvalues[1])
+        rows.append(row)
+    st.dataframe(rows, key=f"{prefix}_om_cmp_table")
+    side_by_side(
+        [r.surface for r in results], [r.request.entry for r in results], f"{prefix}_om_cmp"
+    )
