@@ -54,7 +54,7 @@ def short_run():
         ({"outliers": 5}, "outliers"),  # only meaningful for the outliers set
         ({"outlier_scale": -1.0}, "outlier_scale"),
         ({"model": "transformer"}, "model"),
-        ({"depth": 9}, "depth"),
+        ({"depth": 10}, "depth"),  # MAX_DEPTH is 9 (ResNet-56)
         ({"depth": 0}, "depth"),
         ({"width": 257}, "width"),
         ({"width": 2.5}, "width"),
