@@ -56,6 +56,8 @@ CONFIG_HELP = {
     "batch_size": "examples per optimiser step",
     "epochs": "passes over the training set",
     "weight_decay": "L2 (sgd/adam) or decoupled (adamw) weight decay",
+    "schedule": "learning-rate schedule after the warm-up: constant or cosine (decays to 0)",
+    "warmup_epochs": "epochs over which the learning rate rises linearly to --lr",
     "seed": "seed of the data, the initial weights and the batch order",
 }
 

@@ -36,6 +36,8 @@ MAX_TRAJECTORY_BYTES = 400e6  # (epochs + 1) x params x 4 B, per run
 #: hundreds of epochs would hold a server worker for an hour.
 MAX_STEPS = 100_000
 OPTIMIZERS = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "adamw": "AdamW"}
+#: Learning-rate schedules, applied per optimiser step after the linear warm-up (if any).
+SCHEDULES = {"constant": "constant", "cosine": "cosine decay to 0"}
 DIVERGENCE_FACTOR = 1e4  # loss > factor * max(initial train loss, 1) counts as diverged
 PROB_TARGET_LOSSES = ("kl_div",)  # multiclass losses whose target is a probability vector
 PROB_INPUT_LOSSES = ("bce",)  # binary losses whose input is a probability, not a logit
@@ -70,11 +72,14 @@ class Config:
     batch_size: int = 64  # examples per step, in [1, 5000] (capped at the training set size)
     epochs: int = 100  # passes over the training set, in [1, 500]
     weight_decay: float = 0.0  # L2 (sgd/adam) or decoupled (adamw) decay, in [0, 1]
+    schedule: str = "constant"  # lr schedule after warm-up: constant | cosine (to 0 at the end)
+    warmup_epochs: int = 0  # lr rises linearly to lr over these epochs, in [0, epochs]
     seed: int = 0  # data, initial weights and batch order, in [0, 2^31 - 1]
 
     def __post_init__(self):
         object.__setattr__(self, "loss_params", _normalise_loss_params(self.loss_params))
-        for name in ("n_samples", "outliers", "depth", "width", "batch_size", "epochs", "seed"):
+        ints = ("n_samples", "outliers", "depth", "width", "batch_size", "epochs", "warmup_epochs")
+        for name in (*ints, "seed"):
             value = getattr(self, name)
             if isinstance(value, np.integer):
                 object.__setattr__(self, name, int(value))
@@ -108,6 +113,8 @@ class Config:
         checks.int_in("batch_size", self.batch_size, 1, MAX_BATCH)
         checks.int_in("epochs", self.epochs, 1, MAX_EPOCHS)
         checks.number_in("weight_decay", self.weight_decay, 0.0, MAX_WEIGHT_DECAY)
+        checks.choice("schedule", self.schedule, SCHEDULES)
+        checks.int_in("warmup_epochs", self.warmup_epochs, 0, self.epochs)
         checks.int_in("seed", self.seed, 0, MAX_SEED)
         self._validate_compatibility()
         self._validate_budget()

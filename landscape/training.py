@@ -230,9 +230,39 @@ def _evaluate(model, loss_fn, acc_fn, ds) -> dict[str, float]:
     return out
 
 
-def _epoch(model, opt, loss_fn, ds, batch, gen, skip_singletons, limit) -> tuple[list[float], bool]:
+def make_scheduler(config: Config, opt, steps_per_epoch: int):
+    """The per-step learning-rate schedule of `config`, or None for a constant lr without
+    warm-up (then the optimiser is left untouched, so default runs stay bit for bit the same).
+
+    Step k (0-based) of T = epochs x steps_per_epoch uses lr x f(k): during the W =
+    warmup_epochs x steps_per_epoch warm-up steps f(k) = (k + 1) / W; after them f = 1
+    ("constant") or 0.5 (1 + cos(pi (k - W) / (T - W))) ("cosine", decaying to 0 at the end).
+    """
+    if config.schedule == "constant" and config.warmup_epochs == 0:
+        return None
+    warm = config.warmup_epochs * steps_per_epoch
+    rest = max(1, config.epochs * steps_per_epoch - warm)
+    cosine = config.schedule == "cosine"
+
+    def factor(k: int) -> float:
+        if k < warm:
+            return (k + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(k - warm, rest) / rest)) if cosine else 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _steps_per_epoch(n: int, batch: int, skip_singletons: bool) -> int:
+    full, last = divmod(n, batch)
+    return full + (1 if last and not (skip_singletons and last < 2) else 0)
+
+
+def _epoch(
+    model, opt, loss_fn, ds, batch, gen, skip_singletons, limit, sched=None
+) -> tuple[list[float], bool]:
     """One pass in seeded random order; returns step losses and whether all stayed sane
-    (finite and <= limit); stops at the first step that is not."""
+    (finite and <= limit); stops at the first step that is not. `sched` (if any) steps after
+    every optimiser step."""
     n = ds.n_train
     perm = torch.randperm(n, generator=gen)
     losses_ = []
@@ -248,6 +278,8 @@ def _epoch(model, opt, loss_fn, ds, batch, gen, skip_singletons, limit) -> tuple
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
     return losses_, True
 
 
@@ -272,6 +304,7 @@ def train(config: Config, progress: Callable[[dict], None] | None = None) -> Run
     opt = make_optimizer(config, model)
     gen = torch.Generator().manual_seed(config.seed)
     batch, bn = min(config.batch_size, ds.n_train), _has_batchnorm(model)
+    sched = make_scheduler(config, opt, _steps_per_epoch(ds.n_train, batch, bn))
 
     first = _evaluate(model, loss_fn, acc_fn, ds)
     history = {k: [v] for k, v in first.items()}
@@ -285,7 +318,7 @@ def train(config: Config, progress: Callable[[dict], None] | None = None) -> Run
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     diverged_epoch = None
     for epoch in range(1, config.epochs + 1):
-        steps, sane = _epoch(model, opt, loss_fn, ds, batch, gen, bn, limit)
+        steps, sane = _epoch(model, opt, loss_fn, ds, batch, gen, bn, limit, sched)
         step_loss += steps
         ev = _evaluate(model, loss_fn, acc_fn, ds) if sane else {}
         if not sane or not all(_sane(ev[k], limit) for k in ("train_loss", "test_loss")):

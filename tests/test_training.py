@@ -54,7 +54,7 @@ def short_run():
         ({"outliers": 5}, "outliers"),  # only meaningful for the outliers set
         ({"outlier_scale": -1.0}, "outlier_scale"),
         ({"model": "transformer"}, "model"),
-        ({"depth": 10}, "depth"),
+        ({"depth": 10}, "depth"),  # MAX_DEPTH is 9 (ResNet-56)
         ({"depth": 0}, "depth"),
         ({"width": 257}, "width"),
         ({"width": 2.5}, "width"),
@@ -75,6 +75,9 @@ def short_run():
         ({"epochs": 0}, "epochs"),
         ({"weight_decay": -0.1}, "weight_decay"),
         ({"seed": -1}, "seed"),
+        ({"schedule": "step"}, "schedule"),
+        ({"epochs": 3, "warmup_epochs": 4}, "warmup_epochs"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
         ({"model": "cnn"}, "model"),
         ({"dataset": "sine"}, "cross_entropy"),  # classification loss on regression data
         ({"dataset": "spiral3", "loss": "hinge"}, "binary"),
@@ -264,6 +267,47 @@ def test_matches_a_plain_reference_loop(short_run):
         torch.cat([p.detach().flatten() for p in model.parameters()]).numpy(),
         atol=1e-5,
     )
+
+
+def test_warmup_and_cosine_schedule_match_torchs_own_schedulers():
+    """SGD + momentum with 2 warm-up epochs then cosine decay: the same step losses as a plain
+    loop driven by torch's LinearLR -> CosineAnnealingLR, and the lr ends at 0."""
+    cfg = Config(dataset="moons", n_samples=100, width=8, optimizer="momentum", lr=0.2,
+                 weight_decay=5e-4, batch_size=16, epochs=5, schedule="cosine",
+                 warmup_epochs=2)  # fmt: skip
+    run = train(cfg)
+    ds = cfg.make_dataset()
+    model = models.build(cfg, ds)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+    per_epoch = -(-len(ds.y_train) // cfg.batch_size)
+    warm, total = 2 * per_epoch, 5 * per_epoch
+    sched = torch.optim.lr_scheduler.SequentialLR(
+        opt,
+        [
+            torch.optim.lr_scheduler.LinearLR(opt, 1 / warm, 1.0, total_iters=warm - 1),
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warm),
+        ],
+        milestones=[warm],
+    )
+    g = torch.Generator().manual_seed(cfg.seed)
+    steps, lrs = [], []
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(len(ds.y_train), generator=g)
+        for i in range(0, len(perm), cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            loss = F.cross_entropy(model(ds.X_train[idx]), ds.y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+            steps.append(loss.item())
+    assert lrs[0] == pytest.approx(cfg.lr / warm) and max(lrs) == pytest.approx(cfg.lr)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(run.step_loss, steps, rtol=1e-5, atol=1e-6)
+    # the schedule matters: the constant-lr run differs; the default makes no scheduler
+    assert train(cfg.replace(schedule="constant", warmup_epochs=0)).step_loss != run.step_loss
+    assert training.make_scheduler(Config(), opt, 10) is None
 
 
 def test_trajectory_is_init_then_every_epoch(short_run):
