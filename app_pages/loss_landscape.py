@@ -114,7 +114,7 @@ def choose_run():
         )
     with st.expander("Train a ready preset here", expanded=not runs):
         _train_preset()
-    with st.expander("Load a saved run", expanded=False):
+    with st.expander("Load a saved run", expanded=False, key="lp_load_open"):  # stays open
         _load_saved()
     if run is not None and run.diverged:
         st.warning(

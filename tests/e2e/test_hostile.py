@@ -137,13 +137,13 @@ def test_saved_runs_named_as_markdown_and_hostile_files_on_the_landscape_page(pa
     # a truncated file: one error naming it; sections 2 and 3 and the run stay
     truncated = saved_run()[:2000]
     upload(page, ".st-key-lp_upload", "broken.npz", truncated, "application/octet-stream")
-    error = page.locator(f"{MAIN} [data-testid='stAlertContentError']")
+    error = page.locator(f"{MAIN} [data-testid='stAlertContentError']", has_text="broken.npz")
     error.first.wait_for(timeout=30_000)
     assert "file 'broken.npz'" in text_of(error.first)
     main = text_of(page.locator(MAIN))
     for text in ("2 · The slice", "3 · The picture"):
         assert text in main, text
-    assert picked.input_value() == EVIL_LINK  # the session's run is still picked
+    assert picked.input_value().startswith(EVIL_LINK)  # the session's run is still picked
     assert page.get_by_role("button", name="Compute landscape").is_enabled()
     no_live_markup(page)
     assert [e for e in page.errors if "example.invalid" in e] == [] and seen == []
