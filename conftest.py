@@ -6,7 +6,9 @@ in the failure report, so tests turn full error details back on.
 
 import os
 
-os.environ.setdefault("LANDSCAPE_TORCH_THREADS", "2")
+# Under pytest-xdist the two cores are shared by two test processes: one torch thread each.
+_XDIST = "PYTEST_XDIST_WORKER" in os.environ
+os.environ.setdefault("LANDSCAPE_TORCH_THREADS", "1" if _XDIST else "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see landscape/__init__
 
 try:
@@ -27,3 +29,9 @@ def inline_jobs(monkeypatch):
     from landscape import workers
 
     monkeypatch.setattr(workers, "_shared", workers.InlinePool())
+
+
+if _XDIST:
+    import torch  # noqa: E402
+
+    torch.set_num_threads(1)
