@@ -114,7 +114,7 @@ def browser_id() -> str:
 _BUTTON = """
 <div class="llab-link"><button type="button" id="llab-copy" style="border:1px solid #ccc;
  border-radius:0.5rem;padding:0.25rem 0.75rem;background:transparent;color:inherit;
- cursor:pointer;font:inherit">🔗 Copy link</button>
+ cursor:pointer;font:inherit">Copy link</button>
  <span id="llab-copied" style="margin-left:0.5rem;font-size:0.8rem;opacity:0.7"></span></div>
 <script>
 (() => {
