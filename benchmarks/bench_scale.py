@@ -10,8 +10,10 @@ each running this file's worker: it builds the model and data (seeded) as a
 ``landscape.distributed.Evaluator`` into a fresh point store, the path
 ``torchrun -m landscape plane`` takes. The worker reports the seconds of
 the evaluation alone (process start-up, imports and the process-group handshake are left
-out: they do not grow with the grid). On the CPU each rank gets ``cores // N`` torch
-threads, so the 1-process run uses the same cores as the N-process run.
+out: they do not grow with the grid). On the CPU every rank gets ``--threads-per-rank`` torch
+threads (default 1: a rank is one core here as it is one GPU elsewhere, so the efficiency is
+the usual strong-scaling figure); with ``--threads-per-rank 0`` each rank gets
+``cores // N`` threads instead, so the 1-process run uses all the cores as threads.
 
 Printed per case: seconds (best of the repeats) for 1 and N processes, speed-up, the
 scaling efficiency ``T1 / (N * TN)``, and the CPU efficiency: the CPU seconds of the
@@ -90,6 +92,8 @@ def worker(case: str, out: str, quick: bool) -> None:
     ctx = dist_.init()
     subject, res = build(case, quick)
     dist_.share_cores(ctx)
+    if "LANDSCAPE_TORCH_THREADS" in os.environ:  # a fixed number of threads per rank
+        torch.set_num_threads(max(1, int(os.environ["LANDSCAPE_TORCH_THREADS"])))
     req = slices.SliceRequest(dim=2, nx=res, ny=res, seed=0)
     ev = dist_.Evaluator(ctx, out, slices.evaluate, quiet=True, overwrite=True)
     cpu = time.process_time()
@@ -135,19 +139,34 @@ def launch(case: str, ranks: int, quick: bool, env: dict) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ranks", type=int, default=2, help="processes to compare with 1")
-    p.add_argument("--repeats", type=int, default=2, help="runs of each (best counts)")
+    p.add_argument("--repeats", type=int, default=4, help="runs of each, interleaved (best counts)")
     p.add_argument("--case", choices=[*CASES, "all"], default="all")
     p.add_argument("--quick", action="store_true", help="small grids: a smoke run")
+    p.add_argument(
+        "--threads-per-rank",
+        type=int,
+        default=1,
+        help="torch threads of every rank, 1 process and N alike (1: each rank is one core, "
+        "as each is one GPU elsewhere); 0: the cores shared out, so 1 process gets them all",
+    )
     p.add_argument("--worker", nargs=2, metavar=("CASE", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args.worker[0], args.worker[1], args.quick)
         return
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("LANDSCAPE_TORCH_THREADS", None)  # each rank gets cores // ranks threads
+    env.pop("LANDSCAPE_TORCH_THREADS", None)
+    if args.threads_per_rank > 0:
+        env["LANDSCAPE_TORCH_THREADS"] = str(args.threads_per_rank)
     env["CUDA_VISIBLE_DEVICES"] = ""  # the scaling table is about CPU processes
     cores = len(os.sched_getaffinity(0))
-    print(f"cores: {cores}; load average before: {os.getloadavg()[0]:.2f}")
+    threads = (
+        f"{args.threads_per_rank} torch thread(s) per rank"
+        if args.threads_per_rank > 0
+        else f"{cores} cores shared out (1 process: {cores} threads; {args.ranks}: "
+        f"{max(1, cores // args.ranks)} each)"
+    )
+    print(f"cores: {cores}; {threads}; load average before: {os.getloadavg()[0]:.2f}")
     print(f"{'case':6} {'points':>6} {'1 proc s':>9} {f'{args.ranks} procs s':>10} "
           f"{'speed-up':>8} {'efficiency':>10} {'CPU eff.':>10}")  # fmt: skip
     cases = CASES if args.case == "all" else (args.case,)
