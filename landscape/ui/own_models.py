@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from landscape import operator_models as om
-from landscape import store
+from landscape import pictures, store
 from landscape.plots import compare as compare_plots
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
@@ -107,21 +107,35 @@ def _colour_range(surf, key: str):
     return (a if a > options[0] else None), (b if b < options[-1] else None)
 
 
-def figure(surf, key: str, title: str | None = None):
-    """The figure of a surface with the page's view controls (drawn under ``key``)."""
+LINE_X_TITLES = {
+    "interpolation": "t (0 = first checkpoint, 1 = this net)",
+    "between": "t (0 = this net, 1 = the 'to' net)",
+}
+
+
+def figure(surf, key: str, title: str | None = None, lines: dict | None = None):
+    """The figure of a surface with the page's view controls (drawn under ``key``);
+    ``lines``: {name: line Surface} overlaid in one figure instead of ``surf`` alone."""
     meta = surf.meta
     if surf.kind == "line":
+        lines = lines or {str(meta.get("split", "loss")): surf}
         c1, c2 = st.columns(2)
         log = c1.toggle("Log-scale loss", key=f"{key}_log1")
         acc = c2.toggle("Show accuracy", True, key=f"{key}_acc")
-        interp = meta.get("direction") == "interpolation"
+        direction = meta.get("direction")
+        if direction not in LINE_X_TITLES:
+            x_title = "step along the direction"
+        elif meta.get("run_name") is None:  # a file from the command line
+            x_title = "t (0 = start, 1 = end)"
+        else:
+            x_title = LINE_X_TITLES[direction]
         return plots.line_figure(
-            [surf],
-            [str(meta.get("split", "loss"))],
+            list(lines.values()),
+            list(lines),
             log_y=log,
             show_accuracy=acc and surf.accuracy is not None,
             title=title,
-            x_title="t (0 = start, 1 = end)" if interp else "step along d1",
+            x_title=x_title,
         )
     c1, c2, c3 = st.columns([2, 1, 1])
     kind = c1.radio("Plot", ["contour", "heatmap", "3D"], key=f"{key}_plot", horizontal=True)
@@ -167,10 +181,14 @@ def to_csv(surf) -> str:
     return out.getvalue()
 
 
-def draw(surf, dirs, key: str, name: str = "") -> None:
-    """Figure, facts, model spec and downloads of one surface."""
+def draw(surf, dirs, key: str, name: str = "", result=None) -> None:
+    """Figure, facts, model spec and downloads of one surface (``result``: the slice it is
+    the main surface of, whose lines are all drawn and written to the CSV)."""
+    lines = None
+    if result is not None and surf.kind == "line" and len(result.surfaces) > 1:
+        lines = {f"d{int(k.split(':')[1]) + 1}": s for k, s in result.surfaces.items()}
     try:
-        fig = figure(surf, key)
+        fig = figure(surf, key, lines=lines)
         if surf.kind == "plane":
             fig.update_layout(height=PLANE_HEIGHT)
         st.plotly_chart(fig, key=f"{key}_chart")
@@ -201,7 +219,7 @@ def draw(surf, dirs, key: str, name: str = "") -> None:
     )
     c[1].download_button(
         "Surface CSV",
-        data=lambda: to_csv(surf),
+        data=lambda: to_csv(surf) if lines is None else pictures.to_csv(result),
         file_name=f"{stem}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -293,44 +311,75 @@ def compute(req: om.OwnRequest):
     return _compute(stamped, lambda fn: lambda *a: outside.run(fn, *a))
 
 
+LABELS = {
+    1: {
+        "random": "Random direction(s), normalised",
+        "interpolation": "First checkpoint → this net",
+        "between": "This net → the 'to' net",
+    },
+    2: {
+        "random": "Random directions, normalised",
+        "pca": "PCA plane of the checkpoints",
+        "hessian": "Top-2 Hessian eigenvectors",
+    },
+}
+PROJECTION_HELP = (
+    "cos: each checkpoint's offset is dotted with the two unit axes (Li et al.); lstsq: the "
+    "least-squares coordinates of the offset in the plane (the same for orthogonal axes)."
+)
+
+
+def _random_inputs(prefix: str, kind: str, d: int) -> dict:
+    """Seed, normalisation and the rest of a random (or Hessian) slice's options."""
+    kw: dict = {}
+    a, b, c = st.columns(3)
+    kw["seed"] = int(a.number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}_om_seed"))
+    kw["norm"] = b.selectbox("Normalisation", om.D.NORMS, key=f"{prefix}_om_norm")
+    kw["ignore"] = c.radio(
+        "Biases and BatchNorm",
+        ["biasbn", "none"],
+        format_func={"biasbn": "not moved", "none": "moved too"}.get,
+        key=f"{prefix}_om_ignore",
+        horizontal=True,
+    )
+    if kind != "random":
+        return kw
+    a, b = st.columns(2)
+    kw["dir_type"] = a.radio(
+        "Direction over",
+        list(om.own.DIR_TYPES),
+        key=f"{prefix}_om_dirtype",
+        horizontal=True,
+        help="states: BatchNorm running statistics move with the weights",
+    )
+    if d == 2:
+        kw["orthogonal"] = b.checkbox("d2 orthogonal to d1", key=f"{prefix}_om_orth")
+    else:
+        kw["n_lines"] = b.slider(
+            "Directions overlaid",
+            1,
+            om.MAX_LINES,
+            1,
+            key=f"{prefix}_om_nlines",
+            help="Several random directions (seeds seed, seed+1, ...) show how much one "
+            "random slice can vary.",
+        )
+    return kw
+
+
 def operator_form(prefix: str, entry) -> om.OwnRequest | None:
     """The slice widgets for one operator's model; the request when submitted."""
     c1, c2 = st.columns([1, 2])
     dim = c1.radio("Slice", ["2D plane", "1D line"], key=f"{prefix}_om_dim", horizontal=True)
     d = 2 if dim == "2D plane" else 1
-    kinds = entry.kinds(d)
-    labels = {
-        "random": "Random directions, normalised",
-        "pca": "PCA plane of the checkpoints",
-        "hessian": "Top-2 Hessian eigenvectors",
-        "interpolation": "This net → the 'to' net",
-    }
-    kind = c2.selectbox("Directions", kinds, format_func=labels.get, key=f"{prefix}_om_kind{d}")
+    kind = c2.selectbox(
+        "Directions", entry.kinds(d), format_func=LABELS[d].get, key=f"{prefix}_om_kind{d}"
+    )
     with st.form(f"{prefix}_om_form"):
         kw: dict = {"entry": entry.name, "dim": d, "direction": kind}
         if kind in ("random", "hessian"):
-            a, b, c = st.columns(3)
-            kw["seed"] = int(a.number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}_om_seed"))
-            kw["norm"] = b.selectbox("Normalisation", om.D.NORMS, key=f"{prefix}_om_norm")
-            kw["ignore"] = c.radio(
-                "Biases and BatchNorm",
-                ["biasbn", "none"],
-                format_func={"biasbn": "not moved", "none": "moved too"}.get,
-                key=f"{prefix}_om_ignore",
-                horizontal=True,
-            )
-            if kind == "random":
-                a, b = st.columns(2)
-                kw["dir_type"] = a.radio(
-                    "Direction over",
-                    list(om.own.DIR_TYPES),
-                    key=f"{prefix}_om_dirtype",
-                    horizontal=True,
-                    help="states: BatchNorm running statistics move with the weights",
-                )
-                if d == 2:
-                    kw["orthogonal"] = b.checkbox("d2 orthogonal to d1", key=f"{prefix}_om_orth")
-        lo, hi = (-0.5, 1.5) if kind == "interpolation" else (-1.0, 1.0)
+            kw.update(_random_inputs(prefix, kind, d))
+        lo, hi = (-0.5, 1.5) if kind in ("interpolation", "between") else (-1.0, 1.0)
         a, b = st.columns(2)
         kw["xmin"] = float(a.number_input("x from", value=lo, format="%g", key=f"{prefix}_om_x0"))
         kw["xmax"] = float(b.number_input("x to", value=hi, format="%g", key=f"{prefix}_om_x1"))
@@ -343,7 +392,15 @@ def operator_form(prefix: str, entry) -> om.OwnRequest | None:
                 b.number_input("y to", value=1.0, format="%g", key=f"{prefix}_om_y1")
             )
             if kind == "pca":
-                kw["auto_range"] = st.checkbox("Range from the path", True, key=f"{prefix}_om_auto")
+                a, b = st.columns(2)
+                kw["auto_range"] = a.checkbox("Range from the path", True, key=f"{prefix}_om_auto")
+                kw["projection"] = b.radio(
+                    "Path projection",
+                    list(om.D.PROJECTIONS),
+                    key=f"{prefix}_om_projection",
+                    horizontal=True,
+                    help=PROJECTION_HELP,
+                )
         a, b = st.columns(2)
         kw["nx"] = a.slider("Points along x", om.MIN_RES, om.MAX_RES, 21, key=f"{prefix}_om_nx")
         if d == 2:
@@ -378,52 +435,67 @@ def operator_slice(prefix: str) -> None:
     result = st.session_state.get(key)
     if result is None or result.request.entry != name:
         return
+    c = st.columns(3)
     if result.centre_loss is not None:
-        st.metric("Loss at the model's weights", f"{result.centre_loss:.4g}")
+        c[0].metric("Loss at the model's weights", f"{result.centre_loss:.4g}")
+    if result.cosine is not None and result.request.direction != "pca":
+        c[1].metric("cos(d1, d2)", f"{result.cosine:.2g}")
+    if result.path_share is not None:
+        c[2].metric(
+            "Path in this plane",
+            f"{100 * result.path_share:.3g}%",
+            help="Share of the checkpoint path's squared length (its offsets from the net) "
+            "that lies in the plane shown.",
+        )
     if result.eigenvalues is not None:
         ev = result.eigenvalues
         st.caption(f"Hessian eigenvalues of the two directions: λ1 = {ev[0]:.4g}, λ2 = {ev[1]:.4g}")
-    draw(result.surface, result.directions, f"{prefix}_om_view", name)
+    dirs = result.directions[:1] if result.request.dim == 1 else result.directions
+    draw(result.main, dirs, f"{prefix}_om_view", name, result)
 
 
-def operator_compare(prefix: str, settings) -> None:
-    """Compare: 2-4 operator's models sliced alike (same seed, span and grid), one scale."""
+def operator_compare(prefix: str) -> dict | None:
+    """Compare: pick 2-4 operator's models; the page's request when the button is pressed.
+
+    The page measures them as it measures built-in runs (``compare_models``: the same
+    slices, basin width, Hessian trace and top eigenvalue, convexity map) and shows them
+    with the same table and charts.
+    """
     entries = available()
-    names = st.multiselect(
+    c1, c2 = st.columns([2, 1])
+    names = c1.multiselect(
         "Operator's models (2 to 4)", list(entries), max_selections=4, key=f"{prefix}_om_pick"
     )
-    kind = st.radio(
-        "Directions",
-        ["random", "hessian"],
-        format_func={"random": "random, filter-normalised", "hessian": "top-2 Hessian"}.get,
-        key=f"{prefix}_om_cmp_kind",
-        horizontal=True,
+    norm = c2.selectbox("Directions", om.D.NORMS, key=f"{prefix}_om_norm")
+    st.caption(
+        "Measured on each model's own data, with the measurement settings above (the 'Data' "
+        "setting does not apply: an operator's model has one data set)."
     )
-    key = f"{prefix}_om_cmp_result"
-    if st.button("Compare these models", disabled=len(names) < 2, key=f"{prefix}_om_cmp_go"):
-        span, res = float(settings.span), int(settings.resolution)
-        try:
-            reqs = [
-                om.OwnRequest(n, 2, kind, settings.seed, xmin=-span, xmax=span, ymin=-span,
-                              ymax=span, nx=res, ny=res)
-                for n in names
-            ]  # fmt: skip
-            with st.spinner("computing"):
-                st.session_state[key] = [compute(r) for r in reqs]
-        except (ValueError, RuntimeError) as e:
-            show_error(e)
-    results = st.session_state.get(key)
-    if not results:
-        return
-    rows = []
-    for r in results:
-        finite = r.surface.loss[np.isfinite(r.surface.loss)]
-        row = {"model": r.request.entry, "loss at the weights": r.centre_loss}
-        row["lowest loss in the plane"] = float(finite.min()) if finite.size else None
-        if r.eigenvalues is not None:
-            row["λ1"], row["λ2"] = float(r.eigenvalues[0]), float(r.eigenvalues[1])
-        rows.append(row)
-    st.dataframe(rows, key=f"{prefix}_om_cmp_table")
-    side_by_side(
-        [r.surface for r in results], [r.request.entry for r in results], f"{prefix}_om_cmp"
+    if not st.button("Compare these models", disabled=len(names) < 2, key=f"{prefix}_om_cmp_go"):
+        return None
+    return {"kind": "operator", "names": list(names), "norm": norm}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress, _wrap):
+    return run_heavy(
+        om.compare,
+        list(names),
+        settings,
+        norm,
+        label="the comparison",
+        callbacks={"progress": _progress},
+        wrap=_wrap,
     )
+
+
+def compare_models(names: list[str], norm: str, settings, progress=None):
+    """``operator_models.compare`` in the worker pool, from a bounded cache keyed with the
+    entries' file times (a changed file measures again)."""
+    stamps = tuple(om.file_stamp(om.get(n)) for n in names)
+    outside = contextvars.copy_context()
+
+    def run_outside(fn):
+        return None if fn is None else (lambda *a: outside.run(fn, *a))
+
+    return _compare(tuple(names), norm, settings, stamps, run_outside(progress), run_outside)
