@@ -72,12 +72,12 @@ class Entry:
     folder: str = ""  # the file's folder: relative paths and imports start here
 
     def kinds(self, dim: int) -> tuple[str, ...]:
-        """The directions this entry offers: PCA and the line from the first checkpoint need
-        ``checkpoints``, the line to another net ``to``."""
+        """The directions this entry offers: the line from the first checkpoint needs
+        ``checkpoints``, PCA two of them, the line to another net ``to``."""
         if dim == 1:
             need = {"interpolation": bool(self.checkpoints), "between": bool(self.to)}
             return tuple(k for k in LINE_KINDS if need.get(k, True))
-        return PLANE_KINDS if self.checkpoints else ("random", "hessian")
+        return PLANE_KINDS if len(self.checkpoints) >= 2 else ("random", "hessian")
 
 
 def _err(where: str, text: str) -> ValueError:

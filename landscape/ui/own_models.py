@@ -22,6 +22,7 @@ from landscape import pictures, store
 from landscape.plots import compare as compare_plots
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
+from landscape.ui import landscape_page
 from landscape.ui.common import run_heavy, show_error
 
 MAX_FILE_BYTES = store.MAX_FILE_BYTES  # the upload cap of the hostile-file rules
@@ -435,18 +436,7 @@ def operator_slice(prefix: str) -> None:
     result = st.session_state.get(key)
     if result is None or result.request.entry != name:
         return
-    c = st.columns(3)
-    if result.centre_loss is not None:
-        c[0].metric("Loss at the model's weights", f"{result.centre_loss:.4g}")
-    if result.cosine is not None and result.request.direction != "pca":
-        c[1].metric("cos(d1, d2)", f"{result.cosine:.2g}")
-    if result.path_share is not None:
-        c[2].metric(
-            "Path in this plane",
-            f"{100 * result.path_share:.3g}%",
-            help="Share of the checkpoint path's squared length (its offsets from the net) "
-            "that lies in the plane shown.",
-        )
+    landscape_page.metrics(result, "Loss at the model's weights", "checkpoint path")
     if result.eigenvalues is not None:
         ev = result.eigenvalues
         st.caption(f"Hessian eigenvalues of the two directions: λ1 = {ev[0]:.4g}, λ2 = {ev[1]:.4g}")
