@@ -411,6 +411,9 @@ else:
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])
-    if all(p.run is not None for p in result["comparison"].panels):  # measures of trained runs
-        ui_research.sharpness_section(result["comparison"], _settings().split)
+    comp = result["comparison"]
+    if all(p.run is not None for p in comp.panels):
+        ui_research.sharpness_section(comp, _settings().split)
+    else:  # the operator's models: measured on their own data
+        ui_research.sharpness_section(comp, "train", ui_own.sharpness_panels)
     _notice()

@@ -354,3 +354,22 @@ def compare(names, settings, norm: str = "filter", progress=None):
             panel.notes.append("measured on the model's data (an operator's model has one set)")
         panels.append(panel)
     return comparisons.Comparison(panels, used, 0.0, time.perf_counter() - start)
+
+
+def sharpness_panels(names, progress=None):
+    """The Compare page's sharpness measures (``landscape.sharpness.panel``: λmax, trace, ε-,
+    ρ- and adaptive sharpness, basin width) of each entry on its own data, one job;
+    ``progress(fraction, text)``."""
+    from landscape import sharpness
+
+    out = []
+    for i, name in enumerate(names):
+        subject = open_entry(get(name))
+
+        def cb(done, total, what, i=i, name=name):
+            if progress is not None:
+                progress((i * total + done) / (total * len(names)), f"{name}: {what}")
+
+        data = subject.data.all()
+        out.append(sharpness.panel(subject.model, subject.loss, data, label=name, progress=cb))
+    return out

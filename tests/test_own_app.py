@@ -334,6 +334,14 @@ def test_operator_models_are_measured_like_built_in_runs_on_compare(operator):
         np.testing.assert_allclose(line.loss, plain, rtol=1e-5)
         assert w == pytest.approx(comparisons.basin_width(line.xs, plain, a.level)[0], rel=1e-6)
     assert len(at.get("plotly_chart")) >= 3  # line overlay, two planes (+ convexity maps)
+    # the sharpness measures of trained runs, on the models' own data
+    at.button(key="rs_sharp_go").click().run()
+    assert not at.exception and not at.error
+    sharp = at.session_state["rs_sharp"][1]
+    assert [p.label for p in sharp] == ["my conv net", "same net again"]
+    assert sharp[0].values["lambda_max"] == pytest.approx(ev[-1], rel=2e-3)
+    assert sharp[0].loss == pytest.approx(_loss_at(net, data, (), ()), rel=1e-5)
+    assert sharp[0].values["rho"] >= 0 and sharp[0].values == pytest.approx(sharp[1].values)
 
 
 def _dirs_of(panel):

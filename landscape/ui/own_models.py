@@ -307,9 +307,8 @@ def compute(req: om.OwnRequest):
 
     The queued note runs outside Streamlit's cache-replay recording (see landscape_page).
     """
-    outside = contextvars.copy_context()
     stamped = req.replace(stamp=om.file_stamp(om.get(req.entry)))
-    return _compute(stamped, lambda fn: lambda *a: outside.run(fn, *a))
+    return _compute(stamped, _outside(None)[1])
 
 
 LABELS = {
@@ -479,13 +478,37 @@ def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress, _wrap)
     )
 
 
+def _outside(progress):
+    """(progress, wrap) run in this context: outside Streamlit's cache-replay recording."""
+    ctx = contextvars.copy_context()
+
+    def wrap(fn):
+        return None if fn is None else (lambda *a: ctx.run(fn, *a))
+
+    return wrap(progress), wrap
+
+
+def _stamps(names) -> tuple:
+    return tuple(om.file_stamp(om.get(n)) for n in names)
+
+
 def compare_models(names: list[str], norm: str, settings, progress=None):
     """``operator_models.compare`` in the worker pool, from a bounded cache keyed with the
     entries' file times (a changed file measures again)."""
-    stamps = tuple(om.file_stamp(om.get(n)) for n in names)
-    outside = contextvars.copy_context()
+    return _compare(tuple(names), norm, settings, _stamps(names), *_outside(progress))
 
-    def run_outside(fn):
-        return None if fn is None else (lambda *a: outside.run(fn, *a))
 
-    return _compare(tuple(names), norm, settings, stamps, run_outside(progress), run_outside)
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sharpness(names: tuple, stamps: tuple, _progress, _wrap):
+    return run_heavy(
+        om.sharpness_panels,
+        list(names),
+        label="the sharpness measures",
+        callbacks={"progress": _progress},
+        wrap=_wrap,
+    )
+
+
+def sharpness_panels(names: list[str], progress=None):
+    """``operator_models.sharpness_panels`` in the worker pool, cached like compare_models."""
+    return _sharpness(tuple(names), _stamps(names), *_outside(progress))
