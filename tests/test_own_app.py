@@ -4,6 +4,7 @@ The model lives only in the tests (tests/own_net.py), copied with its weights an
 a folder beside the operator's models.toml; results are checked against plain loops and an
 exact Hessian written here."""
 
+import base64
 import json
 import shutil
 import sys
@@ -75,6 +76,13 @@ def _loss_at(net, data, point, dirs):
         return float(F.cross_entropy(moved.eval()(data[0]), data[1]))
 
 
+def _plotly_array(value) -> np.ndarray:
+    """A figure's array as plotly serialises it: a list, or {"dtype", "bdata": base64}."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value, dtype=float)
+
+
 def test_toml_entries_are_checked_with_one_clear_message(tmp_path):
     bad = tmp_path / "m.toml"
     for text, message in [
@@ -118,6 +126,17 @@ def test_models_toml_entry_drives_the_landscape_page(operator):
     pca = at.session_state["lp_om_result"]
     assert pca.path is not None and pca.path[0][-1] == pytest.approx(0.0, abs=1e-9)
     assert pca.request.projection == "lstsq" and pca.path_share > 0.5
+    # the path up to a chosen checkpoint, on the contour and the heatmap, named by file
+    at.radio(key="lp_om_view_plot").set_value("contour").run()
+    (upto,) = [w for w in at.slider if w.key.startswith("lp_om_view_upto")]
+    assert upto.value == len(pca.path[0]) - 1
+    upto.set_value(1).run()
+    for kind in ("contour", "heatmap"):
+        at.radio(key="lp_om_view_plot").set_value(kind).run()
+        traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+        (path,) = [t for t in traces if t.get("name") == "training path"]
+        np.testing.assert_allclose(_plotly_array(path["x"]), pca.path[0][:2], rtol=1e-6)
+        assert path["text"] == ["ckpt_1.safetensors", "ckpt_2.safetensors"]
     # several random lines overlaid, each the plain loop along its stored direction
     at.radio(key="lp_om_dim").set_value("1D line").run()
     at.slider(key="lp_om_nlines").set_value(3)

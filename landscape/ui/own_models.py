@@ -145,24 +145,58 @@ def figure(surf, key: str, title: str | None = None, lines: dict | None = None):
     if surf.accuracy is not None:
         field = c3.radio("Field", ["loss", "accuracy"], key=f"{key}_field", horizontal=True)
     zmin, zmax = _colour_range(surf, key) if field == "loss" else (None, None)
-    path = meta.get("path") if isinstance(meta.get("path"), dict) else None
-    ratio = meta.get("explained_variance")
-    xt, yt = plots.pca_axis_titles(ratio) if path and ratio else ("d1", "d2")
+    path, ratio = _path_of(meta)
+    xt, yt = plots.pca_axis_titles(ratio) if path else ("d1", "d2")
     kw = {"field": field, "log": log and field == "loss", "zmin": zmin, "zmax": zmax}
     if kind == "3D":
         fig = plots.surface3d_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
         if kw["log"]:
             fig = page_plots.log_colours_3d(fig, surf, zmin, zmax)
         return fig
+    if path:  # as the built-in runs' PCA plane: the path up to a chosen checkpoint
+        px, py = path
+        last = len(px) - 1
+        k = st.slider("Path up to checkpoint", 0, last, last, key=f"{key}_upto{last}") + 1
+        px, py, labels = px[:k], py[:k], path_labels(meta, last + 1)[:k]
     if kind == "contour" and path and field == "loss":
-        px, py = np.asarray(path.get("x"), float), np.asarray(path.get("y"), float)
         return plots.trajectory_figure(
-            surf, px, py, ratio, title=title, **{k: v for k, v in kw.items() if k != "field"}
-        )
+            surf, px, py, ratio, labels, title=title,
+            **{k: v for k, v in kw.items() if k != "field"},
+        )  # fmt: skip
     if kind == "contour":
         return plots.contour_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
     fig = plots.heatmap_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-    return page_plots.mark_minimum(fig, surf) if field == "loss" else fig
+    if field == "loss":
+        fig = page_plots.mark_minimum(fig, surf)
+    return page_plots.add_path(fig, px, py, labels) if path else fig
+
+
+def _path_of(meta: dict):
+    """((xs, ys), explained ratio or None) of a PCA surface's path, (None, None) without a
+    usable one (a file's metadata is checked, not trusted)."""
+    path, ratio = meta.get("path"), meta.get("explained_variance")
+    if not isinstance(path, dict):
+        return None, None
+    try:
+        px, py = np.asarray(path.get("x"), float), np.asarray(path.get("y"), float)
+        ratio = None if ratio is None else np.asarray(ratio, float)
+    except (TypeError, ValueError):
+        return None, None
+    if px.ndim != 1 or px.shape != py.shape or not 1 <= px.size <= 10_000:
+        return None, None
+    if ratio is not None and (ratio.shape != (2,) or not np.all(np.isfinite(ratio))):
+        ratio = None
+    return (px, py), ratio
+
+
+def path_labels(meta: dict, n: int) -> list[str]:
+    """Names of the ``n`` points of a PCA path: the checkpoint files, then the net itself."""
+    spec = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    files = spec.get("checkpoints") if isinstance(spec.get("checkpoints"), list) else []
+    names = [str(c.get("file", "")).rsplit("/", 1)[-1] for c in files if isinstance(c, dict)]
+    if len(names) == n - 1:
+        names.append("the net (its weights)")
+    return names if len(names) == n else [f"point {i + 1}" for i in range(n)]
 
 
 def to_csv(surf) -> str:
