@@ -5,8 +5,13 @@
   Landscape page has (contour, heatmap, 3D, the PCA path, 1D lines, colour range, log scale,
   downloads).
 - ``operator_slice(prefix)``: the models of ``$LANDSCAPE_MODELS`` (the operator's file, never
-  an upload), sliced along random (weights or states), PCA or Hessian directions, computed
-  in the worker pool and cached.
+  an upload) with the built-in runs' slice options (random planes and lines over weights or
+  states, several lines overlaid, PCA of the checkpoints with either projection, the top-2
+  Hessian plane, the lines from the first checkpoint and to another net), computed in the
+  worker pool and cached.
+- ``operator_compare(prefix)`` / ``compare_models`` / ``sharpness_panels``: the Compare
+  page's request for 2-4 of them and their measures (``operator_models.compare``, the
+  built-in runs' measures), drawn by the page with its own table and charts.
 """
 
 from __future__ import annotations
