@@ -271,12 +271,24 @@ def restart_notice() -> bool:
         st.session_state[_BOOT_RESET_KEY] = True  # the widget takes this server's id next run
     if not st.session_state.get(_RESTARTED_KEY):
         return False
+    from landscape.ui import library  # here: library imports this module
+
+    if library.store() is None:
+        kept = (
+            "Runs and landscapes you made before lived in its memory and are gone; anything "
+            "still drawn from before is out of date. To carry on: train again on the "
+            "**Train** page, or load a run you downloaded (**Landscape** page, *Load a saved "
+            "run*)."
+        )
+    else:
+        kept = (
+            "This tab's list of runs started afresh; the runs you trained are kept in the "
+            "server's data folder: open them from **My runs** on the **Home** page (a link "
+            "with `?run=` opens its run again by itself)."
+        )
     box = st.container(border=True)
     box.warning(
-        "**The server was restarted since this tab was opened.** Runs and landscapes you made "
-        "before lived in its memory and are gone; anything still drawn from before is out of "
-        "date. To carry on: train again on the **Train** page, or load a run you downloaded "
-        "(**Landscape** page, *Load a saved run*).",
+        f"**The server was restarted since this tab was opened.** {kept}",
         icon="🔄",
     )
     if box.button("OK, start afresh", key="landscape_restart_ok"):
