@@ -130,19 +130,33 @@ def _refuse_combinations(args) -> None:
                 "--dir interpolation with --model-factory needs --to OTHER_WEIGHTS or "
                 "--checkpoints FIRST_WEIGHTS (the line's other end)"
             )
+        if to or checkpoints:
+            _random_only(args, "a line between two nets runs straight from one to the other")
         return
-    pca = args.dir == "pca" or bool(checkpoints)
     if args.dir == "pca" and not checkpoints:
         raise ValueError("--dir pca with --model-factory needs --checkpoints FILES (the path)")
-    if not pca and args.projection != "cos":
+    if args.dir == "pca" or checkpoints:
+        _random_only(args, "PCA axes are the checkpoints' orthonormal principal directions")
+    elif args.projection != "cos":
         raise ValueError(f"--projection {args.projection} is for PCA directions (--checkpoints)")
-    if pca and args.orthogonal:
-        raise ValueError("--orthogonal is for random directions: PCA axes are orthogonal already")
-    if pca and args.dir_type != "weights":
-        raise ValueError(
-            f"--dir-type {args.dir_type} is for random directions: PCA directions move the "
-            "parameters the checkpoints hold"
+
+
+def _random_only(args, why: str) -> None:
+    """Refuse the options of random directions (given with other values than the defaults)."""
+    given = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value, default in (
+            ("dir_seed", args.dir_seed, 0),
+            ("norm", args.norm, "filter"),
+            ("ignore", args.ignore, "biasbn"),
+            ("dir_type", args.dir_type, "weights"),
         )
+        if value != default
+    ]
+    if getattr(args, "orthogonal", False):
+        given.append("--orthogonal")
+    if given:
+        raise ValueError(f"{given[0]} is for random directions: {why}")
 
 
 def _checkpoint_files(patterns: list[str]) -> list[str]:

@@ -129,6 +129,8 @@ BAD = [
     (["--projection", "lstsq"], "--projection lstsq is for PCA directions"),
     (["--checkpoints", "net.pt", "--orthogonal"], "--orthogonal is for random directions"),
     (["--checkpoints", "net.pt", "--dir-type", "states"], "--dir-type states is for random"),
+    (["--dir", "pca", "--checkpoints", "net.pt", "--norm", "layer"], "--norm layer is for random"),
+    (["--checkpoints", "net.pt", "--dir-seed", "3"], "--dir-seed 3 is for random directions"),
     (["--checkpoints", "net.pt"], "PCA needs at least 2 besides --weights"),
 ]
 
