@@ -113,6 +113,7 @@ def test_models_toml_entry_drives_the_landscape_page(operator):
         for j, a in enumerate(surf.xs):
             assert surf.loss[i, j] == pytest.approx(_loss_at(net, data, (a, b), (d1, d2)), rel=1e-5)
     assert surf.meta["model"]["factory"] == "own_net:make_net"
+    assert at.code[0].value == om.command(result)  # "Reproduce it", run as written below
     assert len(at.get("plotly_chart")) == 1
     # every view of the page: heatmap, 3D, accuracy
     for kind in ("heatmap", "3D"):
@@ -367,3 +368,46 @@ def _dirs_of(panel):
     """The panel's line directions, as the Compare page seeds them (random, filter, biasbn)."""
     subject = om.open_entry(om.get(panel.label))
     return subject.directions(max(2, len(panel.lines)), panel.norm, "biasbn", seed=0)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(
+            dim=2,
+            direction="random",
+            seed=3,
+            norm="layer",
+            ignore="none",
+            dir_type="states",
+            orthogonal=True,
+            xmin=-0.5,
+            ymax=0.5,
+            nx=3,
+            ny=4,
+        ),
+        dict(dim=2, direction="pca", projection="lstsq", nx=3, ny=3),
+        dict(dim=1, direction="interpolation", xmin=0.0, nx=3),
+        dict(dim=1, direction="between", nx=3),
+    ],  # fmt: skip
+    ids=["random", "pca", "interpolation", "between"],
+)
+def test_the_shown_command_line_recomputes_the_app_slice(operator, kw, monkeypatch, tmp_path):
+    import shlex
+
+    from landscape.__main__ import main
+
+    result = om.compute(om.OwnRequest("my conv net", **kw))
+    line = om.command(result)
+    argv = shlex.split(line)[3:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    monkeypatch.chdir(om.get("my conv net").folder)
+    assert main([*argv, "--quiet"]) == 0
+    cli = store.load_surface(tmp_path / "cli.npz")
+    np.testing.assert_allclose(cli.xs, result.main.xs)
+    np.testing.assert_allclose(cli.loss, result.main.loss, rtol=1e-5)
+    if kw["direction"] == "random":  # states directions beside a checkpoint path
+        assert 0 <= result.path_share <= 1
+    if kw["direction"] == "between":
+        hessian = om.OwnRequest("my conv net", direction="hessian", nx=3, ny=3)
+        assert om.command(om.compute(hessian)) is None

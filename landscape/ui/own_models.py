@@ -480,6 +480,12 @@ def operator_slice(prefix: str) -> None:
         st.caption(f"Hessian eigenvalues of the two directions: λ1 = {ev[0]:.4g}, λ2 = {ev[1]:.4g}")
     dirs = result.directions[:1] if result.request.dim == 1 else result.directions
     draw(result.main, dirs, f"{prefix}_om_view", name, result)
+    line = om.command(result)
+    if line is None:
+        st.caption("Hessian directions have no command line (`landscape.curvature.top_eigen`).")
+    else:
+        st.caption("Reproduce it, in the folder of the operator's models file:")
+        st.code(line, language="bash", wrap_lines=True)
 
 
 def operator_compare(prefix: str) -> dict | None:
