@@ -500,7 +500,7 @@ def operator_compare(prefix: str) -> dict | None:
     names = c1.multiselect(
         "Operator's models (2 to 4)", list(entries), max_selections=4, key=f"{prefix}_om_pick"
     )
-    norm = c2.selectbox("Directions", om.D.NORMS, key=f"{prefix}_om_norm")
+    norm = c2.selectbox("Directions", om.D.NORMS, key=f"{prefix}_om_cmp_norm")
     st.caption(
         "Measured on each model's own data, with the measurement settings above (the 'Data' "
         "setting does not apply: an operator's model has one data set)."
