@@ -9,12 +9,13 @@ exception midway leaves the model bit-for-bit as it was.
 
 Two paths compute the same numbers. ``method="loop"`` is the reference: one forward pass per
 point. ``method="batched"`` is the fast path in ``landscape.batched``. ``"auto"`` (default)
-uses the loop for a model the fast path does not support; otherwise it races the two on the
-first points of the surface (a warm-up chunk, then two timed rounds of each, every point
-kept) and evaluates the rest with the one that was faster per point on this model, these
-data and this machine, so it is never slower than the loop by more than the race costs.
-When the fast path wins, the few points the loop computed are recomputed by it, so the whole
-surface comes from one method (``meta["method"]``); ``meta["race"]`` holds the timings.
+uses the loop for a model the fast path does not support; otherwise it calibrates on the
+first points of the surface (a warm-up of each, then up to two timed rounds, see ``_race``),
+lets ``choose`` pick the method with fewer seconds per point on this model, these data and
+this machine, and evaluates the rest with it. The points the other method calibrated on are
+recomputed by the winner, so the whole surface comes from one method (``meta["method"]``);
+``meta["race"]`` holds the timings. Auto costs at most the loser's calibration points more
+than the faster method alone (a timed chunk is at most 1/RACE_SHARE of the surface).
 
 A direction may also carry floating-point buffers (``directions.states_of`` keys, the
 ``states`` direction type): then the BatchNorm running statistics move with the weights,
@@ -216,64 +217,84 @@ def loop_evaluate(
     return session.run(coords, progress)
 
 
-RACE_ROUNDS = 2  # timed rounds of each method in the race; the faster per point wins
+RACE_ROUNDS = 2  # timed rounds of each method at most; the fewer seconds per point wins
+RACE_SHARE = 8  # a timed chunk of the fast path is at most 1/RACE_SHARE of the surface
+RACE_CLEAR = 1.25  # after one round, a method this many times faster wins without a second
 
 
-def _race(fast, loop: LoopSession, coords: np.ndarray, progress) -> tuple:
+def choose(seconds_per_point: dict[str, float]) -> str:
+    """The method with the fewest measured seconds per point; a tie goes to the loop.
+
+    The loop is the reference, so it wins ties and any method never measured (inf).
+    """
+    return min(seconds_per_point, key=lambda k: (seconds_per_point[k], k != "loop"))
+
+
+def _race(fast, loop: LoopSession, coords: np.ndarray, progress, clock=time.perf_counter):
     """Evaluate ``coords`` with the faster of ``fast`` and ``loop``, timed on the first points.
 
-    Order: a fast chunk and one loop point as warm-up (first calls build kernels and the
-    fast path's shared caches), then RACE_ROUNDS timed rounds of a fast chunk and half a
-    chunk (at least 4) of loop points; the minimum seconds per point of each decides. Returns (losses,
-    accs, winner, timings).
+    Calibration: a warm-up of both (first calls build kernels and the fast path's shared
+    caches; 2 fast points, 1 loop point), then up to RACE_ROUNDS timed rounds of one fast
+    chunk (``fast.K`` points, at most 1/RACE_SHARE of the surface) and a quarter as many loop
+    points (at least 2); the minimum seconds per point of each go to ``choose``. A first
+    round where one method is RACE_CLEAR times faster decides alone. The winner evaluates
+    the rest and then recomputes the points the loser calibrated on, so every value of the
+    surface comes from one method and the loser's only cost is its calibration points.
+    Returns (losses, accs, winner name, timings); ``clock`` is injectable for tests.
     """
     total = len(coords)
     losses = np.empty(total, dtype=np.float64)
     accs = None if loop.accuracy_fn is None else np.empty(total, dtype=np.float64)
-    done, by_loop = 0, []
+    runners = {"batched": fast, "loop": loop}
+    spans: dict[str, list[tuple[int, int]]] = {"batched": [], "loop": []}
+    done = 0
 
-    def take(runner, n: int) -> float:
+    def take(name: str, n: int) -> float:
+        """Evaluate the next n points with one method; seconds per point (inf if none left)."""
         nonlocal done
         n = min(n, total - done)
         if n <= 0:
             return math.inf
-        start = time.perf_counter()
-        lo, ac = runner.run(coords[done : done + n])
-        seconds = (time.perf_counter() - start) / n
-        losses[done : done + n] = lo
-        if accs is not None:
-            accs[done : done + n] = ac
-        if runner is loop:
-            by_loop.append((done, done + n))
+        start = clock()
+        lo, ac = runners[name].run(coords[done : done + n])
+        seconds = (clock() - start) / n
+        _put(losses, accs, done, lo, ac)
+        spans[name].append((done, done + n))
         done += n
         if progress is not None:
             progress(done, total)
         return seconds
 
-    K = fast.K
-    take(fast, K)
-    take(loop, 1)
-    t_fast = t_loop = math.inf
+    chunk = max(1, min(fast.K, total // RACE_SHARE))
+    take("batched", min(2, chunk))
+    take("loop", 1)
+    best = {"batched": math.inf, "loop": math.inf}
     for _ in range(RACE_ROUNDS):
-        t_fast = min(t_fast, take(fast, K))
-        t_loop = min(t_loop, take(loop, max(4, K // 2)))
-    winner = loop if t_loop < t_fast else fast
+        best["batched"] = min(best["batched"], take("batched", chunk))
+        best["loop"] = min(best["loop"], take("loop", max(2, chunk // 4)))
+        low, high = sorted(best.values())
+        if high >= RACE_CLEAR * low:
+            break
+    winner = choose(best)
+    loser = "loop" if winner == "batched" else "batched"
     if done < total:
-        rest_l, rest_a = winner.run(coords[done:], _offset(progress, done, total))
-        losses[done:] = rest_l
-        if accs is not None:
-            accs[done:] = rest_a
-    if winner is fast:  # the surface from one method: redo the loop's few points
-        for a, b in by_loop:
-            lo, ac = fast.run(coords[a:b])
-            losses[a:b] = lo
-            if accs is not None:
-                accs[a:b] = ac
+        lo, ac = runners[winner].run(coords[done:], _offset(progress, done, total))
+        _put(losses, accs, done, lo, ac)
+    for a, b in spans[loser]:  # the surface from one method: redo the loser's points
+        lo, ac = runners[winner].run(coords[a:b])
+        _put(losses, accs, a, lo, ac)
     timings = {
-        "batched_s_per_point": None if math.isinf(t_fast) else t_fast,
-        "loop_s_per_point": None if math.isinf(t_loop) else t_loop,
+        "batched_s_per_point": None if math.isinf(best["batched"]) else best["batched"],
+        "loop_s_per_point": None if math.isinf(best["loop"]) else best["loop"],
+        "recomputed_points": sum(b - a for a, b in spans[loser]),
     }
-    return losses, accs, "loop" if winner is loop else "batched", timings
+    return losses, accs, winner, timings
+
+
+def _put(losses, accs, start: int, lo, ac) -> None:
+    losses[start : start + len(lo)] = lo
+    if accs is not None:
+        accs[start : start + len(lo)] = ac
 
 
 def _offset(progress, done: int, total: int):
