@@ -34,6 +34,7 @@ not how long the scheduler made it wait (wall-clock min-of-N is the default).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -343,7 +344,7 @@ def sweep(args) -> None:
     what = "process CPU seconds" if args.cpu_time else "wall-clock seconds"
     print(f"MLP sweep: 3 inputs, 3 classes, 1500 points, {args.steps}x{args.steps} grid, "
           f"min of {args.repeats} interleaved runs, {what}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+          f"{torch.get_num_threads()} threads; load average {_load()}")  # fmt: skip
     print()
     print("| activation | width | depth | auto s | loop s | loss-landscapes s "
           "| loss-landscapes / auto | loop / auto | auto chose |")  # fmt: skip
@@ -358,6 +359,12 @@ def sweep(args) -> None:
                     f"| {chose} |",
                     flush=True,
                 )
+    print(f"\nload average at the end: {_load()}")
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages: other jobs sharing the cores slow every method."""
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main(argv=None) -> None:
@@ -383,11 +390,12 @@ def main(argv=None) -> None:
     peak = matmul_flops()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"float32 matmul (2048^3 torch.mm, best of 5): {peak / 1e9:.1f} GFLOP/s")
-    print(f"timings: min over {args.repeats} interleaved runs\n")
+    print(f"timings: min over {args.repeats} interleaved runs; load average {_load()}\n")
     for name in ["mlp", "cnn"] if args.case == "all" else [args.case]:
         print(table(bench_case(name, args.repeats, args.quick), peak))
         print()
     print(f"float32 matmul re-measured at the end: {matmul_flops() / 1e9:.1f} GFLOP/s")
+    print(f"load average at the end: {_load()}")
 
 
 if __name__ == "__main__":
