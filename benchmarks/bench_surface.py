@@ -229,7 +229,7 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_case(name: str, repeats: int, quick: bool) -> dict:
+def bench_case(name: str, repeats: int, quick: bool, clock=time.perf_counter) -> dict:
     model, X, y, steps = make_case(name, quick)
     loss_fn = nn.CrossEntropyLoss()
     d1, d2 = random_directions(model, 2, norm="filter", ignore="biasbn", seed=1)
@@ -247,9 +247,9 @@ def bench_case(name: str, repeats: int, quick: bool) -> dict:
     results = {}
     for _ in range(repeats):
         for label, fn in methods.items():
-            start = time.perf_counter()
+            start = clock()
             results[label] = fn(model, loss_fn, X, y, d1, d2, coords)
-            times[label].append(time.perf_counter() - start)
+            times[label].append(clock() - start)
     ref = results["plain in-place loop"]
     diff = np.max(np.abs(results["batched.evaluate"] - ref) / np.abs(ref))
     flops = forward_flops(model, X[:1]) * len(X) * len(coords)
@@ -390,9 +390,11 @@ def main(argv=None) -> None:
     peak = matmul_flops()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"float32 matmul (2048^3 torch.mm, best of 5): {peak / 1e9:.1f} GFLOP/s")
-    print(f"timings: min over {args.repeats} interleaved runs; load average {_load()}\n")
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    what = "process CPU seconds" if args.cpu_time else "wall-clock seconds"
+    print(f"timings: min over {args.repeats} interleaved runs, {what}; load average {_load()}\n")
     for name in ["mlp", "cnn"] if args.case == "all" else [args.case]:
-        print(table(bench_case(name, args.repeats, args.quick), peak))
+        print(table(bench_case(name, args.repeats, args.quick, clock), peak))
         print()
     print(f"float32 matmul re-measured at the end: {matmul_flops() / 1e9:.1f} GFLOP/s")
     print(f"load average at the end: {_load()}")

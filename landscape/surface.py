@@ -170,6 +170,40 @@ class LoopSession:
             k: [(j, d[k]) for j, d in enumerate(directions) if bool(torch.any(d[k] != 0))]
             for k in center
         }
+        self.flat = self._flatten(directions)
+
+    def _flatten(self, directions):
+        """(flat centre, flat directions (P, m)) with the moved tensors made views of one
+        vector, so that a point's weights are one ``addmv``; None (per-tensor adds) when the
+        moved tensors differ in dtype."""
+        moved = [k for k, v in self.moving.items() if v]
+        if not moved or len({self.targets[k].dtype for k in moved}) != 1:
+            return None
+        dtype = self.targets[moved[0]].dtype
+        center = torch.cat([self.center[k].reshape(-1).to(dtype) for k in moved])
+        dirs = torch.stack(
+            [torch.cat([d[k].reshape(-1).to(dtype) for k in moved]) for d in directions], 1
+        )
+        vector = torch.empty_like(center)
+        offset = 0
+        with torch.no_grad():
+            for k in moved:
+                t = self.targets[k]
+                t.requires_grad_(False)
+                t.set_(vector.untyped_storage(), offset, t.shape, _contiguous_strides(t.shape))
+                offset += t.numel()
+        return vector, center, dirs
+
+    def _set(self, point) -> None:
+        """One point's tensors, one add per moving direction of each tensor."""
+        for k, t in self.targets.items():
+            moving = self.moving[k]
+            if not moving:
+                continue
+            (j, d), rest = moving[0], moving[1:]
+            torch.add(self.center[k], d, alpha=float(point[j]), out=t)
+            for j, d in rest:
+                t.add_(d, alpha=float(point[j]))
 
     def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
         losses = np.empty(len(coords), dtype=np.float64)
@@ -177,15 +211,15 @@ class LoopSession:
         with torch.no_grad():
             for k, t in self.targets.items():
                 t.copy_(self.center[k])
+            points = torch.as_tensor(np.asarray(coords, dtype=np.float64), dtype=torch.float64)
+            if self.flat is not None:
+                vector, center, dirs = self.flat
+                points = points.to(vector.dtype)
             for p, point in enumerate(coords):
-                for k, t in self.targets.items():
-                    moving = self.moving[k]
-                    if not moving:
-                        continue
-                    (j, d), rest = moving[0], moving[1:]
-                    torch.add(self.center[k], d, alpha=float(point[j]), out=t)
-                    for j, d in rest:
-                        t.add_(d, alpha=float(point[j]))
+                if self.flat is not None:  # every moved tensor at once: center + D @ c
+                    torch.addmv(center, dirs, points[p], out=vector)
+                else:
+                    self._set(point)
                 out = _forward(self.frozen, self.X)
                 losses[p] = _scalar(self.loss_fn(out, self.y), "loss_fn")
                 if accs is not None:
@@ -193,6 +227,14 @@ class LoopSession:
                 if progress is not None:
                     progress(p + 1, len(coords))
         return losses, accs
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 def loop_evaluate(
