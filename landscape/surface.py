@@ -15,7 +15,10 @@ lets ``choose`` pick the method with fewer seconds per point on this model, thes
 this machine, and evaluates the rest with it. The points the other method calibrated on are
 recomputed by the winner, so the whole surface comes from one method (``meta["method"]``);
 ``meta["race"]`` holds the timings. Auto costs at most the loser's calibration points more
-than the faster method alone (a timed chunk is at most 1/RACE_SHARE of the surface).
+than the faster method alone (a timed chunk is at most 1/RACE_SHARE of the surface), and
+only once per kind of model in a process: the winner is remembered (``_WINNERS``, keyed by
+architecture, data shape, loss, threads and directions), so later surfaces skip the race
+(``meta["race"] == {"remembered": method}``).
 
 A direction may also carry floating-point buffers (``directions.states_of`` keys, the
 ``states`` direction type): then the BatchNorm running statistics move with the weights,
@@ -30,7 +33,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -333,6 +338,41 @@ def _race(fast, loop: LoopSession, coords: np.ndarray, progress, clock=time.perf
     return losses, accs, winner, timings
 
 
+#: Winners of past races, by what decides the cost (see ``_race_key``): a later surface of the
+#: same model, data shape, loss and threads uses the remembered method without calibrating
+#: again (as cuDNN's benchmark mode keeps its choice per shape). Bounded, least recent first
+#: out; per process.
+_WINNERS: OrderedDict[tuple, str] = OrderedDict()
+MAX_WINNERS = 64
+_WINNERS_LOCK = threading.Lock()
+
+
+def _race_key(model: nn.Module, loss_fn, X: Tensor, n_dirs: int, moved: list[str], accuracy_fn):
+    shapes = tuple((k, tuple(p.shape), str(p.dtype)) for k, p in model.state_dict().items())
+    loss = getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__)
+    return (
+        type(model).__qualname__, str(model), shapes, tuple(X.shape), str(X.dtype),
+        str(X.device), torch.get_num_threads(), loss, accuracy_fn is not None, n_dirs,
+        tuple(moved),
+    )  # fmt: skip
+
+
+def _remembered(key: tuple) -> str | None:
+    with _WINNERS_LOCK:
+        if key in _WINNERS:
+            _WINNERS.move_to_end(key)
+            return _WINNERS[key]
+    return None
+
+
+def _remember(key: tuple, winner: str) -> None:
+    with _WINNERS_LOCK:
+        _WINNERS[key] = winner
+        _WINNERS.move_to_end(key)
+        while len(_WINNERS) > MAX_WINNERS:
+            _WINNERS.popitem(last=False)
+
+
 def _put(losses, accs, start: int, lo, ac) -> None:
     losses[start : start + len(lo)] = lo
     if accs is not None:
@@ -409,7 +449,14 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method)
             losses, accs = session.run(coords, progress)
             used = "batched"
         else:
-            losses, accs, used, race = _race(session, loop, coords, progress)
+            key = _race_key(model, loss_fn, X, len(dirs), moved_buffers, accuracy_fn)
+            used = _remembered(key)
+            if used is not None:  # this kind of model was raced before: no calibration
+                losses, accs = (session if used == "batched" else loop).run(coords, progress)
+                race = {"remembered": used}
+            else:
+                losses, accs, used, race = _race(session, loop, coords, progress)
+                _remember(key, used)
     info = {
         "method": used,
         "seconds": time.perf_counter() - start,

@@ -482,6 +482,36 @@ def test_race_picks_the_faster_and_the_surface_is_one_method(fast_cost, loop_cos
     assert seen[-1] == len(coords)
 
 
+@pytest.fixture(autouse=True)
+def _forget_race_winners():
+    """Every test races afresh: auto remembers winners per process."""
+    S._WINNERS.clear()
+    yield
+    S._WINNERS.clear()
+
+
+def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch):
+    """A second surface of the same kind of model skips the race and uses the remembered
+    method (same numbers); another shape of data races again."""
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=4)
+    xs = np.linspace(-1, 1, 7)
+    loss_fn = nn.CrossEntropyLoss()
+    calls = []
+    monkeypatch.setattr(S, "choose", lambda seconds: calls.append(seconds) or "loop")
+    first = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
+    again = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
+    assert len(calls) == 1 and "loop_s_per_point" in first.meta["race"]
+    assert again.meta["race"] == {"remembered": "loop"} and again.meta["method"] == "loop"
+    np.testing.assert_array_equal(again.loss, first.loss)
+    S.plane(model, loss_fn, (X[:50], y[:50]), d1, d2, xs, xs, accuracy)
+    assert len(calls) == 2  # another data shape: raced again
+    for i in range(S.MAX_WINNERS + 5):  # bounded
+        S._remember(("k", i), "loop")
+    assert len(S._WINNERS) == S.MAX_WINNERS
+
+
 def test_auto_is_exactly_the_loop_when_the_loop_wins(monkeypatch):
     """Auto's surface is one method's: when the loop wins it equals a loop-only run bit for bit
     (the fast path's calibration points are recomputed), and records the method."""
@@ -497,6 +527,7 @@ def test_auto_is_exactly_the_loop_when_the_loop_wins(monkeypatch):
     np.testing.assert_array_equal(auto.loss, loop.loss)
     np.testing.assert_array_equal(auto.accuracy, loop.accuracy)
     monkeypatch.setattr(S, "choose", lambda seconds: "batched")
+    S._WINNERS.clear()
     auto = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
     batched = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy, method="batched")
     assert auto.meta["method"] == "batched"
