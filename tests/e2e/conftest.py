@@ -47,10 +47,10 @@ def _need_browser() -> None:
         pytest.skip(msg)
 
 
-def start_server(port: int, log, env: dict | None = None) -> subprocess.Popen:
-    """``streamlit run app.py`` on 127.0.0.1:``port`` (output to ``log``), once healthy."""
+def start_server(port: int, log, env: dict | None = None, app: str = "app.py") -> subprocess.Popen:
+    """``streamlit run APP`` on 127.0.0.1:``port`` (output to ``log``), once healthy."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", app, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
