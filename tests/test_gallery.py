@@ -89,3 +89,30 @@ def test_config_for_is_the_stride_2_resnet():
         "resnet", 3, False, True, "digits")  # fmt: skip
     assert gallery.config_for(20, False, dataset="shapes").dataset == "shapes"
     assert Path(gallery.HERE).is_dir()
+
+
+def _entry(n, skip, mean, share, conv=True):
+    ratio = np.full((3, 3), mean)
+    surf = gallery.S.Surface("plane", np.zeros(3), np.zeros(3), ratio, None, {})
+    row = {"convexity_mean": mean, "convexity_share": share}
+    return gallery.Entry(n, skip, surf, surf if conv else None, row, gallery.config_for(n, skip))
+
+
+def test_convexity_finding_needs_more_negative_curvature_by_both_numbers():
+    ok, text = gallery.convexity_finding(_entry(56, True, 0.01, 0.0), _entry(56, False, 0.3, 0.5))
+    assert ok and "0.300 vs 0.010" in text and "50% vs 0%" in text
+    # a higher mean from a few points but a smaller share is not "more negative curvature"
+    ok, _ = gallery.convexity_finding(_entry(56, True, 0.01, 0.2), _entry(56, False, 0.3, 0.1))
+    assert not ok
+    assert "3x3 grid" in gallery.convexity_caption(_entry(56, False, 0.3, 0.5))
+
+
+def test_shipped_convexity_maps_match_their_numbers():
+    for e in gallery.entries():
+        if e.convexity is None:
+            continue
+        r = e.convexity.loss
+        # the project's ratio: max(-lambda_min, 0) / lambda_max, never negative
+        assert np.all(r[np.isfinite(r)] >= 0)
+        assert e.row["convexity_mean"] == pytest.approx(float(np.nanmean(r)))
+        assert e.row["convexity_share"] == pytest.approx(float(np.mean(r[np.isfinite(r)] > 0.1)))

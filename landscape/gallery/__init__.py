@@ -36,6 +36,8 @@ from landscape.training import Config, Run, run_to_bytes, train
 
 HERE = Path(__file__).parent
 DEPTHS = (8, 20, 32, 56)  # conv + linear layers, 6 * blocks_per_stage + 2 (ResNet-N)
+# the shipped training settings (config_for's and the command line's defaults)
+EPOCHS, LR, WARMUP_EPOCHS = 40, 0.02, 5
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Slice:
     samples: int = 256  # training images the loss is averaged over (the first of the split)
     dir_seed: int = 0  # seed of the two Gaussian directions
     convexity: int = 0  # points per axis of the convexity map (0: none; it costs Lanczos runs)
+    convexity_layers: int = 8  # the map is made for nets of at least this many layers only
 
     def __post_init__(self):
         checks = [
@@ -55,13 +58,14 @@ class Slice:
             ("samples", self.samples, 10, 5000),
             ("dir_seed", self.dir_seed, 0, 2**31 - 1),
             ("convexity", self.convexity, 0, 21),
+            ("convexity_layers", self.convexity_layers, 8, 56),
         ]
         for name, v, lo, hi in checks:
             if not lo <= v <= hi:
                 raise ValueError(f"{name}={v!r} is out of range: must be in [{lo}, {hi}]")
 
 
-def config_for(n_layers: int, skip: bool, epochs: int = 40, **kw) -> Config:
+def config_for(n_layers: int, skip: bool, epochs: int = EPOCHS, **kw) -> Config:
     """ResNet-`n_layers` (8/16/32 channels, BatchNorm) on all 1,797 of scikit-learn's digits,
     trained as Li et al. train theirs: SGD + momentum 0.9, weight decay 5e-4, here lr 0.02 with
     5 warm-up epochs and cosine decay (the shipped slices; without the warm-up a deep no-skip
@@ -78,10 +82,10 @@ def config_for(n_layers: int, skip: bool, epochs: int = 40, **kw) -> Config:
         batchnorm=True,
         skip=skip,
         optimizer="momentum",
-        lr=0.02,
+        lr=LR,
         weight_decay=5e-4,
         schedule="cosine",
-        warmup_epochs=min(5, epochs),
+        warmup_epochs=min(WARMUP_EPOCHS, epochs),
         batch_size=64,
         epochs=epochs,
         seed=0,
@@ -152,7 +156,7 @@ def build(
     out_dir: Path = HERE,
     depths=DEPTHS,
     sl: Slice = Slice(),
-    epochs: int = 40,
+    epochs: int = EPOCHS,
     runs_dir: Path | None = None,
     log: Callable[[str], None] = print,
     skips=(True, False),
@@ -174,7 +178,8 @@ def build(
                 )
 
             run = _cached_run(config, runs_dir, progress)
-            surf, conv, metrics = measure(run, sl, log)
+            this = sl if n >= sl.convexity_layers else dataclasses.replace(sl, convexity=0)
+            surf, conv, metrics = measure(run, this, log)
             h = run.history
             row = {
                 "n_layers": n,
@@ -286,6 +291,29 @@ def caption(entry: Entry) -> str:
         f"{entry.surface.loss.shape[1]} grid, {r['turns_per_line']:.1f} slope turns per grid "
         f"line, loss {r['loss_min']:.3g} to {r['loss_max']:.3g}. Trained: train loss "
         f"{r['train_loss']:.3f}, test accuracy {r['test_acc']:.0%}."
+    )
+
+
+def convexity_caption(entry: Entry) -> str:
+    """One line of numbers for the convexity map of `entry` (which must have one)."""
+    r, k = entry.row, entry.convexity.loss.shape
+    return (
+        f"Convexity map on a {k[0]}x{k[1]} grid: mean max(−λmin, 0)/λmax "
+        f"{r['convexity_mean']:.3f}; clearly non-convex (ratio > 0.1) at "
+        f"{r['convexity_share']:.0%} of the points."
+    )
+
+
+def convexity_finding(skip: Entry, noskip: Entry) -> tuple[bool, str]:
+    """Li et al.'s Fig. 7 claim for one depth: without skips the map shows more negative
+    curvature than with (both its mean and its share of points above 0.1 are higher)."""
+    a, b = noskip.row, skip.row
+    ok = a["convexity_mean"] > b["convexity_mean"] and a["convexity_share"] > b["convexity_share"]
+    return ok, (
+        f"without skips the {noskip.n_layers}-layer net's convexity map shows more negative "
+        f"curvature than with skips (mean max(−λmin, 0)/λmax {a['convexity_mean']:.3f} vs "
+        f"{b['convexity_mean']:.3f}; points above 0.1: {a['convexity_share']:.0%} vs "
+        f"{b['convexity_share']:.0%})"
     )
 
 
