@@ -47,9 +47,17 @@ def _table(items: list[gallery.Entry]) -> None:
             "turns per line": round(e.row["turns_per_line"], 2),
             "TV / range (log loss)": round(e.row["tv_ratio"], 1),
             "train loss": round(e.row["train_loss"], 3),
+            "train accuracy": f"{e.row['train_acc']:.0%}",
             "test accuracy": f"{e.row['test_acc']:.0%}",
         }
-        | ({"convexity mean": e.row["convexity_mean"]} if "convexity_mean" in e.row else {})
+        | (
+            {
+                "convexity mean": round(e.row["convexity_mean"], 3),
+                "convexity > 0.1": f"{e.row['convexity_share']:.0%}",
+            }
+            if "convexity_mean" in e.row
+            else {}
+        )
         for e in items
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="gal_table")
