@@ -103,9 +103,8 @@ def _findings(items: list[gallery.Entry]) -> None:
     if len(deep_pair) == 2:
         ok, text = gallery.convexity_finding(deep_pair[True], deep_pair[False])
         lines.append(("Reproduced" if ok else "**Not reproduced here**") + f": {text}.")
-    losses = ", ".join(f"{e.n_layers}: {e.row['train_loss']:.3g}" for e in items if not e.skip)
-    lines.append(f"Without skips, deeper nets trained worse in the same {items[0].config.epochs} epochs (train loss "
-                 f"by depth, {losses}), as in Li et al.")  # fmt: skip
+    ok, text = gallery.training_finding(items)
+    lines.append(("Reproduced" if ok else "**Not reproduced here**") + f": {text}.")
     if 20 in depths:
         mild = by.get((20, False))
         lines.append(

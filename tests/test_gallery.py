@@ -116,3 +116,19 @@ def test_shipped_convexity_maps_match_their_numbers():
         assert np.all(r[np.isfinite(r)] >= 0)
         assert e.row["convexity_mean"] == pytest.approx(float(np.nanmean(r)))
         assert e.row["convexity_share"] == pytest.approx(float(np.mean(r[np.isfinite(r)] > 0.1)))
+
+
+def _trained(n, skip, loss):
+    e = _entry(n, skip, 0.0, 0.0, conv=False)
+    return dataclasses.replace(e, row={"train_loss": loss})
+
+
+def test_training_finding_needs_the_deepest_no_skip_net_to_train_worst():
+    items = [_trained(8, True, 0.01), _trained(8, False, 0.02), _trained(56, True, 0.01),
+             _trained(56, False, 0.5)]  # fmt: skip
+    ok, text = gallery.training_finding(items)
+    assert ok and "8: 0.02, 56: 0.5" in text and "56 layers: 0.01" in text
+    items[1] = _trained(8, False, 0.9)  # a shallower no-skip net trained worse
+    assert not gallery.training_finding(items)[0]
+    items[1], items[2] = _trained(8, False, 0.02), _trained(56, True, 0.7)  # its twin did too
+    assert not gallery.training_finding(items)[0]

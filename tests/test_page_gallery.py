@@ -27,6 +27,8 @@ def test_gallery_shows_the_deepest_pair_with_measured_captions():
             assert gallery.convexity_caption(e) in captions
     text = " ".join(m.value for m in at.markdown)
     assert "Reproduced" in text or "Not reproduced" in text
+    ok, finding = gallery.training_finding(gallery.entries())
+    assert (("Reproduced: " + finding) in text) == ok and finding in text
     if len(maps) == 2:
         skip, noskip = sorted(maps, key=lambda e: not e.skip)
         ok, finding = gallery.convexity_finding(skip, noskip)

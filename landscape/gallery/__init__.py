@@ -319,6 +319,21 @@ def convexity_finding(skip: Entry, noskip: Entry) -> tuple[bool, str]:
     )
 
 
+def training_finding(items: list[Entry]) -> tuple[bool, str]:
+    """Li et al.'s training claim: without skips the deepest net trains worst (highest train
+    loss of the no-skip nets, and above its skip twin's) in the same number of epochs."""
+    noskip = {e.n_layers: e.row["train_loss"] for e in items if not e.skip}
+    skip = {e.n_layers: e.row["train_loss"] for e in items if e.skip}
+    deepest = max(noskip)
+    ok = noskip[deepest] == max(noskip.values()) and noskip[deepest] > skip.get(deepest, math.inf)
+    losses = ", ".join(f"{n}: {v:.3g}" for n, v in sorted(noskip.items()))
+    twin = f"{skip[deepest]:.3g}" if deepest in skip else "not built"
+    return ok, (
+        f"without skips the deepest net trains worst in the same {items[0].config.epochs} epochs "
+        f"(train loss by depth, {losses}; with skips at {deepest} layers: {twin})"
+    )
+
+
 def as_landscape_result(entry: Entry):
     """The entry as a `landscape.pictures.LandscapeResult`, so the Landscape page can draw it
     with all its views (the request reproduces it from the command line, on every training
