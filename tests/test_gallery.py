@@ -2,12 +2,14 @@
 tiny sweep, and a slice opens as a Landscape result."""
 
 import dataclasses
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from landscape import gallery, roughness, store
+from landscape import comparisons, gallery, roughness, store
 from landscape.gallery import __main__ as cli
 
 
@@ -132,3 +134,16 @@ def test_training_finding_needs_the_deepest_no_skip_net_to_train_worst():
     assert not gallery.training_finding(items)[0]
     items[1], items[2] = _trained(8, False, 0.02), _trained(56, True, 0.7)  # its twin did too
     assert not gallery.training_finding(items)[0]
+
+
+def test_compare_preset_quotes_the_shipped_gallery_numbers():
+    # the skip preset's text points at the gallery: what it quotes is what ships
+    text = json.loads((comparisons.PRESETS_DATA / "skip.json").read_text())["shows"]
+    m = re.search(r"no-skip slice turns (\w+) \((\d+) local minima on a (\d+)x\d+ grid", text)
+    assert m, "the skip preset no longer quotes the gallery: update this test"
+    e = {(e.n_layers, e.skip): e for e in gallery.entries()}
+    noskip, skip = e[(56, False)], e[(56, True)]
+    assert m.group(1) == gallery.verdict(noskip.row)
+    assert int(m.group(2)) == noskip.row["local_minima"]
+    assert int(m.group(3)) == noskip.surface.loss.shape[0]
+    assert "against one with skips" in text and skip.row["local_minima"] == 1
