@@ -161,6 +161,9 @@ def _compute(request: dict, settings: Settings) -> None:
             comp = ui.preset(request["key"], settings, progress)
             p = comparisons.get(request["key"])
             title = p.title
+        elif request["kind"] == "operator":  # the operator's models (LANDSCAPE_MODELS)
+            comp = ui_own.compare_models(request["names"], request["norm"], settings, progress)
+            title = " vs ".join(request["names"])
         else:
             runs = ui_runs.get_runs()
             missing = [n for n in request["names"] if n not in runs]
@@ -193,6 +196,10 @@ def _keep_in_url(request: dict) -> None:
     if request["kind"] == "preset":
         st.query_params.pop("runs", None)
         st.query_params["preset"] = request["key"]
+        return
+    if request["kind"] == "operator":  # no link names an operator's model
+        st.query_params.pop("preset", None)
+        st.query_params.pop("runs", None)
         return
     runs = ui_runs.get_runs()
     ids = [datastore.run_id(runs[n].config) for n in request["names"] if n in runs]
@@ -291,21 +298,10 @@ def _charts(comp: Comparison) -> None:
     clip = c3.number_input(
         "Clip colour scale at loss (0: no clip)", 0.0, 1e9, 0.0, **url("cmp_clip"), format="%.4g"
     )
-    left, right = st.columns(2)
-    runs: dict[int, tuple[list[str], object]] = {}  # a run shown in several panels: one curve
-    for p in comp.panels:
-        runs.setdefault(id(p.run), ([], p.run))[0].append(p.label)
-    curve_names = [
-        "every panel (one run)" if len(labs) == len(comp.panels) > 1 else " = ".join(labs)
-        for labs, _ in runs.values()
-    ]
-    hists = [r.history for _, r in runs.values()]
-    # runs of different lengths (20 vs 500 epochs): compare them by optimiser step
-    spe = None
-    if len({len(h["epoch"]) for h in hists}) > 1:
-        spe = [-(-r.dataset().n_train // min(r.config.batch_size, r.dataset().n_train))
-               for _, r in runs.values()]  # fmt: skip
-    left.plotly_chart(plots.loss_curves(hists, curve_names, log_curves, spe), key="cmp_curves")
+    trained = all(p.run is not None for p in comp.panels)  # operator's models: no history
+    left, right = st.columns(2) if trained else (None, st.container())
+    if trained:
+        _loss_curves(comp, left, log_curves)
     norms = {p.norm for p in comp.panels}
     x_title = (
         "t (filter-normalised step)" if norms == {"filter"} else "t (step along the direction)"
@@ -337,6 +333,23 @@ def _charts(comp: Comparison) -> None:
         )
         xs = np.linspace(-comp.settings.span, comp.settings.span, comp.settings.convexity)
         _grid(plots.convexity_panels([c[0] for c in conv], xs, names), "cmp_conv")
+
+
+def _loss_curves(comp: Comparison, where, log_curves: bool) -> None:
+    runs: dict[int, tuple[list[str], object]] = {}  # a run shown in several panels: one curve
+    for p in comp.panels:
+        runs.setdefault(id(p.run), ([], p.run))[0].append(p.label)
+    curve_names = [
+        "every panel (one run)" if len(labs) == len(comp.panels) > 1 else " = ".join(labs)
+        for labs, _ in runs.values()
+    ]
+    hists = [r.history for _, r in runs.values()]
+    # runs of different lengths (20 vs 500 epochs): compare them by optimiser step
+    spe = None
+    if len({len(h["epoch"]) for h in hists}) > 1:
+        spe = [-(-r.dataset().n_train // min(r.config.batch_size, r.dataset().n_train))
+               for _, r in runs.values()]  # fmt: skip
+    where.plotly_chart(plots.loss_curves(hists, curve_names, log_curves, spe), key="cmp_curves")
 
 
 def _grid(figs: list, key: str) -> None:
@@ -383,7 +396,7 @@ with tabs[2]:
     ui_own.surface_files("cmp")
 if operators:
     with tabs[3]:
-        ui_own.operator_compare("cmp", _settings())
+        request = ui_own.operator_compare("cmp") or request
 if request is None and RESULT not in st.session_state:
     request = linked_request()  # ?preset=<key> or ?runs=<id>~<id> of a link
 if request is None and applied and REQUEST in st.session_state:
@@ -398,5 +411,9 @@ else:
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])
-    ui_research.sharpness_section(result["comparison"], _settings().split)
+    comp = result["comparison"]
+    if all(p.run is not None for p in comp.panels):
+        ui_research.sharpness_section(comp, _settings().split)
+    else:  # the operator's models: measured on their own data
+        ui_research.sharpness_section(comp, "train", ui_own.sharpness_panels)
     _notice()

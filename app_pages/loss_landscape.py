@@ -422,21 +422,7 @@ def _warn_nonfinite(result) -> None:
 
 def _facts(result) -> None:
     req, surf = result.request, result.main
-    cols = st.columns(4)
-    if result.centre_loss is not None:
-        cols[0].metric("Loss of the trained net", f"{result.centre_loss:.4g}")
-    finite = surf.loss[np.isfinite(surf.loss)]
-    if finite.size:
-        cols[1].metric("Lowest loss in the slice", f"{finite.min():.4g}")
-    if req.dim == 2 and result.cosine is not None and req.direction != "pca":
-        cols[2].metric("cos(d1, d2)", f"{result.cosine:.2g}")
-    if result.path_share is not None:
-        cols[3].metric(
-            "Path in this plane",
-            f"{100 * result.path_share:.3g}%",
-            help="Share of the training path's squared length (its offsets from the trained "
-            "net) that lies in the plane shown.",
-        )
+    ui.metrics(result, "Loss of the trained net")
     st.caption(
         f"{req.label()} · {result.n_total()} points in {result.seconds:.2f} s "
         f"({surf.meta.get('method', '?')} evaluation)"

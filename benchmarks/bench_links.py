@@ -7,7 +7,11 @@
    apart: the process's own warm-up), a new browser context opens the same link. Timed:
    from the navigation to the heatmap drawn.
 
-Prints both times and their ratio. Uses Debian's /usr/bin/chromium through Playwright.
+4. The floor: a minimal Streamlit app (a title and one 41x41 Plotly heatmap, nothing of
+   this project) opened the same way, so the figures say how much of a link's time is the
+   Lab's and how much is Streamlit's and Plotly's own start-up in this browser on this machine.
+
+Prints the times and their ratios. Uses Debian's /usr/bin/chromium through Playwright.
 
 Usage (from the repository root):
   python benchmarks/bench_links.py [--res 41]
@@ -26,9 +30,24 @@ sys.path.insert(0, str(ROOT))
 
 from landscape import datastore  # noqa: E402
 from landscape.training import Config  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
+from tests.e2e.conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _free_port,
+    start_server,
+    stop_server,
+)
 from tests.e2e.helpers import settle  # noqa: E402
 from tests.e2e.test_links import _start, _stop  # noqa: E402
+
+MINIMAL_APP = """import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+st.title("Floor")
+z = np.random.default_rng(0).random((41, 41))
+st.plotly_chart(go.Figure(go.Heatmap(z=z)))
+"""
 
 # The script run is over and its output (the h1, and the chart's element) is on the page.
 SERVER_DONE = """() => { const a = document.querySelector('[data-testid="stApp"]');
@@ -92,6 +111,7 @@ def main() -> None:
                 home = open_link(browser, url + "/", HOME)  # a light page, same server
             finally:
                 _stop(proc, log)
+            floor = minimal_app(browser, folder)
             browser.close()
     print(f"landscape link, {args.res}x{args.res} plane of a stored run ({rid}):")
     print("seconds from navigation to: server's script run done / chart drawn in the browser")
@@ -107,6 +127,26 @@ def main() -> None:
     )
     print(f"  Home again, new browser context (page-load floor)   {home[0]:6.2f} / {home[1]:6.2f}")
     print(f"  ratio computed / stored (script run)                {cold[0] / stored[0]:6.1f} x")
+    print(
+        f"  floor: minimal Streamlit app, one heatmap (same way) {floor[0]:6.2f} / {floor[1]:6.2f}"
+    )
+    print(f"  stored link / floor (chart drawn)                   {stored[1] / floor[1]:6.1f} x")
+
+
+def minimal_app(browser, folder: str) -> tuple[float, float]:
+    """The best a Streamlit page with one Plotly chart does here: (server done, drawn), the
+    first visit after its own warm-up visit, in a new browser context as for the links."""
+    path = Path(folder) / "floor_app.py"
+    path.write_text(MINIMAL_APP)
+    port = _free_port()
+    with open(Path(folder) / "floor.log", "w") as log:
+        proc = start_server(port, log, app=str(path))
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            open_link(browser, url)  # warm-up: imports
+            return open_link(browser, url)
+        finally:
+            stop_server(proc)
 
 
 if __name__ == "__main__":

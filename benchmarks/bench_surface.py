@@ -25,7 +25,8 @@ Cases: MLP 2-64-64-2 on 2000 two-moons points, 41x41 grid; the small CNN of
 loss-landscapes side by side on MLPs with 3 inputs, 3 classes and 1500 Gaussian points, for
 every activation (relu, tanh, gelu, sigmoid), width (``--widths``) and depth (``--depths``),
 and prints a table of ratios (loss-landscapes / auto and loop / auto: above 1 means auto is
-faster) with the method auto chose. ``--held-out`` is the single shape 3-48-48-48-3 tanh on
+faster) with the method auto chose; auto's first run, which calibrates (later surfaces of
+the same kind of model use the remembered winner), is shown in brackets. ``--held-out`` is the single shape 3-48-48-48-3 tanh on
 a 31x31 grid. ``--cpu-time`` times by process CPU seconds instead of wall-clock, with
 ``--threads 1``: on a machine shared with other jobs it measures the work each method does,
 not how long the scheduler made it wait (wall-clock min-of-N is the default).
@@ -34,6 +35,7 @@ not how long the scheduler made it wait (wall-clock min-of-N is the default).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -228,7 +230,7 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_case(name: str, repeats: int, quick: bool) -> dict:
+def bench_case(name: str, repeats: int, quick: bool, clock=time.perf_counter) -> dict:
     model, X, y, steps = make_case(name, quick)
     loss_fn = nn.CrossEntropyLoss()
     d1, d2 = random_directions(model, 2, norm="filter", ignore="biasbn", seed=1)
@@ -246,9 +248,9 @@ def bench_case(name: str, repeats: int, quick: bool) -> dict:
     results = {}
     for _ in range(repeats):
         for label, fn in methods.items():
-            start = time.perf_counter()
+            start = clock()
             results[label] = fn(model, loss_fn, X, y, d1, d2, coords)
-            times[label].append(time.perf_counter() - start)
+            times[label].append(clock() - start)
     ref = results["plain in-place loop"]
     diff = np.max(np.abs(results["batched.evaluate"] - ref) / np.abs(ref))
     flops = forward_flops(model, X[:1]) * len(X) * len(coords)
@@ -335,6 +337,7 @@ def sweep_case(act, width, depth, steps, repeats, clock=time.perf_counter):
             fn(model, loss_fn, X, y, d1, d2, coords)
             times[label].append(clock() - start)
     best = {k: min(v) for k, v in times.items()}
+    best["auto_first"] = times["auto"][0]  # the one run that calibrated (later ones remember)
     return best, max(set(chosen), key=chosen.count)
 
 
@@ -343,21 +346,28 @@ def sweep(args) -> None:
     what = "process CPU seconds" if args.cpu_time else "wall-clock seconds"
     print(f"MLP sweep: 3 inputs, 3 classes, 1500 points, {args.steps}x{args.steps} grid, "
           f"min of {args.repeats} interleaved runs, {what}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+          f"{torch.get_num_threads()} threads; load average {_load()}")  # fmt: skip
     print()
-    print("| activation | width | depth | auto s | loop s | loss-landscapes s "
-          "| loss-landscapes / auto | loop / auto | auto chose |")  # fmt: skip
+    print("| activation | width | depth | auto s (first) | loop s | loss-landscapes s "
+          "| loss-landscapes / auto | loop / auto (first) | auto chose |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for act in args.acts:
         for width in args.widths:
             for depth in args.depths:
                 t, chose = sweep_case(act, width, depth, args.steps, args.repeats, clock)
                 print(
-                    f"| {act} | {width} | {depth} | {t['auto']:.3f} | {t['loop']:.3f} | "
-                    f"{t['ll']:.3f} | {t['ll'] / t['auto']:.2f}x | {t['loop'] / t['auto']:.2f}x "
+                    f"| {act} | {width} | {depth} | {t['auto']:.3f} ({t['auto_first']:.3f}) | "
+                    f"{t['loop']:.3f} | {t['ll']:.3f} | {t['ll'] / t['auto']:.2f}x | "
+                    f"{t['loop'] / t['auto']:.2f}x ({t['loop'] / t['auto_first']:.2f}x) "
                     f"| {chose} |",
                     flush=True,
                 )
+    print(f"\nload average at the end: {_load()}")
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages: other jobs sharing the cores slow every method."""
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main(argv=None) -> None:
@@ -383,11 +393,14 @@ def main(argv=None) -> None:
     peak = matmul_flops()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"float32 matmul (2048^3 torch.mm, best of 5): {peak / 1e9:.1f} GFLOP/s")
-    print(f"timings: min over {args.repeats} interleaved runs\n")
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    what = "process CPU seconds" if args.cpu_time else "wall-clock seconds"
+    print(f"timings: min over {args.repeats} interleaved runs, {what}; load average {_load()}\n")
     for name in ["mlp", "cnn"] if args.case == "all" else [args.case]:
-        print(table(bench_case(name, args.repeats, args.quick), peak))
+        print(table(bench_case(name, args.repeats, args.quick, clock), peak))
         print()
     print(f"float32 matmul re-measured at the end: {matmul_flops() / 1e9:.1f} GFLOP/s")
+    print(f"load average at the end: {_load()}")
 
 
 if __name__ == "__main__":

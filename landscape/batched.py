@@ -5,7 +5,7 @@ A loss surface asks for the loss of one network at hundreds of weight vectors
 ``landscape.surface`` rebuilds the weights and runs the model once per point. This module
 returns the same numbers (up to float32 rounding) faster, and never touches the model.
 
-How (each step measured on this project's 2-core AMD EPYC; see benchmarks/bench_surface.py):
+How (each choice measured with benchmarks/bench_surface.py; the figures are in README):
 
 1. ``torch.fx`` traces the model into a graph of known layers, once per surface
    (``FastPath``); ``supports()`` says whether every node is one this module can evaluate.
@@ -14,15 +14,16 @@ How (each step measured on this project's 2-core AMD EPYC; see benchmarks/bench_
 2. The graph is planned once: an eval-mode BatchNorm right after a Linear/Conv2d is folded into
    its weights (``W * s``, ``b * s + t``), and a ReLU right after is fused into the layer's
    epilogue, so neither costs a pass over memory.
-3. Big matmuls and all convolutions go to oneDNN's fused kernels (``torch.ops.mkldnn``, what
-   ``torch.compile`` uses on CPU): on this CPU they multiply about twice as fast as the MKL
-   behind ``F.linear``/``bmm`` (184 vs 92 GFLOP/s on one core), but cost ~15 us more per
-   call, so small matmuls stay with MKL. Convolutions run in ``channels_last``.
+3. Convolutions, and the big matmuls of a point evaluated alone, go to oneDNN's fused kernels
+   (``torch.ops.mkldnn``, what ``torch.compile`` uses on CPU), in ``channels_last``: they
+   fuse bias and ReLU, but cost more per call than MKL's ``F.linear``, so small matmuls stay
+   with MKL. ``test_private_onednn_ops_still_work`` fails when these private ops go away.
 4. Points are evaluated in chunks of K, sized from a probe of the activation memory. A big
    point (the digits CNN) runs alone, one oneDNN call per layer. Small points run K together:
    an activation that depends on the point is one tensor ``(K*N, ...)`` (point k owns rows
-   ``k*N:(k+1)*N``), so each elementwise layer is one call per chunk and a small Linear is one
-   ``bmm`` ``(K, N, in) @ (K, in, out)``: Python overhead is paid once per chunk.
+   ``k*N:(k+1)*N``), so each elementwise layer is one call per chunk and a Linear is one
+   ``bmm`` ``(K, N, in) @ (K, in, out)`` written into the same buffer every chunk (a fresh
+   multi-MB tensor costs page faults): Python overhead is paid once per chunk.
 5. Work shared by all points is done once per call: values computed from the data alone with
    unmoved weights are cached; a first convolution with a small fan-in (3x3 on one channel)
    unfolds the data once (im2col) so that each point is one matmul (0.3 ms vs 1.8 ms for
@@ -56,8 +57,8 @@ from torch import Tensor, nn
 
 MEMORY_CAP = 512 * 2**20  # bytes: most activation memory one chunk may allocate
 POINT_BYTES = 8 * 2**20  # bytes: a point with at least this much activation runs alone (K=1)
-CHUNK_BYTES = 4 * 2**20  # bytes: target activation size of a chunk of smaller points
-MAX_CHUNK = 32  # most grid points evaluated together
+CHUNK_BYTES = 32 * 2**20  # bytes: target activation size of a chunk of smaller points
+MAX_CHUNK = 16  # most grid points evaluated together
 ONEDNN_MACS = 2**21  # multiply-adds above which a matmul goes to oneDNN rather than MKL
 PROBE_ROWS = 64  # samples of the probe run that measures activation bytes per sample
 IM2COL_FAN_IN = 32  # a convolution on the data with at most this fan-in runs as a matmul
@@ -565,6 +566,8 @@ class _Engine:
         self.last_use = _last_uses(self.nodes)
         self.cache: dict[tuple[int, str], object] = {}  # (slice, node) -> shared _Val or basis
         self.K, self.slice, self.fresh_bytes = 1, 0, 0
+        self.buffers: dict[str, Tensor] = {}  # node -> its output tensor, reused chunk to chunk
+        self.reuse = False  # whether outputs may go to self.buffers (one data slice)
 
     def probe(self, coords: Tensor, X: Tensor) -> float:
         """Bytes of point-dependent activations per sample, from one point on a few rows."""
@@ -576,6 +579,7 @@ class _Engine:
         """Model outputs at the chunk's K points: (K, N, ...), data slices concatenated."""
         self.points.start_chunk(coords)
         self.K, self.fresh_bytes = coords.shape[0], 0
+        self.reuse = len(slices) == 1 and slice_ids is None
         outs = []
         for i, X in zip(slice_ids or range(len(slices)), slices):
             self.slice = i
@@ -718,6 +722,21 @@ class _Engine:
             y = torch.addcmul(t, y, s)
         return y.relu_() if fusion.relu else y
 
+    def buffer(self, node, shape: tuple[int, ...], dtype) -> Tensor | None:
+        """The node's output tensor of the previous chunk when it has this shape, else a new one.
+
+        A chunk's outputs are read (the loss) before the next chunk runs, so a node can write
+        into the same memory every chunk: a fresh multi-MB tensor costs page faults that were
+        measured to take longer than the matmul writing it. None with several data slices
+        (their outputs are concatenated at the end, so each would need its own).
+        """
+        if not self.reuse:
+            return None
+        buf = self.buffers.get(node.name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self.buffers[node.name] = torch.empty(shape, dtype=dtype)
+        return buf
+
     def per_point(self, v: _Val) -> Tensor:
         """(K, N, ...) view of an activation (a broadcast view when it is shared)."""
         if v.shared:
@@ -814,12 +833,13 @@ def _linear_fused(e: _Engine, node, mod: nn.Linear, x: _Val, fusion: _Fusion) ->
     if e.K == 1:
         return _Val(_dense(x.t, w[0], None if b is None else b[0], relu), False, owned=True)
     xs = e.per_point(x)  # (K, N, ..., in)
-    if xs[0].numel() * mod.out_features >= ONEDNN_MACS and _onednn_ok():  # big: oneDNN per point
-        outs = [_dense(xs[k], w[k], None if b is None else b[k], relu) for k in range(e.K)]
-        return e.stack(torch.stack(outs))
     x3 = xs.reshape(e.K, -1, xs.shape[-1])  # (K, N*..., in)
     wt = w.transpose(1, 2)  # (K, in, out)
-    y = torch.bmm(x3, wt) if b is None else torch.baddbmm(b.unsqueeze(1), x3, wt)
+    out = e.buffer(node, (e.K, x3.shape[1], wt.shape[2]), x3.dtype)
+    if b is None:
+        y = torch.bmm(x3, wt, out=out)
+    else:
+        y = torch.baddbmm(b.unsqueeze(1), x3, wt, out=out)
     y = y.view(*xs.shape[:-1], -1)  # (K, N, ..., out)
     return e.stack(y.relu_() if relu else y)
 

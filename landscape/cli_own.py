@@ -78,6 +78,14 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
             metavar="FILE",
             help="interpolate from --weights (t=0) to this weight file (t=1), buffers too",
         )
+        g.add_argument(
+            "--checkpoints",
+            nargs="+",
+            metavar="FILE",
+            help="with --dir interpolation: the line from the first of these weight files "
+            "(sorted naturally; t=0) to --weights (t=1), as a built-in run's line from its "
+            "initialisation",
+        )
     elif kind == "connect":
         g.add_argument(
             "--to", metavar="FILE", help="the second net: --weights' model with this weight file"
@@ -101,8 +109,54 @@ def _refuse_builtin_flags(args) -> None:
         )
     if args.split != "train":
         raise ValueError("--split does not apply with --model-factory: --data is the set evaluated")
-    if args.command == "line" and args.dir == "interpolation" and not getattr(args, "to", None):
-        raise ValueError("--dir interpolation with --model-factory needs --to OTHER_WEIGHTS")
+    _refuse_combinations(args)
+
+
+def _refuse_combinations(args) -> None:
+    """Direction flags that would be ignored for the slice asked for: an error, not a no-op."""
+    if args.command not in ("line", "plane"):
+        return  # the research measures have no direction flags
+    to, checkpoints = getattr(args, "to", None), getattr(args, "checkpoints", None)
+    if args.command == "line":
+        if to and checkpoints:
+            raise ValueError(
+                "--to and --checkpoints: a line goes to --to or starts at the first checkpoint, "
+                "not both"
+            )
+        if checkpoints and args.dir != "interpolation":
+            raise ValueError("--checkpoints on a line is for --dir interpolation")
+        if args.dir == "interpolation" and not (to or checkpoints):
+            raise ValueError(
+                "--dir interpolation with --model-factory needs --to OTHER_WEIGHTS or "
+                "--checkpoints FIRST_WEIGHTS (the line's other end)"
+            )
+        if to or checkpoints:
+            _random_only(args, "a line between two nets runs straight from one to the other")
+        return
+    if args.dir == "pca" and not checkpoints:
+        raise ValueError("--dir pca with --model-factory needs --checkpoints FILES (the path)")
+    if args.dir == "pca" or checkpoints:
+        _random_only(args, "PCA axes are the checkpoints' orthonormal principal directions")
+    elif args.projection != "cos":
+        raise ValueError(f"--projection {args.projection} is for PCA directions (--checkpoints)")
+
+
+def _random_only(args, why: str) -> None:
+    """Refuse the options of random directions (given with other values than the defaults)."""
+    given = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value, default in (
+            ("dir_seed", args.dir_seed, 0),
+            ("norm", args.norm, "filter"),
+            ("ignore", args.ignore, "biasbn"),
+            ("dir_type", args.dir_type, "weights"),
+        )
+        if value != default
+    ]
+    if getattr(args, "orthogonal", False):
+        given.append("--orthogonal")
+    if given:
+        raise ValueError(f"{given[0]} is for random directions: {why}")
 
 
 def _checkpoint_files(patterns: list[str]) -> list[str]:
@@ -124,8 +178,12 @@ def open_from_args(args) -> own.OwnModel:
     from landscape.__main__ import _parse_loss_params
 
     checkpoints = getattr(args, "checkpoints", None)
-    if checkpoints and args.dir not in ("random", "pca"):
-        raise ValueError("--checkpoints is for --dir pca")
+    files = _checkpoint_files(checkpoints) if checkpoints else ()
+    final = Path(args.weights).resolve()
+    if args.command == "plane" and files and len({Path(f).resolve() for f in files} - {final}) < 2:
+        raise ValueError(
+            f"--checkpoints gave {len(files)} file(s): PCA needs at least 2 besides --weights"
+        )
     return own.open_model(
         args.model_factory,
         args.weights,
@@ -137,7 +195,7 @@ def open_from_args(args) -> own.OwnModel:
         max_samples=args.max_samples,
         sample_seed=args.sample_seed,
         accuracy=getattr(args, "accuracy", None),
-        checkpoints=_checkpoint_files(checkpoints) if checkpoints else (),
+        checkpoints=files,
         loss_params=_parse_loss_params(args.loss_params),
     )
 
@@ -153,11 +211,10 @@ def compute(args, subject: own.OwnModel, ctx=None):
     """
     from landscape.__main__ import evaluator_for, slice_request
 
-    if getattr(args, "checkpoints", None) and args.dir == "random":
+    if args.command == "plane" and getattr(args, "checkpoints", None) and args.dir == "random":
         args.dir = "pca"
     to = getattr(args, "to", None)
-    if args.command == "line" and args.dir == "interpolation" and not to:
-        raise ValueError("--dir interpolation with --model-factory needs --to OTHER_WEIGHTS")
+    _refuse_combinations(args)
     if to:
         args.dir = "interpolation"
     req = slice_request(args)

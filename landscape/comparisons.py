@@ -266,7 +266,7 @@ def _edge(t: np.ndarray, z: np.ndarray, level: float) -> tuple[float, bool]:
 @dataclass
 class PanelResult:
     label: str
-    run: Run
+    run: Run | None  # None: a model measured without a training run (measure_subject)
     norm: str  # normalisation of the directions
     rescale: float  # 1.0 unless the panel shows a rescaled copy of the net
     plane: Surface  # (res, res) slice along d1, d2
@@ -282,6 +282,9 @@ class PanelResult:
     seconds: float  # time to measure this panel (training excluded)
     notes: list[str] = field(default_factory=list)  # warnings to show (diverged, NaN...)
     extras: dict[str, float] = field(default_factory=dict)  # task-specific figures for the table
+    loss: float | None = None  # the centre's loss on `split` (measure_subject)
+    accuracy: float | None = None  # the centre's accuracy on `split`, None for regression
+    split: str = "train"  # data the panel was measured on
 
     @property
     def basin_width(self) -> float:
@@ -360,6 +363,32 @@ def measure(
         subject = dataclasses.replace(
             subject, build=lambda: _rescaled(run.model(), rescale), key=None
         )
+    panel = measure_subject(subject, settings, label or run.name, norm, progress)
+    panel.run, panel.rescale = run, rescale
+    if run.diverged:
+        panel.notes.insert(
+            0,
+            f"training diverged in epoch {run.diverged_epoch}: the weights shown are the last "
+            f"finite ones",
+        )
+    panel.extras = _extras(run, subject.model())
+    panel.seconds = time.perf_counter() - t0
+    return panel
+
+
+def measure_subject(
+    subject: slices.Subject,
+    settings: Settings = Settings(),
+    label: str = "model",
+    norm: str = "filter",
+    progress: Progress = None,
+    evaluator: slices.Evaluator = slices.evaluate,
+) -> PanelResult:
+    """``measure`` of any ``slices.Subject`` (a user's own model): the same slices, basin
+    width, curvature and convexity map; ``evaluator`` evaluates the slices' points (a model
+    that streams its data passes its own). The panel has no run: its ``loss`` and
+    ``accuracy`` are the centre's, read off the first line at t=0."""
+    t0 = time.perf_counter()
     stage = _stages(progress, settings.convexity > 0)
     req = slices.SliceRequest(
         dim=2,
@@ -378,18 +407,25 @@ def measure(
         split=settings.split,
     )
     cb = stage("slices")
-    sliced = slices.compute(req, subject, progress=None if cb is None else lambda f, _: cb(f, 1))
+    sliced = slices.compute(
+        req,
+        subject,
+        progress=None if cb is None else lambda f, _: cb(f, 1),
+        evaluator=evaluator,
+    )
     plane, lines, dirs = sliced.main, sliced.lines, sliced.directions
     model, loss_fn, xy = subject.model(), subject.loss_fn, subject.data(settings.split)
     level, widths, censored = _widths(lines, settings)
-    notes = _notes(run, plane)
+    notes = _notes(plane)
     top, res, tr, tr_err = _curvature(model, loss_fn, xy, settings, stage, notes)
     conv = _convexity(model, loss_fn, xy, dirs, settings, stage("convexity map"), notes)
+    mid = len(lines[0].xs) // 2  # t = 0: line_points is odd
+    acc = lines[0].accuracy
     return PanelResult(
-        label=label or run.name,
-        run=run,
+        label=label,
+        run=None,
         norm=norm,
-        rescale=rescale,
+        rescale=1.0,
         plane=plane,
         lines=lines,
         level=level,
@@ -402,7 +438,9 @@ def measure(
         convexity=conv,
         seconds=time.perf_counter() - t0,
         notes=notes,
-        extras=_extras(run, model),
+        loss=float(lines[0].loss[mid]),
+        accuracy=None if acc is None else float(acc[mid]),
+        split=settings.split,
     )
 
 
@@ -425,13 +463,8 @@ def _widths(lines: list[Surface], s: Settings) -> tuple[float, list[float], bool
     return level, [w for w, _ in out], any(c for _, c in out)
 
 
-def _notes(run: Run, plane: Surface) -> list[str]:
+def _notes(plane: Surface) -> list[str]:
     notes = []
-    if run.diverged:
-        notes.append(
-            f"training diverged in epoch {run.diverged_epoch}: the weights shown are the last "
-            f"finite ones"
-        )
     bad = int(np.sum(~np.isfinite(plane.loss)))
     if bad:
         notes.append(f"{bad} of {plane.loss.size} points of the 2D slice are NaN/inf: masked")
@@ -512,7 +545,7 @@ def compare(
     out = []
     for i, (run, panel) in enumerate(items):
         label = panel.label if panel else run.name
-        cb = None if progress is None else _panel_progress(progress, i, len(items), label)
+        cb = None if progress is None else panel_progress(progress, i, len(items), label)
         out.append(
             measure(
                 run,
@@ -526,7 +559,7 @@ def compare(
     return Comparison(out, settings, 0.0, time.perf_counter() - t0)
 
 
-def _panel_progress(progress: Progress, i: int, n: int, label: str) -> Progress:
+def panel_progress(progress: Progress, i: int, n: int, label: str) -> Progress:
     """Panel i of n fills the i-th n-th of the bar; its stage names are prefixed by its label."""
     return lambda f, text: progress((i + f) / n, f"{label}: {text}")
 
@@ -579,13 +612,15 @@ def table(comp: Comparison) -> list[dict]:
     """One row per panel: final train/test loss and accuracy, curvature, basin width."""
     rows = []
     for p in comp.panels:
-        h = p.run.history
+        if p.run is not None:
+            h = p.run.history
+            ends = {f"{s} {k}": h[f"{s}_{k}"][-1] for s in SPLITS for k in ("loss", "acc")}
+        else:  # a model without a training history: its loss where it was measured
+            ends = {f"{s} {k}": None for s in SPLITS for k in ("loss", "acc")}
+            ends[f"{p.split} loss"], ends[f"{p.split} acc"] = p.loss, p.accuracy
         row = {
             "panel": p.label,
-            "train loss": h["train_loss"][-1],
-            "test loss": h["test_loss"][-1],
-            "train acc": h["train_acc"][-1],
-            "test acc": h["test_acc"][-1],
+            **ends,
             "top eigenvalue": p.top_eigenvalue,
             "trace": p.trace,
             "trace ± (1 s.e.)": p.trace_stderr,

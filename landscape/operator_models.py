@@ -16,8 +16,13 @@ which is also put on the import path for the factories)::
     to = "other.safetensors"             # optional: the line to another net
     max_samples = 2000                   # optional: samples evaluated (default and cap below)
 
-``OwnRequest`` -> ``compute`` is the app's slice of such a model: random (weights or states),
-PCA and Hessian planes, random and interpolation lines. No Streamlit here.
+``OwnRequest`` -> ``compute`` is the app's slice of such a model, with the options of the
+built-in runs: random planes (weights or states, orthogonal or not), the PCA plane of the
+checkpoints (cos or least-squares projection of the path), the top-2 Hessian plane; random
+lines (several seeds overlaid), the line from the first checkpoint to the net
+(``interpolation``) and from the net to ``to`` (``between``). ``compare`` measures entries
+as the Compare page measures built-in runs (``landscape.comparisons.measure_subject``). No
+Streamlit here.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ MIN_RES, MAX_RES = 3, 101  # points per axis, as for built-in runs
 MAX_RANGE = 1e4
 OPEN_CACHE = 4  # opened models kept per process (each holds its weights and data)
 KEYS = {"name", "factory", "kwargs", "weights", "data", "loss", "checkpoints", "to", "max_samples"}
-LINE_KINDS = ("random", "interpolation")
+MAX_LINES = 5  # random 1D directions overlaid, as for built-in runs
+LINE_KINDS = ("random", "interpolation", "between")  # interpolation: first checkpoint -> net
 PLANE_KINDS = ("random", "pca", "hessian")
 
 
@@ -66,10 +72,12 @@ class Entry:
     folder: str = ""  # the file's folder: relative paths and imports start here
 
     def kinds(self, dim: int) -> tuple[str, ...]:
-        """The directions this entry offers (PCA needs checkpoints, interpolation ``to``)."""
+        """The directions this entry offers: the line from the first checkpoint needs
+        ``checkpoints``, PCA two of them, the line to another net ``to``."""
         if dim == 1:
-            return LINE_KINDS if self.to else LINE_KINDS[:1]
-        return PLANE_KINDS if self.checkpoints else ("random", "hessian")
+            need = {"interpolation": bool(self.checkpoints), "between": bool(self.to)}
+            return tuple(k for k in LINE_KINDS if need.get(k, True))
+        return PLANE_KINDS if len(self.checkpoints) >= 2 else ("random", "hessian")
 
 
 def _err(where: str, text: str) -> ValueError:
@@ -221,12 +229,14 @@ class OwnRequest:
 
     entry: str  # the model's name in the file
     dim: int = 2  # 1 line | 2 plane
-    direction: str = "random"  # 1D: random | interpolation; 2D: random | pca | hessian
+    direction: str = "random"  # 1D: random | interpolation | between; 2D: random | pca | hessian
     seed: int = 0  # random directions / eigen-solver start
+    n_lines: int = 1  # 1D random: directions overlaid (seeds seed, seed+1, ...)
     norm: str = "filter"
     ignore: str | None = "biasbn"
     dir_type: str = "weights"  # random directions: weights | states (BatchNorm buffers too)
     orthogonal: bool = False
+    projection: str = "cos"  # pca: how the checkpoints are placed in the plane (cos | lstsq)
     xmin: float = -1.0
     xmax: float = 1.0
     ymin: float = -1.0
@@ -253,6 +263,11 @@ class OwnRequest:
             raise ValueError(f"ignore={self.ignore!r} must be 'biasbn' or None")
         if self.dir_type not in own.DIR_TYPES:
             raise ValueError(f"dir_type={self.dir_type!r} must be one of {list(own.DIR_TYPES)}")
+        if self.projection not in D.PROJECTIONS:
+            raise ValueError(f"projection={self.projection!r} must be one of {list(D.PROJECTIONS)}")
+        n = self.n_lines
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LINES:
+            raise ValueError(f"n_lines={n!r} is out of range: must be in [1, {MAX_LINES}]")
         for n in ("nx", "ny"):
             v = getattr(self, n)
             if isinstance(v, bool) or not isinstance(v, int) or not MIN_RES <= v <= MAX_RES:
@@ -268,67 +283,143 @@ class OwnRequest:
 
     def label(self) -> str:
         what = "line" if self.dim == 1 else f"{self.nx}x{self.ny} plane"
+        if self.dim == 1 and self.direction == "random" and self.n_lines > 1:
+            what = f"{self.n_lines} lines"
         return f"{self.entry} · {what} · {self.direction}"
 
+    def slice_request(self):
+        """The same slice as a ``landscape.slices.SliceRequest`` (every option passed on)."""
+        from landscape import slices
 
-@dataclass(eq=False)
-class OwnResult:
-    request: OwnRequest
-    surface: object  # landscape.surface.Surface
-    directions: list
-    path: tuple | None = None  # pca: projected checkpoints (xs, ys)
-    explained: np.ndarray | None = None
-    eigenvalues: np.ndarray | None = None
-    centre_loss: float | None = None
-    seconds: float = 0.0
+        return slices.SliceRequest(
+            dim=self.dim, direction=self.direction, seed=self.seed,
+            n_lines=self.n_lines if self.dim == 1 and self.direction == "random" else 1,
+            norm=self.norm, ignore=self.ignore, dir_type=self.dir_type,
+            orthogonal=self.orthogonal, projection=self.projection,
+            xmin=self.xmin, xmax=self.xmax, ymin=self.ymin, ymax=self.ymax, nx=self.nx,
+            ny=self.ny, auto_range=self.direction == "pca" and self.auto_range,
+        )  # fmt: skip
 
 
-def compute(req: OwnRequest, progress=None) -> OwnResult:
-    """The slice ``req`` asks for, of the operator's model it names.
+def compute(req: OwnRequest, progress=None):
+    """The slice ``req`` asks for, of the operator's model it names: a
+    ``landscape.slices.SliceResult`` whose ``request`` is ``req``.
 
     Every slice goes through ``landscape.slices.compute`` with the model's streaming
-    evaluator (``landscape.own`` makes the directions itself only if the library's
-    direction types lack the requested one).
+    evaluator, as the built-in runs' slices do; the lines of a 1D slice are keyed
+    ``"train:0"``, ``"train:1"``... (the model's data is its one split).
     """
-    from landscape import slices
-
     start = time.perf_counter()
     entry = get(req.entry)
     if req.direction not in entry.kinds(req.dim):
+        need = "'to'" if req.direction == "between" else "checkpoints"
         raise ValueError(
             f"model {entry.name!r} offers {list(entry.kinds(req.dim))} for this slice: "
-            + (
-                "add checkpoints to its entry"
-                if req.direction == "pca"
-                else "add 'to' to its entry"
-            )
+            f"add {need} to its entry"
         )
     subject = open_entry(entry)
-    meta = {"direction": req.direction, "dir_type": req.dir_type, "run_name": entry.name}
-    xs, ys = np.linspace(req.xmin, req.xmax, req.nx), np.linspace(req.ymin, req.ymax, req.ny)
-    extra: dict = {}
-    if req.dir_type not in slices.dir_types():  # states: buffers move (landscape.own)
-        meta |= {"norm": req.norm, "ignore": req.ignore, "dir_seed": req.seed}
-        n = 1 if req.dim == 1 else 2
-        dirs = subject.directions(n, req.norm, req.ignore, req.seed, req.orthogonal, req.dir_type)
-        if req.dim == 1:
-            surf = subject.line(dirs[0], xs, progress, meta=meta)
-        else:
-            surf = subject.plane(dirs[0], dirs[1], xs, ys, progress, meta=meta)
+    cb = None if progress is None else (lambda f, _: progress(round(1000 * f), 1000))
+    to = entry.to if req.direction == "between" else None
+    result = subject.compute(req.slice_request(), cb, to=to)
+    for surf in [*result.surfaces.values(), *result.lines]:
+        surf.meta["run_name"] = entry.name
+    centre, _, _ = subject.evaluate([result.directions[0]], np.zeros((1, 1)))
+    result.request = req
+    result.centre_loss = float(centre[0])
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def command(result) -> str | None:
+    """The ``python -m landscape line|plane --model-factory ...`` line that recomputes the
+    main surface of ``result`` (an ``OwnRequest``'s slice), to run in the folder of the
+    operator's file (paths are written relative to it); None for Hessian directions, which
+    the command line does not have. A 1D slice of several random lines gives its first."""
+    import json
+    import shlex
+
+    req, surf = result.request, result.main
+    if req.direction == "hessian":
+        return None
+    entry = get(req.entry)
+
+    def rel(path: str) -> str:
+        return os.path.relpath(path, entry.folder) if os.path.isabs(path) else path
+
+    args = ["python", "-m", "landscape", "line" if req.dim == 1 else "plane"]
+    args += ["--model-factory", entry.factory]
+    if entry.kwargs:
+        args += ["--model-kwargs", json.dumps(dict(entry.kwargs))]
+    args += ["--weights", rel(entry.weights), "--data", rel(entry.data)]
+    if entry.loss:
+        args += ["--loss", entry.loss]
+    args += ["--device", "cpu", "--max-samples", str(entry.max_samples)]
+    if req.direction == "random":
+        args += ["--dir-seed", str(req.seed), "--norm", req.norm, "--ignore", req.ignore or "none"]
+        if req.dir_type != "weights":
+            args += ["--dir-type", req.dir_type]
+        if req.orthogonal and req.dim == 2:
+            args.append("--orthogonal")
+    elif req.direction == "pca":
+        args += ["--checkpoints", *(rel(c) for c in entry.checkpoints)]
+        if req.projection != "cos":
+            args += ["--projection", req.projection]
+    elif req.direction == "interpolation":
+        args += ["--dir", "interpolation", "--checkpoints", rel(entry.checkpoints[0])]
+    else:  # between
+        args += ["--to", rel(entry.to)]
+    xs = np.asarray(surf.xs)
+    args += ["--xrange", repr(float(xs[0])), repr(float(xs[-1]))]
+    if req.dim == 1:
+        args += ["--res", str(xs.size)]
     else:
-        between = req.direction == "interpolation"  # to the entry's other net
-        sreq = slices.SliceRequest(
-            dim=req.dim, direction="between" if between else req.direction, seed=req.seed, norm=req.norm,
-            ignore=req.ignore, dir_type=req.dir_type, orthogonal=req.orthogonal,
-            xmin=req.xmin, xmax=req.xmax, ymin=req.ymin, ymax=req.ymax, nx=req.nx, ny=req.ny,
-            auto_range=req.direction == "pca" and req.auto_range,
-        )  # fmt: skip
-        cb = None if progress is None else (lambda f, _: progress(round(1000 * f), 1000))
-        result = subject.compute(sreq, cb, to=entry.to if between else None)
-        surf, dirs = result.main, result.directions
-        extra = {"path": result.path, "explained": result.explained}
-        extra["eigenvalues"] = result.eigenvalues
-    centre, _, _ = subject.evaluate([dirs[0]], np.zeros((1, 1)))
-    return OwnResult(
-        req, surf, dirs, centre_loss=float(centre[0]), seconds=time.perf_counter() - start, **extra
-    )
+        ys = np.asarray(surf.ys)
+        args += ["--yrange", repr(float(ys[0])), repr(float(ys[-1]))]
+        args += ["--xres", str(xs.size), "--yres", str(ys.size)]
+    args += ["--out", f"landscape-{args[3]}"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def compare(names, settings, norm: str = "filter", progress=None):
+    """Entries measured side by side as the Compare page measures built-in runs: slices,
+    basin width, top Hessian eigenvalue, trace and (when ``settings.convexity``) the
+    convexity map, each from ``comparisons.measure_subject`` on the model's own data."""
+    from landscape import comparisons
+
+    names = list(names)
+    if not 1 <= len(names) <= comparisons.MAX_PANELS:
+        raise ValueError(
+            f"models={len(names)} is out of range: compare 1 to {comparisons.MAX_PANELS}"
+        )
+    start = time.perf_counter()
+    used = settings if settings.split == "train" else settings.replace(split="train")
+    panels = []
+    for i, name in enumerate(names):
+        subject = open_entry(get(name))
+        cb = None if progress is None else comparisons.panel_progress(progress, i, len(names), name)
+        panel = comparisons.measure_subject(
+            subject.subject(), used, name, norm=norm, progress=cb, evaluator=subject.evaluator()
+        )
+        if settings.split != "train":
+            panel.notes.append("measured on the model's data (an operator's model has one set)")
+        panels.append(panel)
+    return comparisons.Comparison(panels, used, 0.0, time.perf_counter() - start)
+
+
+def sharpness_panels(names, progress=None):
+    """The Compare page's sharpness measures (``landscape.sharpness.panel``: λmax, trace, ε-,
+    ρ- and adaptive sharpness, basin width) of each entry on its own data, one job;
+    ``progress(fraction, text)``."""
+    from landscape import sharpness
+
+    out = []
+    for i, name in enumerate(names):
+        subject = open_entry(get(name))
+
+        def cb(done, total, what, i=i, name=name):
+            if progress is not None:
+                progress((i * total + done) / (total * len(names)), f"{name}: {what}")
+
+        data = subject.data.all()
+        out.append(sharpness.panel(subject.model, subject.loss, data, label=name, progress=cb))
+    return out

@@ -716,14 +716,15 @@ class OwnModel:
         """Loss over ``weights + x*d1 + y*d2`` (as ``surface.plane``: ``loss[i, j]`` at xs[j], ys[i])."""
         return self._surface("plane", xs, ys, [d1, d2], progress, method, meta)
 
-    def pca(self, ignore: str | None = None):
-        """PCA directions of the checkpoint path and its projection: (d1, d2, ratio, px, py)."""
+    def pca(self, ignore: str | None = None, projection: str = "cos"):
+        """PCA directions of the checkpoint path and its projection (``projection``: "cos"
+        or "lstsq", see ``directions.project``): (d1, d2, ratio, px, py)."""
         if self.trajectory is None:
             raise ValueError(
                 "PCA directions need --checkpoints (at least 2 files besides --weights)"
             )
         d1, d2, ratio = D.pca_directions(self.trajectory, self.model, ignore)
-        px, py = D.project(self.trajectory, self.model, d1, d2)
+        px, py = D.project(self.trajectory, self.model, d1, d2, projection)
         return d1, d2, ratio, px, py
 
     def other(self, weights: str | os.PathLike, what: str = "--to") -> nn.Module:
@@ -849,9 +850,9 @@ def _trajectory(model: nn.Module, checkpoints: Sequence[str]) -> np.ndarray:
     final_row = D.flatten(D.weights_of(model)).double().numpy()
     if not np.array_equal(rows[-1], final_row):  # the final point once, even if also listed
         rows.append(final_row)
-    if len(rows) < 3:
+    if len(rows) < 2:
         raise ValueError(
-            f"--checkpoints gave {len(rows)} points with --weights: PCA needs at least 3"
+            "--checkpoints gave no point besides --weights: a path needs at least one more"
         )
     return np.stack(rows)
 
@@ -875,7 +876,7 @@ def open_model(
     Every spec is checked (and the first samples run through model and loss) before this
     returns, so a bad one fails in a second with one ValueError. ``accuracy``: None = on for
     integer targets. ``checkpoints``: weight files of the training path (any order; sorted
-    naturally) for PCA directions.
+    naturally) for PCA directions (at least 2 besides ``weights``) or the line from the first.
     """
     if (
         isinstance(batch_size, bool)

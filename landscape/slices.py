@@ -496,9 +496,14 @@ def path_share(trajectory: np.ndarray, final, d1: dict, d2: dict) -> float | Non
     dimensions sees about 2/P of it (Li et al. sec. 7). None if undefined (no movement,
     non-finite weights, degenerate directions).
     """
-    theta = directions.flatten(directions.weights_of(final)).double().numpy()
+    weights = directions.weights_of(final)
+    theta = directions.flatten(weights).double().numpy()
     rows = np.asarray(trajectory, dtype=np.float64) - theta[None, :]  # (E, P)
-    basis = np.stack([directions.flatten(d).double().numpy() for d in (d1, d2)], axis=1)
+    # the path holds parameters only: a "states" direction's buffer entries are not in it
+    basis = np.stack(
+        [directions.flatten({k: d[k] for k in weights}).double().numpy() for d in (d1, d2)],
+        axis=1,
+    )
     if not (np.all(np.isfinite(rows)) and np.all(np.isfinite(basis))):
         return None
     total = float((rows**2).sum())

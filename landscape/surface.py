@@ -9,12 +9,16 @@ exception midway leaves the model bit-for-bit as it was.
 
 Two paths compute the same numbers. ``method="loop"`` is the reference: one forward pass per
 point. ``method="batched"`` is the fast path in ``landscape.batched``. ``"auto"`` (default)
-uses the loop for a model the fast path does not support; otherwise it races the two on the
-first points of the surface (a warm-up chunk, then two timed rounds of each, every point
-kept) and evaluates the rest with the one that was faster per point on this model, these
-data and this machine, so it is never slower than the loop by more than the race costs.
-When the fast path wins, the few points the loop computed are recomputed by it, so the whole
-surface comes from one method (``meta["method"]``); ``meta["race"]`` holds the timings.
+uses the loop for a model the fast path does not support; otherwise it calibrates on the
+first points of the surface (a warm-up of each, then up to two timed rounds, see ``_race``),
+lets ``choose`` pick the method with fewer seconds per point on this model, these data and
+this machine, and evaluates the rest with it. The points the other method calibrated on are
+recomputed by the winner, so the whole surface comes from one method (``meta["method"]``);
+``meta["race"]`` holds the timings. Auto costs at most the loser's calibration points more
+than the faster method alone (a timed chunk is at most 1/RACE_SHARE of the surface), and
+only once per kind of model in a process: the winner is remembered (``_WINNERS``, keyed by
+architecture, data shape, loss, threads and directions), so later surfaces skip the race
+(``meta["race"] == {"remembered": method}``).
 
 A direction may also carry floating-point buffers (``directions.states_of`` keys, the
 ``states`` direction type): then the BatchNorm running statistics move with the weights,
@@ -29,7 +33,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -169,6 +175,40 @@ class LoopSession:
             k: [(j, d[k]) for j, d in enumerate(directions) if bool(torch.any(d[k] != 0))]
             for k in center
         }
+        self.flat = self._flatten(directions)
+
+    def _flatten(self, directions):
+        """(flat centre, flat directions (P, m)) with the moved tensors made views of one
+        vector, so that a point's weights are one ``addmv``; None (per-tensor adds) when the
+        moved tensors differ in dtype."""
+        moved = [k for k, v in self.moving.items() if v]
+        if not moved or len({self.targets[k].dtype for k in moved}) != 1:
+            return None
+        dtype = self.targets[moved[0]].dtype
+        center = torch.cat([self.center[k].reshape(-1).to(dtype) for k in moved])
+        dirs = torch.stack(
+            [torch.cat([d[k].reshape(-1).to(dtype) for k in moved]) for d in directions], 1
+        )
+        vector = torch.empty_like(center)
+        offset = 0
+        with torch.no_grad():
+            for k in moved:
+                t = self.targets[k]
+                t.requires_grad_(False)
+                t.set_(vector.untyped_storage(), offset, t.shape, _contiguous_strides(t.shape))
+                offset += t.numel()
+        return vector, center, dirs
+
+    def _set(self, point) -> None:
+        """One point's tensors, one add per moving direction of each tensor."""
+        for k, t in self.targets.items():
+            moving = self.moving[k]
+            if not moving:
+                continue
+            (j, d), rest = moving[0], moving[1:]
+            torch.add(self.center[k], d, alpha=float(point[j]), out=t)
+            for j, d in rest:
+                t.add_(d, alpha=float(point[j]))
 
     def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
         losses = np.empty(len(coords), dtype=np.float64)
@@ -176,15 +216,15 @@ class LoopSession:
         with torch.no_grad():
             for k, t in self.targets.items():
                 t.copy_(self.center[k])
+            points = torch.as_tensor(np.asarray(coords, dtype=np.float64), dtype=torch.float64)
+            if self.flat is not None:
+                vector, center, dirs = self.flat
+                points = points.to(vector.dtype)
             for p, point in enumerate(coords):
-                for k, t in self.targets.items():
-                    moving = self.moving[k]
-                    if not moving:
-                        continue
-                    (j, d), rest = moving[0], moving[1:]
-                    torch.add(self.center[k], d, alpha=float(point[j]), out=t)
-                    for j, d in rest:
-                        t.add_(d, alpha=float(point[j]))
+                if self.flat is not None:  # every moved tensor at once: center + D @ c
+                    torch.addmv(center, dirs, points[p], out=vector)
+                else:
+                    self._set(point)
                 out = _forward(self.frozen, self.X)
                 losses[p] = _scalar(self.loss_fn(out, self.y), "loss_fn")
                 if accs is not None:
@@ -192,6 +232,14 @@ class LoopSession:
                 if progress is not None:
                     progress(p + 1, len(coords))
         return losses, accs
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 def loop_evaluate(
@@ -216,64 +264,119 @@ def loop_evaluate(
     return session.run(coords, progress)
 
 
-RACE_ROUNDS = 2  # timed rounds of each method in the race; the faster per point wins
+RACE_ROUNDS = 2  # timed rounds of each method at most; the fewer seconds per point wins
+RACE_SHARE = 8  # a timed chunk of the fast path is at most 1/RACE_SHARE of the surface
+RACE_CLEAR = 1.25  # after one round, a method this many times faster wins without a second
 
 
-def _race(fast, loop: LoopSession, coords: np.ndarray, progress) -> tuple:
+def choose(seconds_per_point: dict[str, float]) -> str:
+    """The method with the fewest measured seconds per point; a tie goes to the loop.
+
+    The loop is the reference, so it wins ties and any method never measured (inf).
+    """
+    return min(seconds_per_point, key=lambda k: (seconds_per_point[k], k != "loop"))
+
+
+def _race(fast, loop: LoopSession, coords: np.ndarray, progress, clock=time.perf_counter):
     """Evaluate ``coords`` with the faster of ``fast`` and ``loop``, timed on the first points.
 
-    Order: a fast chunk and one loop point as warm-up (first calls build kernels and the
-    fast path's shared caches), then RACE_ROUNDS timed rounds of a fast chunk and half a
-    chunk (at least 4) of loop points; the minimum seconds per point of each decides. Returns (losses,
-    accs, winner, timings).
+    Calibration: a warm-up of both (first calls build kernels and the fast path's shared
+    caches; 2 fast points, 1 loop point), then up to RACE_ROUNDS timed rounds of one fast
+    chunk (``fast.K`` points, at most 1/RACE_SHARE of the surface) and a quarter as many loop
+    points (at least 2); the minimum seconds per point of each go to ``choose``. A first
+    round where one method is RACE_CLEAR times faster decides alone. The winner evaluates
+    the rest and then recomputes the points the loser calibrated on, so every value of the
+    surface comes from one method and the loser's only cost is its calibration points.
+    Returns (losses, accs, winner name, timings); ``clock`` is injectable for tests.
     """
     total = len(coords)
     losses = np.empty(total, dtype=np.float64)
     accs = None if loop.accuracy_fn is None else np.empty(total, dtype=np.float64)
-    done, by_loop = 0, []
+    runners = {"batched": fast, "loop": loop}
+    spans: dict[str, list[tuple[int, int]]] = {"batched": [], "loop": []}
+    done = 0
 
-    def take(runner, n: int) -> float:
+    def take(name: str, n: int) -> float:
+        """Evaluate the next n points with one method; seconds per point (inf if none left)."""
         nonlocal done
         n = min(n, total - done)
         if n <= 0:
             return math.inf
-        start = time.perf_counter()
-        lo, ac = runner.run(coords[done : done + n])
-        seconds = (time.perf_counter() - start) / n
-        losses[done : done + n] = lo
-        if accs is not None:
-            accs[done : done + n] = ac
-        if runner is loop:
-            by_loop.append((done, done + n))
+        start = clock()
+        lo, ac = runners[name].run(coords[done : done + n])
+        seconds = (clock() - start) / n
+        _put(losses, accs, done, lo, ac)
+        spans[name].append((done, done + n))
         done += n
         if progress is not None:
             progress(done, total)
         return seconds
 
-    K = fast.K
-    take(fast, K)
-    take(loop, 1)
-    t_fast = t_loop = math.inf
+    chunk = max(1, min(fast.K, total // RACE_SHARE))
+    take("batched", min(2, chunk))
+    take("loop", 1)
+    best = {"batched": math.inf, "loop": math.inf}
     for _ in range(RACE_ROUNDS):
-        t_fast = min(t_fast, take(fast, K))
-        t_loop = min(t_loop, take(loop, max(4, K // 2)))
-    winner = loop if t_loop < t_fast else fast
+        best["batched"] = min(best["batched"], take("batched", chunk))
+        best["loop"] = min(best["loop"], take("loop", max(2, chunk // 4)))
+        low, high = sorted(best.values())
+        if high >= RACE_CLEAR * low:
+            break
+    winner = choose(best)
+    loser = "loop" if winner == "batched" else "batched"
     if done < total:
-        rest_l, rest_a = winner.run(coords[done:], _offset(progress, done, total))
-        losses[done:] = rest_l
-        if accs is not None:
-            accs[done:] = rest_a
-    if winner is fast:  # the surface from one method: redo the loop's few points
-        for a, b in by_loop:
-            lo, ac = fast.run(coords[a:b])
-            losses[a:b] = lo
-            if accs is not None:
-                accs[a:b] = ac
+        lo, ac = runners[winner].run(coords[done:], _offset(progress, done, total))
+        _put(losses, accs, done, lo, ac)
+    for a, b in spans[loser]:  # the surface from one method: redo the loser's points
+        lo, ac = runners[winner].run(coords[a:b])
+        _put(losses, accs, a, lo, ac)
     timings = {
-        "batched_s_per_point": None if math.isinf(t_fast) else t_fast,
-        "loop_s_per_point": None if math.isinf(t_loop) else t_loop,
+        "batched_s_per_point": None if math.isinf(best["batched"]) else best["batched"],
+        "loop_s_per_point": None if math.isinf(best["loop"]) else best["loop"],
+        "recomputed_points": sum(b - a for a, b in spans[loser]),
     }
-    return losses, accs, "loop" if winner is loop else "batched", timings
+    return losses, accs, winner, timings
+
+
+#: Winners of past races, by what decides the cost (see ``_race_key``): a later surface of the
+#: same model, data shape, loss and threads uses the remembered method without calibrating
+#: again (as cuDNN's benchmark mode keeps its choice per shape). Bounded, least recent first
+#: out; per process.
+_WINNERS: OrderedDict[tuple, str] = OrderedDict()
+MAX_WINNERS = 64
+_WINNERS_LOCK = threading.Lock()
+
+
+def _race_key(model: nn.Module, loss_fn, X: Tensor, n_dirs: int, moved: list[str], accuracy_fn):
+    shapes = tuple((k, tuple(p.shape), str(p.dtype)) for k, p in model.state_dict().items())
+    loss = getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__)
+    return (
+        type(model).__qualname__, str(model), shapes, tuple(X.shape), str(X.dtype),
+        str(X.device), torch.get_num_threads(), loss, accuracy_fn is not None, n_dirs,
+        tuple(moved),
+    )  # fmt: skip
+
+
+def _remembered(key: tuple) -> str | None:
+    with _WINNERS_LOCK:
+        if key in _WINNERS:
+            _WINNERS.move_to_end(key)
+            return _WINNERS[key]
+    return None
+
+
+def _remember(key: tuple, winner: str) -> None:
+    with _WINNERS_LOCK:
+        _WINNERS[key] = winner
+        _WINNERS.move_to_end(key)
+        while len(_WINNERS) > MAX_WINNERS:
+            _WINNERS.popitem(last=False)
+
+
+def _put(losses, accs, start: int, lo, ac) -> None:
+    losses[start : start + len(lo)] = lo
+    if accs is not None:
+        accs[start : start + len(lo)] = ac
 
 
 def _offset(progress, done: int, total: int):
@@ -346,7 +449,14 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method)
             losses, accs = session.run(coords, progress)
             used = "batched"
         else:
-            losses, accs, used, race = _race(session, loop, coords, progress)
+            key = _race_key(model, loss_fn, X, len(dirs), moved_buffers, accuracy_fn)
+            used = _remembered(key)
+            if used is not None:  # this kind of model was raced before: no calibration
+                losses, accs = (session if used == "batched" else loop).run(coords, progress)
+                race = {"remembered": used}
+            else:
+                losses, accs, used, race = _race(session, loop, coords, progress)
+                _remember(key, used)
     info = {
         "method": used,
         "seconds": time.perf_counter() - start,

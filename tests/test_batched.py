@@ -82,7 +82,7 @@ def randomize_bn(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
                 n = m.num_features
                 m.running_mean.copy_(torch.randn(n, generator=g))
                 m.running_var.copy_(torch.rand(n, generator=g) + 0.5)

@@ -125,6 +125,13 @@ BAD = [
     (["--max-samples", "0"], "--max-samples 0 must be an integer >= 1"),
     (["--epochs", "3"], "--epochs is a flag of built-in runs"),
     (["--checkpoints", "nothing_*.pt"], "matched no file"),
+    (["--dir", "pca"], "--dir pca with --model-factory needs --checkpoints"),
+    (["--projection", "lstsq"], "--projection lstsq is for PCA directions"),
+    (["--checkpoints", "net.pt", "--orthogonal"], "--orthogonal is for random directions"),
+    (["--checkpoints", "net.pt", "--dir-type", "states"], "--dir-type states is for random"),
+    (["--dir", "pca", "--checkpoints", "net.pt", "--norm", "layer"], "--norm layer is for random"),
+    (["--checkpoints", "net.pt", "--dir-seed", "3"], "--dir-seed 3 is for random directions"),
+    (["--checkpoints", "net.pt"], "PCA needs at least 2 besides --weights"),
 ]
 
 
@@ -355,3 +362,65 @@ def test_cuda_agrees_with_cpu(user):
     a, b = cpu.plane(d1, d2, xs, xs), gpu.plane(d1, d2, xs, xs)
     assert b.meta["device"].startswith("cuda")
     np.testing.assert_allclose(b.loss, a.loss, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- direction flags
+
+
+def _save_path(user, files=(1, 2, 3)):
+    """Checkpoints ckpt_<i>.safetensors on a path ending one step later at final.safetensors."""
+    net = user.make_net()
+    gen = torch.Generator().manual_seed(1)
+    for i in (*files, "final"):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=gen))
+        save_file(
+            net.state_dict(), f"ckpt_{i}.safetensors" if i != "final" else "final.safetensors"
+        )
+    return net
+
+
+def test_pca_projection_lstsq_from_the_cli_is_the_least_squares_fit(user):
+    net = _save_path(user)
+    own_flags = ["--model-factory", "own_net:make_net", "--weights", "final.safetensors",
+                 "--data", "data.npz", "--res", "3"]  # fmt: skip
+    assert run_cli(*own_flags, "--checkpoints", "ckpt_1.safetensors", "ckpt_2.safetensors",
+                   "--projection", "lstsq", "--out", "lsq") == 0  # fmt: skip
+    s = store.load_surface("lsq.npz")
+    assert s.meta["request"]["projection"] == "lstsq"
+    d1, d2 = store.load_directions("lsq.npz")
+    keys = [k for k, _ in net.named_parameters()]
+    A = np.stack(
+        [torch.cat([d[k].reshape(-1) for k in keys]).double().numpy() for d in (d1, d2)], 1
+    )
+    final = torch.cat([p.detach().reshape(-1) for p in net.parameters()]).double().numpy()
+    for i, c in enumerate(["ckpt_1.safetensors", "ckpt_2.safetensors", "final.safetensors"]):
+        st = own.read_state_dict(c)
+        row = torch.cat([st[k].reshape(-1) for k in keys]).double().numpy() - final
+        x, y = np.linalg.lstsq(A, row, rcond=None)[0]
+        assert (s.meta["path"]["x"][i], s.meta["path"]["y"][i]) == pytest.approx((x, y), abs=1e-6)
+    X, y = user.make_data()
+    for i, b in enumerate(s.ys):  # the plane itself: the plain loop along the stored axes
+        for j, a in enumerate(s.xs):
+            want = plain_loss(net, X, y, (a, b), (d1, d2))[0]
+            assert s.loss[i, j] == pytest.approx(want, rel=1e-5)
+
+
+def test_line_from_the_first_checkpoint_to_the_weights(user):
+    net = _save_path(user, files=(1,))
+    first = user.make_net()  # ckpt_1 moved every parameter of make_net(): rebuild it
+    first.load_state_dict(own.read_state_dict("ckpt_1.safetensors"))
+    assert main(["line", "--quiet", "--model-factory", "own_net:make_net", "--weights",
+                 "final.safetensors", "--data", "data.npz", "--dir", "interpolation",
+                 "--checkpoints", "ckpt_1.safetensors", "--xrange", "0", "1", "--res", "3",
+                 "--out", "init"]) == 0  # fmt: skip
+    s = store.load_surface("init.npz")
+    X, y = user.make_data()
+    assert s.meta["direction"] == "interpolation"
+    assert s.loss[-1] == pytest.approx(plain_loss(net, X, y, (), ())[0], rel=1e-5)
+    (d,) = store.load_directions("init.npz")
+    params = dict(net.named_parameters())  # t=0: the checkpoint's parameters, final buffers
+    for k, p in first.named_parameters():
+        torch.testing.assert_close(d[k], (params[k] - p).detach())
+    assert s.loss[0] == pytest.approx(plain_loss(net, X, y, (-1.0,), (d,))[0], rel=1e-5)

@@ -4,6 +4,8 @@ The model lives only in the tests (tests/own_net.py), copied with its weights an
 a folder beside the operator's models.toml; results are checked against plain loops and an
 exact Hessian written here."""
 
+import base64
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -74,6 +76,13 @@ def _loss_at(net, data, point, dirs):
         return float(F.cross_entropy(moved.eval()(data[0]), data[1]))
 
 
+def _plotly_array(value) -> np.ndarray:
+    """A figure's array as plotly serialises it: a list, or {"dtype", "bdata": base64}."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value, dtype=float)
+
+
 def test_toml_entries_are_checked_with_one_clear_message(tmp_path):
     bad = tmp_path / "m.toml"
     for text, message in [
@@ -99,11 +108,12 @@ def test_models_toml_entry_drives_the_landscape_page(operator):
     at.button(key="lp_om_go").click().run()
     assert not at.exception and not at.error
     result = at.session_state["lp_om_result"]
-    surf, (d1, d2) = result.surface, result.directions
+    surf, (d1, d2) = result.main, result.directions
     for i, b in enumerate(surf.ys):
         for j, a in enumerate(surf.xs):
             assert surf.loss[i, j] == pytest.approx(_loss_at(net, data, (a, b), (d1, d2)), rel=1e-5)
     assert surf.meta["model"]["factory"] == "own_net:make_net"
+    assert at.code[0].value == om.command(result)  # "Reproduce it", run as written below
     assert len(at.get("plotly_chart")) == 1
     # every view of the page: heatmap, 3D, accuracy
     for kind in ("heatmap", "3D"):
@@ -111,17 +121,46 @@ def test_models_toml_entry_drives_the_landscape_page(operator):
         assert not at.exception and len(at.get("plotly_chart")) == 1
     # PCA of the checkpoints and the line to the other net
     at.selectbox(key="lp_om_kind2").set_value("pca").run()
+    at.radio(key="lp_om_projection").set_value("lstsq")
     at.button(key="lp_om_go").click().run()
     assert not at.exception and not at.error
     pca = at.session_state["lp_om_result"]
     assert pca.path is not None and pca.path[0][-1] == pytest.approx(0.0, abs=1e-9)
+    assert pca.request.projection == "lstsq" and pca.path_share > 0.5
+    # the path up to a chosen checkpoint, on the contour and the heatmap, named by file
+    at.radio(key="lp_om_view_plot").set_value("contour").run()
+    (upto,) = [w for w in at.slider if w.key.startswith("lp_om_view_upto")]
+    assert upto.value == len(pca.path[0]) - 1
+    upto.set_value(1).run()
+    for kind in ("contour", "heatmap"):
+        at.radio(key="lp_om_view_plot").set_value(kind).run()
+        traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+        (path,) = [t for t in traces if t.get("name") == "training path"]
+        np.testing.assert_allclose(_plotly_array(path["x"]), pca.path[0][:2], rtol=1e-6)
+        assert path["text"] == ["ckpt_1.safetensors", "ckpt_2.safetensors"]
+    # several random lines overlaid, each the plain loop along its stored direction
     at.radio(key="lp_om_dim").set_value("1D line").run()
+    at.slider(key="lp_om_nlines").set_value(3)
+    at.slider(key="lp_om_nx").set_value(3)
+    at.button(key="lp_om_go").click().run()
+    assert not at.exception and not at.error
+    lines = at.session_state["lp_om_result"]
+    assert len(lines.surfaces) == 3 and len(lines.directions) == 3
+    for surf, d in zip(lines.surfaces.values(), lines.directions):
+        assert surf.loss[0] == pytest.approx(_loss_at(net, data, (surf.xs[0],), (d,)), rel=1e-5)
+    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert {"d1 loss", "d2 loss", "d3 loss"} <= {t.get("name") for t in traces}
+    # the line from the first checkpoint
     at.selectbox(key="lp_om_kind1").set_value("interpolation").run()
+    at.button(key="lp_om_go").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["lp_om_result"].request.direction == "interpolation"
+    at.selectbox(key="lp_om_kind1").set_value("between").run()
     at.number_input(key="lp_om_x0").set_value(0.0)
     at.number_input(key="lp_om_x1").set_value(1.0)
     at.button(key="lp_om_go").click().run()
     assert not at.exception and not at.error
-    line = at.session_state["lp_om_result"].surface
+    line = at.session_state["lp_om_result"].main
     other = own_net.make_net()  # other.safetensors holds make_net()'s state
     assert line.loss[-1] == pytest.approx(_loss_at(other, data, (), ()), rel=1e-5)
     assert line.loss[0] == pytest.approx(_loss_at(net, data, (), ()), rel=1e-5)
@@ -182,22 +221,193 @@ def test_surface_file_from_the_cli_opens_on_landscape_and_compare(operator, tmp_
     assert store.load_surface(tmp_path / "cli.npz").loss.shape == (3, 3)
 
 
+# ----------------------------------------------------------------------------- every option
+
+
+def _params_loss(net, data, params: dict):
+    """Cross-entropy of ``net`` (eval mode, its own buffers) with these parameter values."""
+    model = type(net)(4, 3).eval()
+    model.load_state_dict({**net.state_dict(), **params})
+    with torch.no_grad():
+        return float(F.cross_entropy(model(data[0]), data[1]))
+
+
+def test_several_random_lines_are_seeds_in_a_row_and_equal_a_plain_loop(operator):
+    own_net, net, data = operator
+    req = om.OwnRequest("my conv net", dim=1, direction="random", seed=5, n_lines=3, nx=3,
+                        norm="layer", ignore="none")  # fmt: skip
+    result = om.compute(req)
+    assert list(result.surfaces) == ["train:0", "train:1", "train:2"]
+    subject = om.open_entry(om.get("my conv net"))
+    for k, (surf, d) in enumerate(zip(result.surfaces.values(), result.directions)):
+        (want,) = subject.directions(1, "layer", None, seed=5 + k)
+        for name in want:
+            torch.testing.assert_close(d[name], want[name])
+        for t, loss in zip(surf.xs, surf.loss):
+            assert loss == pytest.approx(_loss_at(net, data, (t,), (d,)), rel=1e-5)
+    with pytest.raises(ValueError, match=r"n_lines=6 is out of range"):
+        om.OwnRequest("my conv net", dim=1, n_lines=6)
+
+
+def test_pca_projection_lstsq_is_the_least_squares_fit_of_each_checkpoint(operator):
+    _, net, _ = operator
+    folder = Path(om.get("my conv net").folder)
+    ckpts = [store_state(folder / f"ckpt_{i}.safetensors") for i in (1, 2, 3)]
+    got = {}
+    for projection in ("cos", "lstsq"):
+        req = om.OwnRequest("my conv net", direction="pca", projection=projection, nx=3, ny=3)
+        result = om.compute(req)
+        assert result.main.meta["request"]["projection"] == projection
+        got[projection] = np.stack(result.path, axis=1)
+    d1, d2 = result.directions
+    names = [k for k, _ in net.named_parameters()]
+    flat = [torch.cat([d[k].reshape(-1) for k in names]).double().numpy() for d in (d1, d2)]
+    final = torch.cat([dict(net.named_parameters())[k].detach().reshape(-1) for k in names])
+    rows = [torch.cat([c[k].reshape(-1) for k in names]) - final for c in ckpts]
+    A = np.stack(flat, axis=1)
+    want = np.stack([np.linalg.lstsq(A, r.double().numpy(), rcond=None)[0] for r in rows])
+    np.testing.assert_allclose(got["lstsq"], want, atol=1e-6)
+    # PCA axes are orthonormal: the dot product gives the same coordinates
+    np.testing.assert_allclose(got["cos"], want, atol=1e-5)
+    with pytest.raises(ValueError, match="projection='proj' must be one of"):
+        om.OwnRequest("my conv net", direction="pca", projection="proj")
+
+
+def store_state(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_line_from_the_first_checkpoint_to_the_net(operator):
+    _, net, data = operator
+    folder = Path(om.get("my conv net").folder)
+    first = store_state(folder / "ckpt_1.safetensors")
+    req = om.OwnRequest("my conv net", dim=1, direction="interpolation", xmin=0.0, xmax=1.0, nx=3)
+    line = om.compute(req).main
+    params = {k: v for k, v in first.items() if k in dict(net.named_parameters())}
+    assert line.loss[0] == pytest.approx(_params_loss(net, data, params), rel=1e-5)
+    assert line.loss[-1] == pytest.approx(_loss_at(net, data, (), ()), rel=1e-5)
+    mid = {k: 0.5 * (v + dict(net.named_parameters())[k].detach()) for k, v in params.items()}
+    assert line.loss[1] == pytest.approx(_params_loss(net, data, mid), rel=1e-5)
+
+
+def _exact_hessian(net, X, y):
+    """The Hessian of the mean cross-entropy over every parameter, float64, by autograd."""
+    model = type(net)(4, 3).eval().double()
+    frozen = {k: v.detach().double() if v.is_floating_point() else v
+              for k, v in net.state_dict().items()}  # fmt: skip
+    names = [k for k, _ in net.named_parameters()]
+    shapes = [frozen[k].shape for k in names]
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def loss(flat):
+        parts = dict(zip(names, (t.reshape(s) for t, s in zip(flat.split(sizes), shapes))))
+        return F.cross_entropy(
+            torch.func.functional_call(model, {**frozen, **parts}, (X.double(),)), y
+        )
+
+    w = torch.cat([frozen[k].reshape(-1) for k in names])
+    return torch.autograd.functional.hessian(loss, w).numpy()
+
+
 @pytest.mark.slow
-def test_operator_models_side_by_side_on_compare(operator):
+def test_operator_models_are_measured_like_built_in_runs_on_compare(operator):
+    """The Compare page's operator tab: the same table as for trained runs (basin width,
+    λmax, trace, non-convexity), checked against an exact Hessian and plain-loop lines."""
+    from landscape import comparisons
+
     _, net, data = operator
     folder = Path(om.get("my conv net").folder)
     second = TOML.replace('"my conv net"', '"same net again"')
     (folder / "models.toml").write_text(TOML + second)
-    at = AppTest.from_file(COMPARE, default_timeout=120).run()
+    at = AppTest.from_file(COMPARE, default_timeout=240).run()
     assert not at.exception
+    at.select_slider(key="cmp_res").set_value(11)
+    at.slider(key="cmp_ndirs").set_value(2)
+    at.checkbox(key="cmp_conv").check()
+    at.button(key="cmp_apply").click().run()
     at.multiselect(key="cmp_om_pick").set_value(["my conv net", "same net again"]).run()
-    at.radio(key="cmp_om_cmp_kind").set_value("hessian")
     at.button(key="cmp_om_cmp_go").click().run()
     assert not at.exception and not at.error
-    results = at.session_state["cmp_om_cmp_result"]
-    assert [r.request.entry for r in results] == ["my conv net", "same net again"]
-    # the same net twice: the same numbers; its centre loss is the net's own
-    np.testing.assert_allclose(results[0].surface.loss, results[1].surface.loss, rtol=1e-6)
-    assert results[0].centre_loss == pytest.approx(_loss_at(net, data, (), ()), rel=1e-5)
-    assert results[0].eigenvalues[0] >= results[0].eigenvalues[1] > 0
-    assert len(at.get("plotly_chart")) == 2
+    comp = at.session_state["cmp_result"]["comparison"]
+    a, b = comp.panels
+    assert [a.label, b.label] == ["my conv net", "same net again"] and a.run is None
+    np.testing.assert_allclose(a.plane.loss, b.plane.loss, rtol=1e-6)  # the same net twice
+    table = at.dataframe[0].value
+    for row in ("top Hessian eigenvalue λmax", "Hessian trace (± s.e.)",
+                "non-convexity: mean max(−λmin, 0)/λmax", "train loss"):  # fmt: skip
+        assert row in table.index and table.loc[row, "my conv net"] != "—"
+    assert table.loc["test loss", "my conv net"] == "—"  # one data set
+    # against an exact eigendecomposition of the Hessian (every parameter, float64)
+    H = _exact_hessian(net, *data)
+    ev = np.linalg.eigvalsh(H)
+    assert a.top_eigenvalue == pytest.approx(ev[-1], rel=2e-3)
+    assert abs(a.trace - np.trace(H)) <= 4 * a.trace_stderr + 1e-3 * abs(np.trace(H))
+    ratio = a.convexity[0]
+    centre = ratio[ratio.shape[0] // 2, ratio.shape[1] // 2]
+    assert centre == pytest.approx(max(-ev[0], 0.0) / ev[-1], rel=0.1, abs=1e-3)
+    # the loss at the weights and the basin width, from lines evaluated by a plain loop
+    assert a.loss == pytest.approx(_loss_at(net, data, (), ()), rel=1e-5)
+    for line, d, w in zip(a.lines, _dirs_of(a), a.widths):
+        plain = [_loss_at(net, data, (t,), (d,)) for t in line.xs]
+        np.testing.assert_allclose(line.loss, plain, rtol=1e-5)
+        assert w == pytest.approx(comparisons.basin_width(line.xs, plain, a.level)[0], rel=1e-6)
+    assert len(at.get("plotly_chart")) >= 3  # line overlay, two planes (+ convexity maps)
+    # the sharpness measures of trained runs, on the models' own data
+    at.button(key="rs_sharp_go").click().run()
+    assert not at.exception and not at.error
+    sharp = at.session_state["rs_sharp"][1]
+    assert [p.label for p in sharp] == ["my conv net", "same net again"]
+    assert sharp[0].values["lambda_max"] == pytest.approx(ev[-1], rel=2e-3)
+    assert sharp[0].loss == pytest.approx(_loss_at(net, data, (), ()), rel=1e-5)
+    assert sharp[0].values["rho"] >= 0 and sharp[0].values == pytest.approx(sharp[1].values)
+
+
+def _dirs_of(panel):
+    """The panel's line directions, as the Compare page seeds them (random, filter, biasbn)."""
+    subject = om.open_entry(om.get(panel.label))
+    return subject.directions(max(2, len(panel.lines)), panel.norm, "biasbn", seed=0)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(
+            dim=2,
+            direction="random",
+            seed=3,
+            norm="layer",
+            ignore="none",
+            dir_type="states",
+            orthogonal=True,
+            xmin=-0.5,
+            ymax=0.5,
+            nx=3,
+            ny=4,
+        ),
+        dict(dim=2, direction="pca", projection="lstsq", nx=3, ny=3),
+        dict(dim=1, direction="interpolation", xmin=0.0, nx=3),
+        dict(dim=1, direction="between", nx=3),
+    ],  # fmt: skip
+    ids=["random", "pca", "interpolation", "between"],
+)
+def test_the_shown_command_line_recomputes_the_app_slice(operator, kw, monkeypatch, tmp_path):
+    import shlex
+
+    from landscape.__main__ import main
+
+    result = om.compute(om.OwnRequest("my conv net", **kw))
+    line = om.command(result)
+    argv = shlex.split(line)[3:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    monkeypatch.chdir(om.get("my conv net").folder)
+    assert main([*argv, "--quiet"]) == 0
+    cli = store.load_surface(tmp_path / "cli.npz")
+    np.testing.assert_allclose(cli.xs, result.main.xs)
+    np.testing.assert_allclose(cli.loss, result.main.loss, rtol=1e-5)
+    if kw["direction"] == "random":  # states directions beside a checkpoint path
+        assert 0 <= result.path_share <= 1
+    if kw["direction"] == "between":
+        hessian = om.OwnRequest("my conv net", direction="hessian", nx=3, ny=3)
+        assert om.command(om.compute(hessian)) is None

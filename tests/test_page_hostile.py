@@ -18,6 +18,7 @@ from test_hostile_files import DROP, bomb_run, edit, members, nested, raw_zip, s
 from landscape import datastore, store, upload
 from landscape.training import Config, train
 from landscape.ui import landscape_page as lp_ui
+from landscape.ui import library
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,15 +258,22 @@ def test_run_named_like_a_link_on_the_train_page(tiny):
 # ----------------------------------------------------------------------------- restarts
 
 
-def test_tab_from_a_previous_server_is_told_and_can_start_afresh():
+@pytest.mark.parametrize("data_folder", [True, False])
+def test_tab_from_a_previous_server_is_told_and_can_start_afresh(data_folder, monkeypatch):
+    if not data_folder:  # a server without its data folder: the runs really are gone
+        monkeypatch.setattr(library, "store", lambda: None)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     settle(at)
     boot = at.text_input(key=ui_runs.BOOT_KEY)
-    assert boot.value == ui_runs.BOOT_ID and not at.warning
+    assert boot.value == ui_runs.BOOT_ID
+    assert not any("restarted" in w.value for w in at.warning)
     boot.set_value("0123456789ab")  # what a tab opened on the previous server sends back
     settle(at)
     (warning,) = [w for w in at.warning if "restarted" in w.value]
-    assert "Load a saved run" in shown(warning.value)
+    if data_folder:  # the runs are kept: the notice says where
+        assert "My runs" in shown(warning.value) and "are gone" not in shown(warning.value)
+    else:
+        assert "are gone" in shown(warning.value) and "Load a saved run" in shown(warning.value)
     settle(at)  # the notice stays until dismissed; the widget now holds this server's id
     assert any("restarted" in w.value for w in at.warning)
     assert at.text_input(key=ui_runs.BOOT_KEY).value == ui_runs.BOOT_ID

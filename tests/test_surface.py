@@ -423,3 +423,138 @@ def test_auto_races_and_reports_one_method():
     assert auto.meta["method"] in ("batched", "loop")
     race = auto.meta["race"]
     assert race["batched_s_per_point"] > 0 and race["loop_s_per_point"] > 0
+
+
+def test_choose_picks_the_fewest_seconds_per_point():
+    assert S.choose({"batched": 1e-3, "loop": 2e-3}) == "batched"
+    assert S.choose({"batched": 3e-3, "loop": 2e-3}) == "loop"
+    assert S.choose({"batched": 2e-3, "loop": 2e-3}) == "loop"  # a tie: the reference
+    assert S.choose({"batched": float("inf"), "loop": float("inf")}) == "loop"
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeSession:
+    """A method whose every point costs ``cost`` seconds on ``clock`` and whose values carry
+    its own offset, so that the result shows which method computed each point."""
+
+    def __init__(self, clock, cost, offset, K=8, accuracy_fn=None):
+        self.clock, self.cost, self.offset, self.K = clock, cost, offset, K
+        self.accuracy_fn, self.points = accuracy_fn, 0
+
+    def run(self, coords, progress=None):
+        coords = np.asarray(coords)
+        self.clock.now += self.cost * len(coords)
+        self.points += len(coords)
+        vals = coords[:, 0] + self.offset
+        if progress is not None:
+            progress(len(coords), len(coords))
+        return vals, (vals + 0.5 if self.accuracy_fn else None)
+
+
+@pytest.mark.parametrize("fast_cost, loop_cost", [(1.0, 3.0), (3.0, 1.0), (1.0, 1.1), (1.1, 1.0)])
+def test_race_picks_the_faster_and_the_surface_is_one_method(fast_cost, loop_cost):
+    coords = np.stack([np.arange(200.0), np.zeros(200)], axis=1)
+    clock = FakeClock()
+    fast = FakeSession(clock, fast_cost, offset=1000.0, accuracy_fn=accuracy)
+    loop = FakeSession(clock, loop_cost, offset=2000.0, accuracy_fn=accuracy)
+    seen = []
+    losses, accs, winner, timings = S._race(
+        fast, loop, coords, lambda d, t: seen.append(d), clock=clock
+    )
+    expected = "batched" if fast_cost < loop_cost else "loop"
+    assert winner == expected
+    offset = fast.offset if expected == "batched" else loop.offset
+    np.testing.assert_array_equal(losses, coords[:, 0] + offset)  # every point: the winner's
+    np.testing.assert_array_equal(accs, losses + 0.5)
+    assert timings["batched_s_per_point"] == pytest.approx(fast_cost)
+    assert timings["loop_s_per_point"] == pytest.approx(loop_cost)
+    loser = loop if expected == "batched" else fast
+    assert timings["recomputed_points"] == loser.points
+    # the loser only calibrated: a timed chunk is at most 1/RACE_SHARE of the surface
+    assert loser.points <= 2 + S.RACE_ROUNDS * max(fast.K, 2)
+    assert seen[-1] == len(coords)
+
+
+@pytest.fixture(autouse=True)
+def _forget_race_winners():
+    """Every test races afresh: auto remembers winners per process."""
+    S._WINNERS.clear()
+    yield
+    S._WINNERS.clear()
+
+
+def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch):
+    """A second surface of the same kind of model skips the race and uses the remembered
+    method (same numbers); another shape of data races again."""
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=4)
+    xs = np.linspace(-1, 1, 7)
+    loss_fn = nn.CrossEntropyLoss()
+    calls = []
+    monkeypatch.setattr(S, "choose", lambda seconds: calls.append(seconds) or "loop")
+    first = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
+    again = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
+    assert len(calls) == 1 and "loop_s_per_point" in first.meta["race"]
+    assert again.meta["race"] == {"remembered": "loop"} and again.meta["method"] == "loop"
+    np.testing.assert_array_equal(again.loss, first.loss)
+    S.plane(model, loss_fn, (X[:50], y[:50]), d1, d2, xs, xs, accuracy)
+    assert len(calls) == 2  # another data shape: raced again
+    for i in range(S.MAX_WINNERS + 5):  # bounded
+        S._remember(("k", i), "loop")
+    assert len(S._WINNERS) == S.MAX_WINNERS
+
+
+def test_auto_is_exactly_the_loop_when_the_loop_wins(monkeypatch):
+    """Auto's surface is one method's: when the loop wins it equals a loop-only run bit for bit
+    (the fast path's calibration points are recomputed), and records the method."""
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=4)
+    xs = np.linspace(-1, 1, 9)
+    loss_fn = nn.CrossEntropyLoss()
+    loop = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy, method="loop")
+    monkeypatch.setattr(S, "choose", lambda seconds: "loop")
+    auto = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
+    assert auto.meta["method"] == "loop" and auto.meta["race"]["recomputed_points"] > 0
+    np.testing.assert_array_equal(auto.loss, loop.loss)
+    np.testing.assert_array_equal(auto.accuracy, loop.accuracy)
+    monkeypatch.setattr(S, "choose", lambda seconds: "batched")
+    S._WINNERS.clear()
+    auto = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
+    batched = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy, method="batched")
+    assert auto.meta["method"] == "batched"
+    np.testing.assert_allclose(auto.loss, batched.loss, rtol=1e-6)
+    np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
+
+
+class Mixed(nn.Module):
+    """A float64 layer after a float32 one: the loop cannot make one vector of their weights."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(2, 8), nn.Linear(8, 3).double()
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)).double())
+
+
+@pytest.mark.parametrize("model", [mlp(), Mixed()], ids=["one_vector", "per_tensor"])
+def test_loop_session_both_ways_equal_plain_loop(model):
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=5)
+    xs, ys = np.linspace(-1, 1, 3), np.array([-0.5, 0.7])
+    session = S.LoopSession(model, nn.CrossEntropyLoss(), X, y, *S._split_states(model, [d1, d2]))
+    assert (session.flat is None) == isinstance(model, Mixed)
+    gx, gy = np.meshgrid(xs, ys)
+    losses, _ = session.run(np.stack([gx.ravel(), gy.ravel()], axis=1))
+    ref, _ = plain_loop(model, nn.CrossEntropyLoss(), X, y, d1, d2, xs, ys)
+    np.testing.assert_allclose(losses.reshape(ref.shape), ref, rtol=1e-6)

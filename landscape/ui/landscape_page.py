@@ -20,6 +20,7 @@ import contextvars
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
 import streamlit as st
 
 from landscape import datastore, pictures
@@ -91,3 +92,25 @@ def _outside(ctx: contextvars.Context, fn: Callable | None) -> Callable | None:
 def clear() -> None:
     """Empty the surface cache (tests and benchmarks use it to time a cold computation)."""
     _compute.clear()
+
+
+def metrics(result, centre_label: str, path: str = "training path") -> None:
+    """A slice's figures in four columns: the centre's loss (``centre_label``), the lowest
+    loss of the slice, cos(d1, d2) of a non-PCA plane, and the share of the ``path`` that
+    lies in the plane (built-in runs and the operator's models alike)."""
+    req, surf = result.request, result.main
+    cols = st.columns(4)
+    if result.centre_loss is not None:
+        cols[0].metric(centre_label, f"{result.centre_loss:.4g}")
+    finite = surf.loss[np.isfinite(surf.loss)]
+    if finite.size:
+        cols[1].metric("Lowest loss in the slice", f"{finite.min():.4g}")
+    if req.dim == 2 and result.cosine is not None and req.direction != "pca":
+        cols[2].metric("cos(d1, d2)", f"{result.cosine:.2g}")
+    if result.path_share is not None:
+        cols[3].metric(
+            "Path in this plane",
+            f"{100 * result.path_share:.3g}%",
+            help=f"Share of the {path}'s squared length (its offsets from the net at the "
+            "centre) that lies in the plane shown.",
+        )

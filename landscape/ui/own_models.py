@@ -5,8 +5,13 @@
   Landscape page has (contour, heatmap, 3D, the PCA path, 1D lines, colour range, log scale,
   downloads).
 - ``operator_slice(prefix)``: the models of ``$LANDSCAPE_MODELS`` (the operator's file, never
-  an upload), sliced along random (weights or states), PCA or Hessian directions, computed
-  in the worker pool and cached.
+  an upload) with the built-in runs' slice options (random planes and lines over weights or
+  states, several lines overlaid, PCA of the checkpoints with either projection, the top-2
+  Hessian plane, the lines from the first checkpoint and to another net), computed in the
+  worker pool and cached.
+- ``operator_compare(prefix)`` / ``compare_models`` / ``sharpness_panels``: the Compare
+  page's request for 2-4 of them and their measures (``operator_models.compare``, the
+  built-in runs' measures), drawn by the page with its own table and charts.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import numpy as np
 import streamlit as st
 
 from landscape import operator_models as om
-from landscape import store
+from landscape import pictures, store
 from landscape.plots import compare as compare_plots
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
+from landscape.ui import landscape_page
 from landscape.ui.common import run_heavy, show_error
 
 MAX_FILE_BYTES = store.MAX_FILE_BYTES  # the upload cap of the hostile-file rules
@@ -107,21 +113,35 @@ def _colour_range(surf, key: str):
     return (a if a > options[0] else None), (b if b < options[-1] else None)
 
 
-def figure(surf, key: str, title: str | None = None):
-    """The figure of a surface with the page's view controls (drawn under ``key``)."""
+LINE_X_TITLES = {
+    "interpolation": "t (0 = first checkpoint, 1 = this net)",
+    "between": "t (0 = this net, 1 = the 'to' net)",
+}
+
+
+def figure(surf, key: str, title: str | None = None, lines: dict | None = None):
+    """The figure of a surface with the page's view controls (drawn under ``key``);
+    ``lines``: {name: line Surface} overlaid in one figure instead of ``surf`` alone."""
     meta = surf.meta
     if surf.kind == "line":
+        lines = lines or {str(meta.get("split", "loss")): surf}
         c1, c2 = st.columns(2)
         log = c1.toggle("Log-scale loss", key=f"{key}_log1")
         acc = c2.toggle("Show accuracy", True, key=f"{key}_acc")
-        interp = meta.get("direction") == "interpolation"
+        direction = meta.get("direction")
+        if direction not in LINE_X_TITLES:
+            x_title = "step along the direction"
+        elif meta.get("run_name") is None:  # a file from the command line
+            x_title = "t (0 = start, 1 = end)"
+        else:
+            x_title = LINE_X_TITLES[direction]
         return plots.line_figure(
-            [surf],
-            [str(meta.get("split", "loss"))],
+            list(lines.values()),
+            list(lines),
             log_y=log,
             show_accuracy=acc and surf.accuracy is not None,
             title=title,
-            x_title="t (0 = start, 1 = end)" if interp else "step along d1",
+            x_title=x_title,
         )
     c1, c2, c3 = st.columns([2, 1, 1])
     kind = c1.radio("Plot", ["contour", "heatmap", "3D"], key=f"{key}_plot", horizontal=True)
@@ -130,24 +150,58 @@ def figure(surf, key: str, title: str | None = None):
     if surf.accuracy is not None:
         field = c3.radio("Field", ["loss", "accuracy"], key=f"{key}_field", horizontal=True)
     zmin, zmax = _colour_range(surf, key) if field == "loss" else (None, None)
-    path = meta.get("path") if isinstance(meta.get("path"), dict) else None
-    ratio = meta.get("explained_variance")
-    xt, yt = plots.pca_axis_titles(ratio) if path and ratio else ("d1", "d2")
+    path, ratio = _path_of(meta)
+    xt, yt = plots.pca_axis_titles(ratio) if path else ("d1", "d2")
     kw = {"field": field, "log": log and field == "loss", "zmin": zmin, "zmax": zmax}
     if kind == "3D":
         fig = plots.surface3d_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
         if kw["log"]:
             fig = page_plots.log_colours_3d(fig, surf, zmin, zmax)
         return fig
+    if path:  # as the built-in runs' PCA plane: the path up to a chosen checkpoint
+        px, py = path
+        last = len(px) - 1
+        k = st.slider("Path up to checkpoint", 0, last, last, key=f"{key}_upto{last}") + 1
+        px, py, labels = px[:k], py[:k], path_labels(meta, last + 1)[:k]
     if kind == "contour" and path and field == "loss":
-        px, py = np.asarray(path.get("x"), float), np.asarray(path.get("y"), float)
         return plots.trajectory_figure(
-            surf, px, py, ratio, title=title, **{k: v for k, v in kw.items() if k != "field"}
-        )
+            surf, px, py, ratio, labels, title=title,
+            **{k: v for k, v in kw.items() if k != "field"},
+        )  # fmt: skip
     if kind == "contour":
         return plots.contour_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
     fig = plots.heatmap_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-    return page_plots.mark_minimum(fig, surf) if field == "loss" else fig
+    if field == "loss":
+        fig = page_plots.mark_minimum(fig, surf)
+    return page_plots.add_path(fig, px, py, labels) if path else fig
+
+
+def _path_of(meta: dict):
+    """((xs, ys), explained ratio or None) of a PCA surface's path, (None, None) without a
+    usable one (a file's metadata is checked, not trusted)."""
+    path, ratio = meta.get("path"), meta.get("explained_variance")
+    if not isinstance(path, dict):
+        return None, None
+    try:
+        px, py = np.asarray(path.get("x"), float), np.asarray(path.get("y"), float)
+        ratio = None if ratio is None else np.asarray(ratio, float)
+    except (TypeError, ValueError):
+        return None, None
+    if px.ndim != 1 or px.shape != py.shape or not 1 <= px.size <= 10_000:
+        return None, None
+    if ratio is not None and (ratio.shape != (2,) or not np.all(np.isfinite(ratio))):
+        ratio = None
+    return (px, py), ratio
+
+
+def path_labels(meta: dict, n: int) -> list[str]:
+    """Names of the ``n`` points of a PCA path: the checkpoint files, then the net itself."""
+    spec = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    files = spec.get("checkpoints") if isinstance(spec.get("checkpoints"), list) else []
+    names = [str(c.get("file", "")).rsplit("/", 1)[-1] for c in files if isinstance(c, dict)]
+    if len(names) == n - 1:
+        names.append("the net (its weights)")
+    return names if len(names) == n else [f"point {i + 1}" for i in range(n)]
 
 
 def to_csv(surf) -> str:
@@ -167,10 +221,14 @@ def to_csv(surf) -> str:
     return out.getvalue()
 
 
-def draw(surf, dirs, key: str, name: str = "") -> None:
-    """Figure, facts, model spec and downloads of one surface."""
+def draw(surf, dirs, key: str, name: str = "", result=None) -> None:
+    """Figure, facts, model spec and downloads of one surface (``result``: the slice it is
+    the main surface of, whose lines are all drawn and written to the CSV)."""
+    lines = None
+    if result is not None and surf.kind == "line" and len(result.surfaces) > 1:
+        lines = {f"d{int(k.split(':')[1]) + 1}": s for k, s in result.surfaces.items()}
     try:
-        fig = figure(surf, key)
+        fig = figure(surf, key, lines=lines)
         if surf.kind == "plane":
             fig.update_layout(height=PLANE_HEIGHT)
         st.plotly_chart(fig, key=f"{key}_chart")
@@ -201,7 +259,7 @@ def draw(surf, dirs, key: str, name: str = "") -> None:
     )
     c[1].download_button(
         "Surface CSV",
-        data=lambda: to_csv(surf),
+        data=lambda: to_csv(surf) if lines is None else pictures.to_csv(result),
         file_name=f"{stem}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -288,9 +346,64 @@ def compute(req: om.OwnRequest):
 
     The queued note runs outside Streamlit's cache-replay recording (see landscape_page).
     """
-    outside = contextvars.copy_context()
     stamped = req.replace(stamp=om.file_stamp(om.get(req.entry)))
-    return _compute(stamped, lambda fn: lambda *a: outside.run(fn, *a))
+    return _compute(stamped, _outside(None)[1])
+
+
+LABELS = {
+    1: {
+        "random": "Random direction(s), normalised",
+        "interpolation": "First checkpoint → this net",
+        "between": "This net → the 'to' net",
+    },
+    2: {
+        "random": "Random directions, normalised",
+        "pca": "PCA plane of the checkpoints",
+        "hessian": "Top-2 Hessian eigenvectors",
+    },
+}
+PROJECTION_HELP = (
+    "cos: each checkpoint's offset is dotted with the two unit axes (Li et al.); lstsq: the "
+    "least-squares coordinates of the offset in the plane (the same for orthogonal axes)."
+)
+
+
+def _random_inputs(prefix: str, kind: str, d: int) -> dict:
+    """Seed, normalisation and the rest of a random (or Hessian) slice's options."""
+    kw: dict = {}
+    a, b, c = st.columns(3)
+    kw["seed"] = int(a.number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}_om_seed"))
+    kw["norm"] = b.selectbox("Normalisation", om.D.NORMS, key=f"{prefix}_om_norm")
+    kw["ignore"] = c.radio(
+        "Biases and BatchNorm",
+        ["biasbn", "none"],
+        format_func={"biasbn": "not moved", "none": "moved too"}.get,
+        key=f"{prefix}_om_ignore",
+        horizontal=True,
+    )
+    if kind != "random":
+        return kw
+    a, b = st.columns(2)
+    kw["dir_type"] = a.radio(
+        "Direction over",
+        list(om.own.DIR_TYPES),
+        key=f"{prefix}_om_dirtype",
+        horizontal=True,
+        help="states: BatchNorm running statistics move with the weights",
+    )
+    if d == 2:
+        kw["orthogonal"] = b.checkbox("d2 orthogonal to d1", key=f"{prefix}_om_orth")
+    else:
+        kw["n_lines"] = b.slider(
+            "Directions overlaid",
+            1,
+            om.MAX_LINES,
+            1,
+            key=f"{prefix}_om_nlines",
+            help="Several random directions (seeds seed, seed+1, ...) show how much one "
+            "random slice can vary.",
+        )
+    return kw
 
 
 def operator_form(prefix: str, entry) -> om.OwnRequest | None:
@@ -298,39 +411,14 @@ def operator_form(prefix: str, entry) -> om.OwnRequest | None:
     c1, c2 = st.columns([1, 2])
     dim = c1.radio("Slice", ["2D plane", "1D line"], key=f"{prefix}_om_dim", horizontal=True)
     d = 2 if dim == "2D plane" else 1
-    kinds = entry.kinds(d)
-    labels = {
-        "random": "Random directions, normalised",
-        "pca": "PCA plane of the checkpoints",
-        "hessian": "Top-2 Hessian eigenvectors",
-        "interpolation": "This net → the 'to' net",
-    }
-    kind = c2.selectbox("Directions", kinds, format_func=labels.get, key=f"{prefix}_om_kind{d}")
+    kind = c2.selectbox(
+        "Directions", entry.kinds(d), format_func=LABELS[d].get, key=f"{prefix}_om_kind{d}"
+    )
     with st.form(f"{prefix}_om_form"):
         kw: dict = {"entry": entry.name, "dim": d, "direction": kind}
         if kind in ("random", "hessian"):
-            a, b, c = st.columns(3)
-            kw["seed"] = int(a.number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}_om_seed"))
-            kw["norm"] = b.selectbox("Normalisation", om.D.NORMS, key=f"{prefix}_om_norm")
-            kw["ignore"] = c.radio(
-                "Biases and BatchNorm",
-                ["biasbn", "none"],
-                format_func={"biasbn": "not moved", "none": "moved too"}.get,
-                key=f"{prefix}_om_ignore",
-                horizontal=True,
-            )
-            if kind == "random":
-                a, b = st.columns(2)
-                kw["dir_type"] = a.radio(
-                    "Direction over",
-                    list(om.own.DIR_TYPES),
-                    key=f"{prefix}_om_dirtype",
-                    horizontal=True,
-                    help="states: BatchNorm running statistics move with the weights",
-                )
-                if d == 2:
-                    kw["orthogonal"] = b.checkbox("d2 orthogonal to d1", key=f"{prefix}_om_orth")
-        lo, hi = (-0.5, 1.5) if kind == "interpolation" else (-1.0, 1.0)
+            kw.update(_random_inputs(prefix, kind, d))
+        lo, hi = (-0.5, 1.5) if kind in ("interpolation", "between") else (-1.0, 1.0)
         a, b = st.columns(2)
         kw["xmin"] = float(a.number_input("x from", value=lo, format="%g", key=f"{prefix}_om_x0"))
         kw["xmax"] = float(b.number_input("x to", value=hi, format="%g", key=f"{prefix}_om_x1"))
@@ -343,7 +431,15 @@ def operator_form(prefix: str, entry) -> om.OwnRequest | None:
                 b.number_input("y to", value=1.0, format="%g", key=f"{prefix}_om_y1")
             )
             if kind == "pca":
-                kw["auto_range"] = st.checkbox("Range from the path", True, key=f"{prefix}_om_auto")
+                a, b = st.columns(2)
+                kw["auto_range"] = a.checkbox("Range from the path", True, key=f"{prefix}_om_auto")
+                kw["projection"] = b.radio(
+                    "Path projection",
+                    list(om.D.PROJECTIONS),
+                    key=f"{prefix}_om_projection",
+                    horizontal=True,
+                    help=PROJECTION_HELP,
+                )
         a, b = st.columns(2)
         kw["nx"] = a.slider("Points along x", om.MIN_RES, om.MAX_RES, 21, key=f"{prefix}_om_nx")
         if d == 2:
@@ -378,52 +474,86 @@ def operator_slice(prefix: str) -> None:
     result = st.session_state.get(key)
     if result is None or result.request.entry != name:
         return
-    if result.centre_loss is not None:
-        st.metric("Loss at the model's weights", f"{result.centre_loss:.4g}")
+    landscape_page.metrics(result, "Loss at the model's weights", "checkpoint path")
     if result.eigenvalues is not None:
         ev = result.eigenvalues
         st.caption(f"Hessian eigenvalues of the two directions: λ1 = {ev[0]:.4g}, λ2 = {ev[1]:.4g}")
-    draw(result.surface, result.directions, f"{prefix}_om_view", name)
+    dirs = result.directions[:1] if result.request.dim == 1 else result.directions
+    draw(result.main, dirs, f"{prefix}_om_view", name, result)
+    line = om.command(result)
+    if line is None:
+        st.caption("Hessian directions have no command line (`landscape.curvature.top_eigen`).")
+    else:
+        st.caption("Reproduce it, in the folder of the operator's models file:")
+        st.code(line, language="bash", wrap_lines=True)
 
 
-def operator_compare(prefix: str, settings) -> None:
-    """Compare: 2-4 operator's models sliced alike (same seed, span and grid), one scale."""
+def operator_compare(prefix: str) -> dict | None:
+    """Compare: pick 2-4 operator's models; the page's request when the button is pressed.
+
+    The page measures them as it measures built-in runs (``compare_models``: the same
+    slices, basin width, Hessian trace and top eigenvalue, convexity map) and shows them
+    with the same table and charts.
+    """
     entries = available()
-    names = st.multiselect(
+    c1, c2 = st.columns([2, 1])
+    names = c1.multiselect(
         "Operator's models (2 to 4)", list(entries), max_selections=4, key=f"{prefix}_om_pick"
     )
-    kind = st.radio(
-        "Directions",
-        ["random", "hessian"],
-        format_func={"random": "random, filter-normalised", "hessian": "top-2 Hessian"}.get,
-        key=f"{prefix}_om_cmp_kind",
-        horizontal=True,
+    norm = c2.selectbox("Directions", om.D.NORMS, key=f"{prefix}_om_cmp_norm")
+    st.caption(
+        "Measured on each model's own data, with the measurement settings above (the 'Data' "
+        "setting does not apply: an operator's model has one data set)."
     )
-    key = f"{prefix}_om_cmp_result"
-    if st.button("Compare these models", disabled=len(names) < 2, key=f"{prefix}_om_cmp_go"):
-        span, res = float(settings.span), int(settings.resolution)
-        try:
-            reqs = [
-                om.OwnRequest(n, 2, kind, settings.seed, xmin=-span, xmax=span, ymin=-span,
-                              ymax=span, nx=res, ny=res)
-                for n in names
-            ]  # fmt: skip
-            with st.spinner("computing"):
-                st.session_state[key] = [compute(r) for r in reqs]
-        except (ValueError, RuntimeError) as e:
-            show_error(e)
-    results = st.session_state.get(key)
-    if not results:
-        return
-    rows = []
-    for r in results:
-        finite = r.surface.loss[np.isfinite(r.surface.loss)]
-        row = {"model": r.request.entry, "loss at the weights": r.centre_loss}
-        row["lowest loss in the plane"] = float(finite.min()) if finite.size else None
-        if r.eigenvalues is not None:
-            row["λ1"], row["λ2"] = float(r.eigenvalues[0]), float(r.eigenvalues[1])
-        rows.append(row)
-    st.dataframe(rows, key=f"{prefix}_om_cmp_table")
-    side_by_side(
-        [r.surface for r in results], [r.request.entry for r in results], f"{prefix}_om_cmp"
+    if not st.button("Compare these models", disabled=len(names) < 2, key=f"{prefix}_om_cmp_go"):
+        return None
+    return {"kind": "operator", "names": list(names), "norm": norm}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress, _wrap):
+    return run_heavy(
+        om.compare,
+        list(names),
+        settings,
+        norm,
+        label="the comparison",
+        callbacks={"progress": _progress},
+        wrap=_wrap,
     )
+
+
+def _outside(progress):
+    """(progress, wrap) run in this context: outside Streamlit's cache-replay recording."""
+    ctx = contextvars.copy_context()
+
+    def wrap(fn):
+        return None if fn is None else (lambda *a: ctx.run(fn, *a))
+
+    return wrap(progress), wrap
+
+
+def _stamps(names) -> tuple:
+    return tuple(om.file_stamp(om.get(n)) for n in names)
+
+
+def compare_models(names: list[str], norm: str, settings, progress=None):
+    """``operator_models.compare`` in the worker pool, from a bounded cache keyed with the
+    entries' file times (a changed file measures again)."""
+    return _compare(tuple(names), norm, settings, _stamps(names), *_outside(progress))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sharpness(names: tuple, stamps: tuple, _progress, _wrap):
+    return run_heavy(
+        om.sharpness_panels,
+        list(names),
+        label="the sharpness measures",
+        callbacks={"progress": _progress},
+        wrap=_wrap,
+    )
+
+
+def sharpness_panels(names: list[str], progress=None):
+    """``operator_models.sharpness_panels`` in the worker pool, cached like compare_models."""
+    return _sharpness(tuple(names), _stamps(names), *_outside(progress))

@@ -89,12 +89,13 @@ SHARPNESS_NOTICE = (
 )
 
 
-def sharpness_section(comparison, split: str = "train") -> None:
+def sharpness_section(comparison, split: str = "train", measure=None) -> None:
     """The Compare page's sharpness panel: every measure of every panel, side by side, and the
-    rescaling demo (Dinh et al. 2017)."""
+    rescaling demo (Dinh et al. 2017). ``measure(labels, progress) -> [sharpness.Panel]``
+    measures panels without a run (the operator's models) instead of the runs."""
     st.markdown("#### Sharpness measures side by side")
     panels = comparison.panels
-    keys = tuple(fingerprint(p.run) for p in panels)
+    keys = tuple(fingerprint(p.run) if p.run is not None else p.label for p in panels)
     labels = tuple(p.label for p in panels)
     rescales = tuple(float(getattr(p, "rescale", 1.0)) for p in panels)
     state_key = ("sharp", keys, labels, rescales, split)
@@ -105,7 +106,8 @@ def sharpness_section(comparison, split: str = "train") -> None:
         try:
             st.session_state["rs_sharp"] = (state_key, _panels(
                 keys, labels, rescales, split, [p.run for p in panels],
-                _outside(ctx, progress), lambda fn: _outside(ctx, fn)))  # fmt: skip
+                _outside(ctx, progress), lambda fn: _outside(ctx, fn))
+                if measure is None else measure(list(labels), progress))  # fmt: skip
         except (ValueError, RuntimeError) as e:
             show_error(e)
         finally:
@@ -128,7 +130,7 @@ def _relu_mlp(run) -> bool:
 
 def _rescaling_demo(comparison, split: str) -> None:
     st.markdown("**Rescaling demo** (Dinh et al. 2017): the same function, made 'sharp'")
-    runs = [p.run for p in comparison.panels if _relu_mlp(p.run)]
+    runs = [p.run for p in comparison.panels if p.run is not None and _relu_mlp(p.run)]
     c1, c2 = st.columns([2, 1])
     alpha = c1.select_slider("α (layer 1 × α, layer 2 ÷ α)", [0.2, 0.5, 2.0, 5.0, 10.0], 5.0,
                              key="rs_alpha")  # fmt: skip

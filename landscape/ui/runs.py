@@ -41,6 +41,28 @@ BOOT_ID = uuid.uuid4().hex[:12]
 BOOT_KEY = "landscape_boot"
 _RESTARTED_KEY = "landscape_restarted"
 _BOOT_RESET_KEY = "landscape_boot_reset"
+_RECONNECT_KEY = "landscape_reconnected"
+# A tab that reconnects (to a restarted server, or to the same one after a network blip) asks
+# for one full run of the page by pressing the hidden button above: a restarted server has
+# none of the page's fragments, and drops a fragment's rerun unanswered, so without it the
+# sliders inside fragments would do nothing and the restart notice would wait for the next
+# full run. The watcher is installed once per tab; a full run is harmless after a blip.
+_RECONNECT_WATCH = """<script>
+(() => {
+  if (window.__llabReconnectWatch) return;
+  window.__llabReconnectWatch = true;
+  let last = 'CONNECTED';
+  setInterval(() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const now = app ? app.dataset.testConnectionState : last;
+    if (now === 'CONNECTED' && last !== 'CONNECTED') {
+      const b = document.querySelector('.st-key-KEY button');
+      if (b) b.click();
+    }
+    last = now;
+  }, 250);
+})();
+</script>"""
 _SESSION_KEY = "landscape_runs"
 _DROPPED_KEY = "landscape_runs_dropped"
 
@@ -230,27 +252,43 @@ def restart_notice() -> bool:
     """Say so when this tab outlived a server restart (its runs are gone); True if it did.
 
     Detects the restart from the hidden boot widget (see BOOT_ID) and keeps the notice, with
-    the ways back, until the user dismisses it. Called by app.py on every full run.
+    the ways back, until the user dismisses it. Called by app.py on every full run; a tab
+    that reconnects asks for a full run at once (see _RECONNECT_WATCH), so the notice shows
+    without the user acting and the page's fragments work again.
     """
     if st.session_state.pop(_BOOT_RESET_KEY, False):
         st.session_state[BOOT_KEY] = BOOT_ID
     default = {} if BOOT_KEY in st.session_state else {"value": BOOT_ID}
     with st.sidebar:
-        st.html(f"<style>.st-key-{BOOT_KEY} {{display: none}}</style>")
+        st.html(f"<style>.st-key-{BOOT_KEY}, .st-key-{_RECONNECT_KEY} {{display: none}}</style>")
         seen = st.text_input(
             "Server instance", key=BOOT_KEY, label_visibility="collapsed", **default
         )
+        st.button("Reconnected", key=_RECONNECT_KEY)  # pressed by the watcher: a full run
+        st.html(_RECONNECT_WATCH.replace("KEY", _RECONNECT_KEY), unsafe_allow_javascript=True)
     if seen != BOOT_ID:
         st.session_state[_RESTARTED_KEY] = True
         st.session_state[_BOOT_RESET_KEY] = True  # the widget takes this server's id next run
     if not st.session_state.get(_RESTARTED_KEY):
         return False
+    from landscape.ui import library  # here: library imports this module
+
+    if library.store() is None:
+        kept = (
+            "Runs and landscapes you made before lived in its memory and are gone; anything "
+            "still drawn from before is out of date. To carry on: train again on the "
+            "**Train** page, or load a run you downloaded (**Landscape** page, *Load a saved "
+            "run*)."
+        )
+    else:
+        kept = (
+            "This tab's list of runs started afresh; the runs you trained are kept in the "
+            "server's data folder: open them from **My runs** on the **Home** page (a link "
+            "with `?run=` opens its run again by itself)."
+        )
     box = st.container(border=True)
     box.warning(
-        "**The server was restarted since this tab was opened.** Runs and landscapes you made "
-        "before lived in its memory and are gone; anything still drawn from before is out of "
-        "date. To carry on: train again on the **Train** page, or load a run you downloaded "
-        "(**Landscape** page, *Load a saved run*).",
+        f"**The server was restarted since this tab was opened.** {kept}",
         icon="🔄",
     )
     if box.button("OK, start afresh", key="landscape_restart_ok"):

@@ -47,52 +47,47 @@ def _need_browser() -> None:
         pytest.skip(msg)
 
 
+def start_server(port: int, log, env: dict | None = None, app: str = "app.py") -> subprocess.Popen:
+    """``streamlit run APP`` on 127.0.0.1:``port`` (output to ``log``), once healthy."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", app, "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc)
+            raise RuntimeError(f"streamlit did not start; see {log.name}")
+        time.sleep(0.5)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def app_url():
     """Start the app once for the e2e session; wait until healthy; stop it afterwards."""
     _need_browser()
     port = _free_port()
     (ROOT / "out").mkdir(exist_ok=True)
-    log = open(ROOT / "out" / "e2e-server.log", "w")  # noqa: SIM115 (closed in finally)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start; see {log.name}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
+    with open(ROOT / "out" / "e2e-server.log", "w") as log:
+        proc = start_server(port, log)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_server(proc)
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +133,10 @@ def _console_error(msg) -> str | None:
 
 
 @contextlib.contextmanager
-def _new_page(browser):
-    """A fresh browser context and page; console errors are collected on page.errors."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+def _new_page(browser, **context):
+    """A fresh browser context (1400x1000 unless ``context`` says otherwise) and page;
+    console errors are collected on page.errors."""
+    ctx = browser.new_context(**{"viewport": {"width": 1400, "height": 1000}, **context})
     pg = ctx.new_page()
     pg.errors = []
     pg.on("console", lambda m: (e := _console_error(m)) and pg.errors.append(e))

@@ -9,7 +9,6 @@ phone_<page>.png (390 px wide).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ import time
 
 import pytest
 
-from .conftest import _console_error
+from .conftest import _new_page
 from .helpers import (
     JS_CHANGED,
     assert_clean,
@@ -115,18 +114,11 @@ def _window_shot(page, shots_dir, name: str, scroll_to: str | None = None) -> No
         shutil.copyfile(path, DOCS / f"{name}.png")
 
 
-@contextlib.contextmanager
 def _phone(browser):
-    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                              has_touch=True, user_agent=PHONE_UA, device_scale_factor=2)  # fmt: skip
-    pg = ctx.new_page()
-    pg.errors = []
-    pg.on("console", lambda m: (e := _console_error(m)) and pg.errors.append(e))
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    try:
-        yield pg
-    finally:
-        ctx.close()
+    return _new_page(
+        browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+        user_agent=PHONE_UA, device_scale_factor=2,
+    )  # fmt: skip
 
 
 JS_FIT = """() => ({

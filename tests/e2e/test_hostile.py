@@ -8,15 +8,12 @@ Files are built here in the test; requests to example.invalid are recorded and a
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 
-from .conftest import ROOT, _free_port, _new_page
+from .conftest import ROOT, _free_port, _new_page, start_server, stop_server
 from .helpers import MAIN, assert_clean, open_page, settle
 
 pytestmark = pytest.mark.e2e
@@ -152,55 +149,33 @@ def test_saved_runs_named_as_markdown_and_hostile_files_on_the_landscape_page(pa
 # ----------------------------------------------------------------------------- restart
 
 
-def _serve(port: int, log) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not start") from None
-            time.sleep(0.5)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def test_tab_that_outlived_a_server_restart_is_told(browser):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with open(ROOT / "out" / "e2e-restart.log", "w") as log:
-        proc = _serve(port, log)
+        proc = start_server(port, log)
         try:
             with _new_page(browser) as page:
                 open_page(page, url + "/loss-shapes", "Loss shapes")
                 assert page.get_by_text("server was restarted").count() == 0
-                _stop(proc)
-                proc = _serve(port, log)
-                # the tab reconnects by itself; the next thing the user does reruns the page
-                page.wait_for_function(
-                    """() => document.querySelector('[data-testid="stApp"]')
-                              ?.dataset.testConnectionState === 'CONNECTED'""",
-                    timeout=60_000,
-                )
-                page.locator("[data-testid='stSidebarNav'] a[href$='/train']").first.click()
+                stop_server(proc)
+                proc = start_server(port, log)
+                # the tab reconnects by itself and asks for a full run: the notice comes
+                # without the user doing anything
                 notice = page.get_by_text("The server was restarted since this tab was opened")
-                notice.wait_for(timeout=60_000)
+                notice.wait_for(timeout=90_000)
+                settle(page)
+                # ... and a slider inside a fragment works again (the new server knows the
+                # fragments): the section's note follows the slider
+                assert page.get_by_text("and C = 10 the minimum").count() == 1
+                slider = page.get_by_role("slider", name="Classes C")
+                slider.focus()
+                page.keyboard.press("ArrowRight")
+                page.get_by_text("and C = 11 the minimum").wait_for(timeout=30_000)
                 page.get_by_role("button", name="OK, start afresh").click()
                 notice.wait_for(state="detached", timeout=30_000)
                 page.reload()
                 open_page(page, url + "/train", "Train")
                 assert page.get_by_text("server was restarted").count() == 0
         finally:
-            _stop(proc)
+            stop_server(proc)

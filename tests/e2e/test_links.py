@@ -9,14 +9,10 @@ prepared with one small stored run, and restarts it once.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import ROOT, _free_port, _new_page
+from tests.e2e.conftest import ROOT, _free_port, _new_page, start_server, stop_server
 from tests.e2e.helpers import assert_clean, go_via_sidebar, open_page, screenshot, slider, traces
 
 pytestmark = pytest.mark.slow
@@ -25,33 +21,18 @@ TINY = dict(dataset="moons", n_samples=200, epochs=5, width=8, depth=1, seed=3)
 
 
 def _start(data_dir, port):
+    """The app on ``port`` with its data folder at ``data_dir``: (process, log, url)."""
     env = dict(os.environ, LANDSCAPE_DATA_DIR=str(data_dir), LANDSCAPE_COMPARE_SCALE="0.1")
     log = open(ROOT / "out" / f"e2e-links-{port}.log", "w")  # noqa: SIM115 (closed by _stop)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, log, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"streamlit did not start; see {log.name}")
-        time.sleep(0.5)
+    try:
+        return start_server(port, log, env), log, f"http://127.0.0.1:{port}"
+    except RuntimeError:
+        log.close()
+        raise
 
 
 def _stop(proc, log):
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
     log.close()
 
 
