@@ -73,11 +73,25 @@ def test_build_command_writes_loadable_slices(tmp_path, capsys):
     result = gallery.as_landscape_result(items[1])
     assert result.main is items[1].surface and result.request.nx == 5
     assert result.request.config.skip is False
+    # the convexity map is made only for nets of at least --convexity-layers layers
+    assert not list(tmp_path.glob("*_convexity.npz")) and items[1].convexity is None
+    argv = ["--out", str(tmp_path), "--depths", "8", "--epochs", "1", "--res", "5", "--samples",
+            "16", "--runs-dir", str(tmp_path / "runs"), "--skips", "no", "--convexity", "3",
+            "--convexity-layers", "8"]  # fmt: skip
+    assert cli.main(argv) == 0
+    e = gallery.entries(tmp_path)[1]
+    assert e.convexity.loss.shape == (3, 3) and np.all(e.convexity.loss >= 0)
+    assert e.row["convexity_mean"] == pytest.approx(np.mean(e.convexity.loss))
 
 
 @pytest.mark.parametrize(
     "argv, field",
-    [(["--depths", "9"], "n_layers"), (["--res", "2"], "res"), (["--span", "0"], "span")],
+    [
+        (["--depths", "9"], "n_layers"),
+        (["--res", "2"], "res"),
+        (["--span", "0"], "span"),
+        (["--convexity-layers", "7"], "convexity_layers"),
+    ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, field, capsys):
     assert cli.main(argv) == 2
