@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape import data, gallery
+from landscape.plots import compare as cplots
 from landscape.plots import surfaces as plots
 from landscape.ui import gallery as ui
 from landscape.ui.common import torch_threads
@@ -46,12 +47,38 @@ def _table(items: list[gallery.Entry]) -> None:
             "turns per line": round(e.row["turns_per_line"], 2),
             "TV / range (log loss)": round(e.row["tv_ratio"], 1),
             "train loss": round(e.row["train_loss"], 3),
+            "train accuracy": f"{e.row['train_acc']:.0%}",
             "test accuracy": f"{e.row['test_acc']:.0%}",
         }
-        | ({"convexity mean": e.row["convexity_mean"]} if "convexity_mean" in e.row else {})
+        | (
+            {
+                "convexity mean": round(e.row["convexity_mean"], 3),
+                "convexity > 0.1": f"{e.row['convexity_share']:.0%}",
+            }
+            if "convexity_mean" in e.row
+            else {}
+        )
         for e in items
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="gal_table")
+
+
+def _convexity(pair: list[gallery.Entry]) -> None:
+    """Li et al.'s Fig. 7 map for the pair, where it was computed for both nets."""
+    if not pair or any(e.convexity is None for e in pair):
+        return
+    st.markdown(
+        "**Convexity map** (Li et al. Fig. 7): at each point of a coarser grid on the same plane, "
+        "the Hessian's most negative eigenvalue against its largest, max(−λmin, 0)/λmax (their "
+        "|λmin/λmax| where λmin < 0): 0 where no direction of the full parameter space curves "
+        "down (locally convex), larger where negative curvature is strong (non-convex)."
+    )
+    maps = [e.convexity.loss for e in pair]
+    figs = cplots.convexity_panels(maps, pair[0].convexity.xs, [e.label for e in pair])
+    for col, fig, e in zip(st.columns(len(pair)), figs, pair):
+        with col:
+            st.plotly_chart(fig, key=f"gal_{e.n_layers}_{int(e.skip)}_conv")
+            st.caption(gallery.convexity_caption(e))
 
 
 def _findings(items: list[gallery.Entry]) -> None:
@@ -72,9 +99,12 @@ def _findings(items: list[gallery.Entry]) -> None:
         ("Reproduced" if deep == "chaotic" else "**Not reproduced here**")
         + f": without skips the {deepest}-layer net's slice is chaotic (measured: {deep})."
     )
-    losses = ", ".join(f"{e.n_layers}: {e.row['train_loss']:.3g}" for e in items if not e.skip)
-    lines.append(f"Without skips, deeper nets trained worse in the same {items[0].config.epochs} epochs (train loss "
-                 f"by depth, {losses}), as in Li et al.")  # fmt: skip
+    deep_pair = {e.skip: e for e in items if e.n_layers == deepest and e.convexity is not None}
+    if len(deep_pair) == 2:
+        ok, text = gallery.convexity_finding(deep_pair[True], deep_pair[False])
+        lines.append(("Reproduced" if ok else "**Not reproduced here**") + f": {text}.")
+    ok, text = gallery.training_finding(items)
+    lines.append(("Reproduced" if ok else "**Not reproduced here**") + f": {text}.")
     if 20 in depths:
         mild = by.get((20, False))
         lines.append(
@@ -107,9 +137,11 @@ depth = c1.segmented_control("Layers", depths, default=depths[-1], key="gal_dept
 kind = c2.segmented_control("Plot", ["contour", "3D"], default="contour", key="gal_kind")
 depth = depth or depths[-1]
 pair = [e for e in items if e.n_layers == depth]
+pair = sorted(pair, key=lambda e: e.skip)
 cols = st.columns(len(pair))
-for col, entry in zip(cols, sorted(pair, key=lambda e: e.skip)):
+for col, entry in zip(cols, pair):
     _panel(col, entry, kind or "contour")
+_convexity(pair)
 st.subheader("What the numbers say")
 _findings(items)
 st.caption(

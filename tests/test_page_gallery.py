@@ -19,7 +19,19 @@ def test_gallery_shows_the_deepest_pair_with_measured_captions():
     captions = [c.value for c in at.caption]
     for e in pair:
         assert gallery.caption(e) in captions
-    assert len(at.get("plotly_chart")) == 2
+    maps = [e for e in pair if e.convexity is not None]
+    # the two slices, plus the convexity maps where both nets have one, each with its numbers
+    assert len(at.get("plotly_chart")) == 2 + (2 if len(maps) == 2 else 0)
+    if len(maps) == 2:
+        for e in maps:
+            assert gallery.convexity_caption(e) in captions
     text = " ".join(m.value for m in at.markdown)
     assert "Reproduced" in text or "Not reproduced" in text
+    ok, finding = gallery.training_finding(gallery.entries())
+    assert (("Reproduced: " + finding) in text) == ok and finding in text
+    if len(maps) == 2:
+        skip, noskip = sorted(maps, key=lambda e: not e.skip)
+        ok, finding = gallery.convexity_finding(skip, noskip)
+        assert finding in text
+        assert (("Reproduced: " + finding) in text) == ok
     assert len(at.dataframe) == 1

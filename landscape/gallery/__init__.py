@@ -36,6 +36,8 @@ from landscape.training import Config, Run, run_to_bytes, train
 
 HERE = Path(__file__).parent
 DEPTHS = (8, 20, 32, 56)  # conv + linear layers, 6 * blocks_per_stage + 2 (ResNet-N)
+# the shipped training settings (config_for's and the command line's defaults)
+EPOCHS, LR, WARMUP_EPOCHS = 80, 0.01, 10
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,11 @@ class Slice:
     """How every gallery slice is made (the same for all depths, so the numbers compare)."""
 
     span: float = 1.0  # the plane is [-span, span]^2 in filter-normalised units (Li et al.'s)
-    res: int = 21  # points per axis
+    res: int = 51  # points per axis (Li et al.'s 51)
     samples: int = 256  # training images the loss is averaged over (the first of the split)
     dir_seed: int = 0  # seed of the two Gaussian directions
-    convexity: int = 0  # points per axis of the convexity map (0: none; it costs Lanczos runs)
+    convexity: int = 7  # points per axis of the convexity map (0: none; it costs Lanczos runs)
+    convexity_layers: int = 56  # the map is made for nets of at least this many layers only
 
     def __post_init__(self):
         checks = [
@@ -55,17 +58,19 @@ class Slice:
             ("samples", self.samples, 10, 5000),
             ("dir_seed", self.dir_seed, 0, 2**31 - 1),
             ("convexity", self.convexity, 0, 21),
+            ("convexity_layers", self.convexity_layers, 8, 56),
         ]
         for name, v, lo, hi in checks:
             if not lo <= v <= hi:
                 raise ValueError(f"{name}={v!r} is out of range: must be in [{lo}, {hi}]")
 
 
-def config_for(n_layers: int, skip: bool, epochs: int = 40, **kw) -> Config:
+def config_for(n_layers: int, skip: bool, epochs: int = EPOCHS, **kw) -> Config:
     """ResNet-`n_layers` (8/16/32 channels, BatchNorm) on all 1,797 of scikit-learn's digits,
-    trained as Li et al. train theirs: SGD + momentum 0.9, weight decay 5e-4, here lr 0.02 with
-    5 warm-up epochs and cosine decay (the shipped slices; without the warm-up a deep no-skip
-    net's loss jumps in its first epoch and it stalls). `kw` overrides Config fields (dataset="shapes", lr, ...)."""
+    trained as Li et al. train theirs: SGD + momentum 0.9, weight decay 5e-4, here with a peak lr
+    of LR after WARMUP_EPOCHS of linear warm-up, then cosine decay (the shipped slices; without
+    the warm-up a deep no-skip net's loss jumps in its first epoch and it stalls). `kw`
+    overrides Config fields (dataset="shapes", lr, ...)."""
     if (n_layers - 2) % 6 or not 8 <= n_layers <= 56:
         raise ValueError(f"n_layers={n_layers!r} must be 6k + 2 in [8, 56] (8, 14, 20, ..., 56)")
     base = dict(
@@ -78,10 +83,10 @@ def config_for(n_layers: int, skip: bool, epochs: int = 40, **kw) -> Config:
         batchnorm=True,
         skip=skip,
         optimizer="momentum",
-        lr=0.02,
+        lr=LR,
         weight_decay=5e-4,
         schedule="cosine",
-        warmup_epochs=min(5, epochs),
+        warmup_epochs=min(WARMUP_EPOCHS, epochs),
         batch_size=64,
         epochs=epochs,
         seed=0,
@@ -152,7 +157,7 @@ def build(
     out_dir: Path = HERE,
     depths=DEPTHS,
     sl: Slice = Slice(),
-    epochs: int = 40,
+    epochs: int = EPOCHS,
     runs_dir: Path | None = None,
     log: Callable[[str], None] = print,
     skips=(True, False),
@@ -174,7 +179,8 @@ def build(
                 )
 
             run = _cached_run(config, runs_dir, progress)
-            surf, conv, metrics = measure(run, sl, log)
+            this = sl if n >= sl.convexity_layers else dataclasses.replace(sl, convexity=0)
+            surf, conv, metrics = measure(run, this, log)
             h = run.history
             row = {
                 "n_layers": n,
@@ -245,17 +251,18 @@ def table(rows: list[dict]) -> str:
     """The sweep as a Markdown table (README)."""
     head = (
         "| N | skips | params | train loss | train acc | test acc | local minima | turns/line "
-        "| TV/range | max/min | convexity mean | train s | slice s |"
+        "| TV/range | max/min | convexity mean | convexity > 0.1 | train s | slice s |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
-        cm = r.get("convexity_mean", math.nan)
+        cm, cs = r.get("convexity_mean", math.nan), r.get("convexity_share", math.nan)
         lines.append(
             f"| {r['n_layers']} | {'yes' if r['skip'] else 'no'} | {r['n_params']:,} "
             f"| {r['train_loss']:.3f} | {r['train_acc']:.3f} | {r['test_acc']:.3f} "
             f"| {r['local_minima']} | {r['turns_per_line']:.2f} | {r['tv_ratio']:.1f} "
             f"| {r['loss_max'] / max(r['loss_min'], 1e-30):.1e} "
             f"| {'-' if math.isnan(cm) else f'{cm:.2f}'} "
+            f"| {'-' if math.isnan(cs) else f'{cs:.0%}'} "
             f"| {r['train_seconds']:.0f} | {r['slice_seconds']:.0f} |"
         )
     return "\n".join(lines)
@@ -286,6 +293,44 @@ def caption(entry: Entry) -> str:
         f"{entry.surface.loss.shape[1]} grid, {r['turns_per_line']:.1f} slope turns per grid "
         f"line, loss {r['loss_min']:.3g} to {r['loss_max']:.3g}. Trained: train loss "
         f"{r['train_loss']:.3f}, test accuracy {r['test_acc']:.0%}."
+    )
+
+
+def convexity_caption(entry: Entry) -> str:
+    """One line of numbers for the convexity map of `entry` (which must have one)."""
+    r, k = entry.row, entry.convexity.loss.shape
+    return (
+        f"Convexity map on a {k[0]}x{k[1]} grid: mean max(−λmin, 0)/λmax "
+        f"{r['convexity_mean']:.3f}; clearly non-convex (ratio > 0.1) at "
+        f"{r['convexity_share']:.0%} of the points."
+    )
+
+
+def convexity_finding(skip: Entry, noskip: Entry) -> tuple[bool, str]:
+    """Li et al.'s Fig. 7 claim for one depth: without skips the map shows more negative
+    curvature than with (both its mean and its share of points above 0.1 are higher)."""
+    a, b = noskip.row, skip.row
+    ok = a["convexity_mean"] > b["convexity_mean"] and a["convexity_share"] > b["convexity_share"]
+    return ok, (
+        f"without skips the {noskip.n_layers}-layer net's convexity map shows more negative "
+        f"curvature than with skips (mean max(−λmin, 0)/λmax {a['convexity_mean']:.3f} vs "
+        f"{b['convexity_mean']:.3f}; points above 0.1: {a['convexity_share']:.0%} vs "
+        f"{b['convexity_share']:.0%})"
+    )
+
+
+def training_finding(items: list[Entry]) -> tuple[bool, str]:
+    """Li et al.'s training claim: without skips the deepest net trains worst (highest train
+    loss of the no-skip nets, and above its skip twin's) in the same number of epochs."""
+    noskip = {e.n_layers: e.row["train_loss"] for e in items if not e.skip}
+    skip = {e.n_layers: e.row["train_loss"] for e in items if e.skip}
+    deepest = max(noskip)
+    ok = noskip[deepest] == max(noskip.values()) and noskip[deepest] > skip.get(deepest, math.inf)
+    losses = ", ".join(f"{n}: {v:.3g}" for n, v in sorted(noskip.items()))
+    twin = f"{skip[deepest]:.3g}" if deepest in skip else "not built"
+    return ok, (
+        f"without skips the deepest net trains worst in the same {items[0].config.epochs} epochs "
+        f"(train loss by depth, {losses}; with skips at {deepest} layers: {twin})"
     )
 
 

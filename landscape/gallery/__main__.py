@@ -19,24 +19,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=gallery.HERE, help="folder for the .npz files")
     p.add_argument("--depths", type=int, nargs="+", default=list(gallery.DEPTHS),
                    help="ResNet depths N = 6k + 2 in [8, 56]")  # fmt: skip
-    p.add_argument("--epochs", type=int, default=40, help="training epochs, in [1, 500]")
+    p.add_argument(
+        "--epochs", type=int, default=gallery.EPOCHS, help="training epochs, in [1, 500]"
+    )
     p.add_argument("--res", type=int, default=gallery.Slice.res, help="points per axis")
     p.add_argument("--span", type=float, default=gallery.Slice.span, help="plane [-span, span]^2")
     p.add_argument("--samples", type=int, default=gallery.Slice.samples,
                    help="training images per loss value")  # fmt: skip
-    p.add_argument("--dir-seed", type=int, default=0, help="seed of the random directions")
-    p.add_argument("--convexity", type=int, default=0,
+    p.add_argument(
+        "--dir-seed", type=int, default=gallery.Slice.dir_seed, help="seed of the random directions"
+    )
+    p.add_argument("--convexity", type=int, default=gallery.Slice.convexity,
                    help="points per axis of the convexity map (0: none)")  # fmt: skip
+    p.add_argument("--convexity-layers", type=int, default=gallery.Slice.convexity_layers,
+                   help="map convexity only for nets of at least this many layers")  # fmt: skip
     p.add_argument("--dataset", default="digits", help="image set: digits or shapes")
     p.add_argument("--n-samples", type=int, default=0, help="images (0: the default 1,797)")
     p.add_argument("--optimizer", default="momentum", help="sgd, momentum, adam or adamw")
-    p.add_argument("--lr", type=float, default=0.02, help="peak learning rate")
+    p.add_argument("--lr", type=float, default=gallery.LR, help="peak learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
     p.add_argument(
         "--schedule", default="cosine", help="lr schedule after warm-up: constant or cosine"
     )
     p.add_argument("--warmup-epochs", type=int, default=None,
-                   help="epochs of linear lr warm-up (default: 5, or all epochs if fewer)")  # fmt: skip
+                   help=f"epochs of linear lr warm-up (default: {gallery.WARMUP_EPOCHS}, or all epochs if fewer)")  # fmt: skip
     p.add_argument("--skips", choices=["both", "yes", "no"], default="both",
                    help="which nets to build: with skips, without, or both")  # fmt: skip
     p.add_argument("--runs-dir", type=Path, default=None,
@@ -47,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        sl = gallery.Slice(args.span, args.res, args.samples, args.dir_seed, args.convexity)
+        sl = gallery.Slice(
+            args.span, args.res, args.samples, args.dir_seed, args.convexity, args.convexity_layers
+        )
         kw = dict(dataset=args.dataset, optimizer=args.optimizer, lr=args.lr,
                   weight_decay=args.weight_decay, schedule=args.schedule)  # fmt: skip
         if args.warmup_epochs is not None:
