@@ -40,15 +40,17 @@ def _freeze_startup_heap() -> bool:
 
 # Figures whose builder leaves the legend alone get it below the plot, in rows: a legend on
 # the right squeezed plots to ~120 px on a phone. Below the axis title, so they never overlap.
-# Merged once into one named template: a "plotly+lab" default is merged again on every
-# go.Figure() (about 60 ms each, a third of the server's CPU under the load test).
-pio.templates["lab"] = pio.templates.merge_templates(
-    "plotly",
-    go.layout.Template(
-        layout={"legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0}}
-    ),
-)
-pio.templates.default = "lab"
+# Merged once per process into one named template: a "plotly+lab" default is merged again on
+# every go.Figure(), and registering a template validates it (tens of ms each); app.py itself
+# runs on every full rerun, hence the guard.
+if pio.templates.default != "lab":
+    pio.templates["lab"] = pio.templates.merge_templates(
+        "plotly",
+        go.layout.Template(
+            layout={"legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0}}
+        ),
+    )
+    pio.templates.default = "lab"
 
 # Layout rules Streamlit has no setting for:
 # - display formulas too wide for their column scroll sideways instead of being cut off, and
