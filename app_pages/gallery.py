@@ -52,11 +52,11 @@ def _table(items: list[gallery.Entry]) -> None:
         }
         | (
             {
-                "convexity mean": round(e.row["convexity_mean"], 3),
+                "convexity mean": f"{e.row['convexity_mean']:.3f}",
                 "convexity > 0.1": f"{e.row['convexity_share']:.0%}",
             }
             if "convexity_mean" in e.row
-            else {}
+            else {"convexity mean": "–", "convexity > 0.1": "–"}  # no map at this depth
         )
         for e in items
     ]
