@@ -198,7 +198,12 @@ def convexity_panels(
                 zauto=False,
                 colorscale="Cividis",
                 showscale=True,
-                colorbar={"title": {"text": "max(−λmin,0)/λmax"}},
+                # title along the bar, a thin bar: on a phone the plot keeps its width
+                colorbar={
+                    "title": {"text": "max(−λmin,0)/λmax", "side": "right"},
+                    "thickness": 12,
+                    "xpad": 4,
+                },
                 hovertemplate="x=%{x:.3g}<br>y=%{y:.3g}<br>ratio=%{z:.3g}<extra></extra>",
             )
         )
@@ -207,7 +212,7 @@ def convexity_panels(
             xaxis_title="d1",
             yaxis_title="d2",
             height=HEIGHT - 40,
-            margin={"l": 50, "r": 10, "t": 50, "b": 45},
+            margin={"l": 40, "r": 10, "t": 50, "b": 45},
         )
         figs.append(fig)
     return figs
