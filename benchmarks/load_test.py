@@ -206,12 +206,10 @@ def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    sys.path.insert(0, str(ROOT))
+    from tests.e2e.conftest import stop_server as stop
+
+    stop(proc)
     log = getattr(proc, "log", None)
     if log:
         log.close()
