@@ -29,6 +29,7 @@ from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.ui import landscape_page
 from landscape.ui.common import run_heavy, show_error
+from landscape.ui.links import url
 
 MAX_FILE_BYTES = store.MAX_FILE_BYTES  # the upload cap of the hostile-file rules
 PLANE_HEIGHT = 600
@@ -324,7 +325,7 @@ def source(prefix: str) -> str:
     """Built-in runs or the operator's models (the choice only shows when there are some)."""
     if not available():
         return BUILT_IN
-    return st.radio("Network", [BUILT_IN, OPERATOR], key=f"{prefix}_source", horizontal=True)
+    return st.radio("Network", [BUILT_IN, OPERATOR], **url(f"{prefix}_source"), horizontal=True)
 
 
 def available() -> dict:
@@ -372,13 +373,13 @@ def _random_inputs(prefix: str, kind: str, d: int) -> dict:
     """Seed, normalisation and the rest of a random (or Hessian) slice's options."""
     kw: dict = {}
     a, b, c = st.columns(3)
-    kw["seed"] = int(a.number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}_om_seed"))
-    kw["norm"] = b.selectbox("Normalisation", om.D.NORMS, key=f"{prefix}_om_norm")
+    kw["seed"] = int(a.number_input("Seed", 0, 2**31 - 1, 0, **url(f"{prefix}_om_seed")))
+    kw["norm"] = b.selectbox("Normalisation", om.D.NORMS, **url(f"{prefix}_om_norm"))
     kw["ignore"] = c.radio(
         "Biases and BatchNorm",
         ["biasbn", "none"],
         format_func={"biasbn": "not moved", "none": "moved too"}.get,
-        key=f"{prefix}_om_ignore",
+        **url(f"{prefix}_om_ignore"),
         horizontal=True,
     )
     if kind != "random":
@@ -387,19 +388,19 @@ def _random_inputs(prefix: str, kind: str, d: int) -> dict:
     kw["dir_type"] = a.radio(
         "Direction over",
         list(om.own.DIR_TYPES),
-        key=f"{prefix}_om_dirtype",
+        **url(f"{prefix}_om_dirtype"),
         horizontal=True,
         help="states: BatchNorm running statistics move with the weights",
     )
     if d == 2:
-        kw["orthogonal"] = b.checkbox("d2 orthogonal to d1", key=f"{prefix}_om_orth")
+        kw["orthogonal"] = b.checkbox("d2 orthogonal to d1", **url(f"{prefix}_om_orth"))
     else:
         kw["n_lines"] = b.slider(
             "Directions overlaid",
             1,
             om.MAX_LINES,
             1,
-            key=f"{prefix}_om_nlines",
+            **url(f"{prefix}_om_nlines"),
             help="Several random directions (seeds seed, seed+1, ...) show how much one "
             "random slice can vary.",
         )
@@ -409,10 +410,10 @@ def _random_inputs(prefix: str, kind: str, d: int) -> dict:
 def operator_form(prefix: str, entry) -> om.OwnRequest | None:
     """The slice widgets for one operator's model; the request when submitted."""
     c1, c2 = st.columns([1, 2])
-    dim = c1.radio("Slice", ["2D plane", "1D line"], key=f"{prefix}_om_dim", horizontal=True)
+    dim = c1.radio("Slice", ["2D plane", "1D line"], **url(f"{prefix}_om_dim"), horizontal=True)
     d = 2 if dim == "2D plane" else 1
     kind = c2.selectbox(
-        "Directions", entry.kinds(d), format_func=LABELS[d].get, key=f"{prefix}_om_kind{d}"
+        "Directions", entry.kinds(d), format_func=LABELS[d].get, **url(f"{prefix}_om_kind{d}")
     )
     with st.form(f"{prefix}_om_form"):
         kw: dict = {"entry": entry.name, "dim": d, "direction": kind}
@@ -420,30 +421,36 @@ def operator_form(prefix: str, entry) -> om.OwnRequest | None:
             kw.update(_random_inputs(prefix, kind, d))
         lo, hi = (-0.5, 1.5) if kind in ("interpolation", "between") else (-1.0, 1.0)
         a, b = st.columns(2)
-        kw["xmin"] = float(a.number_input("x from", value=lo, format="%g", key=f"{prefix}_om_x0"))
-        kw["xmax"] = float(b.number_input("x to", value=hi, format="%g", key=f"{prefix}_om_x1"))
+        kw["xmin"] = float(
+            a.number_input("x from", value=lo, format="%g", **url(f"{prefix}_om_x0"))
+        )
+        kw["xmax"] = float(b.number_input("x to", value=hi, format="%g", **url(f"{prefix}_om_x1")))
         if d == 2:
             a, b = st.columns(2)
             kw["ymin"] = float(
-                a.number_input("y from", value=-1.0, format="%g", key=f"{prefix}_om_y0")
+                a.number_input("y from", value=-1.0, format="%g", **url(f"{prefix}_om_y0"))
             )
             kw["ymax"] = float(
-                b.number_input("y to", value=1.0, format="%g", key=f"{prefix}_om_y1")
+                b.number_input("y to", value=1.0, format="%g", **url(f"{prefix}_om_y1"))
             )
             if kind == "pca":
                 a, b = st.columns(2)
-                kw["auto_range"] = a.checkbox("Range from the path", True, key=f"{prefix}_om_auto")
+                kw["auto_range"] = a.checkbox(
+                    "Range from the path", True, **url(f"{prefix}_om_auto")
+                )
                 kw["projection"] = b.radio(
                     "Path projection",
                     list(om.D.PROJECTIONS),
-                    key=f"{prefix}_om_projection",
+                    **url(f"{prefix}_om_projection"),
                     horizontal=True,
                     help=PROJECTION_HELP,
                 )
         a, b = st.columns(2)
-        kw["nx"] = a.slider("Points along x", om.MIN_RES, om.MAX_RES, 21, key=f"{prefix}_om_nx")
+        kw["nx"] = a.slider("Points along x", om.MIN_RES, om.MAX_RES, 21, **url(f"{prefix}_om_nx"))
         if d == 2:
-            kw["ny"] = b.slider("Points along y", om.MIN_RES, om.MAX_RES, 21, key=f"{prefix}_om_ny")
+            kw["ny"] = b.slider(
+                "Points along y", om.MIN_RES, om.MAX_RES, 21, **url(f"{prefix}_om_ny")
+            )
         go = st.form_submit_button("Compute landscape", type="primary", key=f"{prefix}_om_go")
     if not go:
         return None
@@ -460,7 +467,7 @@ def operator_slice(prefix: str) -> None:
     if not entries:
         st.info(f"No operator's models: the server was started without {om.ENV}.")
         return
-    name = st.selectbox("Operator's model", list(entries), key=f"{prefix}_om_entry")
+    name = st.selectbox("Operator's model", list(entries), **url(f"{prefix}_om_entry"))
     entry = entries[name]
     st.caption(f"factory {entry.factory} · weights {entry.weights.rsplit('/', 1)[-1]}")
     req = operator_form(prefix, entry)
@@ -498,9 +505,9 @@ def operator_compare(prefix: str) -> dict | None:
     entries = available()
     c1, c2 = st.columns([2, 1])
     names = c1.multiselect(
-        "Operator's models (2 to 4)", list(entries), max_selections=4, key=f"{prefix}_om_pick"
+        "Operator's models (2 to 4)", list(entries), max_selections=4, **url(f"{prefix}_om_pick")
     )
-    norm = c2.selectbox("Directions", om.D.NORMS, key=f"{prefix}_om_cmp_norm")
+    norm = c2.selectbox("Directions", om.D.NORMS, **url(f"{prefix}_om_cmp_norm"))
     st.caption(
         "Measured on each model's own data, with the measurement settings above (the 'Data' "
         "setting does not apply: an operator's model has one data set)."
