@@ -55,6 +55,8 @@ import torch.fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from landscape.pointwise import Pointwise
+
 MEMORY_CAP = 512 * 2**20  # bytes: most activation memory one chunk may allocate
 POINT_BYTES = 8 * 2**20  # bytes: a point with at least this much activation runs alone (K=1)
 CHUNK_BYTES = 32 * 2**20  # bytes: target activation size of a chunk of smaller points
@@ -159,7 +161,8 @@ class Session:
             )
         self.m = len(directions)
         self.dtype = next((p.dtype for p in model.parameters()), torch.float32)
-        self.loss_fn, self.y, self.accuracy_fn = loss_fn, y, accuracy_fn
+        self.loss = Pointwise(loss_fn, y, "loss_fn")
+        self.accuracy = None if accuracy_fn is None else Pointwise(accuracy_fn, y, "accuracy_fn")
         self.X = X.to(self.dtype) if X.is_floating_point() else X
         with torch.inference_mode():
             points = _Points(model, center, directions, self.dtype)
@@ -172,8 +175,7 @@ class Session:
         """Loss (and accuracy) at ``coords`` (k, m), chunk by chunk; float64 arrays (k,)."""
         c = torch.as_tensor(np.asarray(coords, dtype=np.float64), dtype=self.dtype)
         with torch.inference_mode():
-            return _run(self.engine, self.loss_fn, self.y, c, self.accuracy_fn, progress,
-                        self.K, self.slices)  # fmt: skip
+            return _run(self.engine, self.loss, self.accuracy, c, progress, self.K, self.slices)
 
 
 def prepare(model: nn.Module) -> FastPath | None:
@@ -236,17 +238,17 @@ def _check_coords(coords, m: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- driver
 
 
-def _run(engine, loss_fn, y, coords, accuracy_fn, progress, K, slices):
-    """Evaluate all points chunk by chunk, K points at a time (K from the session's probe)."""
+def _run(engine, loss, accuracy, coords, progress, K, slices):
+    """Evaluate all points chunk by chunk, K points at a time (K from the session's probe);
+    ``loss`` and ``accuracy`` are ``pointwise.Pointwise`` (accuracy may be None)."""
     total = coords.shape[0]
     losses = np.empty(total, dtype=np.float64)
-    accs = None if accuracy_fn is None else np.empty(total, dtype=np.float64)
+    accs = None if accuracy is None else np.empty(total, dtype=np.float64)
     for start in range(0, total, K):
         preds = engine.predict(coords[start : start + K], slices)  # (k, N, ...)
-        for i, pred in enumerate(preds):
-            losses[start + i] = _scalar(loss_fn(pred, y), "loss_fn")
-            if accs is not None:
-                accs[start + i] = _scalar(accuracy_fn(pred, y), "accuracy_fn")
+        losses[start : start + len(preds)] = loss.values(preds)
+        if accs is not None:
+            accs[start : start + len(preds)] = accuracy.values(preds)
         if progress is not None:
             progress(min(start + K, total), total)
     return losses, accs
@@ -260,13 +262,6 @@ def _chunking(bytes_per_row: float, X: Tensor) -> tuple[int, list[Tensor]]:
     if per_point >= POINT_BYTES:
         return 1, [X]
     return max(1, min(MAX_CHUNK, int(CHUNK_BYTES // per_point))), [X]
-
-
-def _scalar(value, name: str) -> float:
-    t = torch.as_tensor(value)
-    if t.numel() != 1:
-        raise ValueError(f"{name} returned shape {tuple(t.shape)}: must return a scalar")
-    return float(t.item())
 
 
 # ----------------------------------------------------------------------------- graph

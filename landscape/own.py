@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from landscape import directions as D
 from landscape import surface as S
+from landscape.pointwise import accuracy
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 DATA_SUFFIXES = (".npz", ".csv")
@@ -522,12 +523,6 @@ def make_loss(spec: str | None, y_example: Tensor, params: dict | None = None) -
         return mean(zoo.fn(p, t, **kw))
 
     return Loss(spec, regression, post)
-
-
-def accuracy(out: Tensor, y: Tensor) -> float:
-    """Fraction correct: argmax of the logits, or logit > 0 for one output column."""
-    pred = (out.reshape(-1) > 0).long() if out.ndim == 1 or out.shape[1] == 1 else out.argmax(1)
-    return float((pred == y.reshape(-1)).double().mean())
 
 
 # ----------------------------------------------------------------------------- evaluation

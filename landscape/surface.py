@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from landscape.directions import _check_keys, buffers_of, cosine, weights_of
+from landscape.pointwise import Pointwise
 
 MAX_AXIS = 1001  # most coordinates along one axis (line points, or xs / ys of a plane)
 MAX_POINTS = 201 * 201  # most grid points of one plane
@@ -138,13 +139,6 @@ def _method(method: str, model: nn.Module, moved_buffers=()):
 # ----------------------------------------------------------------------------- reference loop
 
 
-def _scalar(value, name: str) -> float:
-    t = torch.as_tensor(value)
-    if t.numel() != 1:
-        raise ValueError(f"{name} returned shape {tuple(t.shape)}: must return a scalar")
-    return float(t.item())
-
-
 def _forward(frozen: nn.Module, X: Tensor) -> Tensor:
     """The model's output on all of X, in chunks of CHUNK_ROWS samples."""
     if X.shape[0] <= CHUNK_ROWS:
@@ -165,7 +159,9 @@ class LoopSession:
 
     def __init__(self, model, loss_fn, X, y, center, directions, accuracy_fn=None) -> None:
         self.frozen = copy.deepcopy(model).eval()
-        self.loss_fn, self.X, self.y, self.accuracy_fn = loss_fn, X, y, accuracy_fn
+        self.X, self.y, self.accuracy_fn = X, y, accuracy_fn
+        self.loss = Pointwise(loss_fn, y, "loss_fn")
+        self.accuracy = None if accuracy_fn is None else Pointwise(accuracy_fn, y, "accuracy_fn")
         params = dict(self.frozen.named_parameters())
         # the copy's own tensors that the points overwrite: parameters and moved buffers
         self.targets = {k: params[k] if k in params else self.frozen.get_buffer(k) for k in center}
@@ -225,10 +221,10 @@ class LoopSession:
                     torch.addmv(center, dirs, points[p], out=vector)
                 else:
                     self._set(point)
-                out = _forward(self.frozen, self.X)
-                losses[p] = _scalar(self.loss_fn(out, self.y), "loss_fn")
+                out = _forward(self.frozen, self.X)[None]  # one point: (1, N, ...)
+                losses[p] = self.loss.values(out)[0]
                 if accs is not None:
-                    accs[p] = _scalar(self.accuracy_fn(out, self.y), "accuracy_fn")
+                    accs[p] = self.accuracy.values(out)[0]
                 if progress is not None:
                     progress(p + 1, len(coords))
         return losses, accs
@@ -284,9 +280,11 @@ def _race(fast, loop: LoopSession, coords: np.ndarray, progress, clock=time.perf
     caches; 2 fast points, 1 loop point), then up to RACE_ROUNDS timed rounds of one fast
     chunk (``fast.K`` points, at most 1/RACE_SHARE of the surface) and a quarter as many loop
     points (at least 2); the minimum seconds per point of each go to ``choose``. A first
-    round where one method is RACE_CLEAR times faster decides alone. The winner evaluates
-    the rest and then recomputes the points the loser calibrated on, so every value of the
-    surface comes from one method and the loser's only cost is its calibration points.
+    round where one method is RACE_CLEAR times faster decides alone. The winner is the
+    method that finishes sooner (its seconds per point times the points left and the other's
+    calibration points): it evaluates the rest and then recomputes the points the loser
+    calibrated on, so every value of the surface comes from one method and the loser's only
+    cost is its calibration points.
     Returns (losses, accs, winner name, timings); ``clock`` is injectable for tests.
     """
     total = len(coords)
@@ -322,7 +320,13 @@ def _race(fast, loop: LoopSession, coords: np.ndarray, progress, clock=time.perf
         low, high = sorted(best.values())
         if high >= RACE_CLEAR * low:
             break
-    winner = choose(best)
+    # Finish with the method that ends the surface soonest: its rate times the points left
+    # plus the other's calibration points it must redo. Same as the faster per point unless
+    # the two are within a few per cent, where redoing a chunk would cost more than it saves.
+    left = total - done
+    redo = {name: sum(b - a for a, b in spans["loop" if name == "batched" else "batched"])
+            for name in runners}  # fmt: skip
+    winner = choose({k: best[k] * (left + redo[k]) if left + redo[k] else 0.0 for k in best})
     loser = "loop" if winner == "batched" else "batched"
     if done < total:
         lo, ac = runners[winner].run(coords[done:], _offset(progress, done, total))

@@ -67,6 +67,7 @@ from landscape.config import (  # noqa: F401 - re-exported: `from landscape.trai
     Config,
     estimate_params,
 )
+from landscape.pointwise import accuracy
 from landscape.predictions import (  # noqa: F401 - re-exported
     class_probability_curve,
     decision_grid,
@@ -104,14 +105,9 @@ def make_loss_fn(
     return lambda out, y: spec(out, y, **params)
 
 
-def _accuracy(out: torch.Tensor, y: torch.Tensor) -> float:
-    pred = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)  # logit > 0 <=> p > 1/2
-    return float((pred == y).double().mean())
-
-
 def make_accuracy_fn(config: Config, dataset: data.Dataset) -> Callable | None:
     """(model_output, y) -> fraction correct in [0, 1]; None for regression data."""
-    return None if dataset.task == "regression" else _accuracy
+    return None if dataset.task == "regression" else accuracy  # logit > 0 <=> p > 1/2
 
 
 def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
