@@ -482,6 +482,27 @@ def test_race_picks_the_faster_and_the_surface_is_one_method(fast_cost, loop_cos
     assert seen[-1] == len(coords)
 
 
+def test_race_in_a_near_tie_finishes_with_the_method_that_ends_sooner(monkeypatch):
+    """The loop is 3% faster per point, but on a short surface the fast path has computed
+    far more calibration points: redoing them would cost more than the 3% saves, so the
+    fast path finishes, and the whole surface takes less time than finishing with the loop."""
+    coords = np.stack([np.arange(40.0), np.zeros(40)], axis=1)
+
+    def race():
+        clock = FakeClock()
+        fast = FakeSession(clock, 1.03, offset=1000.0)
+        loop = FakeSession(clock, 1.0, offset=2000.0)
+        losses, _, winner, timings = S._race(fast, loop, coords, None, clock=clock)
+        return losses, winner, timings, clock.now
+
+    losses, winner, timings, seconds = race()
+    assert winner == "batched" and timings["loop_s_per_point"] < timings["batched_s_per_point"]
+    np.testing.assert_array_equal(losses, coords[:, 0] + 1000.0)  # all the fast path's
+    monkeypatch.setattr(S, "choose", lambda costs: "loop")  # finish with the loop instead
+    _, winner, _, loop_seconds = race()
+    assert winner == "loop" and seconds < loop_seconds
+
+
 @pytest.fixture(autouse=True)
 def _forget_race_winners():
     """Every test races afresh: auto remembers winners per process."""
