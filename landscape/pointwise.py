@@ -10,7 +10,8 @@ turns them into K floats with one call when the function is one of these:
   log-softmax over a last dimension of a few classes costs about as much per sample as a
   small network's whole forward pass (~50 ns), over a middle dimension several times less,
   and per point this is the floor under every method of computing a surface.
-- any function carrying ``batched(preds, y) -> Tensor (K,)``: the library's ``accuracy``.
+- any function carrying ``batched(preds, y) -> Tensor (K,)``: the library's ``accuracy``
+  and the app's cross-entropy (``training.make_loss_fn``).
 
 Anything else is called per point, as before. The first chunk checks its first point's
 batched value against the function itself, and a mismatch (a subclass or wrapper that
@@ -78,26 +79,34 @@ def _cross_entropy(loss_fn) -> dict | None:
     return None
 
 
+def cross_entropy_batched(
+    ignore_index: int = -100, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """The ``batched`` form of a mean (or sum) cross-entropy over class indices:
+    (preds (K, N, C), y (N,)) -> (K,), as one K-dimensional cross-entropy over (K, C, N)."""
+
+    def many(preds: Tensor, y: Tensor) -> Tensor:
+        if preds.ndim != 3 or y.ndim != 1 or y.is_floating_point():
+            raise _NoBatch  # class probabilities or extra dimensions: per point
+        k, n = preds.shape[:2]
+        per = F.cross_entropy(
+            preds.transpose(1, 2),
+            y.expand(k, n),
+            reduction="none",
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+        )  # (K, N); ignored targets give 0
+        if reduction == "sum":
+            return per.sum(1)
+        return per.sum(1) / (y != ignore_index).sum()
+
+    return many
+
+
 def _batched(fn) -> Callable[[Tensor, Tensor], Tensor] | None:
     ce = _cross_entropy(fn)
     if ce is not None:
-
-        def many(preds: Tensor, y: Tensor) -> Tensor:
-            if preds.ndim != 3 or y.ndim != 1 or y.is_floating_point():
-                raise _NoBatch  # class probabilities or extra dimensions: per point
-            k, n = preds.shape[:2]
-            per = F.cross_entropy(
-                preds.transpose(1, 2),
-                y.expand(k, n),
-                reduction="none",
-                ignore_index=ce["ignore_index"],
-                label_smoothing=ce["label_smoothing"],
-            )  # (K, N); ignored targets give 0
-            if ce["reduction"] == "sum":
-                return per.sum(1)
-            return per.sum(1) / (y != ce["ignore_index"]).sum()
-
-        return many
+        return cross_entropy_batched(**ce)
     many = getattr(fn, "batched", None)
     return many if callable(many) else None
 

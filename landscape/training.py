@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape import data, losses, models
+from landscape import data, losses, models, pointwise
 from landscape.config import (  # noqa: F401 - re-exported: `from landscape.training import Config`
     DIVERGENCE_FACTOR,
     MAX_BATCH,
@@ -102,7 +102,14 @@ def make_loss_fn(
         return lambda out, y: spec(out[:, 0], y.to(out.dtype), **params)
     if config.loss in PROB_TARGET_LOSSES:
         return lambda out, y: spec(out, F.one_hot(y, dataset.n_classes).to(out.dtype), **params)
-    return lambda out, y: spec(out, y, **params)
+
+    def loss_fn(out, y):
+        return spec(out, y, **params)
+
+    if config.loss == "cross_entropy":  # the zoo's is torch's: many surface points at once
+        smoothing = spec.resolve(**params)["label_smoothing"]
+        loss_fn.batched = pointwise.cross_entropy_batched(label_smoothing=smoothing)
+    return loss_fn
 
 
 def make_accuracy_fn(config: Config, dataset: data.Dataset) -> Callable | None:

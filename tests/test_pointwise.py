@@ -140,3 +140,19 @@ def test_surface_with_torch_cross_entropy_equals_a_plain_loop():
     for method in ("loop", "batched"):
         s = surface.plane(model, loss_fn, (X, y), d1, d2, xs, xs, method=method)
         np.testing.assert_allclose(s.loss, ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+def test_the_apps_cross_entropy_is_batched_and_equals_the_zoos(smoothing):
+    from landscape.training import Config, make_loss_fn
+
+    config = Config(
+        dataset="spiral3", loss="cross_entropy", loss_params={"label_smoothing": smoothing}
+    )
+    ds = config.make_dataset()
+    fn = make_loss_fn(config, ds)
+    preds = _preds(shape=(K, len(ds.y_train), ds.n_classes))
+    pw = Pointwise(fn, ds.y_train, "loss_fn")
+    got = pw.values(preds)
+    assert pw.many is not None and pw.checked
+    np.testing.assert_allclose(got, _per_point(fn, preds, ds.y_train), rtol=1e-6)
