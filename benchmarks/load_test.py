@@ -861,7 +861,10 @@ def print_report(r: dict) -> None:
     )
     m = r["memory"]
     if m.get("sampled"):
-        print(f"server RSS: start {m['start_mb']} MB, peak {m['peak_mb']} MB, end {m['end_mb']} MB")
+        print(
+            f"RSS of the server and its worker processes: start {m['start_mb']} MB, "
+            f"peak {m['peak_mb']} MB, end {m['end_mb']} MB"
+        )
         print("  peak per window: " + ", ".join(f"{k} {v}" for k, v in m["windows_mb"].items()))
         print(
             f"  last third vs middle third: {m['growth_last_third_mb']:+} MB -> "
