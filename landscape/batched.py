@@ -46,6 +46,7 @@ import functools
 import math
 import operator
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -112,13 +113,10 @@ class FastPath:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        try:
-            self.gm = _trace(model)
-        except _Unsupported as e:
-            raise ValueError(
-                f"landscape.batched cannot evaluate this model: {e}; use the loop"
-            ) from None
-        self.model = model
+        gm = _traced(model)
+        if isinstance(gm, str):
+            raise ValueError(f"landscape.batched cannot evaluate this model: {gm}; use the loop")
+        self.gm, self.model = gm, model
 
     def can_move(self, buffer_names) -> bool:
         """Whether ``buffer_names`` are all BatchNorm running statistics the graph reads."""
@@ -295,6 +293,37 @@ def _symbolic_trace(model: nn.Module) -> torch.fx.GraphModule:
     tracer = _ThreadSafeTracer()
     graph = tracer.trace(model)
     return torch.fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+
+
+#: Traces of live models: model -> (its signature, the graph or why it is unsupported), so a
+#: model's later surfaces skip the trace (a few ms, as much as a small surface's points).
+#: Weak keys: an entry goes with its model (the graph holds the submodules, not the model).
+_TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TRACES_LOCK = threading.Lock()
+
+
+def _signature(model: nn.Module) -> tuple:
+    """What a trace depends on: the module tree (names, objects, types) and every module's
+    settings as its repr shows them, so a replaced layer or a changed setting traces again."""
+    return str(model), tuple((n, id(m), type(m)) for n, m in model.named_modules())
+
+
+def _traced(model: nn.Module) -> torch.fx.GraphModule | str:
+    """``_trace(model)``, or the reason it is unsupported, remembered per live model."""
+    if not isinstance(model, nn.Module):
+        return f"model={type(model).__name__} is not an nn.Module"
+    sig = _signature(model)
+    with _TRACES_LOCK:
+        hit = _TRACES.get(model)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    try:
+        gm = _trace(model)
+    except _Unsupported as e:
+        gm = str(e)
+    with _TRACES_LOCK:
+        _TRACES[model] = (sig, gm)
+    return gm
 
 
 def _trace(model: nn.Module) -> torch.fx.GraphModule:

@@ -439,28 +439,29 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method)
     dtype = next(iter(center.values())).dtype if center else X.dtype
     X = X.to(dtype) if X.is_floating_point() else X  # float64 data into a float32 model
     moved_buffers = [k for k in center if k not in dict(model.named_parameters())]
-    fast = _method(method, model, moved_buffers)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed: must be one of {list(METHODS)}")
     start = time.perf_counter()
-    race = None
-    if fast is None or method == "auto":
-        loop = LoopSession(model, loss_fn, X, y, center, dirs, accuracy_fn)
+    race = key = used = None
+    if method == "auto":  # a kind of model raced before runs its winner: no calibration
+        key = _race_key(model, loss_fn, X, len(dirs), moved_buffers, accuracy_fn)
+        used = _remembered(key)
+        race = None if used is None else {"remembered": used}
+    fast = None if used == "loop" else _method(method, model, moved_buffers)
     if fast is None:
-        losses, accs = loop.run(coords, progress)
+        losses, accs = LoopSession(model, loss_fn, X, y, center, dirs, accuracy_fn).run(
+            coords, progress
+        )
         used = "loop"
     else:
         session = fast.session(loss_fn, X, y, center, dirs, accuracy_fn)
-        if method == "batched":
+        if method == "batched" or used == "batched":
             losses, accs = session.run(coords, progress)
             used = "batched"
         else:
-            key = _race_key(model, loss_fn, X, len(dirs), moved_buffers, accuracy_fn)
-            used = _remembered(key)
-            if used is not None:  # this kind of model was raced before: no calibration
-                losses, accs = (session if used == "batched" else loop).run(coords, progress)
-                race = {"remembered": used}
-            else:
-                losses, accs, used, race = _race(session, loop, coords, progress)
-                _remember(key, used)
+            loop = LoopSession(model, loss_fn, X, y, center, dirs, accuracy_fn)
+            losses, accs, used, race = _race(session, loop, coords, progress)
+            _remember(key, used)
     info = {
         "method": used,
         "seconds": time.perf_counter() - start,

@@ -591,3 +591,37 @@ def test_onednn_probe_detects_broken_ops(monkeypatch):
     finally:
         monkeypatch.undo()
         batched._onednn_ok.cache_clear()
+
+
+def test_a_models_trace_is_reused_until_the_model_changes():
+    """Later surfaces of one model reuse its trace; replacing a layer or changing a layer's
+    setting traces again (the numbers follow the model); the entry goes with the model."""
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    X, y = torch.randn(40, 3), torch.randint(0, 3, (40,))
+    loss_fn = nn.CrossEntropyLoss()
+    center = {k: p.detach().clone() for k, p in model.named_parameters()}
+    dirs = directions_for(model, seed=2)
+
+    def check():
+        got, _ = batched.evaluate(model, loss_fn, X, y, center, dirs, grid())
+        ref, _ = plain_loop(model, loss_fn, X, y, center, dirs, grid())
+        np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+    check()
+    first = batched.FastPath(model).gm
+    assert batched.FastPath(model).gm is first  # reused
+    model[1] = nn.LeakyReLU(0.5)  # a replaced layer
+    check()
+    second = batched.FastPath(model).gm
+    assert second is not first
+    model[1].negative_slope = 0.01  # a changed setting
+    check()
+    assert batched.FastPath(model).gm is not second
+    alive = weakref.ref(model)
+    del model, first, second
+    gc.collect()
+    assert alive() is None  # the cache does not keep a model alive
