@@ -41,18 +41,21 @@ def scalar(value, name: str) -> float:
 
 
 def accuracy(out: Tensor, y: Tensor) -> float:
-    """Fraction correct: argmax of the logits, or logit > 0 for one output column."""
+    """Fraction correct: argmax of the logits, or logit > 0 for one output column.
+
+    Counted on the device and divided on the host: exact, and no float64 on the device
+    (Apple's mps has none)."""
     pred = (out.reshape(-1) > 0).long() if out.ndim == 1 or out.shape[1] == 1 else out.argmax(1)
-    return float((pred == y.reshape(-1)).double().mean())
+    return int((pred == y.reshape(-1)).sum()) / pred.numel()
 
 
 def _accuracy_batched(preds: Tensor, y: Tensor) -> Tensor:
-    """``accuracy`` of K points: preds (K, N) or (K, N, C) -> (K,) float64."""
+    """``accuracy`` of K points: preds (K, N) or (K, N, C) -> (K,) float64 on the host."""
     if preds.ndim == 2 or preds.shape[2] == 1:
         pred = (preds.reshape(preds.shape[0], -1) > 0).long()
     else:
         pred = preds.argmax(2)
-    return (pred == y.reshape(1, -1)).double().mean(1)
+    return (pred == y.reshape(1, -1)).sum(1).cpu().double() / pred.shape[1]
 
 
 accuracy.batched = _accuracy_batched
@@ -144,7 +147,7 @@ class Pointwise:
         if tuple(out.shape) != (len(preds),):
             self.many = None
             return None
-        out = out.double().cpu().numpy()
+        out = out.cpu().double().numpy()  # float64 on the host: mps has none
         if not self.checked:
             if not _same(float(out[0]), scalar(self.fn(preds[0], self.y), self.name)):
                 self.many = None  # the function is not what its type says: per point

@@ -156,3 +156,12 @@ def test_the_apps_cross_entropy_is_batched_and_equals_the_zoos(smoothing):
     got = pw.values(preds)
     assert pw.many is not None and pw.checked
     np.testing.assert_allclose(got, _per_point(fn, preds, ds.y_train), rtol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_the_values_equal_the_cpus():
+    preds, y = _preds(), _labels()
+    for fn in (nn.CrossEntropyLoss(), pointwise.accuracy):
+        cpu = Pointwise(fn, y, "fn").values(preds)
+        gpu = Pointwise(fn, y.cuda(), "fn").values(preds.cuda())
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-5)
