@@ -1,116 +1,35 @@
-"""Loss Landscape Lab: the frame every page shares.
+"""Loss Landscape Lab's server: ``streamlit run app.py``.
 
-Run with `streamlit run app.py`. Pages live in app_pages/ and stay thin: they read widgets,
-call the `landscape` library and draw its Plotly figures. (Not pages/: Streamlit lists such
-a folder as an old-style multi-page app on a fresh server's first request.)
+Streamlit runs ``lab.py`` (the frame every page shares) once per page visit; this file
+wraps it in ``st.App`` so that the server process is ready before it answers anyone: it
+imports torch, Plotly and the library and starts the worker pool while it starts up.
+Without this, the first visitor after a (re)start waited for all of that (about 4 s here).
 """
 
-import gc
 import os
+from contextlib import asynccontextmanager
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see landscape/__init__
 
-# Import these fully before any page runs: plotly loads pandas lazily and takes whatever is
-# in sys.modules, so two sessions' first charts at once could see a half-imported pandas
-# (found by benchmarks/load_test.py: "partially initialized module 'pandas'").
-import pandas  # noqa: E402, F401
-import plotly.graph_objects as go  # noqa: E402
-import plotly.io as pio  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from landscape import workers  # noqa: E402
-from landscape.ui import library, links  # noqa: E402
-from landscape.ui.common import torch_threads  # noqa: E402
-from landscape.ui.runs import restart_notice  # noqa: E402
 
+@asynccontextmanager
+async def _warm(_app):
+    """Import what every page needs and start the worker processes, before serving."""
+    import pandas  # noqa: F401 - imported whole before any page: see lab.py
+    import plotly.graph_objects  # noqa: F401
 
-@st.cache_resource
-def _freeze_startup_heap() -> bool:
-    """Move everything loaded at start-up (torch, plotly, pandas, the library: millions of
-    objects that live as long as the server) out of the garbage collector's way, once, so
-    its full collections only walk what the sessions allocate."""
     import landscape.pictures  # noqa: F401
     import landscape.plots  # noqa: F401
     import landscape.training  # noqa: F401
+    import landscape.ui.library  # noqa: F401
+    import landscape.ui.links  # noqa: F401
+    import landscape.ui.runs  # noqa: F401
+    from landscape import workers
 
-    gc.collect()
-    gc.freeze()
-    return True
+    workers.shared_pool().start()
+    yield
 
 
-# Figures whose builder leaves the legend alone get it below the plot, in rows: a legend on
-# the right squeezed plots to ~120 px on a phone. Below the axis title, so they never overlap.
-# Merged once per process into one named template: a "plotly+lab" default is merged again on
-# every go.Figure(), and registering a template validates it (tens of ms each); app.py itself
-# runs on every full rerun, hence the guard.
-if pio.templates.default != "lab":
-    pio.templates["lab"] = pio.templates.merge_templates(
-        "plotly",
-        go.layout.Template(
-            layout={"legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0}}
-        ),
-    )
-    pio.templates.default = "lab"
-
-# Layout rules Streamlit has no setting for:
-# - display formulas too wide for their column scroll sideways instead of being cut off, and
-#   shrink on narrow screens;
-# - on a phone, Plotly's toolbar (zoom, pan, download) is hidden: it covered chart titles,
-#   and touch gestures zoom anyway.
-STYLE = """<style>
-.katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0 6px; }
-@media (max-width: 900px) { .katex-display { font-size: 0.82em; } }
-@media (max-width: 640px) {
-  .katex-display { font-size: 0.58em; }
-  .js-plotly-plot .modebar-container { display: none !important; }
-}
-</style>"""
-
-# The favicon stays an emoji: a Material icon there is fetched from fonts.gstatic.com.
-st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
-_freeze_startup_heap()
-st.html(STYLE)
-torch_threads(1)  # per script thread: see landscape.ui.common
-# Heavy jobs run in worker processes (landscape.workers); start them with the first visit so
-# they have warmed up (imported torch) by the time someone presses Train. Idempotent.
-workers.shared_pool().start()
-
-# Material icons ship with Streamlit's frontend; emoji need a system emoji font (Debian's
-# Chromium without one drew empty boxes).
-PAGES = [
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page(
-        "app_pages/loss_shapes.py",
-        title="Loss shapes",
-        icon=":material/show_chart:",
-        url_path="loss-shapes",
-    ),  # fmt: skip
-    st.Page(
-        "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
-    ),
-    st.Page(
-        "app_pages/loss_landscape.py",
-        title="Landscape",
-        icon=":material/landscape:",
-        url_path="landscape",
-    ),  # fmt: skip
-    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page(
-        "app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", url_path="gallery"
-    ),  # fmt: skip
-    st.Page(
-        "app_pages/geometry.py", title="Geometry", icon=":material/explore:", url_path="geometry"
-    ),
-]
-
-page = st.navigation(PAGES)
-restart_notice()  # a tab that outlived a server restart is told its runs are gone
-st.sidebar.caption(
-    "Loss Landscape Lab · loss shapes, live training and loss surfaces (Li et al. 2018)"
-)
-with st.sidebar:
-    links.copy_link_button()  # every page: the address holds its settings (ui/links.py)
-links.begin(page.url_path)  # the query string the page was opened with
-library.show_notes()  # damaged stored entries dropped since the last run
-page.run()
-links.end()  # a quiet note on what the link asked but could not get
+app = st.App("lab.py", lifespan=_warm)

@@ -4,7 +4,8 @@
 2. Server A, after its first page, opens the run's Landscape link in a new browser context:
    the picture is computed and kept in the folder. Timed: the baseline.
 3. Server A stops; server B starts on the same folder; after its first page (Home, timed
-   apart: the process's own warm-up), a new browser context opens the same link. Timed:
+   apart), a new browser context opens the same link; then server C starts and the link
+   is its very first visit (app.py warms a server up before it answers anyone). Timed:
    from the navigation to the heatmap drawn, and the server's part alone: from the page's
    first websocket message (its request for the script run) to the run's last message,
    timed by the page itself; the rest is the browser loading and running Streamlit's and
@@ -129,6 +130,11 @@ def main() -> None:
                 home = open_link(browser, url + "/", HOME)  # a light page, same server
             finally:
                 _stop(proc, log)
+            proc, log, url = _start(folder, _free_port())  # the link as a server's first visit
+            try:
+                very_first = open_link(browser, url + query)
+            finally:
+                _stop(proc, log)
             floor = minimal_app(browser, folder)
             browser.close()
     print(f"landscape link, {args.res}x{args.res} plane of a stored run ({rid}):")
@@ -140,6 +146,7 @@ def main() -> None:
         ("fresh server's first page (Home: imports, workers)", first),
         ("link, computed (not stored yet)", cold),
         ("link, from the store (server restarted)", stored),
+        ("link, from the store, as a fresh server's first visit", very_first),
         ("link again, new browser context", again),
         ("Home again, new browser context (page-load floor)", home),
         ("floor: minimal Streamlit app, one heatmap (same way)", floor),

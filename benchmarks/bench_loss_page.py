@@ -137,7 +137,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=12, help="slider moves per slider")
     args = ap.parse_args()
-    torch_threads()  # as app.py does
+    torch_threads()  # as lab.py does
     ms = 1e3
 
     base = baseline(args.moves)

@@ -282,12 +282,12 @@ def plotly_specs(at) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
-# ----------------------------------------------------------------------------- Home (app.py)
+# ----------------------------------------------------------------------------- Home (lab.py)
 
 
 def test_app_frame_and_home():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    run_ok(at, "app.py")
+    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=60)
+    run_ok(at, "lab.py")
     # nothing to set on the home page (the hidden server-instance widget is not for users)
     assert [w for w in inputs(at) if w[1] != ui_runs.BOOT_KEY] == []
 

@@ -166,7 +166,7 @@ def test_home_lists_pinned_runs_and_opens_one_in_train(tmp_path, monkeypatch):
         config = Config(dataset="xor", epochs=3, n_samples=100, lr=0.1)
         rid = datastore.run_id(config)
         assert cli.main(["pin", rid]) == 0
-        at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=120).run()
+        at = AppTest.from_file(str(PAGES.parent / "lab.py"), default_timeout=120).run()
         assert not at.exception, at.exception
         assert any(rid in t.value for t in at.text), [t.value for t in at.text]
         usage = " ".join(c.value for c in at.caption)

@@ -262,7 +262,7 @@ def test_run_named_like_a_link_on_the_train_page(tiny):
 def test_tab_from_a_previous_server_is_told_and_can_start_afresh(data_folder, monkeypatch):
     if not data_folder:  # a server without its data folder: the runs really are gone
         monkeypatch.setattr(library, "store", lambda: None)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=60)
     settle(at)
     boot = at.text_input(key=ui_runs.BOOT_KEY)
     assert boot.value == ui_runs.BOOT_ID

@@ -8,7 +8,7 @@ Streamlit) and ``persist_state="session"`` (the value survives a page switch and
 The key is the query parameter's name: keep keys short, fixed and page-prefixed (session
 state is shared by every page).
 
-``begin()``/``end()`` run around the page (app.py): ``begin`` keeps the query string the
+``begin()``/``end()`` run around the page (lab.py): ``begin`` keeps the query string the
 page was opened with; ``end`` says, in one caption, which of its parameters were not
 applied: those Streamlit's binding removed from the address (invalid or out of range) and
 unknown ones (no widget of that name here), which it removes too. Nothing in a URL can raise.

@@ -252,7 +252,7 @@ def restart_notice() -> bool:
     """Say so when this tab outlived a server restart (its runs are gone); True if it did.
 
     Detects the restart from the hidden boot widget (see BOOT_ID) and keeps the notice, with
-    the ways back, until the user dismisses it. Called by app.py on every full run; a tab
+    the ways back, until the user dismisses it. Called by lab.py on every full run; a tab
     that reconnects asks for a full run at once (see _RECONNECT_WATCH), so the notice shows
     without the user acting and the page's fragments work again.
     """
