@@ -321,8 +321,8 @@ def _race(fast, loop: LoopSession, coords: np.ndarray, progress, clock=time.perf
         if high >= RACE_CLEAR * low:
             break
     # Finish with the method that ends the surface soonest: its rate times the points left
-    # plus the other's calibration points it must redo. Same as the faster per point unless
-    # the two are within a few per cent, where redoing a chunk would cost more than it saves.
+    # plus the other's calibration points it must redo. That is the faster per point unless
+    # the two are close, where redoing the other's chunk would cost more than it saves.
     left = total - done
     redo = {name: sum(b - a for a, b in spans["loop" if name == "batched" else "batched"])
             for name in runners}  # fmt: skip
@@ -452,6 +452,7 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method)
         losses, accs = LoopSession(model, loss_fn, X, y, center, dirs, accuracy_fn).run(
             coords, progress
         )
+        race = race if used == "loop" else None  # the fast path cannot take this model
         used = "loop"
     else:
         session = fast.session(loss_fn, X, y, center, dirs, accuracy_fn)
