@@ -20,13 +20,13 @@ async def _warm(_app):
     import pandas  # noqa: F401 - imported whole before any page: see lab.py
     import plotly.graph_objects  # noqa: F401
 
-    import landscape.pictures  # noqa: F401
+    import landscape.pipelines.pictures  # noqa: F401
     import landscape.plots  # noqa: F401
-    import landscape.training  # noqa: F401
+    import landscape.training.loop  # noqa: F401
     import landscape.ui.library  # noqa: F401
     import landscape.ui.links  # noqa: F401
     import landscape.ui.runs  # noqa: F401
-    from landscape import workers
+    from landscape.ui import workers
 
     workers.shared_pool().start()
     yield

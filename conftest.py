@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 def inline_jobs(monkeypatch):
     """Heavy jobs in the calling thread instead of worker processes, for tests that count or
     fake calls to library functions with monkeypatch (which cannot reach another process)."""
-    from landscape import workers
+    from landscape.ui import workers
 
     monkeypatch.setattr(workers, "_shared", workers.InlinePool())
 

@@ -19,8 +19,7 @@ import plotly.graph_objects as go  # noqa: E402
 import plotly.io as pio  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from landscape import workers  # noqa: E402
-from landscape.ui import library, links  # noqa: E402
+from landscape.ui import kept, links, workers  # noqa: E402
 from landscape.ui.common import torch_threads  # noqa: E402
 from landscape.ui.runs import restart_notice  # noqa: E402
 
@@ -30,9 +29,9 @@ def _freeze_startup_heap() -> bool:
     """Move everything loaded at start-up (torch, plotly, pandas, the library: millions of
     objects that live as long as the server) out of the garbage collector's way, once, so
     its full collections only walk what the sessions allocate."""
-    import landscape.pictures  # noqa: F401
+    import landscape.pipelines.pictures  # noqa: F401
     import landscape.plots  # noqa: F401
-    import landscape.training  # noqa: F401
+    import landscape.training.loop  # noqa: F401
 
     gc.collect()
     gc.freeze()
@@ -72,7 +71,7 @@ st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="
 _freeze_startup_heap()
 st.html(STYLE)
 torch_threads(1)  # per script thread: see landscape.ui.common
-# Heavy jobs run in worker processes (landscape.workers); start them with the first visit so
+# Heavy jobs run in worker processes (landscape.ui.workers); start them with the first visit so
 # they have warmed up (imported torch) by the time someone presses Train. Idempotent.
 workers.shared_pool().start()
 
@@ -112,6 +111,6 @@ st.sidebar.caption(
 with st.sidebar:
     links.copy_link_button()  # every page: the address holds its settings (ui/links.py)
 links.begin(page.url_path)  # the query string the page was opened with
-library.show_notes()  # damaged stored entries dropped since the last run
+kept.show_notes()  # damaged stored entries dropped since the last run
 page.run()
 links.end()  # a quiet note on what the link asked but could not get

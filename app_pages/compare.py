@@ -1,7 +1,7 @@
 """Compare: two to four loss landscapes side by side, on one scale, with sharpness figures.
 
 Thin page: a preset button or two picked runs -> ``landscape.ui.compare`` (bounded cache,
-heavy slot, progress) -> ``landscape.comparisons`` numbers -> ``landscape.plots.compare``
+heavy slot, progress) -> ``landscape.pipelines.comparisons`` numbers -> ``landscape.plots.compare``
 figures. The last result lives in ``st.session_state``; the display controls redraw inside a
 fragment without computing anything again.
 """
@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from landscape import comparisons, datastore, directions
-from landscape.comparisons import Comparison, Settings
+from landscape.core import directions
+from landscape.pipelines import comparisons
+from landscape.pipelines.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
+from landscape.storage import datastore
 from landscape.ui import compare as ui
 from landscape.ui import library, links
 from landscape.ui import own_models as ui_own

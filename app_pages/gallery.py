@@ -1,13 +1,14 @@
 """Gallery: Li et al.'s headline picture, precomputed: ResNets with and without skips by depth.
 
-Thin page: the slices shipped in landscape/gallery (built by `python -m landscape.gallery`),
+Thin page: the slices shipped in landscape/gallery (built by `python -m landscape.pipelines.gallery`),
 their measured roughness beside them, and what the small scale does and does not reproduce.
 """
 
 import pandas as pd
 import streamlit as st
 
-from landscape import data, gallery
+from landscape.data import datasets as data
+from landscape.pipelines import gallery
 from landscape.plots import compare as cplots
 from landscape.plots import surfaces as plots
 from landscape.ui import gallery as ui
@@ -117,7 +118,7 @@ def _findings(items: list[gallery.Entry]) -> None:
 st.title("Gallery")
 items = ui.entries()
 if not items:
-    st.warning("No gallery files found: build them with `python -m landscape.gallery`.")
+    st.warning("No gallery files found: build them with `python -m landscape.pipelines.gallery`.")
     st.stop()
 cfg, sl = items[0].config, items[0].surface.meta["slice"]
 w = cfg.width

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from landscape import presets
+from landscape.pipelines import presets
 from landscape.plots import research as plots
 from landscape.ui import research as ui
 from landscape.ui import runs as ui_runs
@@ -73,7 +73,7 @@ def _spectrum_tab() -> None:
     st.markdown(
         "The density of **all** the Hessian's eigenvalues by stochastic Lanczos quadrature (as "
         "PyHessian draws it), beside the top eigenvalues. From a notebook, "
-        "`landscape.spectrum.density(model, loss_fn, (X, y))` does the same for your own model."
+        "`landscape.measures.spectrum.density(model, loss_fn, (X, y))` does the same for your own model."
     )
     c1, c2 = st.columns([2, 1])
     with c1:

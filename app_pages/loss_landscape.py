@@ -1,6 +1,6 @@
 """Landscape: the loss around a trained net, along lines and over planes of weight space.
 
-Thin page: widgets -> ``landscape.pictures.SurfaceRequest`` -> the bounded cache in
+Thin page: widgets -> ``landscape.pipelines.pictures.SurfaceRequest`` -> the bounded cache in
 ``landscape.ui.landscape_page`` -> figures from ``landscape.plots``. The computed result
 lives in ``st.session_state``, so switching plot type, colour range or log scale redraws the
 picture inside a fragment without computing anything again.
@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from landscape import pictures, presets, store
+from landscape.pipelines import pictures, presets
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
+from landscape.storage import formats as store
 from landscape.ui import landscape_page as ui
 from landscape.ui import library, links
 from landscape.ui import own_models as ui_own

@@ -1,7 +1,7 @@
 """Loss shapes: the loss zoo side by side, its derivatives, and why robust losses ignore outliers.
 
 Each section is an `st.fragment`: moving a slider redraws only that section's charts. The
-numbers come from `landscape.losses` / `landscape.robust` (through bounded caches in
+numbers come from `landscape.core.losses` / `landscape.core.robust` (through bounded caches in
 `landscape.ui.loss_page`), the figures from `landscape.plots.losses`.
 """
 
@@ -10,7 +10,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from landscape import losses
+from landscape.core import losses
 from landscape.plots import losses as plots
 from landscape.ui import loss_page as ui
 from landscape.ui.common import show_error

@@ -1,6 +1,6 @@
 """Train: set up a small net, watch it learn, compare runs.
 
-Thin page: widgets -> landscape.training.Config -> landscape.ui.runs.train_cached -> figures
+Thin page: widgets -> landscape.data.config.Config -> landscape.ui.runs.train_cached -> figures
 from landscape.plots.training. Choices that change the data preview or the parameter count
 (dataset, model, loss) sit in a fragment, so moving them redraws only the set-up panel; the
 optimiser settings sit in a form, and only its Train button trains.
@@ -11,9 +11,15 @@ import math
 
 import streamlit as st
 
-from landscape import data, losses, models, steplimit, training
+from landscape.core import losses
+from landscape.data import datasets as data
+from landscape.data import models
+from landscape.data.config import Config
+from landscape.measures import steplimit
 from landscape.plots import training as plots
-from landscape.training import Config
+from landscape.storage import formats
+from landscape.training import loop as training
+from landscape.training import predictions
 from landscape.ui import library
 from landscape.ui import live as live_panel
 from landscape.ui import research as ui_research
@@ -315,15 +321,15 @@ def _picture(run) -> None:
     ds, model = run.dataset(), run.model()
     kind = data.info(ds.name).kind
     if ds.input_shape == (1,) and ds.task == "classification":
-        xs, probs = training.class_probability_curve(model, ds)
+        xs, probs = predictions.class_probability_curve(model, ds)
         fig = plots.class_probabilities_1d(xs, probs, ds.X_train.numpy(), ds.y_train.numpy(),
                                            ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
     elif ds.input_shape == (1,):
-        xs, yhat = training.regression_curve(model, ds)
+        xs, yhat = predictions.regression_curve(model, ds)
         fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
                                    ds.y_test.numpy())  # fmt: skip
     elif kind == "2d":
-        xs, ys, probs = training.decision_grid(model, ds, resolution=120)
+        xs, ys, probs = predictions.decision_grid(model, ds, resolution=120)
         fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
                                       ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
     else:
@@ -341,7 +347,7 @@ def _downloads(run) -> None:
     # rerun (stored media went missing under load and the browser got 404s).
     c1.download_button("History (CSV)", lambda: training.history_csv(run), f"{stem}_history.csv",
                        "text/csv", key="tr_dl_csv", on_click="ignore")  # fmt: skip
-    c2.download_button("Run: weights + config (.npz)", lambda: training.run_to_bytes(run), f"{stem}.npz",
+    c2.download_button("Run: weights + config (.npz)", lambda: formats.run_to_bytes(run), f"{stem}.npz",
                        "application/octet-stream", key="tr_dl_npz", on_click="ignore",
                        help="Plain arrays and JSON, no pickle: the Landscape page can load it.")  # fmt: skip
     c3.download_button("Config (JSON)", lambda: json.dumps(run.config.to_dict(), indent=2),

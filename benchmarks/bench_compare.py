@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 def _threads() -> int:
     import torch
 
-    from landscape import workers
+    from landscape.ui import workers
 
     n = max(1, workers.MAX_THREADS // workers.MAX_HEAVY_JOBS)  # what Pool gives one worker
     torch.set_num_threads(n)
@@ -46,7 +46,7 @@ def _threads() -> int:
 def one_preset(key: str, convexity: int = 0) -> dict:
     """Run preset ``key`` cold in this process; a JSON-able summary."""
     threads = _threads()
-    from landscape import comparisons
+    from landscape.pipelines import comparisons
 
     preset = comparisons.get(key)
     settings = preset.settings.replace(convexity=convexity)
@@ -93,7 +93,9 @@ def print_rows(result: dict) -> None:
 
 def eigen_race() -> None:
     _threads()
-    from landscape import comparisons, curvature, training
+    from landscape.measures import curvature
+    from landscape.pipelines import comparisons
+    from landscape.training import loop as training
 
     preset = comparisons.get("skip")
     print("\nTop Hessian eigenpairs, Lanczos vs power iteration (nets of the skip preset):")
@@ -117,7 +119,7 @@ def eigen_race() -> None:
 
 
 def main() -> None:
-    from landscape import comparisons
+    from landscape.pipelines import comparisons
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", choices=list(comparisons.PRESETS), help="run one preset here")

@@ -35,9 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from landscape import directions, presets, surface, workers  # noqa: E402
-from landscape.training import train  # noqa: E402
-from landscape.ui import common  # noqa: E402
+from landscape.core import directions  # noqa: E402
+from landscape.engine import surface  # noqa: E402
+from landscape.pipelines import presets  # noqa: E402
+from landscape.training.loop import train  # noqa: E402
+from landscape.ui import (  # noqa: E402
+    common,  # noqa: E402
+    workers,
+)
 from landscape.ui import landscape_page as ui  # noqa: E402
 from landscape.ui import runs as ui_runs  # noqa: E402
 

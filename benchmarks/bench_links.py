@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from landscape import datastore  # noqa: E402
-from landscape.training import Config  # noqa: E402
+from landscape.data.config import Config  # noqa: E402
+from landscape.storage import datastore  # noqa: E402
 from tests.e2e.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -45,8 +45,8 @@ from tests.e2e.helpers import settle  # noqa: E402
 from tests.e2e.test_links import _start, _stop  # noqa: E402
 
 MINIMAL_APP = """import numpy as np
-import plotly.graph_objects as go
-import streamlit as st
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
 
 st.title("Floor")
 z = np.random.default_rng(0).random((41, 41))

@@ -3,7 +3,7 @@
     python benchmarks/bench_live.py [--seconds 4] [--repeats 3] [--threads 1]
 
 Target (issue 14): at most 20% fewer optimiser steps per second than training without
-drawing. Both arms run `landscape.live.LiveTrainer` on the same config for the same wall time,
+drawing. Both arms run `landscape.training.live.LiveTrainer` on the same config for the same wall time,
 interleaved (plain, framed, plain, framed, ...) in one process, with the script thread's torch
 threads of the app (1). The framed arm does per frame what the page's fragment does on the
 server: train one chunk sized by `FramePacer`, then evaluate the full-batch train/test loss,
@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
-from landscape import live  # noqa: E402
+from landscape.data.config import Config  # noqa: E402
 from landscape.plots import training as plots  # noqa: E402
-from landscape.training import Config  # noqa: E402
+from landscape.training import live  # noqa: E402
 
 CASES = {
     "moons MLP 2x32 (default)": Config(),

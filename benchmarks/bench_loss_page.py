@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import plotly.io as pio  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from landscape import losses, robust  # noqa: E402  (the package, before pages/ shadows it)
+from landscape.core import losses, robust  # noqa: E402
 from landscape.plots import losses as plots  # noqa: E402
 from landscape.ui.common import torch_threads  # noqa: E402
 
@@ -37,7 +37,7 @@ PAGE = ROOT / "app_pages" / "loss_shapes.py"
 TARGET_MS = 150.0
 
 BASELINE = """
-import streamlit as st
+import streamlit as st  # noqa: E402
 st.slider("x", 0.0, 1000.0, 0.0, key="x")
 """
 

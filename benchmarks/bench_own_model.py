@@ -7,7 +7,7 @@ A torchvision-style ResNet-18 (BasicBlocks [2, 2, 2, 2], 7x7 stem + max-pool, 10
 random labels, an 11x11 plane of cross-entropy on [-1, 1]^2. In one process, interleaved,
 minimum over ``--repeats``:
 
-  (a) ours: ``landscape.own.open_model("bench_own_model:resnet18", weights.safetensors,
+  (a) ours: ``landscape.engine.own.open_model("bench_own_model:resnet18", weights.safetensors,
       data.npz).plane(...)``, the path the command line takes (streamed in batches of 256,
       each batch on the surface fast path when it supports the model);
   (b) a plain loop: copy each point's weights into the model in place, one full-batch forward;
@@ -117,7 +117,7 @@ def resnet18(num_classes: int = 10, seed: int = 0) -> ResNet:
 
 
 def run_ours(folder: Path, d1, d2, xs):
-    from landscape import own
+    from landscape.engine import own
 
     m = own.open_model(
         "bench_own_model:resnet18",
@@ -177,8 +177,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     from safetensors.torch import save_file
 
-    from landscape import batched
-    from landscape.directions import random_directions
+    from landscape.core.directions import random_directions
+    from landscape.engine import batched
 
     n, steps = (128, 5) if args.quick else (args.samples, args.steps)
     model = resnet18().eval()
@@ -196,10 +196,10 @@ def main(argv=None) -> None:
         folder = Path(tmp)
         save_file(model.state_dict(), folder / "resnet18.safetensors")
         np.savez(folder / "data.npz", X=X.numpy(), y=y.numpy())
-        times = {"ours (landscape.own)": [], "plain loop": [], "loss-landscapes 3.0.6": []}
+        times = {"ours (landscape.engine.own)": [], "plain loop": [], "loss-landscapes 3.0.6": []}
         for r in range(args.repeats):
             t, (ours, method) = _seconds(lambda: run_ours(folder, d1, d2, xs))
-            times["ours (landscape.own)"].append(t)
+            times["ours (landscape.engine.own)"].append(t)
             t, plain = _seconds(lambda: run_plain_loop(model, X, y, d1, d2, xs))
             times["plain loop"].append(t)
             t, _ = _seconds(lambda: run_loss_landscapes(model, X, y, steps))
@@ -211,7 +211,7 @@ def main(argv=None) -> None:
     rel = np.max(np.abs(ours - plain) / np.maximum(np.abs(plain), 1e-12))
     wall = {k: min(t[0] for t in v) for k, v in times.items()}
     cpu = {k: min(t[1] for t in v) for k, v in times.items()}
-    base_w, base_c = wall["ours (landscape.own)"], cpu["ours (landscape.own)"]
+    base_w, base_c = wall["ours (landscape.engine.own)"], cpu["ours (landscape.engine.own)"]
     print(f"\nours used the {method} path; max relative difference to the plain loop: {rel:.1e}")
     print("| method | wall s (min) | vs ours | CPU s (min) | vs ours |")
     print("|---|---:|---:|---:|---:|")

@@ -26,16 +26,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from landscape import (  # noqa: E402
-    connectivity,
-    curvature,
-    presets,
-    sharpness,
-    spectrum,
-    stability,
-)
-from landscape.paramspace import FlatLoss  # noqa: E402
-from landscape.training import Config, train  # noqa: E402
+from landscape.core.hessian import FlatLoss  # noqa: E402
+from landscape.data.config import Config  # noqa: E402
+from landscape.measures import connectivity, curvature, sharpness, spectrum, stability  # noqa: E402
+from landscape.pipelines import presets  # noqa: E402
+from landscape.training.loop import train  # noqa: E402
 
 NETS = {"default": Config(), "cnn": presets.get("CNN on digits")}
 

@@ -6,8 +6,8 @@ Run from the repository root:  python benchmarks/bench_scale.py [--ranks 2] [--r
 For each case it starts ``torchrun --standalone --nproc-per-node=1`` and ``--nproc-per-node=N``
 in turn (``--repeats`` times each, interleaved so that both see the same background load),
 each running this file's worker: it builds the model and data (seeded) as a
-``slices.Subject`` and computes the plane with ``slices.compute`` and
-``landscape.distributed.Evaluator`` into a fresh point store, the path
+``Subject`` and computes the plane with ``slices.compute`` and
+``landscape.engine.distributed.Evaluator`` into a fresh point store, the path
 ``torchrun -m landscape plane`` takes. The worker reports the seconds of
 the evaluation alone (process start-up, imports and the process-group handshake are left
 out: they do not grow with the grid). On the CPU every rank gets ``--threads-per-rank`` torch
@@ -24,7 +24,7 @@ because a machine shared with other work measures less than it would alone. Wher
 prints the time per point of a 1-process run on ``cuda:0``.
 
 Cases:
-- ``cnn``: the small CNN of ``landscape.models`` (width 32: 38,282 parameters) on the 1797
+- ``cnn``: the small CNN of ``landscape.data.models`` (width 32: 38,282 parameters) on the 1797
   scikit-learn digits (the 1437 of the train split), 21x21 grid (the fast batched path).
 - ``big``: an own-model-like net, an MLP 256-1024-1024-10 (1.3 M parameters) on 2048 seeded
   Gaussian inputs, 11x11 grid (per point: a full-batch forward of a net too big to batch).
@@ -49,8 +49,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from landscape import distributed as dist_  # noqa: E402
-from landscape import slices  # noqa: E402
+from landscape.engine import distributed as dist_  # noqa: E402
+from landscape.engine.subject import Subject  # noqa: E402
+from landscape.pipelines import slices  # noqa: E402
 
 CASES = ("cnn", "big")
 
@@ -66,8 +67,9 @@ def build(case: str, quick: bool):
     """(subject, grid resolution) of a case; everything seeded."""
     torch.manual_seed(0)
     if case == "cnn":
-        from landscape import data, models
-        from landscape.training import Config
+        from landscape.data import datasets as data
+        from landscape.data import models
+        from landscape.data.config import Config
 
         config = Config(dataset="digits", model="cnn", width=32, n_samples=1797)
         ds = data.make("digits", n_samples=1797, seed=0)
@@ -82,8 +84,8 @@ def build(case: str, quick: bool):
     return subject_of(net, X, y), 5 if quick else 11
 
 
-def subject_of(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> slices.Subject:
-    return slices.Subject.from_module(
+def subject_of(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> Subject:
+    return Subject.from_module(
         net, nn.functional.cross_entropy, {"train": (X, y)}, accuracy_fn=accuracy
     )
 

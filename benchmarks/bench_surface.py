@@ -3,7 +3,7 @@
 Run from the repository root:  python benchmarks/bench_surface.py [--repeats 5] [--quick]
 
 On one model, one data set and one pair of directions, in one process, it times
-  (a) ``landscape.batched.evaluate`` (the fast path) and ``landscape.surface.plane`` (the public
+  (a) ``landscape.engine.batched.evaluate`` (the fast path) and ``landscape.engine.surface.plane`` (the public
       call: validation, then the fast path),
   (b) a plain in-place loop: copy the point's weights into the model, one full-batch forward,
       restore the weights at the end,
@@ -19,7 +19,7 @@ machine shared with other work shows its quiet-time speed. The script also check
 fast path equals the plain loop (max relative difference), as the tests do.
 
 Cases: MLP 2-64-64-2 on 2000 two-moons points, 41x41 grid; the small CNN of
-``landscape.models`` (width 32: 38,282 parameters) on the 1797 scikit-learn digits, 21x21 grid.
+``landscape.data.models`` (width 32: 38,282 parameters) on the 1797 scikit-learn digits, 21x21 grid.
 
 ``--sweep`` instead times ``surface.plane(method="auto")``, the plain in-place loop and
 loss-landscapes side by side on MLPs with 3 inputs, 3 classes and 1500 Gaussian points, for
@@ -46,8 +46,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape import batched  # noqa: E402
-from landscape.directions import random_directions  # noqa: E402
+from landscape.core.directions import random_directions  # noqa: E402
+from landscape.engine import batched  # noqa: E402
 
 THREADS = 2  # the machine the targets were set on has 2 cores
 
@@ -82,7 +82,7 @@ def mlp() -> nn.Module:
 
 
 def cnn() -> nn.Module:
-    """The digits CNN of landscape.models (width 32): 160 + 4,640 + 32,832 + 650 parameters."""
+    """The digits CNN of landscape.data.models (width 32): 160 + 4,640 + 32,832 + 650 parameters."""
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1),
         nn.ReLU(),
@@ -136,7 +136,7 @@ def run_batched(model, loss_fn, X, y, d1, d2, coords):
 
 
 def run_plane(model, loss_fn, X, y, d1, d2, coords):
-    from landscape import surface
+    from landscape.engine import surface
 
     xs = np.unique(coords[:, 0])
     s = surface.plane(model, loss_fn, (X, y), d1, d2, xs, xs, method="auto")
@@ -267,7 +267,7 @@ def bench_case(name: str, repeats: int, quick: bool, clock=time.perf_counter) ->
 
 def _has_plane() -> bool:
     try:
-        from landscape import surface
+        from landscape.engine import surface
 
         return hasattr(surface, "plane")
     except ImportError:
@@ -315,7 +315,7 @@ def sweep_mlp(act: str, width: int, depth: int, n: int = 1500, seed: int = 0):
 
 def sweep_case(act, width, depth, steps, repeats, clock=time.perf_counter):
     """min-of-``repeats`` interleaved seconds of auto, the plain loop and loss-landscapes."""
-    from landscape import surface
+    from landscape.engine import surface
 
     model, X, y = sweep_mlp(act, width, depth)
     loss_fn = nn.CrossEntropyLoss()

@@ -1,4 +1,4 @@
-"""How long `landscape.training.train` takes, against a plain DataLoader loop of the same run.
+"""How long `landscape.training.loop.train` takes, against a plain DataLoader loop of the same run.
 
     python benchmarks/bench_training.py [--threads 2] [--repeats 3] [--quick]
 
@@ -21,8 +21,9 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from landscape import models, training
-from landscape.training import Config
+from landscape.data import models
+from landscape.data.config import Config
+from landscape.training import loop as training
 
 
 def baseline(config: Config) -> float:

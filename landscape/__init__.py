@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     """``landscape.open_model`` (your own model) without importing torch on ``import landscape``."""
     if name in ("open_model", "OwnModel"):
-        from landscape import own
+        from landscape.engine import own
 
         return getattr(own, name)
     raise AttributeError(f"module 'landscape' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""A plane of a tiny net through ``landscape.distributed.Evaluator``, for tests under torchrun.
+"""A plane of a tiny net through ``landscape.engine.distributed.Evaluator``, for tests under torchrun.
 
 Usage: ``torchrun --nproc-per-node 2 tests/dist_job.py OUT [--seed S] [--res R] [--overwrite]
 [--slow SECONDS] [--die-after K]``. Writes OUT.npz (loss, accuracy, xs, ys) on rank 0.
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape import directions as D
-from landscape import distributed as dist_
-from landscape import surface as S
-from landscape.chunkstore import PointStore
+from landscape.core import directions as D
+from landscape.engine import distributed as dist_
+from landscape.engine import surface as S
+from landscape.engine.chunkstore import PointStore
 
 
 def tiny(seed: int):

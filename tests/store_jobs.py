@@ -10,7 +10,7 @@ TINY = dict(n_samples=60, epochs=2, width=4, depth=1, batch_size=32)
 
 def counting_train(marker: str):
     """A trainer that appends one line to `marker` per real training (then trains)."""
-    from landscape import training
+    from landscape.training import loop as training
 
     def train(config, progress=None):
         with open(marker, "a") as f:
@@ -22,8 +22,8 @@ def counting_train(marker: str):
 
 
 def train_once(root: str, marker: str, seed: int) -> str:
-    from landscape import datastore
-    from landscape.training import Config
+    from landscape.data.config import Config
+    from landscape.storage import datastore
 
     store = datastore.Store(root, max_mb=100)
     run = datastore.train_stored(
@@ -36,7 +36,7 @@ def write_many(root: str, tag: int, n: int) -> list[str]:
     """Write n small objects and read each back at once; returns their keys."""
     import numpy as np
 
-    from landscape import datastore
+    from landscape.storage import datastore
 
     store = datastore.Store(root, max_mb=100)
     keys = []

@@ -29,7 +29,8 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Radio, Selectbox
 
-from landscape.training import Config, train
+from landscape.data.config import Config
+from landscape.training.loop import train
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]

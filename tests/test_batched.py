@@ -1,4 +1,4 @@
-"""landscape.batched (the surface fast path) against a plain loop written here.
+"""landscape.engine.batched (the surface fast path) against a plain loop written here.
 
 The reference below is the obvious way to compute a surface: copy the model, write each
 point's weights into it, run one eval-mode forward on all the data, call the loss. Every test
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape import batched
+from landscape.engine import batched
 
 RTOL = 1e-5
 
@@ -95,7 +95,7 @@ def randomize_bn(model, seed=0):
 
 
 class Res(nn.Module):
-    """Residual block as in landscape.models: act(h + f(h)) with skip, act(f(h)) without."""
+    """Residual block as in landscape.data.models: act(h + f(h)) with skip, act(f(h)) without."""
 
     def __init__(self, l1, l2, skip=True):
         super().__init__()
@@ -385,7 +385,7 @@ def test_line_and_three_directions(m):
 
 def test_zoo_loss_spec_and_binary_head():
     """A loss-zoo spec as loss_fn, on a one-unit head (binary logistic loss)."""
-    from landscape import losses
+    from landscape.core import losses
 
     spec = losses.get("logistic")
     model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -445,7 +445,7 @@ def test_progress_reports_every_chunk_up_to_total():
 
 def test_matches_surface_plane_loop():
     """The public entry point: surface.plane with method='batched' equals method='loop'."""
-    surface = pytest.importorskip("landscape.surface")
+    surface = pytest.importorskip("landscape.engine.surface")
     model, X, y, loss_fn, acc_fn = make("cnn_bn")
     d1, d2 = directions_for(model)
     xs, ys = np.linspace(-1, 1, 4), np.linspace(-0.5, 0.5, 3)
@@ -606,20 +606,20 @@ def test_a_models_trace_is_reused_until_the_model_changes():
     center = {k: p.detach().clone() for k, p in model.named_parameters()}
     dirs = directions_for(model, seed=2)
 
-    def check():
-        got, _ = batched.evaluate(model, loss_fn, X, y, center, dirs, grid())
-        ref, _ = plain_loop(model, loss_fn, X, y, center, dirs, grid())
+    def check(net):
+        got, _ = batched.evaluate(net, loss_fn, X, y, center, dirs, grid())
+        ref, _ = plain_loop(net, loss_fn, X, y, center, dirs, grid())
         np.testing.assert_allclose(got, ref, rtol=1e-5)
 
-    check()
+    check(model)
     first = batched.FastPath(model).gm
     assert batched.FastPath(model).gm is first  # reused
     model[1] = nn.LeakyReLU(0.5)  # a replaced layer
-    check()
+    check(model)
     second = batched.FastPath(model).gm
     assert second is not first
     model[1].negative_slope = 0.01  # a changed setting
-    check()
+    check(model)
     assert batched.FastPath(model).gm is not second
     alive = weakref.ref(model)
     del model, first, second

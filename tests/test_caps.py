@@ -19,8 +19,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from landscape import data, models, pictures, surface, training, upload
-from landscape.training import Config
+from landscape.data import datasets as data
+from landscape.data import models, upload
+from landscape.data.config import Config
+from landscape.engine import surface
+from landscape.pipelines import pictures
+from landscape.training import loop as training
 from landscape.ui import common
 from landscape.ui import runs as ui_runs
 
@@ -162,7 +166,7 @@ def test_landscape_page_grid_stops_at_the_cap():
 def test_heavy_jobs_are_bounded():
     """The app's heavy jobs go to one shared pool of MAX_HEAVY_JOBS worker processes (the
     bound itself, queueing and the note are tested in tests/test_workers.py)."""
-    from landscape import workers
+    from landscape.ui import workers
 
     pool = workers.shared_pool()
     assert pool is workers.shared_pool()

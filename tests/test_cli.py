@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import directions as D
-from landscape import store
-from landscape import surface as S
-from landscape.__main__ import build_parser, main
-from landscape.training import run_from_bytes
+from landscape.cli.main import build_parser, main
+from landscape.core import directions as D
+from landscape.engine import surface as S
+from landscape.storage import formats as store
+from landscape.storage.formats import run_from_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-samples", "120", "--epochs", "4", "--width", "8", "--batch-size", "32", "--quiet"]
@@ -191,13 +191,13 @@ def test_readme_example_creates_the_out_folder(tmp_path, monkeypatch, capsys):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if training or a surface computation starts."""
-    import landscape.__main__ as cli
+    from landscape.cli import jobs
 
     def boom(*a, **k):
         raise AssertionError("work started before the flags were checked")
 
-    monkeypatch.setattr(cli, "_train", boom)
-    monkeypatch.setattr(cli.slices, "compute", boom)
+    monkeypatch.setattr(jobs, "train", boom)
+    monkeypatch.setattr(jobs.slices, "compute", boom)
 
 
 @pytest.mark.parametrize(
@@ -255,7 +255,7 @@ def _old_pair(tmp_path):
 
 @pytest.mark.parametrize("during", ["npz", "html"])
 def test_an_interrupted_write_leaves_the_old_pair(during, run_file, tmp_path, monkeypatch):
-    import landscape.__main__ as cli
+    from landscape.cli import jobs
 
     npz, html = _old_pair(tmp_path)
 
@@ -263,9 +263,9 @@ def test_an_interrupted_write_leaves_the_old_pair(during, run_file, tmp_path, mo
         raise KeyboardInterrupt
 
     if during == "npz":
-        monkeypatch.setattr(cli.store, "save_surface", interrupted)
+        monkeypatch.setattr(jobs.store, "save_surface", interrupted)
     else:
-        monkeypatch.setattr(cli, "figure", lambda *a: types.SimpleNamespace(to_html=interrupted))
+        monkeypatch.setattr(jobs, "figure", lambda *a: types.SimpleNamespace(to_html=interrupted))
     argv = ["plane", "--load-run", str(run_file), "--res", "3", "--quiet", "--out", str(npz)]
     with pytest.raises(KeyboardInterrupt):
         main(argv)
@@ -284,7 +284,7 @@ def test_a_finished_write_replaces_both_files(run_file, tmp_path):
 
 
 def test_write_together_renames_only_after_every_file_is_written(tmp_path):
-    from landscape.__main__ import write_together
+    from landscape.cli.output import write_together
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"old a")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from landscape.__main__ import build_parser, main
+from landscape.cli.main import build_parser, main
 
 TINY = ["--n-samples", "100", "--epochs", "3", "--width", "8", "--quiet"]
 
@@ -111,7 +111,7 @@ def test_own_model_sharpness_spectrum_and_connect_equal_the_library(user):
     import torch
     import torch.nn.functional as F
 
-    from landscape import connectivity, sharpness, spectrum
+    from landscape.measures import connectivity, sharpness, spectrum
 
     X, y = (torch.from_numpy(a) for a in user.make_data(n=30))
     net = user.make_net()  # the weights of net.safetensors; the loss written out here

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import comparisons as CP
-from landscape import curvature, directions, surface
-from landscape.comparisons import Panel, Settings
-from landscape.training import Config, train
+from landscape.core import directions
+from landscape.data.config import Config
+from landscape.engine import surface
+from landscape.measures import curvature
+from landscape.pipelines import comparisons as CP
+from landscape.pipelines.comparisons import Panel, Settings
+from landscape.training.loop import train
 
 TINY = Config(n_samples=200, epochs=8, width=8)  # ReLU MLP 2x8 on moons: well under a second
 FAST = Settings(resolution=5, line_points=11, n_dirs=2, trace_samples=4, eig_max_iter=20)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from research_toys import DATA, TwoWells, loss_of_output, relu_data, relu_mlp
 
-from landscape import connectivity
+from landscape.measures import connectivity
 
 
 def test_barrier_of_a_net_with_itself_is_zero():

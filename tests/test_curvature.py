@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from landscape import curvature as C
+from landscape.measures import curvature as C
 
 # ---------------------------------------------------------------------------------------------
 # fixtures: a tiny net, its data, and its exact Hessian

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, load_iris
 
-from landscape import data
+from landscape.data import datasets as data
 
 CLASSIFICATION = [n for n, i in data.DATASETS.items() if i.task == "classification"]
 REGRESSION = [n for n, i in data.DATASETS.items() if i.task == "regression"]

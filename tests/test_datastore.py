@@ -1,4 +1,4 @@
-"""The data folder (landscape.datastore): round trips, content addressing, LRU eviction under
+"""The data folder (landscape.storage.datastore): round trips, content addressing, LRU eviction under
 the cap (pins and leases kept), concurrent writers from several processes, damaged files.
 Every test uses its own temporary folder (never the real home)."""
 
@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import codec, datastore, pictures, training
-from landscape.training import Config
+from landscape.data.config import Config
+from landscape.pipelines import pictures
+from landscape.storage import codec, datastore
+from landscape.training import loop as training
 from tests.store_jobs import TINY, train_once, write_many
 
 

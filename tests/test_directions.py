@@ -6,7 +6,7 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
-from landscape import directions as D
+from landscape.core import directions as D
 
 
 def conv_net(seed=0):

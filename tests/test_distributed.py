@@ -1,4 +1,4 @@
-"""landscape.distributed + landscape.chunkstore: 2 CPU ranks under torchrun (Gloo) give the
+"""landscape.engine.distributed + landscape.engine.chunkstore: 2 CPU ranks under torchrun (Gloo) give the
 single-process numbers, a killed job resumes, other configurations are refused."""
 
 import os
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import directions as D
-from landscape import distributed as dist_
-from landscape import store
-from landscape import surface as S
-from landscape.chunkstore import PointStore, chunk_size
+from landscape.core import directions as D
+from landscape.engine import distributed as dist_
+from landscape.engine import surface as S
+from landscape.engine.chunkstore import PointStore, chunk_size
+from landscape.storage import formats as store
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "tests" / "dist_job.py"
@@ -213,7 +213,7 @@ TINY = ["--n-samples", "120", "--epochs", "3", "--width", "8", "--batch-size", "
 
 @pytest.fixture(scope="module")
 def run_file(tmp_path_factory):
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     path = tmp_path_factory.mktemp("scale") / "run.npz"
     assert main(["train", *TINY, "--out", str(path)]) == 0
@@ -237,7 +237,7 @@ def plane_argv(run_file, out, *extra):
 def test_cli_resumes_refuses_another_configuration_and_overwrites(
     run_file, tmp_path, capsys, monkeypatch
 ):
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     ref = tmp_path / "ref"
     assert main(plane_argv(run_file, ref)) == 0
@@ -281,7 +281,7 @@ def test_cli_resumes_refuses_another_configuration_and_overwrites(
 
 
 def test_cli_never_touches_a_users_own_zarr_folder(run_file, tmp_path, capsys):
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     own = tmp_path / "p.zarr"
     own.mkdir()
@@ -293,14 +293,14 @@ def test_cli_never_touches_a_users_own_zarr_folder(run_file, tmp_path, capsys):
 
 
 def load_run(path):
-    from landscape.training import run_from_bytes
+    from landscape.storage.formats import run_from_bytes
 
     return run_from_bytes(Path(path).read_bytes())
 
 
 @pytest.mark.slow
 def test_cli_plane_under_torchrun_equals_one_process(tmp_path):
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     # a built-in run trained by the command itself: every rank trains it with the
     # one-process thread count, so the net (and so the surface) is the one-process one
@@ -326,7 +326,7 @@ def test_own_model_plane_under_torchrun_equals_one_process(tmp_path, monkeypatch
 
     from safetensors.torch import save_file
 
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     # a user's folder: tests/own_net.py (conv + BatchNorm + scalar parameters), its weights
     # and 24 samples; the factory is imported from the current folder, as a user's would be
@@ -366,7 +366,7 @@ def test_own_model_store_holds_its_spec_resumes_and_refuses_another_model(
 
     from safetensors.torch import save_file
 
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     shutil.copy(ROOT / "tests" / "own_net.py", tmp_path / "own_net.py")
     monkeypatch.chdir(tmp_path)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from landscape import store
-from landscape.__main__ import main
-from landscape.surface import Surface
+from landscape.cli.main import main
+from landscape.engine.surface import Surface
+from landscape.storage import formats as store
 
 vtk = pytest.importorskip("vtk")
 from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape import comparisons, gallery, roughness, store
-from landscape.gallery import __main__ as cli
+from landscape.measures import roughness
+from landscape.pipelines import comparisons, gallery
+from landscape.pipelines.gallery import __main__ as cli
+from landscape.storage import formats as store
 
 
 def _minima_loop(a):
@@ -25,7 +27,7 @@ def _minima_loop(a):
 def test_shipped_slices_exist_are_small_and_their_numbers_match_their_pictures():
     items = gallery.entries()
     depths = {e.n_layers for e in items}
-    assert 56 in depths and 8 in depths, "rebuild with: python -m landscape.gallery"
+    assert 56 in depths and 8 in depths, "rebuild with: python -m landscape.pipelines.gallery"
     assert all({(n, True), (n, False)} <= {(e.n_layers, e.skip) for e in items} for n in depths)
     total = sum(p.stat().st_size for p in gallery.HERE.glob("*.npz"))
     assert total < 5e6  # a few MB at most

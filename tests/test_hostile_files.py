@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import store, upload
-from landscape.surface import Surface
-from landscape.training import Config, train
+from landscape.data import upload
+from landscape.data.config import Config
+from landscape.engine.surface import Surface
+from landscape.storage import formats as store
+from landscape.training.loop import train
 
 MiB = 2**20
 PEAK_CAP = 64 * MiB  # traced peak memory of loading one hostile file
@@ -176,13 +178,6 @@ def test_run_round_trip_is_exact(run, good):
     assert (back.diverged, back.diverged_epoch, back.n_params) == (False, None, run.n_params)
 
 
-def test_the_old_names_in_training_still_work(run, good):
-    from landscape import training
-
-    assert training.run_to_bytes(run) == good
-    assert training.run_from_bytes(good).config == run.config
-
-
 def test_diverged_run_round_trips():
     r = train(Config(n_samples=100, epochs=5, width=4, lr=1e6))
     assert r.diverged
@@ -230,7 +225,7 @@ def test_consistent_run_too_big_for_the_app_is_refused_before_inflating():
     """A run whose config allows a 267 MB trajectory, all zeros (it compresses to little):
     the total from the directory is over the app's cap, so nothing is inflated."""
     cfg = Config(n_samples=100, width=128, depth=8, epochs=500)
-    from landscape import models
+    from landscape.data import models
 
     with torch.device("meta"):
         model = models.build(cfg, cfg.make_dataset())

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-import landscape.training  # noqa: F401  the package first, not app_pages/loss_landscape.py
-from landscape import presets
-from landscape.training import Config
-from landscape.ui import library
+import landscape.training.loop  # noqa: F401  the package first, not app_pages/loss_landscape.py
+from landscape.data.config import Config
+from landscape.pipelines import presets
+from landscape.ui import kept, library
 
 PAGES = Path(__file__).resolve().parents[1] / "app_pages"
 
@@ -152,13 +152,13 @@ def test_junk_links_on_the_other_pages_never_raise(page):
 def test_home_lists_pinned_runs_and_opens_one_in_train(tmp_path, monkeypatch):
     """A run pinned from the command line is in Home's Classroom list; "Open in Train" puts
     its config in the Train form; the usage line names the folder and the cap."""
-    from landscape import __main__ as cli
-    from landscape import datastore
+    from landscape.cli import main as cli
+    from landscape.storage import datastore
 
     folder = tmp_path / "data"
     monkeypatch.setenv(datastore.DATA_DIR_ENV, str(folder))
     monkeypatch.setenv(datastore.MAX_MB_ENV, "50")
-    library._store_or_error.clear()
+    kept._store_or_error.clear()
     try:
         flags = ["--dataset", "xor", "--epochs", "3", "--n-samples", "100", "--lr", "0.1"]
         out = str(tmp_path / "run.npz")
@@ -176,4 +176,4 @@ def test_home_lists_pinned_runs_and_opens_one_in_train(tmp_path, monkeypatch):
         assert at.session_state["tr_dataset"] == "xor" and at.session_state["tr_lr"] == 0.1
         assert at.session_state["tr_epochs"] == 3
     finally:
-        library._store_or_error.clear()
+        kept._store_or_error.clear()

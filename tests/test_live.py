@@ -6,8 +6,10 @@ import math
 import pytest
 import torch
 
-from landscape import live, steplimit, training
-from landscape.training import Config
+from landscape.data.config import Config
+from landscape.measures import steplimit
+from landscape.training import live
+from landscape.training import loop as training
 
 SMALL = Config(n_samples=300, epochs=3)
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from landscape import losses as L
+from landscape.core import losses as L
 
 D = torch.float64
 EXTREMES = [0.0, 1e-12, -1e-12, 1e6, -1e6]

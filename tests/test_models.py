@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape import models
-from landscape.training import Config
+from landscape.data import models
+from landscape.data.config import Config
 
 
 def _forward(cfg):

@@ -1,4 +1,4 @@
-"""Your own model (landscape.own, the --model-factory command line): checked against plain
+"""Your own model (landscape.engine.own, the --model-factory command line): checked against plain
 loops written here from scratch, over a model that lives only in the tests (tests/own_net.py:
 conv + BatchNorm + a custom block with scalar nn.Parameters)."""
 
@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from landscape import own, store
-from landscape.__main__ import main
+from landscape.cli.main import main
+from landscape.engine import own
+from landscape.storage import formats as store
 
 HERE = Path(__file__).parent
 
@@ -82,7 +83,7 @@ def test_cli_plane_equals_plain_loop_with_stored_directions(user):
             loss, acc = plain_loss(net, X, y, (a, b), (d1, d2))
             assert surf.loss[i, j] == pytest.approx(loss, rel=1e-5)
             assert surf.accuracy[i, j] == pytest.approx(acc, abs=1e-6)  # float32 scalars
-    assert surf.meta["request"]["dim"] == 2  # made by landscape.slices.compute
+    assert surf.meta["request"]["dim"] == 2  # made by landscape.pipelines.slices.compute
     spec = surf.meta["model"]
     assert spec["factory"] == "own_net:make_net" and spec["kwargs"] == {"width": 4}
     assert spec["weights_sha256"] == own.file_sha256("net.safetensors")

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
-from landscape import operator_models as om
-from landscape import store
+from landscape.pipelines import operator_models as om
+from landscape.storage import formats as store
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app_pages" / "loss_landscape.py")
@@ -191,7 +191,7 @@ def test_hessian_directions_of_an_operator_model_match_the_exact_hessian(operato
 
 @pytest.mark.slow
 def test_surface_file_from_the_cli_opens_on_landscape_and_compare(operator, tmp_path):
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     folder = Path(om.get("my conv net").folder)
     out = tmp_path / "cli"
@@ -315,7 +315,7 @@ def _exact_hessian(net, X, y):
 def test_operator_models_are_measured_like_built_in_runs_on_compare(operator):
     """The Compare page's operator tab: the same table as for trained runs (basin width,
     λmax, trace, non-convexity), checked against an exact Hessian and plain-loop lines."""
-    from landscape import comparisons
+    from landscape.pipelines import comparisons
 
     _, net, data = operator
     folder = Path(om.get("my conv net").folder)
@@ -395,7 +395,7 @@ def _dirs_of(panel):
 def test_the_shown_command_line_recomputes_the_app_slice(operator, kw, monkeypatch, tmp_path):
     import shlex
 
-    from landscape.__main__ import main
+    from landscape.cli.main import main
 
     result = om.compute(om.OwnRequest("my conv net", **kw))
     line = om.command(result)

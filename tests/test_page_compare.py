@@ -14,9 +14,11 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from landscape import comparisons
-from landscape.training import Config, train
+from landscape.data.config import Config
+from landscape.pipelines import comparisons
+from landscape.training.loop import train
 from landscape.ui import compare as ui
+from landscape.ui import kept
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,14 +185,13 @@ def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch, tmp_path):
     the cache's replay recording), then run; the repeat is a clean cache hit."""
     import worker_jobs as jobs
 
-    from landscape import workers
-    from landscape.ui import library
+    from landscape.ui import workers
 
     monkeypatch.setenv(ui.SCALE_ENV, "0.2")
     ui_runs.run_cache().clear()
     # An empty data folder: runs or results kept by an earlier test would not queue.
     monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
-    library._store_or_error.clear()
+    kept._store_or_error.clear()
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
@@ -209,7 +210,7 @@ def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch, tmp_path):
         assert_one_scale(contours(at))
     finally:
         pool.shutdown()
-        library._store_or_error.clear()
+        kept._store_or_error.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,7 +218,7 @@ def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch, tmp_path):
 
 
 def _plane(z):
-    from landscape.surface import Surface
+    from landscape.engine.surface import Surface
 
     z = np.asarray(z, dtype=float)
     return Surface("plane", np.arange(z.shape[1]) - 1.0, np.arange(z.shape[0]) - 1.0, z, None)

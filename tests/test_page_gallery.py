@@ -5,7 +5,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from landscape import gallery
+from landscape.pipelines import gallery
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "gallery.py")
 

@@ -15,10 +15,13 @@ from markdown_text import active, shown
 from streamlit.testing.v1 import AppTest
 from test_hostile_files import DROP, bomb_run, edit, members, nested, raw_zip, stored
 
-from landscape import datastore, store, upload
-from landscape.training import Config, train
+from landscape.data import upload
+from landscape.data.config import Config
+from landscape.storage import datastore
+from landscape.storage import formats as store
+from landscape.training.loop import train
+from landscape.ui import kept
 from landscape.ui import landscape_page as lp_ui
-from landscape.ui import library
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,7 +264,7 @@ def test_run_named_like_a_link_on_the_train_page(tiny):
 @pytest.mark.parametrize("data_folder", [True, False])
 def test_tab_from_a_previous_server_is_told_and_can_start_afresh(data_folder, monkeypatch):
     if not data_folder:  # a server without its data folder: the runs really are gone
-        monkeypatch.setattr(library, "store", lambda: None)
+        monkeypatch.setattr(kept, "store", lambda: None)
     at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=60)
     settle(at)
     boot = at.text_input(key=ui_runs.BOOT_KEY)

@@ -17,9 +17,15 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from landscape import datastore, directions, pictures, presets, surface
-from landscape.surface import Surface
-from landscape.training import Config, run_to_bytes, train
+from landscape.core import directions
+from landscape.data.config import Config
+from landscape.engine import surface
+from landscape.engine.surface import Surface
+from landscape.pipelines import pictures, presets
+from landscape.storage import datastore
+from landscape.storage.formats import run_to_bytes
+from landscape.training.loop import train
+from landscape.ui import kept
 from landscape.ui import landscape_page as ui
 from landscape.ui import runs as ui_runs
 
@@ -407,8 +413,8 @@ def test_downloads_and_command_line(tiny):
 def test_printed_command_line_reproduces_the_surface(tiny, tmp_path, capsys):
     import shlex
 
-    from landscape import store
-    from landscape.__main__ import main
+    from landscape.cli.main import main
+    from landscape.storage import formats as store
 
     for kw in (
         dict(dim=2, direction="random", seed=2, nx=5, ny=4, xmin=-0.3, xmax=0.7, orthogonal=True),
@@ -430,9 +436,12 @@ def test_command_for_a_run_on_uploaded_data_loads_the_run(tmp_path, capsys):
     """The command line cannot name uploaded data: the command says so and loads the run."""
     import shlex
 
-    from landscape import store, upload
-    from landscape.__main__ import main
-    from landscape.training import Config, run_to_bytes, train
+    from landscape.cli.main import main
+    from landscape.data import upload
+    from landscape.data.config import Config
+    from landscape.storage import formats as store
+    from landscape.storage.formats import run_to_bytes
+    from landscape.training.loop import train
 
     rows = "\n".join(f"{i % 7 / 7:.3f},{(i * 3) % 5 / 5:.3f},{i % 2}" for i in range(60))
     name = upload.register(upload.parse_csv(f"a,b,label\n{rows}\n".encode(), target="label"))
@@ -501,13 +510,12 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_
     recording), computes once the worker is free, and the repeat is a clean cache hit."""
     import worker_jobs as jobs
 
-    from landscape import workers
-    from landscape.ui import library
+    from landscape.ui import workers
 
     ui.clear()
     # An empty data folder: a picture kept by an earlier test would be answered without queueing.
     monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
-    library._store_or_error.clear()
+    kept._store_or_error.clear()
     pool = workers.Pool(size=1).start()
     monkeypatch.setattr(workers, "_shared", pool)
     try:
@@ -525,4 +533,4 @@ def test_a_queued_request_waits_then_draws_and_is_cached(tiny, monkeypatch, tmp_
         assert trace(figure(at), "contour")
     finally:
         pool.shutdown()
-        library._store_or_error.clear()
+        kept._store_or_error.clear()

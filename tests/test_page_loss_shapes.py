@@ -10,7 +10,7 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from landscape import losses, robust  # imported first: the package, not app_pages/loss_landscape.py
+from landscape.core import losses, robust
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "loss_shapes.py")
 REG = ["Loss ρ(r)", "Influence ψ(r) = dρ/dr", "Weight ψ(r)/r of a point in robust regression"]

@@ -12,8 +12,10 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from landscape import connectivity, curvature, presets, sharpness, stability
-from landscape.training import Config, train
+from landscape.data.config import Config
+from landscape.measures import connectivity, curvature, sharpness, stability
+from landscape.pipelines import presets
+from landscape.training.loop import train
 from landscape.ui import research as ui
 from landscape.ui import runs as ui_runs
 

@@ -11,9 +11,11 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-import landscape.data
-import landscape.training  # noqa: F401  the package first, not app_pages/loss_landscape.py
-from landscape import models, training
+import landscape.data.datasets
+import landscape.training.loop  # noqa: F401  the package first, not app_pages/loss_landscape.py
+from landscape.data import models
+from landscape.data.config import Config
+from landscape.training import loop as training
 from landscape.ui import runs as ui_runs
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "train.py")
@@ -65,7 +67,7 @@ def test_page_loads_with_preview_and_parameter_count():
     assert not at.error and not at.warning
 
 
-@pytest.mark.parametrize("dataset", list(landscape.data.DATASETS))
+@pytest.mark.parametrize("dataset", list(landscape.data.datasets.DATASETS))
 def test_every_dataset_previews_and_counts_parameters(dataset):
     at = _app()
     at.selectbox(key="tr_dataset").set_value(dataset)
@@ -74,13 +76,13 @@ def test_every_dataset_previews_and_counts_parameters(dataset):
     assert any("training points" in t for t in _figs(at))
     (count,) = [m.value for m in at.metric if m.label == "Parameters"]
     assert int(count.replace(",", "")) > 0
-    if landscape.data.DATASETS[dataset].kind == "image":  # the CNN is offered for images
+    if landscape.data.datasets.DATASETS[dataset].kind == "image":  # the CNN is offered for images
         model_box = next(s for s in at.selectbox if s.label == "Model")
         assert {"Small CNN (images)", "Residual CNN (images)"} <= set(model_box.options)
         model_box.set_value("cnn")
         at.run()
         # the page's count is the built model's (digits: the documented 38,282)
-        cfg = training.Config(dataset=dataset, model="cnn")
+        cfg = Config(dataset=dataset, model="cnn")
         expected = models.count_params(models.build(cfg, cfg.make_dataset()))
         assert [m.value for m in at.metric if m.label == "Parameters"] == [f"{expected:,}"]
         assert dataset != "digits" or expected == 38_282
@@ -270,7 +272,7 @@ def test_stability_demo_trains_both_sides_of_the_limit():
     fig = _figs(at)["Step size vs the stable limit"]
     by = {d["name"]: d for d in fig["data"]}
     assert len(_arr(by["converged"]["x"])) == 1 and len(_arr(by["diverged"]["x"])) == 1
-    from landscape import steplimit as stability
+    from landscape.measures import steplimit as stability
 
     limit = stability.quadratic_limit(stability.DEMO)[1]
     assert _arr(by["converged"]["x"])[0] < limit < _arr(by["diverged"]["x"])[0]

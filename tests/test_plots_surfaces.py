@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from landscape.engine.surface import Surface
 from landscape.plots import surfaces as P
-from landscape.surface import Surface
 
 XS = np.linspace(-1, 1, 7)
 YS = np.array([-0.5, 0.0, 0.5, 1.0])

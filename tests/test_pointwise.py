@@ -1,4 +1,4 @@
-"""Per-point losses evaluated for a chunk of points at once (landscape.pointwise).
+"""Per-point losses evaluated for a chunk of points at once (landscape.core.pointwise).
 
 Each batched value is checked against the function itself called on one point at a time, the
 reference every method of computing a surface used before.
@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape import pointwise, surface
-from landscape.directions import random_directions
-from landscape.pointwise import Pointwise
+from landscape.core import pointwise
+from landscape.core.directions import random_directions
+from landscape.core.pointwise import Pointwise
+from landscape.engine import surface
 
 K, N, C = 5, 37, 4
 
@@ -144,7 +145,8 @@ def test_surface_with_torch_cross_entropy_equals_a_plain_loop():
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.15])
 def test_the_apps_cross_entropy_is_batched_and_equals_the_zoos(smoothing):
-    from landscape.training import Config, make_loss_fn
+    from landscape.data.config import Config
+    from landscape.training.loop import make_loss_fn
 
     config = Config(
         dataset="spiral3", loss="cross_entropy", loss_params={"label_smoothing": smoothing}

@@ -4,8 +4,11 @@ rough, or chaotic) is checked against the roughness measured on that preset's sl
 import numpy as np
 import pytest
 
-from landscape import directions, gallery, presets, roughness, surface
-from landscape.training import train
+from landscape.core import directions
+from landscape.engine import surface
+from landscape.measures import roughness
+from landscape.pipelines import gallery, presets
+from landscape.training.loop import train
 
 WORDS = ("smooth", "rough", "chaotic")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from sklearn.linear_model import QuantileRegressor
 
-from landscape import losses
-from landscape.robust import fit_line, make_outlier_line, total_loss
+from landscape.core import losses
+from landscape.core.robust import fit_line, make_outlier_line, total_loss
 
 TRUE_SLOPE, TRUE_INTERCEPT = 2.0, 1.0
 

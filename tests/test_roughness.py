@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from landscape import roughness
+from landscape.measures import roughness
 
 
 def _minima_loop(a):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from research_toys import DATA, Quadratic, loss_of_output, relu_data, relu_mlp
 
-from landscape import curvature, sharpness
+from landscape.measures import curvature, sharpness
 
 
 def _quadratic(d=4, seed=0):

@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from landscape import directions, slices
+from landscape.core import directions
+from landscape.engine.subject import Subject
+from landscape.pipelines import slices
 
 
 def _subject(seed=0, trajectory=False):
@@ -27,7 +29,7 @@ def _subject(seed=0, trajectory=False):
         steps = np.random.default_rng(seed).normal(size=(5, flat.size)).astype(np.float32)
         traj = flat[None, :] + np.cumsum(steps, axis=0)[::-1] * 0.05
         traj[-1] = flat
-    subject = slices.Subject.from_module(
+    subject = Subject.from_module(
         net,
         nn.functional.cross_entropy,
         {"train": (X, y), "test": (Xt, yt)},
@@ -171,7 +173,7 @@ def test_subject_data_is_checked():
     subject, _ = _subject()
     with pytest.raises(ValueError, match="split='val'"):
         subject.data("val")
-    only_train = slices.Subject.from_module(nn.Linear(2, 1), nn.functional.mse_loss, {
+    only_train = Subject.from_module(nn.Linear(2, 1), nn.functional.mse_loss, {
         "train": (torch.zeros(3, 2), torch.zeros(3, 1))})  # fmt: skip
     with pytest.raises(ValueError, match="no test data"):
         only_train.data("test")

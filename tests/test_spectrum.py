@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from research_toys import DATA, Quadratic, loss_of_output, relu_data, relu_mlp
 
-from landscape import curvature, spectrum
-from landscape.paramspace import FlatLoss
+from landscape.core.hessian import FlatLoss
+from landscape.measures import curvature, spectrum
 
 
 def _known_spectrum(P=60):

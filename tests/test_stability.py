@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import curvature, models, presets, stability
-from landscape.training import Config, make_loss_fn
+from landscape.data import models
+from landscape.data.config import Config
+from landscape.measures import curvature, stability
+from landscape.pipelines import presets
+from landscape.training.loop import make_loss_fn
 
 SMALL = Config(dataset="moons", n_samples=120, model="mlp", depth=1, width=8, activation="tanh",
                optimizer="sgd", lr=0.5, batch_size=5000, epochs=30)  # fmt: skip

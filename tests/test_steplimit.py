@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import steplimit
-from landscape.training import Config, train
+from landscape.data.config import Config
+from landscape.measures import steplimit
+from landscape.training.loop import train
 
 
 def test_lambda_max_matches_torch_hessian_of_the_training_loss():

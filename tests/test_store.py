@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from landscape import directions as D
-from landscape import store
-from landscape.surface import Surface
+from landscape.core import directions as D
+from landscape.engine.surface import Surface
+from landscape.storage import formats as store
 
 
 def plane_surface():

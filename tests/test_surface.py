@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape import directions as D
-from landscape import surface as S
+from landscape.core import directions as D
+from landscape.engine import surface as S
 
 METHODS = ["loop", "auto"]
 
@@ -283,13 +283,13 @@ def test_batched_unavailable_or_equal_to_loop():
     X, y = tabular_data()
     d1, d2 = D.random_directions(model, 2, seed=4)
     try:
-        from landscape import batched
+        from landscape.engine import batched
     except ImportError:
         with pytest.raises(ValueError, match="batched"):
             S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, [0.0], [0.0], method="batched")
         return
     if not batched.supports(model):
-        pytest.skip("landscape.batched does not support this model")
+        pytest.skip("landscape.engine.batched does not support this model")
     xs, ys = np.linspace(-1, 1, 4), np.linspace(-0.5, 0.5, 3)
     fast = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, xs, ys, accuracy, method="batched")
     slow = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, xs, ys, accuracy, method="loop")

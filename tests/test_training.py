@@ -14,8 +14,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape import data, models, presets, training
-from landscape.training import Config, train
+from landscape.data import datasets as data
+from landscape.data import models
+from landscape.data.config import Config
+from landscape.pipelines import presets
+from landscape.storage import formats
+from landscape.training import loop as training
+from landscape.training import predictions
+from landscape.training.loop import train
 
 DEFAULT_ACCURACY_FLOOR = 0.95
 
@@ -401,8 +407,8 @@ def _assert_runs_equal(a, b):
 
 
 def test_run_bytes_round_trip_is_exact(short_run):
-    b = training.run_to_bytes(short_run)
-    _assert_runs_equal(short_run, training.run_from_bytes(b))
+    b = formats.run_to_bytes(short_run)
+    _assert_runs_equal(short_run, formats.run_from_bytes(b))
     # no pickled objects inside: every member loads with allow_pickle=False
     with np.load(io.BytesIO(b), allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
@@ -414,16 +420,16 @@ def test_round_trip_of_diverged_batchnorm_run():
         Config(dataset="iris", n_samples=150, batchnorm=True, lr=1e6, optimizer="sgd", epochs=5)
     )
     assert run.diverged
-    _assert_runs_equal(run, training.run_from_bytes(training.run_to_bytes(run)))
+    _assert_runs_equal(run, formats.run_from_bytes(formats.run_to_bytes(run)))
 
 
 def test_run_from_garbage_raises_value_error():
     with pytest.raises(ValueError, match="not a saved run"):
-        training.run_from_bytes(b"definitely not an npz")
+        formats.run_from_bytes(b"definitely not an npz")
     buf = io.BytesIO()
     np.savez(buf, x=np.zeros(3))
     with pytest.raises(ValueError, match="not a saved run"):
-        training.run_from_bytes(buf.getvalue())
+        formats.run_from_bytes(buf.getvalue())
 
 
 def test_history_csv(short_run):
@@ -438,7 +444,7 @@ def test_history_csv(short_run):
 
 def test_decision_grid_orientation_and_probabilities(short_run):
     model, ds = short_run.model(), short_run.dataset()
-    xs, ys, probs = training.decision_grid(model, ds, resolution=30)
+    xs, ys, probs = predictions.decision_grid(model, ds, resolution=30)
     assert probs.shape == (30, 30, 2)
     np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-6)
     i, j = 7, 21  # probs[i, j] is at (xs[j], ys[i])
@@ -448,12 +454,12 @@ def test_decision_grid_orientation_and_probabilities(short_run):
     X = torch.cat([ds.X_train, ds.X_test])
     assert xs[0] < X[:, 0].min() and xs[-1] > X[:, 0].max()
     with pytest.raises(ValueError, match="2D"):
-        training.decision_grid(model, data.make("sine"))
+        predictions.decision_grid(model, data.make("sine"))
 
 
 def test_regression_curve_is_the_model():
     run = train(Config(dataset="sine", loss="mse", epochs=2, n_samples=100))
-    xs, yhat = training.regression_curve(run.model(), run.dataset(), n=50)
+    xs, yhat = predictions.regression_curve(run.model(), run.dataset(), n=50)
     with torch.no_grad():
         ref = run.model()(torch.from_numpy(xs)[:, None])[:, 0].numpy()
     np.testing.assert_allclose(yhat, ref, atol=1e-6)

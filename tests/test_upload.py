@@ -13,7 +13,7 @@ import pytest
 import torch
 from markdown_text import shown
 
-from landscape import upload
+from landscape.data import upload
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:

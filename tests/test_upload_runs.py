@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape import pictures, store, upload
-from landscape.training import Config, train
+from landscape.data import upload
+from landscape.data.config import Config
+from landscape.pipelines import pictures
+from landscape.storage import formats as store
+from landscape.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Heavy jobs in worker processes (landscape.workers): the same results as in-process, live
+"""Heavy jobs in worker processes (landscape.ui.workers): the same results as in-process, live
 callbacks in the caller's thread, bounded concurrency, cancellation, crashes contained,
 uploaded data carried along, and the server's own state untouched."""
 
@@ -15,9 +15,12 @@ import worker_jobs as jobs
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from landscape import pictures, training, upload, workers
-from landscape.training import Config
+from landscape.data import upload
+from landscape.data.config import Config
+from landscape.pipelines import pictures
+from landscape.training import loop as training
 from landscape.ui import runs as ui_runs
+from landscape.ui import workers
 
 SMALL = dict(n_samples=200, epochs=5, width=8)
 
@@ -85,7 +88,7 @@ def test_workers_are_niced_and_thread_bounded(pool):
 
 def test_errors_come_back_with_their_type_and_message(pool):
     with pytest.raises(ValueError, match="lr=-1.0 is out of range"):
-        pool.call(training.Config, lr=-1)
+        pool.call(Config, lr=-1)
     with pytest.raises(ValueError, match="plain message"):
         pool.call(jobs.fail_value, "plain message")
     with pytest.raises(RuntimeError, match="first and second"):  # not rebuildable: message kept
@@ -199,7 +202,8 @@ def test_run_cache_key_locks_do_not_accumulate():
 def _fill_run_list(n: int, floats: int = 1):
     import numpy as np
 
-    from landscape.training import Config, Run
+    from landscape.data.config import Config
+    from landscape.training.loop import Run
     from landscape.ui import runs as ui_runs
 
     for seed in range(n):

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from landscape.engine.surface import Surface
 from landscape.plots.surfaces import add_notes
-from landscape.surface import Surface
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 HEIGHT = 380  # px of every chart on the page

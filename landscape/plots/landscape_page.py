@@ -12,7 +12,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from landscape.surface import Surface
+from landscape.engine.surface import Surface
 
 MIN_STYLE = {"symbol": "x", "size": 12, "color": "white", "line": {"width": 2, "color": "black"}}
 

@@ -261,7 +261,7 @@ def decision_boundary(xs, ys, probs, X_train, y_train, X_test=None, y_test=None,
                       title: str = "Decision regions") -> go.Figure:  # fmt: skip
     """Class regions of a 2D classifier (colour = class, paleness = uncertainty) with the data.
 
-    probs[i, j] is at (xs[j], ys[i]) (from landscape.training.decision_grid). Training points are
+    probs[i, j] is at (xs[j], ys[i]) (from landscape.training.loop.decision_grid). Training points are
     circles, test points diamonds.
     """
     xs, ys = np.asarray(xs), np.asarray(ys)

@@ -1,7 +1,7 @@
 """Shared Streamlit helpers: heavy jobs in worker processes, error display, torch threads.
 
 Heavy work (training, surfaces, curvature, comparisons) runs through `run_heavy`, in the
-server's pool of worker processes (landscape.workers): at most MAX_HEAVY_JOBS at once, each in
+server's pool of worker processes (landscape.ui.workers): at most MAX_HEAVY_JOBS at once, each in
 a process of its own at a lower scheduling priority, so that the threads drawing pages (every
 session's script runs in a thread of this one process) keep a core and the GIL to themselves.
 While every worker is busy the page says the job is queued.
@@ -22,8 +22,8 @@ from collections.abc import Callable
 import streamlit as st
 import torch
 
-from landscape import workers
-from landscape.workers import CORES, MAX_HEAVY_JOBS, MAX_THREADS  # noqa: F401 - re-exported
+from landscape.ui import workers
+from landscape.ui.workers import CORES, MAX_HEAVY_JOBS, MAX_THREADS  # noqa: F401 - re-exported
 
 
 def torch_threads(n: int = 1) -> None:
@@ -47,7 +47,7 @@ def run_heavy(
     **kwargs,
 ):
     """``fn(*args, **kwargs)`` in a worker process, with live ``callbacks`` (see
-    landscape.workers.Pool.call) and a note on the page while no worker is free.
+    landscape.ui.workers.Pool.call) and a note on the page while no worker is free.
 
     ``wrap`` is applied to the note's drawing and removal: inside an ``st.cache_data``
     function pass one that runs them outside Streamlit's replay recording (see

@@ -22,10 +22,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from landscape import comparisons, datastore
-from landscape.comparisons import Comparison, Panel, Settings
-from landscape.pictures import fingerprint
-from landscape.training import Run
+from landscape.engine.subject import fingerprint
+from landscape.pipelines import comparisons
+from landscape.pipelines.comparisons import Comparison, Panel, Settings
+from landscape.storage import datastore
+from landscape.training.loop import Run
+from landscape.ui import kept
 from landscape.ui.common import run_heavy
 from landscape.ui.runs import train_cached
 
@@ -89,16 +91,15 @@ def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _
 
 def _kept(parts: tuple, compute: Callable[[], Comparison]) -> Comparison:
     """``compute()``, answered from the data folder when it was measured before."""
-    from landscape.ui import library  # the server's data folder (None when it is off)
 
-    kept, key = library.store(), datastore.object_key("comparison", *parts)
-    if kept is not None:
-        found = kept.get_object("comparison", key)
+    folder, key = kept.store(), datastore.object_key("comparison", *parts)
+    if folder is not None:
+        found = folder.get_object("comparison", key)
         if isinstance(found, Comparison):
             return found
     result = compute()
-    if kept is not None:
-        kept.put_object("comparison", key, result)
+    if folder is not None:
+        folder.put_object("comparison", key, result)
     return result
 
 

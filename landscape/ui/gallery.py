@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from landscape import gallery
+from landscape.pipelines import gallery
 
 LANDSCAPE_RESULT = "lp_result"  # the Landscape page's session keys (app_pages/loss_landscape.py)
 LANDSCAPE_RUNS = "lp_result_runs"

@@ -1,7 +1,7 @@
 """Streamlit glue for the Landscape page: the bounded surface cache and its progress bar.
 
 ``compute(request, run)`` answers the same ``SurfaceRequest`` twice from a bounded
-``st.cache_data`` cache, and from the data folder (landscape.datastore) after a restart or on
+``st.cache_data`` cache, and from the data folder (landscape.storage.datastore) after a restart or on
 another server process (the request is the key; the run objects are not hashed, the
 request's fingerprints stand for them). A new request is computed in a worker process
 (``landscape.ui.common.run_heavy``); a cached one is answered at once, without queueing.
@@ -23,8 +23,10 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from landscape import datastore, pictures
-from landscape.pictures import LandscapeResult, SurfaceRequest
+from landscape.pipelines import pictures
+from landscape.pipelines.pictures import LandscapeResult, SurfaceRequest
+from landscape.storage import datastore
+from landscape.ui import kept
 from landscape.ui.common import run_heavy
 
 CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
@@ -54,9 +56,8 @@ def _compute(request: SurfaceRequest, _run, _other, _progress, _preview, _wrap) 
 
 
 def _store():
-    from landscape.ui import library  # the server's data folder (None when it is off)
 
-    return library.store()
+    return kept.store()
 
 
 def compute(

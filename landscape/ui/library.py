@@ -1,4 +1,4 @@
-"""Streamlit glue for the data folder (landscape.datastore): stored runs into the session,
+"""Streamlit glue for the data folder (landscape.storage.datastore): stored runs into the session,
 the run picker that names runs by short id in the URL, "My runs" and "Classroom" lists,
 "Open in Train", "Load settings" and the Home page's usage line.
 
@@ -9,68 +9,21 @@ store is then off for this server (the pages work from memory) and Home says why
 from __future__ import annotations
 
 import json
-import secrets
 
 import streamlit as st
 
-from landscape import datastore, presets
-from landscape.training import Config, Run
-from landscape.ui import links
+from landscape.data.config import Config
+from landscape.pipelines import presets
+from landscape.storage import datastore
+from landscape.training.loop import Run
+from landscape.ui import (
+    links,
+    train_form,  # the page's widget keys
+)
 from landscape.ui import runs as ui_runs
+from landscape.ui.kept import lease, notes, store, store_error
 
-_NOTES = "_library_notes"  # session key: notes about dropped (damaged) entries to show
-_LEASE = "_library_lease_holder"  # session key: this session's lease holder id
 MAX_LIST = 50  # rows of a run list shown
-
-
-@st.cache_resource
-def _store_or_error() -> tuple[datastore.Store | None, str | None]:
-    try:
-        return datastore.default_store(), None
-    except (ValueError, OSError) as e:
-        return None, str(e)
-
-
-def store() -> datastore.Store | None:
-    """The server's data folder, or None when it cannot be used (see ``store_error``)."""
-    return _store_or_error()[0]
-
-
-def store_error() -> str | None:
-    return _store_or_error()[1]
-
-
-def notes() -> list[str]:
-    return st.session_state.setdefault(_NOTES, [])
-
-
-def show_notes() -> None:
-    """Show (once) the notes about damaged entries that were dropped."""
-    for msg in st.session_state.pop(_NOTES, []):
-        st.info(msg)
-
-
-def stored(config: Config) -> Run | None:
-    s = store()
-    return None if s is None else s.find_run(config, notes())
-
-
-def remember(run: Run) -> None:
-    """List ``run`` under this browser's "My runs" if the store holds it (trained here)."""
-    s = store()
-    if s is None:
-        return
-    rid = datastore.run_id(run.config)
-    if s.has_run(rid):
-        s.add_owner(links.browser_id(), rid)
-
-
-def lease(run: Run) -> None:
-    """This session shows ``run``: keep it (and its results) safe from eviction."""
-    s = store()
-    if s is not None and s.has_run(rid := datastore.run_id(run.config)):
-        holder = st.session_state.setdefault(_LEASE, secrets.token_hex(8))
-        s.lease(rid, holder)
 
 
 def load_into_session(rid: str) -> Run | None:
@@ -152,7 +105,6 @@ def apply_pending_train() -> list[str]:
     config = st.session_state.pop(TRAIN_PENDING, None)
     if config is None:
         return []
-    from landscape.ui import train_form  # the page's widget keys
 
     values, said = train_form.widget_values(config)
     for k, v in values.items():

@@ -22,7 +22,7 @@ import secrets
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from landscape import datastore
+from landscape.storage import datastore
 
 COOKIE = "llab_browser"  # this browser's id: its "My runs" list in the data folder
 _SNAPSHOT = "_links_snapshot"  # session key: (page, query dict) the page was opened with

@@ -1,6 +1,6 @@
 """The Train page's live training panel: Play / Pause / Step, TensorFlow-Playground style.
 
-The session keeps one `landscape.live.LiveTrainer`. While playing, the panel is a fragment
+The session keeps one `landscape.training.live.LiveTrainer`. While playing, the panel is a fragment
 with `run_every=FRAME_S`: each run trains one bounded chunk in the script thread (at most
 `live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~10% of the server time),
 then redraws the loss curves and the decision regions (or the regression fit). Nothing else
@@ -18,9 +18,10 @@ import time
 
 import streamlit as st
 
-from landscape import live, training
+from landscape.data.config import Config
 from landscape.plots import training as plots
-from landscape.training import Config
+from landscape.training import live
+from landscape.training import loop as training
 from landscape.ui.common import show_error
 
 SETUP = "tr_live_setup"  # session key: the Train page's current Config keywords

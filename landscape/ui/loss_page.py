@@ -1,4 +1,4 @@
-"""Streamlit glue for the Loss shapes page: bounded caches around landscape.losses/robust and
+"""Streamlit glue for the Loss shapes page: bounded caches around landscape.core.losses/robust and
 the per-loss parameter sliders. The numbers themselves come from the library."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from landscape import losses, robust
+from landscape.core import losses, robust
 from landscape.ui.links import url
 
 N_POINTS = 401  # points per curve: smooth at any zoom, small enough to redraw at once

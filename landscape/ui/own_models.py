@@ -1,7 +1,7 @@
 """Widgets for surfaces made elsewhere and for the operator's own models (Landscape, Compare).
 
 - ``surface_file(prefix)``: open a surface ``.npz`` made by the command line (an upload: size
-  capped, read by ``landscape.store`` without unpickling) and draw it with every view the
+  capped, read by ``landscape.storage.formats`` without unpickling) and draw it with every view the
   Landscape page has (contour, heatmap, 3D, the PCA path, 1D lines, colour range, log scale,
   downloads).
 - ``operator_slice(prefix)``: the models of ``$LANDSCAPE_MODELS`` (the operator's file, never
@@ -22,11 +22,12 @@ import io
 import numpy as np
 import streamlit as st
 
-from landscape import operator_models as om
-from landscape import pictures, store
+from landscape.pipelines import operator_models as om
+from landscape.pipelines import pictures
 from landscape.plots import compare as compare_plots
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
+from landscape.storage import formats as store
 from landscape.ui import landscape_page
 from landscape.ui.common import run_heavy, show_error
 from landscape.ui.links import url
@@ -489,7 +490,9 @@ def operator_slice(prefix: str) -> None:
     draw(result.main, dirs, f"{prefix}_om_view", name, result)
     line = om.command(result)
     if line is None:
-        st.caption("Hessian directions have no command line (`landscape.curvature.top_eigen`).")
+        st.caption(
+            "Hessian directions have no command line (`landscape.measures.curvature.top_eigen`)."
+        )
     else:
         st.caption("Reproduce it, in the folder of the operator's models file:")
         st.code(line, language="bash", wrap_lines=True)

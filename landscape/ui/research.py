@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from landscape import connectivity, presets, sharpness, spectrum, stability
-from landscape.pictures import fingerprint
+from landscape.data.config import Config
+from landscape.engine.subject import fingerprint
+from landscape.measures import connectivity, sharpness, spectrum, stability
+from landscape.pipelines import presets
 from landscape.plots import research as plots
-from landscape.training import Config
 from landscape.ui.common import run_heavy, show_error
 from landscape.ui.runs import train_cached
 

@@ -7,7 +7,7 @@
   tab cannot hold on to unbounded memory.
 - `train_cached(config, progress)`: trains in a worker process (landscape.ui.common.run_heavy)
   with live progress; the same Config is never trained twice while its Run is in the cache,
-  nor ever while it is in the data folder (landscape.datastore: the worker reads it from
+  nor ever while it is in the data folder (landscape.storage.datastore: the worker reads it from
   there, or trains it and keeps it there). The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
   MAX_CACHED_MB megabytes of trajectories), shared by all sessions: runs are deterministic, so
   one user's run is exactly what another would get. Runs in it are shared objects: read-only.
@@ -26,8 +26,10 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from landscape import datastore
-from landscape.training import Config, Run
+from landscape.data.config import Config
+from landscape.storage import datastore
+from landscape.training.loop import Run
+from landscape.ui import kept
 from landscape.ui.common import md_escape, run_heavy
 
 MAX_SESSION_RUNS = 24  # runs kept in one browser session's list
@@ -171,9 +173,8 @@ def add_run(run: Run) -> str:
     while name in runs:
         name, i = f"{run.name} ({i})", i + 1
     runs[name] = run
-    from landscape.ui import library  # here: library imports this module
 
-    library.remember(run)
+    kept.remember(run)
     dropped = []
     while len(runs) > 1 and (
         len(runs) > MAX_SESSION_RUNS or sum(map(run_bytes, runs.values())) > MAX_SESSION_MB * 1e6
@@ -239,9 +240,7 @@ def pick_run(label: str = "Run", key: str = "pick_run") -> Run | None:
     name = st.selectbox(label, names, key=key)
     run = runs.get(name)
     if run is not None:
-        from landscape.ui import library  # here: library imports this module
-
-        library.lease(run)  # shown: not evicted from the data folder meanwhile
+        kept.lease(run)  # shown: not evicted from the data folder meanwhile
     return run
 
 
@@ -271,24 +270,23 @@ def restart_notice() -> bool:
         st.session_state[_BOOT_RESET_KEY] = True  # the widget takes this server's id next run
     if not st.session_state.get(_RESTARTED_KEY):
         return False
-    from landscape.ui import library  # here: library imports this module
 
-    if library.store() is None:
-        kept = (
+    if kept.store() is None:
+        message = (
             "Runs and landscapes you made before lived in its memory and are gone; anything "
             "still drawn from before is out of date. To carry on: train again on the "
             "**Train** page, or load a run you downloaded (**Landscape** page, *Load a saved "
             "run*)."
         )
     else:
-        kept = (
+        message = (
             "This tab's list of runs started afresh; the runs you trained are kept in the "
             "server's data folder: open them from **My runs** on the **Home** page (a link "
             "with `?run=` opens its run again by itself)."
         )
     box = st.container(border=True)
     box.warning(
-        f"**The server was restarted since this tab was opened.** {kept}",
+        f"**The server was restarted since this tab was opened.** {message}",
         icon="🔄",
     )
     if box.button("OK, start afresh", key="landscape_restart_ok"):

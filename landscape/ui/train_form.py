@@ -7,8 +7,9 @@ config -> widgets -> Config on the page itself).
 
 from __future__ import annotations
 
-from landscape import data, models
-from landscape.training import Config
+from landscape.data import datasets as data
+from landscape.data import models
+from landscape.data.config import Config
 
 # Options of the page's select sliders (a value outside them is snapped to the nearest);
 # they hold every value the presets use, so "Reset to this preset" is exact.

@@ -1,6 +1,6 @@
 """The CSV upload widget: file -> target column -> task -> a registered dataset name.
 
-All parsing and checking is `landscape.upload`; this file only lays out widgets and shows
+All parsing and checking is `landscape.data.upload`; this file only lays out widgets and shows
 the library's messages. A rejected file shows `st.error` and returns None: it never raises,
 and it touches no session state but its own keys, so nothing else the user set is lost.
 """
@@ -11,7 +11,7 @@ import hashlib
 
 import streamlit as st
 
-from landscape import upload
+from landscape.data import upload
 from landscape.ui.common import md_escape
 
 TASK_LABELS = {

@@ -109,8 +109,9 @@ def test_one_feature_csv_previews_and_trains(page, app_url):
 
 
 def saved_run(name: str | None = None) -> bytes:
-    from landscape import store
-    from landscape.training import Config, train
+    from landscape.data.config import Config
+    from landscape.storage import formats as store
+    from landscape.training.loop import train
 
     run = train(Config(n_samples=100, epochs=3, width=4))
     if name is not None:

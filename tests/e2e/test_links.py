@@ -38,8 +38,8 @@ def _stop(proc, log):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, browser):
-    from landscape import datastore
-    from landscape.training import Config
+    from landscape.data.config import Config
+    from landscape.storage import datastore
 
     data_dir = tmp_path_factory.mktemp("data")
     (ROOT / "out").mkdir(exist_ok=True)
@@ -134,7 +134,7 @@ def _landscape(page, server, shots_dir=None, tag=""):
 
 
 def test_landscape_link_survives_a_restart(browser, server, shots_dir):
-    from landscape import datastore
+    from landscape.storage import datastore
 
     with _new_page(browser) as page:
         _landscape(page, server)

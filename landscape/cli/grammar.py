@@ -1,0 +1,334 @@
+"""The command line's grammar: flags <-> ``Config`` and ``SliceRequest``.
+
+One parser builder per group of flags (configuration, run, surface) and the functions that
+read them back into library objects, checked before any work starts. Every command that
+slices (``line``, ``plane``, own models, torchrun) reads its flags through here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+
+from landscape.core import directions as D
+from landscape.core import losses
+from landscape.data import datasets, models
+from landscape.data.config import Config
+from landscape.engine import surface as S
+from landscape.pipelines import presets, slices
+from landscape.training import loop as training
+
+MIN_RES = slices.MIN_RES  # fewest points per axis
+
+# Help for each Config field (the flag is the field name with "-" for "_"); the lists of
+# names are filled in from the registries when the parser is built.
+
+
+CONFIG_HELP = {
+    "dataset": "dataset name: {datasets}",
+    "n_samples": "number of points before the train/test split",
+    "noise": "jitter of synthetic sets, in data units",
+    "test_fraction": "share of the points held out for the test split",
+    "outliers": "number of outlier points (dataset 'outliers' only)",
+    "outlier_scale": "how far the outliers sit off the line, in target units",
+    "model": "architecture: {models}",
+    "depth": "hidden layers (mlp) or residual blocks (resmlp, rescnn)",
+    "width": "hidden units (mlp) or channel scale (cnn)",
+    "activation": "activation: {activations}",
+    "skip": "keep the skip connections of residual nets (--no-skip removes them)",
+    "batchnorm": "BatchNorm after hidden layers",
+    "loss": "loss from the loss zoo: {losses}",
+    "optimizer": "optimiser: {optimizers}",
+    "lr": "learning rate",
+    "momentum": "momentum of the 'momentum' optimiser",
+    "batch_size": "examples per optimiser step",
+    "epochs": "passes over the training set",
+    "weight_decay": "L2 (sgd/adam) or decoupled (adamw) weight decay",
+    "schedule": "learning-rate schedule after the warm-up: constant or cosine (decays to 0)",
+    "warmup_epochs": "epochs over which the learning rate rises linearly to --lr",
+    "seed": "seed of the data, the initial weights and the batch order",
+}
+
+
+def _names() -> dict[str, str]:
+
+    return {
+        "datasets": ", ".join(datasets.DATASETS),
+        "models": ", ".join(models.MODELS),
+        "activations": ", ".join(models.ACTIVATIONS),
+        "losses": ", ".join(losses.names()),
+        "optimizers": ", ".join(training.OPTIMIZERS),
+    }
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def config_fields():
+
+    return dataclasses.fields(Config)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per Config field; unset flags keep the preset's (or Config's) default."""
+    fields = config_fields()
+    names = _names()
+    g = p.add_argument_group("training configuration (ignored with --load-run)")
+    g.add_argument(
+        "--preset",
+        default=None,
+        help="start from a named preset of landscape.pipelines.presets (quote names with spaces); "
+        "the flags below override its fields",
+    )
+    for f in fields:
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        text = CONFIG_HELP.get(f.name, "Config." + f.name).format(**names)
+        text = f"{text} (default: {default!r})"
+        if f.name == "loss_params":
+            g.add_argument(
+                "--loss-param",
+                dest="loss_params",
+                action="append",
+                metavar="NAME=VALUE",
+                default=None,
+                help="a parameter of the loss, e.g. delta=1.0 for huber; repeat for several",
+            )
+        elif isinstance(default, bool):
+            g.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            kind = type(default) if isinstance(default, int | float | str) else str
+            g.add_argument(flag, dest=f.name, type=kind, default=None, help=text)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--load-run", metavar="PATH", help="use a run saved by 'train' instead of training"
+    )
+    p.add_argument("--save-run", metavar="PATH", help="also save the trained run to PATH (.npz)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+
+
+def add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
+    choices = ["random", "pca"] if kind == "plane" else ["random", "interpolation"]
+    g = p.add_argument_group("surface")
+    g.add_argument(
+        "--dir",
+        choices=choices,
+        default="random",
+        help="directions: random = seeded Gaussian, normalised (Li et al. 2018); "
+        + (
+            "pca = the two leading principal components of the training path, path drawn on top"
+            if kind == "plane"
+            else "interpolation = from the initial weights (t=0) to the trained net (t=1), "
+            "Goodfellow et al. 2015; BatchNorm statistics of the trained net"
+        )
+        + " (default: random)",
+    )
+    g.add_argument(
+        "--norm",
+        choices=list(D.NORMS),
+        default="filter",
+        help="normalisation of random directions (default: filter)",
+    )
+    g.add_argument(
+        "--ignore",
+        choices=["biasbn", "none"],
+        default="biasbn",
+        help="biasbn: no step on biases and BatchNorm scale/shift; none: step them in "
+        "proportion to themselves, as the original code (default: biasbn)",
+    )
+    g.add_argument(
+        "--dir-type",
+        choices=list(slices.dir_types()),
+        default="weights",
+        help="random directions: weights = BatchNorm statistics stay fixed; states = the "
+        "floating-point buffers move too, when the library offers it (default: weights)",
+    )
+    if kind == "plane":
+        g.add_argument(
+            "--projection",
+            choices=list(slices.projections()),
+            default="cos",
+            help="pca: how checkpoints are projected onto the plane (default: cos)",
+        )
+        g.add_argument(
+            "--orthogonal",
+            action="store_true",
+            help="make the second random direction orthogonal to the first",
+        )
+    if kind == "line":
+        g.add_argument(
+            "--end-run",
+            metavar="PATH",
+            help="interpolation only: end at this saved run's trained net instead",
+        )
+    rng = "(-1, 1); " + (
+        "(-0.5, 1.5) for interpolation" if kind == "line" else "for pca: the path plus a margin"
+    )
+    g.add_argument(
+        "--xrange",
+        nargs=2,
+        type=float,
+        metavar=("MIN", "MAX"),
+        help=f"coordinate range along the first direction (default: {rng})",
+    )
+    if kind == "plane":
+        g.add_argument(
+            "--yrange",
+            nargs=2,
+            type=float,
+            metavar=("MIN", "MAX"),
+            help="range along the second direction (default: like --xrange)",
+        )
+    default_res = 51 if kind == "line" else 21
+    g.add_argument(
+        "--res", type=int, default=default_res, help=f"points per axis (default: {default_res})"
+    )
+    if kind == "plane":
+        g.add_argument("--xres", type=int, help="points along the first direction (default: --res)")
+        g.add_argument(
+            "--yres", type=int, help="points along the second direction (default: --res)"
+        )
+    g.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default="train",
+        help="data the loss is measured on (default: train)",
+    )
+    g.add_argument(
+        "--dir-seed", type=int, default=0, help="seed of the random directions (default: 0)"
+    )
+    g.add_argument(
+        "--method",
+        choices=list(S.METHODS),
+        default="auto",
+        help="auto: fast batched path when it supports the model; loop: reference (default: auto)",
+    )
+    if kind == "line":
+        g.add_argument("--log", action="store_true", help="draw the loss on a log-scale axis")
+    else:
+        g.add_argument(
+            "--linear",
+            action="store_true",
+            help="linear contour levels (default: log-spaced when every loss is positive)",
+        )
+        g.add_argument(
+            "--zmax",
+            type=float,
+            help="clip the colour range at this loss (the figure says how many points)",
+        )
+    g.add_argument(
+        "--out",
+        metavar="PREFIX",
+        default=f"landscape-{kind}",
+        help=f"write PREFIX.npz and PREFIX.html (default: landscape-{kind})",
+    )
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard the unfinished points of another configuration in PREFIX.zarr "
+        "(without it such a run is refused; the points of the same command are resumed)",
+    )
+
+
+def parse_loss_params(items: list[str] | None) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"--loss-param {item!r} must look like NAME=VALUE, e.g. delta=1.0")
+    return out
+
+
+def config_from_args(args: argparse.Namespace):
+    """The Config the flags describe: preset (or defaults) with the given fields replaced."""
+    fields = config_fields()
+    base = Config()
+    if args.preset is not None:
+        base = presets.get(args.preset)
+    changes = {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name) is not None}
+    if "loss_params" in changes:
+        changes["loss_params"] = parse_loss_params(changes["loss_params"])
+    return base.replace(**changes) if changes else base
+
+
+def _res(flag: str, value: int) -> int:
+    if not MIN_RES <= value <= S.MAX_AXIS:
+        raise ValueError(f"{flag} {value} is out of range: must be in [{MIN_RES}, {S.MAX_AXIS}]")
+    return value
+
+
+def _range(flag: str, given) -> tuple[float, float] | None:
+    if given is None:
+        return None
+    lo, hi = given
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"{flag} {lo:g} {hi:g}: must be two finite numbers MIN < MAX")
+    if max(abs(lo), abs(hi)) > slices.MAX_RANGE:
+        raise ValueError(
+            f"{flag} {lo:g} {hi:g}: |MIN| and |MAX| must be at most {slices.MAX_RANGE:g}"
+        )
+    return float(lo), float(hi)
+
+
+def slice_request(args) -> slices.SliceRequest:
+    """The slice the flags ask for, checked (no run needed: called before any training)."""
+    if args.command == "line" and args.end_run and args.dir != "interpolation":
+        raise ValueError("--end-run needs --dir interpolation")
+    kw = {
+        "seed": args.dir_seed,
+        "norm": args.norm,
+        "ignore": None if args.ignore == "none" else args.ignore,
+        "dir_type": args.dir_type,
+        "split": args.split,
+        "method": args.method,
+    }
+    xr = _range("--xrange", args.xrange)
+    if args.command == "line":
+        direction = args.dir
+        if args.dir == "interpolation":
+            direction = "between" if args.end_run else "interpolation"
+        lo, hi = xr or ((-0.5, 1.5) if args.dir == "interpolation" else (-1.0, 1.0))
+        nx = _res("--res", args.res)
+        return slices.SliceRequest(dim=1, direction=direction, xmin=lo, xmax=hi, nx=nx, **kw)
+    yr = _range("--yrange", args.yrange) or xr
+    nx = _res("--xres" if args.xres else "--res", args.xres or args.res)
+    ny = _res("--yres" if args.yres else "--res", args.yres or args.res)
+    if nx * ny > S.MAX_POINTS:
+        raise ValueError(
+            f"--xres/--yres {nx}x{ny} = {nx * ny} points is too large: at most {S.MAX_POINTS} (201x201)"
+        )
+    (x0, x1), (y0, y1) = xr or (-1.0, 1.0), yr or (-1.0, 1.0)
+    return slices.SliceRequest(
+        dim=2,
+        direction=args.dir,
+        orthogonal=args.orthogonal,
+        projection=args.projection,
+        auto_range=args.dir == "pca" and xr is None and yr is None,
+        xmin=x0, xmax=x1, ymin=y0, ymax=y1, nx=nx, ny=ny,
+        **kw,
+    )  # fmt: skip
+
+
+def check_zmax(args) -> None:
+    zmax = getattr(args, "zmax", None)
+    if zmax is not None and not (np.isfinite(zmax) and zmax > 0):
+        raise ValueError(f"--zmax={zmax} must be a finite positive loss")

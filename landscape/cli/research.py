@@ -1,0 +1,299 @@
+"""Command-line subcommands for the research measures (registered by ``landscape.__main__``):
+
+    python -m landscape sharpness ...   every sharpness measure of a run (--rescale: Dinh demo)
+    python -m landscape connect ...     straight line, barrier and learned curve between 2 runs
+    python -m landscape eos ...         full-batch GD with λmax tracked against 2/η
+    python -m landscape spectrum ...    SLQ density of the Hessian and its top-k eigenvalues
+
+Each writes ``OUT.json`` (the numbers) and ``OUT.html`` (a self-contained Plotly figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from landscape.cli import grammar, jobs
+from landscape.cli import own as cli_own
+from landscape.cli.output import ProgressBar
+from landscape.measures import connectivity as C
+from landscape.measures import sharpness as S
+from landscape.measures import spectrum, stability
+from landscape.pipelines import presets
+from landscape.plots import research as P
+
+
+def _positive(kind=float):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
+        return value
+
+    return parse
+
+
+def register(sub) -> None:
+    """Add the subcommands to ``sub``; ``cli`` is the main CLI module (its flag helpers)."""
+
+    def common(p, run=True, config=True):
+        if run:
+            grammar.add_run_flags(p)
+        else:
+            p.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+        if config:
+            grammar.add_config_flags(p)
+        p.add_argument("--split", choices=["train", "test"], default="train",
+                       help="data the loss is measured on (default: train)")  # fmt: skip
+
+    p = sub.add_parser("sharpness", help="every sharpness measure of a run, side by side",
+                       description="λmax, trace, ε- (Keskar), ρ- (SAM) and adaptive (ASAM) "
+                       "sharpness and the filter-normalised basin width of a trained net.")  # fmt: skip
+    common(p)
+    g = p.add_argument_group("sharpness")
+    g.add_argument("--eps", type=_positive(), default=1e-3, help="Keskar's box size (default 1e-3)")
+    g.add_argument("--rho", type=_positive(), default=0.05, help="SAM's L2 radius (default 0.05)")
+    g.add_argument("--asam-rho", type=_positive(), default=0.5, help="ASAM's radius (default 0.5)")
+    g.add_argument("--ascent-steps", type=_positive(int), default=20,
+                   help="projected gradient-ascent steps (default 20)")  # fmt: skip
+    g.add_argument("--rescale", type=_positive(), default=None, metavar="ALPHA",
+                   help="also measure the same ReLU net with layer 1 x ALPHA, layer 2 / ALPHA "
+                   "(Dinh et al. 2017)")  # fmt: skip
+    g.add_argument("--out", metavar="PREFIX", default="landscape-sharpness",
+                   help="write PREFIX.json and PREFIX.html (default: landscape-sharpness)")  # fmt: skip
+    cli_own.add_flags(p, "measure")
+    p.set_defaults(handler=run_sharpness)
+
+    p = sub.add_parser("connect", help="paths between two minima: barrier and learned curve",
+                       description="Loss along the straight line between two runs of one "
+                       "architecture (barrier height, Frankle et al. 2020) and along a learned "
+                       "Bezier curve or polygonal chain (Garipov et al. 2018).")  # fmt: skip
+    common(p)
+    g = p.add_argument_group("second run and curve")
+    g.add_argument("--seed-b", type=int, default=None,
+                   help="train the second run from the same flags with this seed (default: seed + 1)")  # fmt: skip
+    g.add_argument("--load-run-b", metavar="PATH", help="use a saved run as the second net")
+    g.add_argument("--curve", choices=["bezier", "chain"], default="bezier",
+                   help="Bezier curve or polygonal chain (default: bezier)")  # fmt: skip
+    g.add_argument("--curve-steps", type=_positive(int), default=300,
+                   help="Adam steps training the middle point (default 300)")  # fmt: skip
+    g.add_argument(
+        "--curve-lr", type=_positive(), default=0.01, help="Adam step size (default 0.01)"
+    )
+    g.add_argument("--points", type=_positive(int), default=41, help="points along t (default 41)")
+    g.add_argument(
+        "--plane-res", type=int, default=21, help="plane grid per axis, 0 = none (default 21)"
+    )
+    g.add_argument("--out", metavar="PREFIX", default="landscape-connect",
+                   help="write PREFIX.json and PREFIX.html (default: landscape-connect)")  # fmt: skip
+    cli_own.add_flags(p, "connect")
+    p.set_defaults(handler=run_connect)
+
+    p = sub.add_parser("eos", help="edge of stability: λmax during full-batch GD vs 2/η",
+                       description="Train with full-batch gradient descent (sgd or momentum) and "
+                       "track the top Hessian eigenvalue against 2/η (Cohen et al. 2021). "
+                       "Without --preset the edge-of-stability preset is used.")  # fmt: skip
+    common(p, run=False)
+    g = p.add_argument_group("tracking")
+    g.add_argument(
+        "--steps", type=_positive(int), default=None, help="GD steps (default: --epochs)"
+    )
+    g.add_argument(
+        "--every", type=_positive(int), default=5, help="track λmax every k steps (default 5)"
+    )
+    g.add_argument(
+        "--cold", action="store_true", help="start every Lanczos run from a random vector"
+    )
+    g.add_argument("--out", metavar="PREFIX", default="landscape-eos",
+                   help="write PREFIX.json and PREFIX.html (default: landscape-eos)")  # fmt: skip
+    p.set_defaults(handler=run_eos)
+
+    p = sub.add_parser("spectrum", help="Hessian eigenvalue density (SLQ) and top-k",
+                       description="Stochastic Lanczos quadrature density of the Hessian's "
+                       "eigenvalues, as PyHessian draws it, beside the top-k eigenvalues.")  # fmt: skip
+    common(p)
+    g = p.add_argument_group("spectrum")
+    g.add_argument("--vectors", type=_positive(int), default=5, help="random vectors (default 5)")
+    g.add_argument(
+        "--lanczos-steps", type=_positive(int), default=60, help="steps per vector (default 60)"
+    )
+    g.add_argument("--top-k", type=int, default=3, help="top eigenvalues by Lanczos (default 3)")
+    g.add_argument(
+        "--sigma", type=_positive(), default=1e-3, help="Gaussian width, relative (default 1e-3)"
+    )
+    g.add_argument("--out", metavar="PREFIX", default="landscape-spectrum",
+                   help="write PREFIX.json and PREFIX.html (default: landscape-spectrum)")  # fmt: skip
+    cli_own.add_flags(p, "measure")
+    p.set_defaults(handler=run_spectrum)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _paths(prefix: str) -> tuple[Path, Path]:
+    base = Path(prefix[:-5] if prefix.endswith(".json") else prefix)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {prefix!r}: cannot create its folder: {e.strerror}") from None
+    return base.with_name(base.name + ".json"), base.with_name(base.name + ".html")
+
+
+def _write(prefix: str, numbers: dict, fig) -> None:
+    js, html = _paths(prefix)
+    js.write_text(json.dumps(numbers, indent=1, default=_plain))
+    fig.write_html(html, include_plotlyjs=True)
+    print(f"wrote {js}")
+    print(f"wrote {html}")
+
+
+def _plain(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return str(x)
+
+
+def _data(run, split):
+    ds = run.dataset()
+    return (ds.X_train, ds.y_train) if split == "train" else (ds.X_test, ds.y_test)
+
+
+def _own_model(args):
+    """The user's model (``--model-factory``) or None for a built-in run; own-model flags
+    without a factory are refused, like built-in flags with one."""
+    if not args.model_factory:
+        cli_own.refuse_own_flags(args)
+        return None
+    return cli_own.open_for_measure(args)
+
+
+def _subject(args):
+    """``(name, model, loss_fn, (X, y))`` of the user's model (all of --data, on the CPU) or
+    of the built-in run on --split."""
+    own = _own_model(args)
+    if own is not None:
+        return own.spec["factory"], own.model, own.loss, own.data.all()
+    run = jobs.get_run(args)
+    return run.name, run.model(), run.loss_fn(), _data(run, args.split)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def run_sharpness(args) -> int:
+    settings = S.PanelSettings(eps=args.eps, rho=args.rho, asam_rho=args.asam_rho,
+                               steps=args.ascent_steps)  # fmt: skip
+    name, model, loss_fn, data = _subject(args)
+    bar = ProgressBar("sharpness", args.quiet)
+    if args.rescale is not None:
+        panels = S.rescaling_demo(model, loss_fn, data, (1.0, args.rescale), settings,
+                                  progress=lambda d, n, name: bar(d, n))  # fmt: skip
+    else:
+        panels = [S.panel(model, loss_fn, data, settings, name, lambda d, n, _: bar(d, n))]
+    for p in panels:
+        print(f"{p.label}: loss {p.loss:.5g}")
+        for m in S.MEASURES:
+            print(f"  {S.LABELS[m]:<36} {p.values[m]:>12.5g}   ({p.seconds[m]:.2f} s)")
+    fig = (P.rescaling_figure if len(panels) > 1 else P.sharpness_bars)(
+        panels, S.MEASURES, S.LABELS
+    )
+    numbers = {"run": name, "settings": settings.__dict__,
+               "panels": [{"label": p.label, "loss": p.loss, "values": p.values,
+                           "seconds": p.seconds} for p in panels]}  # fmt: skip
+    _write(args.out, numbers, fig)
+    return 0
+
+
+def run_connect(args) -> int:
+
+    if args.plane_res != 0 and not 3 <= args.plane_res <= C.MAX_PLANE_RES:
+        raise ValueError(
+            f"--plane-res={args.plane_res} is out of range: 0 or 3 to {C.MAX_PLANE_RES}"
+        )
+    own = _own_model(args)
+    kw = dict(kind=args.curve, steps=args.curve_steps, lr=args.curve_lr, points=args.points,
+              plane_res=args.plane_res)  # fmt: skip
+    bar = ProgressBar("connect", args.quiet)
+    progress = lambda f, s: bar(int(100 * f), 100)  # noqa: E731
+    if own is not None:
+        name_a, name_b = (f"{own.spec['factory']} · {w}" for w in (args.weights, args.to))
+        model_b = own.other(args.to, "--to")
+        res = C.connect(own.model, model_b, own.loss, own.data.all(), progress=progress, **kw)
+    else:
+        run_a = jobs.get_run(args)
+        if args.load_run_b:
+            run_b = jobs.read_run(args.load_run_b)
+        else:
+            seed_b = run_a.config.seed + 1 if args.seed_b is None else args.seed_b
+            run_b = jobs.train(run_a.config.replace(seed=seed_b), args.quiet)
+        name_a, name_b = run_a.name, run_b.name
+        res = C.for_runs(run_a, run_b, args.split, progress=progress, **kw)
+    bar(100, 100)
+    print(f"A: {name_a}\nB: {name_b}\ndistance |B - A| = {res.distance:.4g}")
+    print(f"straight line: barrier {res.barrier:.5g} (Frankle: max - mean of ends), "
+          f"{res.barrier_interp:.5g} (vs interpolation)")  # fmt: skip
+    print(f"{res.kind} curve: barrier {res.curve_barrier:.5g}, {res.curve_barrier_interp:.5g}")
+    import plotly.io as pio
+
+    figs = [P.connectivity_lines(res)]
+    if res.plane is not None:
+        figs.append(P.connectivity_plane(res))
+    numbers = {k: getattr(res, k) for k in ("ts", "line_loss", "curve_loss", "barrier",
+               "barrier_interp", "curve_barrier", "curve_barrier_interp", "kind", "distance",
+               "seconds")}  # fmt: skip
+    numbers |= {"run_a": name_a, "run_b": name_b}
+    js, html = _paths(args.out)
+    js.write_text(json.dumps(numbers, indent=1, default=_plain))
+    parts = [pio.to_html(f, include_plotlyjs=(i == 0), full_html=False) for i, f in enumerate(figs)]
+    html.write_text("<html><body>" + "\n".join(parts) + "</body></html>")
+    print(f"wrote {js}\nwrote {html}")
+    return 0
+
+
+def run_eos(args) -> int:
+
+    if args.preset is None:
+        args.preset = presets.EOS_PRESET
+    config = grammar.config_from_args(args)
+    bar = ProgressBar("eos", args.quiet)
+    res = stability.track(config, every=args.every, steps=args.steps, warm=not args.cold,
+                          progress=lambda i: bar(i["step"], i["steps"]))  # fmt: skip
+    cross = res.first_crossing()
+    print(f"2/η = {res.threshold:.4g}; λmax from {res.sharpness[0]:.4g} to max "
+          f"{res.sharpness.max():.4g}; first within 5% of 2/η at step {cross}")  # fmt: skip
+    print(f"training {res.seconds_train:.2f} s, tracking {res.seconds_track:.2f} s "
+          f"(overhead {100 * res.overhead:.0f}%), {res.hvps.mean():.1f} HVPs per measurement")  # fmt: skip
+    for note in res.notes:
+        print(f"warning: {note}")
+    fig = P.eos_figure(res.track_steps, res.sharpness, res.threshold, res.steps, res.loss)
+    numbers = {k: getattr(res, k) for k in ("lr", "momentum", "threshold", "steps", "loss",
+               "track_steps", "sharpness", "hvps", "seconds_train", "seconds_track", "warm",
+               "diverged_step")}  # fmt: skip
+    _write(args.out, numbers | {"overhead": res.overhead, "first_crossing": cross}, fig)
+    return 0
+
+
+def run_spectrum(args) -> int:
+
+    name, model, loss_fn, data = _subject(args)
+    bar = ProgressBar("spectrum", args.quiet)
+    res = spectrum.density(model, loss_fn, data, n_vectors=args.vectors, steps=args.lanczos_steps,
+                           top_k=args.top_k, sigma=args.sigma, progress=bar)  # fmt: skip
+    print(f"{name}: {res.n_params:,} parameters; top eigenvalues "
+          + ", ".join(f"{v:.4g}" for v in res.top))  # fmt: skip
+    print(f"density support [{res.grid[0]:.4g}, {res.grid[-1]:.4g}]; share below 0: "
+          f"{res.mass_below(0.0):.3f}; SLQ {res.seconds:.2f} s, top-k {res.seconds_top:.2f} s")  # fmt: skip
+    numbers = {"run": name, "top": res.top, "nodes": res.nodes, "weights": res.weights,
+               "grid": res.grid, "density": res.density, "seconds": res.seconds,
+               "seconds_top": res.seconds_top}  # fmt: skip
+    _write(args.out, numbers, P.spectrum_figure(res, f"{name}: Hessian spectrum"))
+    return 0

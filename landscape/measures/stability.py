@@ -1,0 +1,186 @@
+"""The edge of stability, live: full-batch gradient descent with λmax tracked every k steps.
+
+Cohen et al. (ICLR 2021): with full-batch GD at step size η, the sharpness (top Hessian
+eigenvalue) first rises ("progressive sharpening") until it reaches 2/η, the largest
+curvature GD can descend stably on a quadratic, and then hovers just above it while the loss
+keeps falling, non-monotonically. With heavy-ball momentum β the threshold is (2 + 2β)/η.
+
+``track(config)`` trains ``config``'s model on the whole training set (one GD step per
+"epoch"; ``batch_size`` is ignored) with ``config.optimizer`` "sgd" or "momentum", and every
+``every`` steps runs Lanczos on the Hessian of the training loss, started from the previous
+top eigenvector (warm start): the top eigenvector changes little between nearby steps, so a
+handful of Hessian-vector products suffice where a cold start needs several times more. The
+time spent tracking is measured separately from the time spent training.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from landscape.core.hessian import FlatLoss, check_int, check_number
+from landscape.data import models
+from landscape.training.loop import make_loss_fn
+
+OPTIMIZERS = ("sgd", "momentum")
+MAX_STEPS = 5000
+MAX_LANCZOS = 100
+WARM_NOISE = 0.1  # norm of the random part added to the previous (unit) eigenvector
+
+
+@dataclass
+class EoSResult:
+    lr: float
+    momentum: float  # 0 for plain GD
+    threshold: float  # (2 + 2 momentum) / lr: the edge of stability
+    steps: np.ndarray  # (T+1,) 0..T
+    loss: np.ndarray  # (T+1,) full-batch training loss before each step (and after the last)
+    track_steps: np.ndarray  # (K,) steps at which λmax was measured
+    sharpness: np.ndarray  # (K,) λmax at those steps
+    hvps: np.ndarray  # (K,) Hessian-vector products each measurement took
+    seconds_train: float  # gradient steps and loss evaluations only
+    seconds_track: float  # the λmax measurements
+    warm: bool
+    diverged_step: int | None = None  # first step whose loss was not finite
+    config: object = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def overhead(self) -> float:
+        """Tracking time as a fraction of training time."""
+        return self.seconds_track / max(self.seconds_train, 1e-12)
+
+    def first_crossing(self) -> int | None:
+        """The first tracked step with λmax >= 0.95 x threshold (None if never)."""
+        hit = np.nonzero(self.sharpness >= 0.95 * self.threshold)[0]
+        return int(self.track_steps[hit[0]]) if len(hit) else None
+
+
+def top_eigenpair(
+    matvec: Callable[[Tensor], Tensor], v0: Tensor, tol: float = 1e-3, max_iter: int = 30
+) -> tuple[float, Tensor, int]:
+    """Largest eigenvalue (algebraic) and unit eigenvector by Lanczos from ``v0``, with full
+    reorthogonalisation; stops when the Ritz residual ``beta_m |s_m|`` <= tol * |theta|.
+    Returns (eigenvalue, eigenvector, HVPs used)."""
+    n = v0.numel()
+    m_cap = min(max_iter, n)
+    Q = torch.zeros(m_cap, n, dtype=v0.dtype)
+    Q[0] = v0 / v0.norm()
+    alphas, betas = [], []
+    theta, S = None, None
+    for j in range(m_cap):
+        w = matvec(Q[j])
+        alphas.append(float(w @ Q[j]))
+        for _ in range(2):
+            w = w - Q[: j + 1].T @ (Q[: j + 1] @ w)
+        beta = float(w.norm())
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        theta, S = np.linalg.eigh(T)
+        if beta * abs(S[-1, -1]) <= tol * max(abs(theta[-1]), 1e-30) or j + 1 == m_cap:
+            break
+        betas.append(beta)
+        Q[j + 1] = w / beta
+    m = len(alphas)
+    v = Q[:m].T @ torch.as_tensor(S[:, -1], dtype=v0.dtype)
+    return float(theta[-1]), v / v.norm(), m
+
+
+def track(
+    config,
+    every: int = 5,
+    steps: int | None = None,
+    tol: float = 1e-3,
+    max_iter: int = 30,
+    warm: bool = True,
+    track_sharpness: bool = True,
+    progress: Callable[[dict], None] | None = None,
+) -> EoSResult:
+    """Full-batch GD on ``config`` with λmax every ``every`` steps (see the module docstring).
+
+    ``steps`` defaults to ``config.epochs``. ``progress(info)`` after every tracked step with
+    keys step, steps, loss, threshold, track_steps, sharpness (lists so far), loss_history. ``track_sharpness=False`` trains the same
+    way without measuring (the baseline of the overhead benchmark).
+    """
+
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer={config.optimizer!r} is not allowed for the edge of stability: must be "
+            f"one of {list(OPTIMIZERS)} (the 2/η threshold is a gradient-descent result)"
+        )
+    check_int("every", every, 1, MAX_STEPS)
+    steps = config.epochs if steps is None else check_int("steps", steps, 1, MAX_STEPS)
+    check_number("tol", tol, 0.0, 1.0)
+    check_int("max_iter", max_iter, 2, MAX_LANCZOS)
+    ds = config.make_dataset()
+    X, y = ds.X_train, ds.y_train
+    model = models.build(config, ds).train()
+    loss_fn = make_loss_fn(config, ds)
+    beta = config.momentum if config.optimizer == "momentum" else 0.0
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=beta, weight_decay=config.weight_decay
+    )
+    threshold = (2.0 + 2.0 * beta) / config.lr
+    F = FlatLoss(model, loss_fn, (X, y)) if track_sharpness else None
+    gen = torch.Generator().manual_seed(config.seed)
+    v = None
+    losses, t_steps, sharp, hvps = [], [], [], []
+    t_train = t_track = 0.0
+    diverged = None
+    for step in range(steps + 1):
+        if F is not None and step % every == 0:  # λmax at w_step, before its update
+            t0 = time.perf_counter()
+            x = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+            F.buffers = {n: b.detach() for n, b in model.named_buffers()}
+            r = torch.randn(F.numel, generator=gen, dtype=torch.float64).to(F.dtype)
+            # warm: the previous eigenvector plus a little noise, so that a new, larger
+            # eigenvalue that the old vector is orthogonal to still enters the Krylov space
+            v = r if v is None or not warm else v + WARM_NOISE * r / r.norm()
+            lam, v, n_hvp = top_eigenpair(lambda u, x=x: F.hvp(x, u), v, tol, max_iter)
+            t_track += time.perf_counter() - t0
+            t_steps.append(step)
+            sharp.append(lam)
+            hvps.append(n_hvp)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(X), y)
+        value = float(loss.detach())
+        losses.append(value)
+        if not math.isfinite(value):
+            diverged = step
+            t_train += time.perf_counter() - t0
+            break
+        if step < steps:
+            loss.backward()
+            opt.step()
+        t_train += time.perf_counter() - t0
+        if progress is not None and (step % every == 0 or step == steps):
+            progress(
+                {"step": step, "steps": steps, "loss": value, "threshold": threshold,
+                 "track_steps": list(t_steps), "sharpness": list(sharp),
+                 "loss_history": list(losses)}
+            )  # fmt: skip
+    notes = []
+    if diverged is not None:
+        notes.append(f"the loss stopped being finite at step {diverged}: GD diverged")
+    return EoSResult(
+        lr=config.lr,
+        momentum=beta,
+        threshold=threshold,
+        steps=np.arange(len(losses)),
+        loss=np.array(losses),
+        track_steps=np.array(t_steps, dtype=int),
+        sharpness=np.array(sharp),
+        hvps=np.array(hvps, dtype=int),
+        seconds_train=t_train,
+        seconds_track=t_track,
+        warm=warm,
+        diverged_step=diverged,
+        config=config,
+        notes=notes,
+    )
