@@ -150,6 +150,9 @@ def export(
     points, quads, values = height_field(surface, field, log, zmax)
     base = Path(out) if out is not None else npz.with_suffix("")
     name = field + ("_log" if log else "")
+    if log:  # the scalar holds what its name says: ln(z + 0.1), as the heights
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.log(values + LOG_OFFSET)
     written = []
     for fmt in formats:
         path = base.with_name(f"{base.name}.{fmt}")
