@@ -25,8 +25,9 @@ import numpy as np
 
 from landscape.engine.distributed import write_atomic
 from landscape.storage import formats as store
+from landscape.storage import h5
 
-FORMATS = ("vtp", "obj", "stl")
+FORMATS = ("vtp", "obj", "stl", "h5")  # h5: the original code's layout (landscape.storage.h5)
 LOG_OFFSET = 0.1  # --log draws ln(z + 0.1), as the original h52vtp
 
 
@@ -137,7 +138,7 @@ def export(
     under a temporary name, then renamed).
     """
     if not formats:
-        raise ValueError("no format asked for: pass --vtp, --obj and/or --stl")
+        raise ValueError("no format asked for: pass --vtp, --obj, --stl and/or --h5")
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"format={bad[0]!r} is not allowed: must be one of {list(FORMATS)}")
@@ -147,13 +148,21 @@ def export(
             surface = store.load_surface(f)
     except OSError as e:
         raise ValueError(f"cannot read surface file {str(npz)!r}: {e.strerror}") from None
-    points, quads, values = height_field(surface, field, log, zmax)
     base = Path(out) if out is not None else npz.with_suffix("")
+    written = []
+    if "h5" in formats:  # the surface itself, any kind: no mesh, no --log or --zmax
+        path = base.with_name(f"{base.name}.h5")
+        data = h5.surface_to_h5(surface)
+        write_atomic(path, lambda f: f.write(data))
+        written.append(path)
+        formats = [f for f in formats if f != "h5"]
+        if not formats:
+            return written
+    points, quads, values = height_field(surface, field, log, zmax)
     name = field + ("_log" if log else "")
     if log:  # the scalar holds what its name says: ln(z + 0.1), as the heights
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.log(values + LOG_OFFSET)
-    written = []
     for fmt in formats:
         path = base.with_name(f"{base.name}.{fmt}")
         if fmt == "vtp":
@@ -182,6 +191,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         ("vtp", "ParaView PolyData (VTK XML)"),
         ("obj", "Wavefront OBJ (Blender)"),
         ("stl", "binary STL (3D printing)"),
+        ("h5", "HDF5 in the original loss-landscape code's layout (its plot_2D.py reads it)"),
     ):
         p.add_argument(f"--{fmt}", action="store_true", help=f"write OUT.{fmt}: {text}")
     p.add_argument(
