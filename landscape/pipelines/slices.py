@@ -365,7 +365,7 @@ def _plane_directions(req: SliceRequest, subject: Subject, model: nn.Module, pro
     if req.direction == "pca":
         if subject.trajectory is None:
             raise ValueError("direction='pca' needs the training path (a trajectory)")
-        d1, d2, ratio = directions.pca_directions(subject.trajectory, model)
+        d1, d2, ratio = directions.pca_directions(subject.trajectory, model, req.ignore)
         kw = {} if req.projection == "cos" else {"projection": req.projection}
         px, py = directions.project(subject.trajectory, model, d1, d2, **kw)
         epochs = None if subject.epochs is None else np.asarray(subject.epochs[: len(px)])
