@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape.core import directions
-from landscape.core.hessian import FlatLoss, LossFn, check_int, check_number
+from landscape.core import checks, directions
+from landscape.core.hessian import FlatLoss, LossFn
 from landscape.engine import surface
 from landscape.measures import basin, curvature
 
@@ -141,11 +141,13 @@ def _ascent(
 
 
 def _measure(model, loss_fn, data, kind, radius, steps, step_size, restarts, seed, params):
-    check_number({"eps": "eps", "rho": "rho", "asam": "rho"}[kind], radius, 0.0, 1e3)
-    check_int("steps", steps, 1, MAX_STEPS)
-    check_number("step_size", step_size, 0.0, 1.0)
-    check_int("restarts", restarts, 1, MAX_RESTARTS)
-    check_int("seed", seed, 0, 2**63 - 1)
+    checks.number_in(
+        {"eps": "eps", "rho": "rho", "asam": "rho"}[kind], radius, 0.0, 1e3, open_lo=True
+    )
+    checks.int_in("steps", steps, 1, MAX_STEPS)
+    checks.number_in("step_size", step_size, 0.0, 1.0, open_lo=True)
+    checks.int_in("restarts", restarts, 1, MAX_RESTARTS)
+    checks.int_in("seed", seed, 0, 2**63 - 1)
     t0 = time.perf_counter()
     F = FlatLoss(model, loss_fn, data, params)
     absw = F.x0.abs()
@@ -226,7 +228,7 @@ def rescale_relu(model: nn.Module, alpha: float, layer: int = 0) -> nn.Module:
     Hessian becomes ``S^-1 H S^-1`` with ``S`` = alpha on the first layer, 1/alpha on the
     second: its block for the first layer shrinks by alpha^2, the second grows by alpha^2.
     """
-    alpha = check_number("alpha", alpha, 0.0, 1e4)
+    alpha = checks.number_in("alpha", alpha, 0.0, 1e4, open_lo=True)
     mods = list(model.modules())
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in mods):
         raise ValueError("rescale needs a net without BatchNorm (it would undo the scaling)")
@@ -271,18 +273,18 @@ class PanelSettings:
     seed: int = 0
 
     def __post_init__(self):
-        check_number("eps", self.eps, 0.0, 1.0)
-        check_number("rho", self.rho, 0.0, 100.0)
-        check_number("asam_rho", self.asam_rho, 0.0, 100.0)
-        check_int("steps", self.steps, 1, MAX_STEPS)
-        check_number("step_size", self.step_size, 0.0, 1.0)
-        check_number("eig_tol", self.eig_tol, 0.0, 1.0)
-        check_int("trace_samples", self.trace_samples, 2, 10_000)
-        check_int("n_dirs", self.n_dirs, 1, 16)
-        check_number("level", self.level, 0.0, 1e4)
-        check_number("span", self.span, 0.0, 100.0)
-        check_int("line_points", self.line_points, 5, 401)
-        check_int("seed", self.seed, 0, 2**31 - 1)
+        checks.number_in("eps", self.eps, 0.0, 1.0, open_lo=True)
+        checks.number_in("rho", self.rho, 0.0, 100.0, open_lo=True)
+        checks.number_in("asam_rho", self.asam_rho, 0.0, 100.0, open_lo=True)
+        checks.int_in("steps", self.steps, 1, MAX_STEPS)
+        checks.number_in("step_size", self.step_size, 0.0, 1.0, open_lo=True)
+        checks.number_in("eig_tol", self.eig_tol, 0.0, 1.0, open_lo=True)
+        checks.int_in("trace_samples", self.trace_samples, 2, 10_000)
+        checks.int_in("n_dirs", self.n_dirs, 1, 16)
+        checks.number_in("level", self.level, 0.0, 1e4, open_lo=True)
+        checks.number_in("span", self.span, 0.0, 100.0, open_lo=True)
+        checks.int_in("line_points", self.line_points, 5, 401)
+        checks.int_in("seed", self.seed, 0, 2**31 - 1)
 
 
 @dataclass
