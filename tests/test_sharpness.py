@@ -186,7 +186,7 @@ def test_panel_measures_agree_with_the_exact_hessian_and_a_trust_region():
     assert set(p.values) == set(sharpness.MEASURES) == set(p.seconds)
     assert p.values["lambda_max"] == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-4)
     se = p.errors["trace"]
-    assert 0 < se and abs(p.values["trace"] - float(torch.trace(H))) < 4 * se
+    assert se > 0 and abs(p.values["trace"] - float(torch.trace(H))) < 4 * se
     want = _trust_region_max(H.numpy(), g.numpy(), 1e-3)
     assert p.values["rho"] == pytest.approx(want, rel=1e-5)
     assert p.loss == pytest.approx(float(F.cross_entropy(m(data[0]), data[1]).detach()))
