@@ -4,7 +4,9 @@ trace, and the convexity map of Li et al. (NeurIPS 2018, Fig. 7).
 Sharp and flat minima are what loss-landscape pictures are used to argue about; this module
 makes the argument measurable. Everything is built on one primitive, the exact
 Hessian-vector product (HVP) of the mean loss over a data set, so the full Hessian (P x P for
-P parameters) is never formed:
+P parameters) is never formed; the operator and the Lanczos solver are the library's one
+pair in ``landscape.core.hessian`` (shared with the spectrum and the edge-of-stability
+tracker):
 
     Hv = d/de grad L(theta + e v) |_{e=0}        (double backward, one extra pass per batch)
 
@@ -34,7 +36,7 @@ Public API::
     min_eigen(model, loss_fn, data, k=1, tol=1e-4, max_iter=100, seed=0, params="all",
               batch_size=None, progress=None) -> EigenResult
     trace(model, loss_fn, data, n_samples=50, seed=0, params="all", batch_size=None,
-          exact=False, progress=None) -> (estimate, stderr)
+          exact=False, progress=None, method="hutchinson"|"hutchpp") -> (estimate, stderr)
     convexity_map(model, loss_fn, data, d1, d2, xs, ys, progress=None, tol=1e-3,
                   max_iter=60, seed=0, params="all", batch_size=None)
         -> (ratio, lambda_max, lambda_min)        # each (len(ys), len(xs))
