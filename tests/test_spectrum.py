@@ -98,6 +98,7 @@ def test_flat_hvp_and_lanczos_match_the_exact_hessian_and_the_model_is_left_alon
     assert all(torch.equal(before[k], t) for k, t in m.state_dict().items())
 
 
+@pytest.mark.slow
 def test_printed_extremes_and_negative_share_agree_with_eigvalsh():
     # full Lanczos (steps >= P) makes each probe's rule exact: the Ritz extremes are the
     # spectrum's, and each probe's weight below 0 is an unbiased estimate of the exact share
@@ -118,6 +119,14 @@ def test_printed_extremes_and_negative_share_agree_with_eigvalsh():
     se = res.mass_below_stderr(-tiny)
     assert 0 < se < 0.08
     assert abs(res.mass_below(-tiny) - share) < 4 * se
+    lo, hi = res.mass_below_bounds(-tiny)
+    assert lo <= res.mass_below(-tiny) <= hi
+    # with few steps the rules cannot resolve the spectrum: the bounds still hold (up to the
+    # probes' sampling error)
+    few = spectrum.density(m, F.cross_entropy, data, n_vectors=40, steps=6, top_k=0)
+    lo, hi = few.mass_below_bounds(-tiny)
+    assert hi - lo > 0.05
+    assert lo - 4 * few.mass_below_stderr(-tiny) <= share <= hi + 4 * few.mass_below_stderr(-tiny)
 
 
 def test_density_on_a_net_and_bad_arguments():

@@ -312,12 +312,14 @@ def run_spectrum(args) -> int:
     print(f"Ritz values [{res.ritz_min:.5g}, {res.ritz_max:.5g}] (extremes as computed, "
           f"inside the true spectrum; the plot adds a margin)")  # fmt: skip
     neg, neg_se = res.mass_below(0.0), res.mass_below_stderr(0.0)
-    print(f"share of eigenvalues below 0: {neg:.3f} ± {neg_se:.2g} (quadrature weights, "
-          f"{res.nodes.shape[0]} probes x {res.nodes.shape[1]} Lanczos steps); "
+    lo, hi = res.mass_below_bounds(0.0)
+    print(f"share of eigenvalues below 0: {neg:.3f} ± {neg_se:.2g} over probes, within "
+          f"[{lo:.3f}, {hi:.3f}] by the quadrature (weights of {res.nodes.shape[0]} probes x "
+          f"{res.nodes.shape[1]} Lanczos steps; more --iters narrow it); "
           f"SLQ {res.seconds:.2f} s, top-k {res.seconds_top:.2f} s")  # fmt: skip
     numbers = {"run": name, "top": res.top, "nodes": res.nodes, "weights": res.weights,
                "ritz_min": res.ritz_min, "ritz_max": res.ritz_max, "share_below_0": neg,
-               "share_below_0_stderr": neg_se,
+               "share_below_0_stderr": neg_se, "share_below_0_bounds": [lo, hi],
                "grid": res.grid, "density": res.density, "seconds": res.seconds,
                "seconds_top": res.seconds_top}  # fmt: skip
     _write(args.out, numbers, P.spectrum_figure(res, f"{name}: Hessian spectrum"))

@@ -20,8 +20,10 @@ Lanczos runs are the library's one operator and one Lanczos (``landscape.core.he
 What is printed is what was computed: the extreme Ritz values of the rules (``ritz_min``,
 ``ritz_max``: every one lies inside the true spectrum) and the share of eigenvalues below 0 from
 the quadrature weights (``mass_below``), each probe's rule an unbiased estimate of it, with
-the standard error over probes (``mass_below_stderr``); the plotted density is widened by a
-margin and smoothed, and is only a picture.
+the standard error over probes (``mass_below_stderr``) and the bounds the quadrature itself
+guarantees (``mass_below_bounds``: few Lanczos steps cannot resolve a bulk of eigenvalues near
+0, and the bounds show it); the plotted density is widened by a margin and smoothed, and is
+only a picture.
 """
 
 from __future__ import annotations
@@ -71,6 +73,21 @@ class SpectrumResult:
         """Standard error of ``mass_below`` over the probes (NaN with one probe)."""
         b = self._below(x)
         return float(np.std(b, ddof=1) / math.sqrt(len(b))) if len(b) > 1 else math.nan
+
+    def mass_below_bounds(self, x: float) -> tuple[float, float]:
+        """Bounds on the probes' mean share below x that hold whatever the number of Lanczos
+        steps (Chebyshev-Markov-Stieltjes: with ``a`` nodes of a rule below x, the measure
+        below x lies between the weights of its first a-1 and its first a+1 nodes). Wide when
+        many eigenvalues sit near x, as the bulk near 0 does: the point estimate can then be
+        biased far beyond its standard error, and these bounds say by how much at most."""
+        lo, hi = [], []
+        for th, w in zip(self.nodes, self.weights):
+            ok = np.isfinite(th)
+            th, w = th[ok], w[ok]
+            a = int(np.sum(th < x))
+            lo.append(float(w[: max(a - 1, 0)].sum()))
+            hi.append(float(w[: a + 1].sum()))
+        return float(np.mean(lo)), float(min(np.mean(hi), 1.0))
 
     @property
     def ritz_min(self) -> float:
