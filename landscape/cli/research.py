@@ -21,8 +21,8 @@ from landscape.cli import grammar, jobs
 from landscape.cli import own as cli_own
 from landscape.cli.output import ProgressBar
 from landscape.measures import connectivity as C
+from landscape.measures import curvature, spectrum, stability
 from landscape.measures import sharpness as S
-from landscape.measures import spectrum, stability
 from landscape.pipelines import presets
 from landscape.plots import research as P
 
@@ -63,6 +63,12 @@ def register(sub) -> None:
     g.add_argument("--asam-rho", type=_positive(), default=0.5, help="ASAM's radius (default 0.5)")
     g.add_argument("--ascent-steps", type=_positive(int), default=20,
                    help="projected gradient-ascent steps (default 20)")  # fmt: skip
+    g.add_argument("--probes", type=_positive(int), default=20, metavar="N",
+                   help="Hessian-vector products of the trace estimate; its standard error is "
+                   "printed (default 20)")  # fmt: skip
+    g.add_argument("--trace-method", choices=list(curvature.TRACE_METHODS), default="hutchinson",
+                   help="trace estimator: Hutchinson, or Hutch++ (Meyer et al. 2021: lower "
+                   "variance when a few eigenvalues dominate) (default hutchinson)")  # fmt: skip
     g.add_argument("--rescale", type=_positive(), default=None, metavar="ALPHA",
                    help="also measure the same ReLU net with layer 1 x ALPHA, layer 2 / ALPHA "
                    "(Dinh et al. 2017)")  # fmt: skip
@@ -120,10 +126,10 @@ def register(sub) -> None:
                        "eigenvalues, as PyHessian draws it, beside the top-k eigenvalues.")  # fmt: skip
     common(p)
     g = p.add_argument_group("spectrum")
-    g.add_argument("--vectors", type=_positive(int), default=5, help="random vectors (default 5)")
-    g.add_argument(
-        "--lanczos-steps", type=_positive(int), default=60, help="steps per vector (default 60)"
-    )
+    g.add_argument("--vectors", "--probes", dest="vectors", type=_positive(int), default=5,
+                   help="random probe vectors (default 5)")  # fmt: skip
+    g.add_argument("--lanczos-steps", "--iters", dest="lanczos_steps", type=_positive(int),
+                   default=60, help="Lanczos steps per probe (default 60)")  # fmt: skip
     g.add_argument("--top-k", type=int, default=3, help="top eigenvalues by Lanczos (default 3)")
     g.add_argument(
         "--sigma", type=_positive(), default=1e-3, help="Gaussian width, relative (default 1e-3)"
@@ -191,7 +197,8 @@ def _subject(args):
 
 def run_sharpness(args) -> int:
     settings = S.PanelSettings(eps=args.eps, rho=args.rho, asam_rho=args.asam_rho,
-                               steps=args.ascent_steps)  # fmt: skip
+                               steps=args.ascent_steps, trace_samples=args.probes,
+                               trace_method=args.trace_method)  # fmt: skip
     name, model, loss_fn, data = _subject(args)
     bar = ProgressBar("sharpness", args.quiet)
     if args.rescale is not None:
@@ -199,16 +206,28 @@ def run_sharpness(args) -> int:
                                   progress=lambda d, n, name: bar(d, n))  # fmt: skip
     else:
         panels = [S.panel(model, loss_fn, data, settings, name, lambda d, n, _: bar(d, n))]
+    print("ε-, ρ- and adaptive sharpness: max L(w + δ) - L(w), the increase over L(w); "
+          "Keskar's form: 100 (max L - L) / (1 + L)")  # fmt: skip
+    method = "Hutch++" if args.trace_method == "hutchpp" else "Hutchinson"
     for p in panels:
         print(f"{p.label}: loss {p.loss:.5g}")
         for m in S.MEASURES:
-            print(f"  {S.LABELS[m]:<36} {p.values[m]:>12.5g}   ({p.seconds[m]:.2f} s)")
+            v, note = p.values[m], ""
+            if m == "trace":
+                note = f" ± {p.errors['trace']:.2g} ({args.probes} probes, {method})"
+            elif m in ("eps", "rho", "asam"):
+                note = f" increase; Keskar {S.keskar_percent(v, p.loss):.3g} %"
+            print(f"  {S.LABELS[m]:<36} {v:>12.5g}{note}   ({p.seconds[m]:.2f} s)")
     fig = (P.rescaling_figure if len(panels) > 1 else P.sharpness_bars)(
         panels, S.MEASURES, S.LABELS
     )
     numbers = {"run": name, "settings": settings.__dict__,
                "panels": [{"label": p.label, "loss": p.loss, "values": p.values,
-                           "seconds": p.seconds} for p in panels]}  # fmt: skip
+                           "stderr": p.errors, "seconds": p.seconds,
+                           "keskar_percent": {m: S.keskar_percent(p.values[m], p.loss)
+                                              for m in ("eps", "rho", "asam")}}
+                          for p in panels],
+               "increase_over_loss": ["eps", "rho", "asam"]}  # fmt: skip
     _write(args.out, numbers, fig)
     return 0
 
@@ -290,9 +309,17 @@ def run_spectrum(args) -> int:
                            top_k=args.top_k, sigma=args.sigma, progress=bar)  # fmt: skip
     print(f"{name}: {res.n_params:,} parameters; top eigenvalues "
           + ", ".join(f"{v:.4g}" for v in res.top))  # fmt: skip
-    print(f"density support [{res.grid[0]:.4g}, {res.grid[-1]:.4g}]; share below 0: "
-          f"{res.mass_below(0.0):.3f}; SLQ {res.seconds:.2f} s, top-k {res.seconds_top:.2f} s")  # fmt: skip
+    print(f"Ritz values [{res.ritz_min:.5g}, {res.ritz_max:.5g}] (extremes as computed, "
+          f"inside the true spectrum; the plot adds a margin)")  # fmt: skip
+    neg, neg_se = res.mass_below(0.0), res.mass_below_stderr(0.0)
+    lo, hi = res.mass_below_bounds(0.0)
+    print(f"share of eigenvalues below 0: {neg:.3f} ± {neg_se:.2g} over probes, within "
+          f"[{lo:.3f}, {hi:.3f}] by the quadrature (weights of {res.nodes.shape[0]} probes x "
+          f"{res.nodes.shape[1]} Lanczos steps; more --iters narrow it); "
+          f"SLQ {res.seconds:.2f} s, top-k {res.seconds_top:.2f} s")  # fmt: skip
     numbers = {"run": name, "top": res.top, "nodes": res.nodes, "weights": res.weights,
+               "ritz_min": res.ritz_min, "ritz_max": res.ritz_max, "share_below_0": neg,
+               "share_below_0_stderr": neg_se, "share_below_0_bounds": [lo, hi],
                "grid": res.grid, "density": res.density, "seconds": res.seconds,
                "seconds_top": res.seconds_top}  # fmt: skip
     _write(args.out, numbers, P.spectrum_figure(res, f"{name}: Hessian spectrum"))

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
+from torch import Tensor
 
 
 def range_error(name: str, value, allowed: str) -> ValueError:
@@ -63,3 +64,16 @@ def interval(axis: str, lo: float, hi: float, bound: float) -> None:
             raise range_error(name, v, f"finite with |{name}| <= {bound:g}")
     if not hi > lo:
         raise ValueError(f"{axis}max={hi!r} must be greater than {axis}min={lo!r}")
+
+
+def data_pair(data, name: str = "data") -> tuple:
+    """``data`` as a pair ``(X, y)`` of non-empty tensors of equal length; else ValueError."""
+    if not (isinstance(data, tuple | list) and len(data) == 2):
+        raise ValueError(f"{name}={type(data).__name__} is not allowed: must be a pair (X, y)")
+    X, y = data
+    if not (isinstance(X, Tensor) and isinstance(y, Tensor)) or len(X) != len(y) or not len(X):
+        raise ValueError(
+            f"{name}=(X, y) must be non-empty tensors of equal length, got "
+            f"{getattr(X, 'shape', type(X))} and {getattr(y, 'shape', type(y))}"
+        )
+    return X, y

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape.core.hessian import FlatLoss, LossFn, check_int, check_number
+from landscape.core import checks
+from landscape.core.hessian import FlatLoss, LossFn
 from landscape.engine import surface
 
 CURVES = ("bezier", "chain")
@@ -76,7 +77,7 @@ class _Pair:
 
     def loss_tensor(self, x: Tensor, t: float) -> Tensor:
         self.Fa.buffers = self._buffers(t)
-        return self.Fa._loss(x)
+        return self.Fa.loss_tensor(x)
 
 
 def curve_point(kind: str, wa: Tensor, theta: Tensor, wb: Tensor, t: float) -> Tensor:
@@ -99,7 +100,7 @@ def barrier(ts, losses) -> tuple[float, float]:
 
 def straight_line(model_a, model_b, loss_fn, data, points: int = 21):
     """(ts, loss along w_a + t (w_b - w_a)); t = 0 and 1 are the two nets exactly."""
-    check_int("points", points, 3, MAX_POINTS)
+    checks.int_in("points", points, 3, MAX_POINTS)
     pair = _Pair(model_a, model_b, loss_fn, data)
     ts = np.linspace(0.0, 1.0, points)
     d = pair.wb - pair.wa
@@ -134,9 +135,9 @@ def fit_curve(
 ) -> tuple[dict[str, Tensor], list[float]]:
     """The trained middle point θ (dict keyed like named_parameters) and the loss per step."""
     curve_point(kind, torch.zeros(1), torch.zeros(1), torch.zeros(1), 0.0)  # validates kind
-    check_int("steps", steps, 1, MAX_CURVE_STEPS)
-    check_number("lr", lr, 0.0, 10.0)
-    check_int("seed", seed, 0, 2**63 - 1)
+    checks.int_in("steps", steps, 1, MAX_CURVE_STEPS)
+    checks.number_in("lr", lr, 0.0, 10.0, open_lo=True)
+    checks.int_in("seed", seed, 0, 2**63 - 1)
     pair = _Pair(model_a, model_b, loss_fn, data)
     theta, hist = _fit(pair, kind, steps, lr, seed, progress)
     return pair.Fa.to_dict(theta), hist
@@ -179,11 +180,11 @@ def connect(
     """Straight line, learned curve and the plane through both, for two nets of one
     architecture. ``progress(fraction, text)``; ``plane_res=0`` skips the plane."""
     curve_point(kind, torch.zeros(1), torch.zeros(1), torch.zeros(1), 0.0)
-    check_int("points", points, 3, MAX_POINTS)
-    check_int("plane_res", plane_res, 0, MAX_PLANE_RES)
-    check_number("margin", margin, 0.0, 10.0, open_lo=False)
-    check_int("steps", steps, 1, MAX_CURVE_STEPS)
-    check_number("lr", lr, 0.0, 10.0)
+    checks.int_in("points", points, 3, MAX_POINTS)
+    checks.int_in("plane_res", plane_res, 0, MAX_PLANE_RES)
+    checks.number_in("margin", margin, 0.0, 10.0, open_lo=False)
+    checks.int_in("steps", steps, 1, MAX_CURVE_STEPS)
+    checks.number_in("lr", lr, 0.0, 10.0, open_lo=True)
     say = progress or (lambda f, s: None)
     secs = {}
     t0 = time.perf_counter()

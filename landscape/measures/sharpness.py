@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape.core import directions
-from landscape.core.hessian import FlatLoss, LossFn, check_int, check_number
+from landscape.core import checks, directions
+from landscape.core.hessian import FlatLoss, LossFn
 from landscape.engine import surface
 from landscape.measures import basin, curvature
 
@@ -76,7 +76,12 @@ class SharpnessResult:
     @property
     def keskar_percent(self) -> float:
         """Keskar et al.'s normalisation: 100 * increase / (1 + L(w))."""
-        return 100.0 * self.value / (1.0 + self.loss0)
+        return keskar_percent(self.value, self.loss0)
+
+
+def keskar_percent(increase: float, loss0: float) -> float:
+    """Keskar et al.'s form of a sharpness: 100 (max L(w + δ) - L(w)) / (1 + L(w))."""
+    return 100.0 * increase / (1.0 + loss0)
 
 
 def _ascent(
@@ -141,11 +146,13 @@ def _ascent(
 
 
 def _measure(model, loss_fn, data, kind, radius, steps, step_size, restarts, seed, params):
-    check_number({"eps": "eps", "rho": "rho", "asam": "rho"}[kind], radius, 0.0, 1e3)
-    check_int("steps", steps, 1, MAX_STEPS)
-    check_number("step_size", step_size, 0.0, 1.0)
-    check_int("restarts", restarts, 1, MAX_RESTARTS)
-    check_int("seed", seed, 0, 2**63 - 1)
+    checks.number_in(
+        {"eps": "eps", "rho": "rho", "asam": "rho"}[kind], radius, 0.0, 1e3, open_lo=True
+    )
+    checks.int_in("steps", steps, 1, MAX_STEPS)
+    checks.number_in("step_size", step_size, 0.0, 1.0, open_lo=True)
+    checks.int_in("restarts", restarts, 1, MAX_RESTARTS)
+    checks.int_in("seed", seed, 0, 2**63 - 1)
     t0 = time.perf_counter()
     F = FlatLoss(model, loss_fn, data, params)
     absw = F.x0.abs()
@@ -226,7 +233,7 @@ def rescale_relu(model: nn.Module, alpha: float, layer: int = 0) -> nn.Module:
     Hessian becomes ``S^-1 H S^-1`` with ``S`` = alpha on the first layer, 1/alpha on the
     second: its block for the first layer shrinks by alpha^2, the second grows by alpha^2.
     """
-    alpha = check_number("alpha", alpha, 0.0, 1e4)
+    alpha = checks.number_in("alpha", alpha, 0.0, 1e4, open_lo=True)
     mods = list(model.modules())
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in mods):
         raise ValueError("rescale needs a net without BatchNorm (it would undo the scaling)")
@@ -263,7 +270,8 @@ class PanelSettings:
     steps: int = 20  # gradient-ascent steps per restart
     step_size: float = 0.5  # step length as a fraction of the radius
     eig_tol: float = 1e-3  # Lanczos tolerance for λmax
-    trace_samples: int = 20  # Hutchinson draws
+    trace_samples: int = 20  # Hessian-vector products of the trace estimate (--probes)
+    trace_method: str = "hutchinson"  # or "hutchpp" (curvature.TRACE_METHODS)
     n_dirs: int = 3  # random filter-normalised directions for the basin width
     level: float = 0.1  # basin width: rise of the loss that ends the basin
     span: float = 1.0  # basin width: lines over [-span, span]
@@ -271,18 +279,20 @@ class PanelSettings:
     seed: int = 0
 
     def __post_init__(self):
-        check_number("eps", self.eps, 0.0, 1.0)
-        check_number("rho", self.rho, 0.0, 100.0)
-        check_number("asam_rho", self.asam_rho, 0.0, 100.0)
-        check_int("steps", self.steps, 1, MAX_STEPS)
-        check_number("step_size", self.step_size, 0.0, 1.0)
-        check_number("eig_tol", self.eig_tol, 0.0, 1.0)
-        check_int("trace_samples", self.trace_samples, 2, 10_000)
-        check_int("n_dirs", self.n_dirs, 1, 16)
-        check_number("level", self.level, 0.0, 1e4)
-        check_number("span", self.span, 0.0, 100.0)
-        check_int("line_points", self.line_points, 5, 401)
-        check_int("seed", self.seed, 0, 2**31 - 1)
+        checks.number_in("eps", self.eps, 0.0, 1.0, open_lo=True)
+        checks.number_in("rho", self.rho, 0.0, 100.0, open_lo=True)
+        checks.number_in("asam_rho", self.asam_rho, 0.0, 100.0, open_lo=True)
+        checks.int_in("steps", self.steps, 1, MAX_STEPS)
+        checks.number_in("step_size", self.step_size, 0.0, 1.0, open_lo=True)
+        checks.number_in("eig_tol", self.eig_tol, 0.0, 1.0, open_lo=True)
+        lo = 2 if self.trace_method == "hutchinson" else 4
+        checks.int_in("trace_samples", self.trace_samples, lo, 10_000)
+        checks.choice("trace_method", self.trace_method, curvature.TRACE_METHODS)
+        checks.int_in("n_dirs", self.n_dirs, 1, 16)
+        checks.number_in("level", self.level, 0.0, 1e4, open_lo=True)
+        checks.number_in("span", self.span, 0.0, 100.0, open_lo=True)
+        checks.int_in("line_points", self.line_points, 5, 401)
+        checks.int_in("seed", self.seed, 0, 2**31 - 1)
 
 
 @dataclass
@@ -295,6 +305,7 @@ class Panel:
     loss: float
     notes: list[str] = field(default_factory=list)
     censored: bool = False  # the basin width reached the end of a line
+    errors: dict[str, float] = field(default_factory=dict)  # standard errors of estimates
 
     def row(self) -> dict:
         return {"net": self.label, "loss": self.loss, **self.values}
@@ -329,7 +340,7 @@ def panel(
 ) -> Panel:
     """All of MEASURES for ``model`` at its own weights (``progress(done, total, name)``)."""
     s = settings
-    values, seconds, notes = {}, {}, []
+    values, seconds, notes, errors = {}, {}, [], {}
     kw = dict(steps=s.steps, step_size=s.step_size, seed=s.seed)
     jobs = {
         "lambda_max": lambda: float(
@@ -337,7 +348,9 @@ def panel(
                 0
             ]
         ),
-        "trace": lambda: curvature.trace(model, loss_fn, data, s.trace_samples, seed=s.seed)[0],
+        "trace": lambda: curvature.trace(
+            model, loss_fn, data, s.trace_samples, seed=s.seed, method=s.trace_method
+        ),
         "eps": lambda: eps_sharpness(model, loss_fn, data, s.eps, **kw).value,
         "rho": lambda: rho_sharpness(model, loss_fn, data, s.rho, **kw).value,
         "asam": lambda: adaptive_sharpness(model, loss_fn, data, s.asam_rho, **kw).value,
@@ -348,6 +361,8 @@ def panel(
         t0 = time.perf_counter()
         out = job()
         seconds[name] = time.perf_counter() - t0
+        if name == "trace":
+            out, errors["trace"] = out
         if name == "basin_width":
             out, censored = out
             if censored:
@@ -357,7 +372,7 @@ def panel(
             progress(i + 1, len(jobs), name)
     flat = FlatLoss(model, loss_fn, data)
     loss = flat.loss(flat.x0)
-    return Panel(label, values, seconds, loss, notes, censored)
+    return Panel(label, values, seconds, loss, notes, censored, errors)
 
 
 def rescaling_demo(

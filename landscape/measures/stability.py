@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from landscape.core.hessian import FlatLoss, check_int, check_number
+from landscape.core import checks
+from landscape.core.hessian import FlatLoss, extreme_eigenpairs
 from landscape.data import models
 from landscape.training.loop import make_loss_fn
 
@@ -62,35 +62,6 @@ class EoSResult:
         return int(self.track_steps[hit[0]]) if len(hit) else None
 
 
-def top_eigenpair(
-    matvec: Callable[[Tensor], Tensor], v0: Tensor, tol: float = 1e-3, max_iter: int = 30
-) -> tuple[float, Tensor, int]:
-    """Largest eigenvalue (algebraic) and unit eigenvector by Lanczos from ``v0``, with full
-    reorthogonalisation; stops when the Ritz residual ``beta_m |s_m|`` <= tol * |theta|.
-    Returns (eigenvalue, eigenvector, HVPs used)."""
-    n = v0.numel()
-    m_cap = min(max_iter, n)
-    Q = torch.zeros(m_cap, n, dtype=v0.dtype)
-    Q[0] = v0 / v0.norm()
-    alphas, betas = [], []
-    theta, S = None, None
-    for j in range(m_cap):
-        w = matvec(Q[j])
-        alphas.append(float(w @ Q[j]))
-        for _ in range(2):
-            w = w - Q[: j + 1].T @ (Q[: j + 1] @ w)
-        beta = float(w.norm())
-        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-        theta, S = np.linalg.eigh(T)
-        if beta * abs(S[-1, -1]) <= tol * max(abs(theta[-1]), 1e-30) or j + 1 == m_cap:
-            break
-        betas.append(beta)
-        Q[j + 1] = w / beta
-    m = len(alphas)
-    v = Q[:m].T @ torch.as_tensor(S[:, -1], dtype=v0.dtype)
-    return float(theta[-1]), v / v.norm(), m
-
-
 def track(
     config,
     every: int = 5,
@@ -113,10 +84,10 @@ def track(
             f"optimizer={config.optimizer!r} is not allowed for the edge of stability: must be "
             f"one of {list(OPTIMIZERS)} (the 2/η threshold is a gradient-descent result)"
         )
-    check_int("every", every, 1, MAX_STEPS)
-    steps = config.epochs if steps is None else check_int("steps", steps, 1, MAX_STEPS)
-    check_number("tol", tol, 0.0, 1.0)
-    check_int("max_iter", max_iter, 2, MAX_LANCZOS)
+    checks.int_in("every", every, 1, MAX_STEPS)
+    steps = config.epochs if steps is None else checks.int_in("steps", steps, 1, MAX_STEPS)
+    checks.number_in("tol", tol, 0.0, 1.0, open_lo=True)
+    checks.int_in("max_iter", max_iter, 2, MAX_LANCZOS)
     ds = config.make_dataset()
     X, y = ds.X_train, ds.y_train
     model = models.build(config, ds).train()
@@ -141,7 +112,10 @@ def track(
             # warm: the previous eigenvector plus a little noise, so that a new, larger
             # eigenvalue that the old vector is orthogonal to still enters the Krylov space
             v = r if v is None or not warm else v + WARM_NOISE * r / r.norm()
-            lam, v, n_hvp = top_eigenpair(lambda u, x=x: F.hvp(x, u), v, tol, max_iter)
+            lam, V, n_hvp, _ = extreme_eigenpairs(
+                lambda u, x=x: F.hvp(x, u), v, 1, "top", tol, max_iter, gen
+            )
+            lam, v = float(lam[0]), V[:, 0]
             t_track += time.perf_counter() - t0
             t_steps.append(step)
             sharp.append(lam)
