@@ -13,7 +13,9 @@ an all-reduce of checksums, that every rank holds the same directions, weights, 
 data. ``evaluate_resumable`` shares the grid's blocks (``landscape.engine.chunkstore``) among the
 ranks; each rank writes the blocks it computed into the Zarr store itself, rank 0 draws one
 progress bar for the whole job by counting the blocks on disk, and a rerun (or a rank that
-``torchrun --max-restarts`` restarted) computes only the missing blocks.
+``torchrun --max-restarts`` restarted), on any number of ranks, computes only the blocks that
+are not on disk as verified values of this configuration. A rank whose torchrun agent is
+killed exits at once (``_die_with_agent``), so a killed job writes nothing more.
 """
 
 from __future__ import annotations
@@ -316,10 +318,10 @@ def evaluate_resumable(
     """Every point's (loss, accuracy), computed by the ranks together, resumably.
 
     ``evaluate(a, b)`` computes points ``a .. b-1`` (losses, accuracies or None). Blocks
-    already in the store at ``store_path`` are kept (rank 0 prints ``resuming NAME: N/M
-    points already computed`` on stderr); the missing blocks are dealt round-robin to the
-    ranks, and each rank writes its blocks as they finish. Returns the full arrays on rank 0
-    (accuracy None unless ``has_accuracy``) and None on the other ranks.
+    already in the store at ``store_path`` that verify are kept (rank 0 prints ``resuming
+    NAME: N/M points already computed`` on stderr, N the points of those blocks); the others
+    are dealt round-robin to the ranks, and each rank writes its blocks as they finish.
+    Returns the full arrays (accuracy None unless ``has_accuracy``) on every rank.
     """
     store = _open_store(ctx, store_path, n_points, parts, overwrite)
     if ctx.is_main and store.repaired:
