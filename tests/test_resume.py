@@ -118,6 +118,45 @@ def test_another_configuration_is_still_refused_and_a_users_folder_never_touched
     assert (s.path / "notes.txt").read_text() == "mine"
 
 
+def resumable(path, evaluate, overwrite=False):
+    return dist_.evaluate_resumable(
+        dist_.Context(), evaluate, 10, path, {"grid": "a"}, "pts", "job", True, quiet=True,
+        overwrite=overwrite,
+    )  # fmt: skip
+
+
+def test_a_block_lost_while_the_job_runs_is_computed_again(tmp_path, capsys):
+    calls = []
+
+    def evaluate(a, b):
+        calls.append(a)
+        if a == 9 and calls.count(9) == 1:  # another process removes a finished block
+            shutil.rmtree(tmp_path / "s" / "c" / "2")
+        return np.arange(a, b) * 1.5, np.ones(b - a)
+
+    loss, acc = resumable(tmp_path / "s", evaluate)
+    assert calls == [*range(10), 2]
+    np.testing.assert_array_equal(loss, np.arange(10) * 1.5)
+
+
+def test_overwrite_starts_clean_once_per_job_not_per_restart(tmp_path, capsys, monkeypatch):
+    filled(tmp_path / "s", blocks=[0, 1, 2])
+    calls = []
+
+    def evaluate(a, b):
+        calls.append(a)
+        return np.zeros(b - a), np.zeros(b - a)
+
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # torchrun restarted this attempt
+    resumable(tmp_path / "s", evaluate, overwrite=True)
+    assert calls == list(range(3, 10))
+    assert "resuming job: 3/10 points already computed" in capsys.readouterr().err
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    calls.clear()
+    resumable(tmp_path / "s", evaluate, overwrite=True)
+    assert calls == list(range(10)) and "resuming" not in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 ARGV = ["plane", "--model-factory", "own_net:make_net", "--weights", "net.safetensors",
