@@ -4,8 +4,11 @@ under torchrun, resumably) and write its files."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +153,7 @@ def surface_job(args, start, work, extra_outputs=None) -> int:
     fig = figure(surf, title, args)
     write_together(
         {
-            npz: lambda f: store.save_surface(f, surf, dirs),
+            npz: lambda f: _save_surface(f, surf, dirs),
             html: lambda f: f.write(fig.to_html(include_plotlyjs=True).encode()),
         }
     )
@@ -167,6 +170,14 @@ def surface_job(args, start, work, extra_outputs=None) -> int:
     dist_.remove_store(dist_.store_path_for(npz.with_suffix("")))
     dist_.shutdown(ctx)
     return 0
+
+
+def _save_surface(f, surf, dirs) -> None:
+    store.save_surface(f, surf, dirs)
+    # Test hook, inert unless set: hold the finished temporary file this many seconds before
+    # the rename, so a test can kill the job "while the final .npz is written".
+    with contextlib.suppress(ValueError, OverflowError):
+        time.sleep(max(0.0, float(os.environ.get("LANDSCAPE_TEST_HOLD_OUTPUT", "0"))))
 
 
 def run_train(args) -> int:
