@@ -284,7 +284,7 @@ def test_a_finished_write_replaces_both_files(run_file, tmp_path):
 
 
 def test_write_together_renames_only_after_every_file_is_written(tmp_path):
-    from landscape.cli.output import write_together
+    from landscape.core.files import write_together
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"old a")

@@ -12,8 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from landscape.core import checks, losses
 from landscape.core import directions as D
-from landscape.core import losses
 from landscape.data import datasets, models
 from landscape.data.config import Config
 from landscape.engine import surface as S
@@ -271,22 +271,11 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _res(flag: str, value: int) -> int:
-    if not MIN_RES <= value <= S.MAX_AXIS:
-        raise ValueError(f"{flag} {value} is out of range: must be in [{MIN_RES}, {S.MAX_AXIS}]")
-    return value
+    return checks.int_in(flag, value, MIN_RES, S.MAX_AXIS)
 
 
 def _range(flag: str, given) -> tuple[float, float] | None:
-    if given is None:
-        return None
-    lo, hi = given
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"{flag} {lo:g} {hi:g}: must be two finite numbers MIN < MAX")
-    if max(abs(lo), abs(hi)) > slices.MAX_RANGE:
-        raise ValueError(
-            f"{flag} {lo:g} {hi:g}: |MIN| and |MAX| must be at most {slices.MAX_RANGE:g}"
-        )
-    return float(lo), float(hi)
+    return None if given is None else checks.flag_range(flag, *given, slices.MAX_RANGE)
 
 
 def slice_request(args) -> slices.SliceRequest:

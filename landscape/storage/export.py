@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.engine.distributed import write_atomic
+from landscape.core.files import write_atomic
 from landscape.storage import formats as store
 
 FORMATS = ("vtp", "obj", "stl")
