@@ -15,7 +15,8 @@ import numpy as np
 
 from landscape.cli import store as cli_store
 from landscape.cli.grammar import check_zmax, config_from_args, slice_request
-from landscape.cli.output import ProgressBar, figure, out_paths, prepare_output, write_together
+from landscape.cli.output import ProgressBar, figure, out_paths, prepare_output
+from landscape.core.files import write_atomic, write_together
 from landscape.engine import distributed as dist_
 from landscape.engine.subject import Subject
 from landscape.pipelines import slices
@@ -49,7 +50,7 @@ def get_run(args: argparse.Namespace, config=None, loaded=None, quiet=None, ctx=
     if ctx is not None and not ctx.is_main:
         return run
     if args.save_run:
-        write_together({Path(args.save_run): lambda f: f.write(run_to_bytes(run))})
+        write_atomic(args.save_run, run_to_bytes(run))
     if run.diverged:
         print(
             f"warning: the run diverged in epoch {run.diverged_epoch}; using its last sane weights",
@@ -186,7 +187,7 @@ def run_train(args) -> int:
     out = Path(args.out)
     prepare_output({out: "--out"})
     run = train(config, args.quiet, args.store)
-    write_together({out: lambda f: f.write(run_to_bytes(run))})
+    write_atomic(out, run_to_bytes(run))
     h = run.history
     print(
         f"{run.name}: {run.epochs_done} epochs in {run.seconds:.2f}s; train loss "

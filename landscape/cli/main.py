@@ -16,13 +16,13 @@ import os
 
 import torch
 
+from landscape.cli import export as cli_export
 from landscape.cli import own as cli_own
 from landscape.cli import research as cli_research
 from landscape.cli import store as cli_store
 from landscape.cli.grammar import Parser, add_config_flags, add_run_flags, add_surface_flags
 from landscape.cli.jobs import run_surface, run_train
 from landscape.engine import distributed as dist_
-from landscape.storage import export
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_store.add_store_flag(q)
     cli_store.add_store_flag(t)
     cli_store.add_commands(sub)
-    export.add_parser(sub)
+    cli_export.add_parser(sub)
     cli_research.register(sub)
     return p
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in cli_store.COMMANDS:
             return cli_store.run(args)
         if args.command == "export":
-            return export.run(args)
+            return cli_export.run(args)
         if hasattr(args, "handler"):  # subcommands of landscape.cli.research
             return args.handler(args)
         if args.command == "train":

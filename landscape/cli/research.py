@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ import numpy as np
 from landscape.cli import grammar, jobs
 from landscape.cli import own as cli_own
 from landscape.cli.output import ProgressBar
+from landscape.core import checks
+from landscape.core.files import write_together
 from landscape.measures import connectivity as C
 from landscape.measures import curvature, spectrum, stability
 from landscape.measures import sharpness as S
@@ -28,14 +29,13 @@ from landscape.plots import research as P
 
 
 def _positive(kind=float):
+    """An argparse type: ``checks.positive_text``, its error shown by argparse."""
+
     def parse(text: str):
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
-        return value
+            return checks.positive_text(text, kind)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse
 
@@ -154,8 +154,9 @@ def _paths(prefix: str) -> tuple[Path, Path]:
 
 def _write(prefix: str, numbers: dict, fig) -> None:
     js, html = _paths(prefix)
-    js.write_text(json.dumps(numbers, indent=1, default=_plain))
-    fig.write_html(html, include_plotlyjs=True)
+    text = json.dumps(numbers, indent=1, default=_plain)
+    page = fig.to_html(include_plotlyjs=True)
+    write_together({js: lambda f: f.write(text), html: lambda f: f.write(page)}, binary=False)
     print(f"wrote {js}")
     print(f"wrote {html}")
 

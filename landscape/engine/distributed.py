@@ -373,21 +373,6 @@ def evaluate_resumable(
     return losses, (accs if has_accuracy else None)
 
 
-def write_atomic(path: str | Path, write: Callable[[object], None], binary: bool = True) -> None:
-    """Write ``path`` under a temporary name in its folder, then rename it into place.
-
-    A reader never sees a half-written file: it sees the old file or the whole new one.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def store_path_for(prefix: str | Path) -> Path:
     """The point store beside the outputs of ``--out PREFIX``: ``PREFIX.zarr``."""
     p = Path(prefix)

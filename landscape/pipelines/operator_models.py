@@ -331,56 +331,6 @@ def compute(req: OwnRequest, progress=None):
     return result
 
 
-def command(result) -> str | None:
-    """The ``python -m landscape line|plane --model-factory ...`` line that recomputes the
-    main surface of ``result`` (an ``OwnRequest``'s slice), to run in the folder of the
-    operator's file (paths are written relative to it); None for Hessian directions, which
-    the command line does not have. A 1D slice of several random lines gives its first."""
-    import json
-    import shlex
-
-    req, surf = result.request, result.main
-    if req.direction == "hessian":
-        return None
-    entry = get(req.entry)
-
-    def rel(path: str) -> str:
-        return os.path.relpath(path, entry.folder) if os.path.isabs(path) else path
-
-    args = ["python", "-m", "landscape", "line" if req.dim == 1 else "plane"]
-    args += ["--model-factory", entry.factory]
-    if entry.kwargs:
-        args += ["--model-kwargs", json.dumps(dict(entry.kwargs))]
-    args += ["--weights", rel(entry.weights), "--data", rel(entry.data)]
-    if entry.loss:
-        args += ["--loss", entry.loss]
-    args += ["--device", "cpu", "--max-samples", str(entry.max_samples)]
-    if req.direction == "random":
-        args += ["--dir-seed", str(req.seed), "--norm", req.norm, "--ignore", req.ignore or "none"]
-        if req.dir_type != "weights":
-            args += ["--dir-type", req.dir_type]
-        if req.orthogonal and req.dim == 2:
-            args.append("--orthogonal")
-    elif req.direction == "pca":
-        args += ["--checkpoints", *(rel(c) for c in entry.checkpoints)]
-        if req.projection != "cos":
-            args += ["--projection", req.projection]
-    elif req.direction == "interpolation":
-        args += ["--dir", "interpolation", "--checkpoints", rel(entry.checkpoints[0])]
-    else:  # between
-        args += ["--to", rel(entry.to)]
-    xs = np.asarray(surf.xs)
-    args += ["--xrange", repr(float(xs[0])), repr(float(xs[-1]))]
-    if req.dim == 1:
-        args += ["--res", str(xs.size)]
-    else:
-        ys = np.asarray(surf.ys)
-        args += ["--yrange", repr(float(ys[0])), repr(float(ys[-1]))]
-        args += ["--xres", str(xs.size), "--yres", str(ys.size)]
-    args += ["--out", f"landscape-{args[3]}"]
-    return " ".join(shlex.quote(a) for a in args)
-
-
 def compare(names, settings, norm: str = "filter", progress=None):
     """Entries measured side by side as the Compare page measures built-in runs: slices,
     basin width, top Hessian eigenvalue, trace and (when ``settings.convexity``) the

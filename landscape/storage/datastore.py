@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from landscape.core import files
 from landscape.data.config import Config
 from landscape.storage import codec, formats
 from landscape.training import loop as training
@@ -216,11 +217,7 @@ class Store:
         return self.root / "objects" / kind / f"{key}.npz"
 
     def _write(self, kind: str, key: str, data: bytes) -> Path:
-        path = self._path(kind, key)
-        tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return path
+        return files.write_atomic(self._path(kind, key), data)
 
     def _index(self, kind, key, rid, name, config, path) -> None:
         now = time.time()
