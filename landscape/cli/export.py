@@ -14,9 +14,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     """The ``export`` subcommand of ``python -m landscape``."""
     p = sub.add_parser(
         "export",
-        help="write a plane surface as a 3D mesh (ParaView .vtp, .obj, .stl)",
+        help="write a surface as a 3D mesh (ParaView .vtp, .obj, .stl) or as the original code's .h5",
         description="Write a plane surface file (.npz) as a 3D mesh: ParaView .vtp, "
-        "Wavefront .obj (Blender), binary .stl (3D printing).",
+        "Wavefront .obj (Blender), binary .stl (3D printing); or any surface as HDF5 in the original "
+        "loss-landscape code's layout (.h5).",
     )
     p.add_argument("surface", metavar="PREFIX.npz", help="a plane surface written by 'plane'")
     for fmt, text in (
@@ -35,7 +36,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--log", action="store_true", help="height ln(z + 0.1), as the original h52vtp")
     p.add_argument("--zmax", type=float, help="clip heights above this value (before --log)")
     p.add_argument(
-        "--out", metavar="OUT", help="write OUT.vtp/.obj/.stl (default: the input without .npz)"
+        "--out", metavar="OUT", help="write OUT.vtp/.obj/.stl/.h5 (default: the input without .npz)"
     )
     return p
 
