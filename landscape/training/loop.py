@@ -5,6 +5,11 @@ flattened parameters at initialisation and after every epoch (the trajectory for
 plane of Li et al. 2018), and the final weights. Same config (seed included) -> the same
 numbers, bit for bit: data, initial weights and batch order all come from `config.seed`.
 
+One loop: `Trainer` holds the model, optimiser, schedule, data, batch order, history and
+divergence rule and advances by steps or epochs; `train` runs it to the end, live training
+(`landscape.training.live`) in chunks and the edge-of-stability tracker
+(`landscape.measures.stability`) one full-batch step at a time, so they cannot drift apart.
+
 Speed: no DataLoader. The whole (small) dataset is a tensor; each epoch draws a seeded
 permutation and slices index batches, and train/test loss are evaluated in one full-batch
 no-grad pass per epoch (times: benchmarks/bench_training.py).
@@ -293,7 +298,8 @@ class Trainer:
     full-batch steps than a Config allows epochs); `keep_trajectory=False` records no
     trajectory; `evaluate=False` skips the per-epoch evaluation (the history keeps the initial
     point only; divergence is then judged on the step losses, which for full-batch GD are the
-    training loss of every step). `progress` is called after every epoch (and on divergence), see `train`.
+    training loss of every step). `progress` is called after every epoch (and on
+    divergence), see `train`.
     """
 
     def __init__(
@@ -373,21 +379,19 @@ class Trainer:
 
     def step(self, n: int = 1) -> int:
         """Up to `n` optimiser steps (fewer when it diverges or finishes); returns how many."""
-        t0, done = time.perf_counter(), 0
-        self.model.train()
-        while done < n and not self.finished:
-            done += self._advance()
-        self.seconds += time.perf_counter() - t0
-        return done
+        return self._chunk(lambda done: done < n)
 
     def step_epoch(self) -> int:
         """Steps to the end of the current epoch (a whole epoch at an epoch boundary)."""
         start = self.epochs_done
-        t0, done = time.perf_counter(), 0
+        return self._chunk(lambda done: self.epochs_done == start)
+
+    def _chunk(self, more: Callable[[int], bool]) -> int:
+        self._chunk_t0, done = time.perf_counter(), 0
         self.model.train()
-        while self.epochs_done == start and not self.finished:
+        while more(done) and not self.finished:
             done += self._advance()
-        self.seconds += time.perf_counter() - t0
+        self.seconds += time.perf_counter() - self._chunk_t0
         return done
 
     def _advance(self) -> int:
@@ -459,7 +463,7 @@ class Trainer:
                 "test_acc": ev.get("test_acc", nan),
                 "step_loss": steps,
                 "diverged": self.diverged,
-                "seconds": self.seconds,
+                "seconds": self.seconds + time.perf_counter() - self._chunk_t0,
             }
         )
 
