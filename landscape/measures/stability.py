@@ -6,7 +6,8 @@ curvature GD can descend stably on a quadratic, and then hovers just above it wh
 keeps falling, non-monotonically. With heavy-ball momentum β the threshold is (2 + 2β)/η.
 
 ``track(config)`` trains ``config``'s model on the whole training set (one GD step per
-"epoch"; ``batch_size`` is ignored) with ``config.optimizer`` "sgd" or "momentum", and every
+"epoch"; ``batch_size`` is ignored; schedule, warm-up and divergence rule are ``train``'s)
+with ``config.optimizer`` "sgd" or "momentum", and every
 ``every`` steps runs Lanczos on the Hessian of the training loss, started from the previous
 top eigenvector (warm start): the top eigenvector changes little between nearby steps, so a
 handful of Hessian-vector products suffice where a cold start needs several times more. The
@@ -15,7 +16,6 @@ time spent tracking is measured separately from the time spent training.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +25,8 @@ import torch
 
 from landscape.core import checks
 from landscape.core.hessian import FlatLoss, extreme_eigenpairs
-from landscape.data import models
-from landscape.training.loop import make_loss_fn
+from landscape.data.config import DIVERGENCE_FACTOR, MAX_BATCH
+from landscape.training.loop import Trainer, is_sane
 
 OPTIMIZERS = ("sgd", "momentum")
 MAX_STEPS = 5000
@@ -47,7 +47,7 @@ class EoSResult:
     seconds_train: float  # gradient steps and loss evaluations only
     seconds_track: float  # the λmax measurements
     warm: bool
-    diverged_step: int | None = None  # first step whose loss was not finite
+    diverged_step: int | None = None  # the step whose loss blew up (training's rule)
     config: object = None
     notes: list[str] = field(default_factory=list)
 
@@ -88,20 +88,20 @@ def track(
     steps = config.epochs if steps is None else checks.int_in("steps", steps, 1, MAX_STEPS)
     checks.number_in("tol", tol, 0.0, 1.0, open_lo=True)
     checks.int_in("max_iter", max_iter, 2, MAX_LANCZOS)
-    ds = config.make_dataset()
+    # the one training loop, one full-batch step per epoch, for `steps` epochs: the schedule,
+    # warm-up and divergence rule are train()'s
+    trainer = Trainer(config, epochs=steps, batch_size=MAX_BATCH, keep_trajectory=False,
+                      evaluate=False)  # fmt: skip
+    ds, model, loss_fn = trainer.ds, trainer.model, trainer.loss_fn
     X, y = ds.X_train, ds.y_train
-    model = models.build(config, ds).train()
-    loss_fn = make_loss_fn(config, ds)
     beta = config.momentum if config.optimizer == "momentum" else 0.0
-    opt = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=beta, weight_decay=config.weight_decay
-    )
     threshold = (2.0 + 2.0 * beta) / config.lr
     F = FlatLoss(model, loss_fn, (X, y)) if track_sharpness else None
     gen = torch.Generator().manual_seed(config.seed)
     v = None
-    losses, t_steps, sharp, hvps = [], [], [], []
-    t_train = t_track = 0.0
+    losses = trainer.step_loss  # full-batch training loss at w_0, w_1, ... (before each step)
+    t_steps, sharp, hvps = [], [], []
+    t_train, t_track = trainer.seconds, 0.0
     diverged = None
     for step in range(steps + 1):
         if F is not None and step % every == 0:  # λmax at w_step, before its update
@@ -121,27 +121,37 @@ def track(
             sharp.append(lam)
             hvps.append(n_hvp)
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(X), y)
-        value = float(loss.detach())
-        losses.append(value)
-        if not math.isfinite(value):
-            diverged = step
-            t_train += time.perf_counter() - t0
-            break
         if step < steps:
-            loss.backward()
-            opt.step()
+            trainer.step(1)  # records the loss at w_step, then steps (or stops: diverged)
+        else:  # the loss after the last step (training is over: its list is ours now)
+            with torch.no_grad():
+                losses.append(float(loss_fn(model(X), y)))
         t_train += time.perf_counter() - t0
+        if trainer.diverged:
+            diverged = trainer.diverged_step
+            losses.append(trainer.blowup)
+            break
+        if step == steps and not is_sane(losses[-1], trainer.limit):
+            diverged = step
+            break
         if progress is not None and (step % every == 0 or step == steps):
             progress(
-                {"step": step, "steps": steps, "loss": value, "threshold": threshold,
+                {"step": step, "steps": steps, "loss": losses[step], "threshold": threshold,
                  "track_steps": list(t_steps), "sharpness": list(sharp),
                  "loss_history": list(losses)}
             )  # fmt: skip
     notes = []
+    if trainer.factor is not None:
+        notes.append(
+            f"the step size follows the {config.schedule} schedule"
+            f"{f' after {config.warmup_epochs} warm-up steps' if config.warmup_epochs else ''}: "
+            f"the threshold 2/η is that of the peak η = {config.lr:g}"
+        )
     if diverged is not None:
-        notes.append(f"the loss stopped being finite at step {diverged}: GD diverged")
+        notes.append(
+            f"the loss blew up (NaN, inf or over {DIVERGENCE_FACTOR:g}x its start) "
+            f"at step {diverged}: GD diverged"
+        )
     return EoSResult(
         lr=config.lr,
         momentum=beta,
