@@ -54,6 +54,8 @@ def run_picker(label: str = "Run", key: str = "run") -> Run | None:
     pick = f"{key}__pick"
     asked = st.query_params.get(key)
     known = isinstance(asked, str) and datastore.RUN_ID_RE.fullmatch(asked)
+    if asked is not None and not known:
+        links.reject(key)  # not a run id (e.g. a path): noted, and it leaves the address
     if known and load_into_session(asked) is None and links.opened_with(key):
         st.info(f"Run {asked} of the link is not in this server's data folder.")
     runs = ui_runs.get_runs()
