@@ -180,15 +180,17 @@ def test_home_lists_pinned_runs_and_opens_one_in_train(tmp_path, monkeypatch):
 
 
 def _landscape_with_a_run(params: dict) -> AppTest:
+    from landscape.storage import datastore
     from landscape.training.loop import train
     from landscape.ui import runs as ui_runs
 
-    at = AppTest.from_file(str(PAGES.parent / "lab.py"), default_timeout=120)
-    at.switch_page("app_pages/loss_landscape.py")
+    at = AppTest.from_file(str(PAGES.parent / "lab.py"), default_timeout=120).run()
+    at.switch_page("app_pages/loss_landscape.py")  # after the first run: Home comes first
     run = train(Config(n_samples=60, epochs=2, width=4))
     at.session_state[ui_runs._SESSION_KEY] = {run.name: run}
     at.run()
     assert not at.exception, at.exception
+    assert at.selectbox(key="run__pick").value == datastore.run_id(run.config)
     for k, v in params.items():
         at.query_params[k] = v
     return at
@@ -204,7 +206,8 @@ def test_a_path_as_run_is_noted_and_leaves_the_address(tmp_path, monkeypatch):
     kept._store_or_error.clear()
     at = _landscape_with_a_run({"run": "../../../../etc/passwd"}).run()
     assert not at.exception, at.exception
-    assert "run" in _note(at) and "run" not in at.query_params
+    assert "run" in _note(at).split(" were ignored")[0]
+    assert at.query_params.get("run") == at.selectbox(key="run__pick").value  # the run shown
     kept._store_or_error.clear()
 
 

@@ -110,7 +110,8 @@ def end() -> None:
     for k in asked:
         if k in rejected:
             ignored.append(k)
-            drop.append(k)
+            if present.get(k) == asked[k]:  # not yet replaced by the page
+                drop.append(k)
         elif k in handled:
             continue
         elif k not in present:
