@@ -380,3 +380,26 @@ def test_app_with_an_index_that_cannot_open_keeps_working(tmp_path, app_folder):
     assert [w.value for w in at.warning if "in memory only" in w.value]
     at.run()
     assert not at.exception and not [w for w in at.warning if "in memory only" in w.value]
+
+
+def test_kill_9_mid_write_leaves_nothing_behind(tmp_path):
+    import multiprocessing as mp
+    import signal
+    import time
+
+    from tests.store_jobs import write_and_hang
+
+    root = tmp_path / "data"
+    datastore.Store(root, max_mb=100)
+    proc = mp.get_context("spawn").Process(target=write_and_hang, args=(str(root),))
+    proc.start()
+    deadline = time.monotonic() + 120
+    while not list((root / "objects").glob("*/.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list((root / "objects").glob("*/.*.tmp")), "the writer never got to its write"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(30)
+    again = datastore.Store(root, max_mb=100)
+    assert not list((root / "objects").glob("*/.*.tmp"))
+    assert again.usage()["entries"] == 0
+    assert again.get_object("comparison", datastore.object_key("killed")) is None
