@@ -403,3 +403,12 @@ def test_kill_9_mid_write_leaves_nothing_behind(tmp_path):
     assert not list((root / "objects").glob("*/.*.tmp"))
     assert again.usage()["entries"] == 0
     assert again.get_object("comparison", datastore.object_key("killed")) is None
+
+
+def test_out_in_a_read_only_folder_is_refused_before_work(tmp_path, capsys):
+    """As root, chmod does not stop a write: a read-only mount does (test_cli skips as root)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with read_only_view(src, tmp_path / "ro") as ro:
+        code, _, err = run_cli(["train", *FLAGS, "--out", str(ro / "run.npz")], capsys)
+        assert code == 2 and err.count("\n") == 1 and "not writable" in err

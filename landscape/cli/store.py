@@ -58,7 +58,7 @@ def train(config: Config, progress, store_arg: str | None) -> Run:
     notes: list[str] = []
     run = datastore.train_stored(config, progress, store=store, notes=notes)
     if notes:  # trained, not kept: say why, never "stored"
-        print(f"not stored: {notes[0]}", file=sys.stderr)
+        print(f"warning: {notes[0]}", file=sys.stderr)  # each says "not stored" and why
     else:
         print(f"stored as run {rid} in {store.root} (open /landscape?run={rid})", file=sys.stderr)
     return run

@@ -429,5 +429,5 @@ def train_stored(
             except StoreError as e:  # the training is paid for: hand the run back
                 kept, store.problem = None, str(e)
             if kept is None and notes is not None:
-                notes.append(store.problem or f"data folder {store.root}: the run was not kept")
+                notes.append(store.problem or f"data folder {store.root}: the run was not stored")
     return run
