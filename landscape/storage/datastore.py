@@ -20,7 +20,8 @@ Files are written to a temporary name and renamed into place, so a reader sees a
 or none; a temporary file left by a failed write or a killed writer is removed.
 
 Disk is bounded: every entry file under ``objects/`` is in the index (an index that was
-removed or damaged is rebuilt from ``objects/``, pins from ``pins/``), and before each write
+removed or damaged is rebuilt from ``objects/``, pins from ``pins/``; the browsers' "My runs"
+lists live only in the index and start empty), and before each write
 least-recently-used entries go until the new one fits under ``LANDSCAPE_DATA_MAX_MB``. Pinned
 runs (the Classroom list) and runs a page is showing (a lease, renewed while shown) are never
 evicted, nor is what was derived from them; an entry that cannot fit is refused, not stored.
@@ -28,7 +29,8 @@ evicted, nor is what was derived from them; an entry that cannot fit is refused,
 The folder's own files are read as hostile as uploads, with the limit they were written
 under (``MAX_ENTRY_BYTES``). An entry that does not read back is never deleted: it is moved
 to ``quarantine/`` (outside the cap), said once, and computed again when next asked for; to
-recover one, move it back into ``objects/<kind>/`` and restart (it is indexed if it reads).
+recover one, move it back to ``objects/<kind>/<key>.npz``: the next start of the folder (the
+server's, or ``python -m landscape runs``) indexes it if it reads back, else sets it aside again.
 
 Failures are one line: a folder that is read-only opens for reading (the last-use time is
 not updated); a full disk skips the last-use update on reads; a write that cannot happen
