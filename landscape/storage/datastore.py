@@ -369,7 +369,7 @@ class Store(Folder):
         runs, pinned = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(pinned), 0) FROM entries WHERE kind = 'run'"
         ).fetchone()
-        aside = [p for p in (self.root / "quarantine").glob("*/*") if not p.name.endswith(".txt")]
+        aside = list((self.root / "quarantine").glob("*/*"))
         return {"bytes": total, "max_bytes": self.max_bytes, "runs": runs, "entries": n,
                 "pinned": pinned, "quarantined": len(aside),
                 "quarantined_bytes": sum(size_of(p) for p in aside)}  # fmt: skip
