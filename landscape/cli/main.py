@@ -12,7 +12,9 @@ Exit status: 0 on success; 2 on a bad flag or a bad value (one line on stderr, n
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import sqlite3
 
 import torch
 
@@ -76,13 +78,29 @@ def main(argv: list[str] | None = None) -> int:
             return cli_own.run(args)
         cli_own.refuse_own_flags(args)
         return run_surface(args)
-    except ValueError as e:
-        message = " ".join(str(e).split())  # one line
+    except (ValueError, OSError, sqlite3.Error) as e:
+        message = _one_line(e)
         rank = int(os.environ.get("RANK", "0")) if dist_.launched() else 0
         if rank and isinstance(e, dist_.RankZeroError):
             parser.exit(2)  # rank 0 reports a refusal it decided for every rank
         where = f" (rank {rank})" if rank else ""
         parser.exit(2, f"{parser.prog} {args.command}: error{where}: {message}\n")
+
+
+def _one_line(e: Exception) -> str:
+    """The error as one line; a file system error names its (shortened) path and why."""
+    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+        name = str(e.filename)
+        shown = (
+            repr(name)
+            if len(name) <= 80
+            else f"{name[:40]!r}...{name[-30:]!r} ({len(name)} characters)"
+        )
+        why = e.strerror
+        if e.errno == errno.ENAMETOOLONG:
+            why += " (a file name may have 255 bytes, a path 4096)"
+        return f"{shown}: {why}"
+    return " ".join(str(e).split())
 
 
 def set_threads() -> None:

@@ -4,7 +4,8 @@ Every file the library writes for someone else to read (command-line outputs, th
 folder's entries, meshes, research results) goes through ``write_atomic`` or, for files that
 belong together (``PREFIX.npz`` + ``PREFIX.html``), ``write_together``:
 
-- each file is written to a temporary name in its own folder (``os.replace`` is atomic only
+- each file is written to a temporary name in its own folder
+  (``.<name>.<pid>.<random>.tmp``) (``os.replace`` is atomic only
   within one file system), flushed and fsync'ed (a crash after the rename must not leave an
   empty file behind the new name);
 - then renamed over the target; the renames of ``write_together`` run with SIGINT/SIGTERM
@@ -51,7 +52,11 @@ def write_together(
     try:
         for target, write in outputs.items():
             path = Path(target)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            # the writer's pid in the name: a cleaner can tell a live writer's file from a
+            # dead one's (landscape.storage.folder removes those at start)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+            )
             temps[path] = Path(tmp)
             mode, enc = ("wb", None) if binary else ("w", "utf-8")
             with os.fdopen(fd, mode, encoding=enc) as f:
