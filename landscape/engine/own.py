@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from landscape.core import directions as D
-from landscape.core import losses
+from landscape.core import losses, pointwise
 from landscape.core.pointwise import accuracy
 from landscape.data import upload
 from landscape.engine import batched
@@ -505,7 +505,13 @@ def make_loss(spec: str | None, y_example: Tensor, params: dict | None = None) -
                 lambda out, y: mean(zoo.fn(out, F.one_hot(y, out.shape[1]).to(out.dtype), **kw)),
                 post,
             )
-        return Loss(spec, lambda out, y: mean(zoo.fn(out, y, **kw)), post)
+
+        def multiclass(out, y):
+            return mean(zoo.fn(out, y, **kw))
+
+        if spec == "cross_entropy":  # many surface points at once, the same formula
+            multiclass.batched = pointwise.zoo_cross_entropy_batched(kw["label_smoothing"])
+        return Loss(spec, multiclass, post)
     if zoo.task == "binary":
 
         def binary(out, y):
