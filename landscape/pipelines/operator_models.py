@@ -42,6 +42,7 @@ import numpy as np
 
 from landscape.core import directions as D
 from landscape.engine import own
+from landscape.engine.own import loading
 from landscape.measures import sharpness
 from landscape.pipelines import comparisons, slices
 
@@ -89,7 +90,7 @@ def _err(where: str, text: str) -> ValueError:
 def _path(folder: Path, value, where: str, field_name: str) -> str:
     if not isinstance(value, str) or not value:
         raise _err(where, f"{field_name} must be a non-empty string")
-    if own.SPEC_RE.match(value) and field_name == "data":
+    if loading.SPEC_RE.match(value) and field_name == "data":
         return value  # MODULE:FUNCTION
     return str((folder / value).resolve())
 
@@ -108,7 +109,7 @@ def _entry(raw, folder: Path, i: int) -> Entry:
     for key in ("factory", "weights", "data"):
         if key not in raw:
             raise _err(where, f"{key} is required")
-    if not isinstance(raw["factory"], str) or not own.SPEC_RE.match(raw["factory"]):
+    if not isinstance(raw["factory"], str) or not loading.SPEC_RE.match(raw["factory"]):
         raise _err(where, f"factory={raw['factory']!r} must look like MODULE:FUNCTION")
     kwargs = raw.get("kwargs", {})
     if not isinstance(kwargs, dict):
@@ -118,7 +119,7 @@ def _entry(raw, folder: Path, i: int) -> Entry:
         raise _err(where, "loss must be a string")
     cks = raw.get("checkpoints", [])
     if isinstance(cks, str):  # a glob pattern, relative to the file
-        cks = sorted(glob.glob(str(folder / cks)), key=own.natural_key)
+        cks = sorted(glob.glob(str(folder / cks)), key=loading.natural_key)
         if not cks:
             raise _err(where, f"checkpoints {raw['checkpoints']!r} matched no file")
     if not isinstance(cks, list):
@@ -397,9 +398,7 @@ def compare(names, settings, norm: str = "filter", progress=None):
     for i, name in enumerate(names):
         subject = open_entry(get(name))
         cb = None if progress is None else comparisons.panel_progress(progress, i, len(names), name)
-        panel = comparisons.measure_subject(
-            subject.subject(), used, name, norm=norm, progress=cb, evaluator=subject.evaluator()
-        )
+        panel = comparisons.measure_subject(subject.subject(), used, name, norm=norm, progress=cb)
         if settings.split != "train":
             panel.notes.append("measured on the model's data (an operator's model has one set)")
         panels.append(panel)
