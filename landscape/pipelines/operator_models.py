@@ -307,8 +307,8 @@ def compute(req: OwnRequest, progress=None):
     """The slice ``req`` asks for, of the operator's model it names: a
     ``landscape.pipelines.slices.SliceResult`` whose ``request`` is ``req``.
 
-    Every slice goes through ``landscape.pipelines.slices.compute`` with the model's streaming
-    evaluator, as the built-in runs' slices do; the lines of a 1D slice are keyed
+    Every slice goes through ``landscape.pipelines.slices.compute`` and the same evaluator
+    as the built-in runs' slices (the model's data streamed); the lines of a 1D slice are keyed
     ``"train:0"``, ``"train:1"``... (the model's data is its one split).
     """
     start = time.perf_counter()
@@ -325,7 +325,7 @@ def compute(req: OwnRequest, progress=None):
     result = slices.compute_own(subject, req.slice_request(), cb, to=to)
     for surf in [*result.surfaces.values(), *result.lines]:
         surf.meta["run_name"] = entry.name
-    centre, _, _ = subject.evaluate([result.directions[0]], np.zeros((1, 1)))
+    centre, _, _ = slices.evaluate(subject.subject(), [result.directions[0]], np.zeros((1, 1)))
     result.request = req
     result.centre_loss = float(centre[0])
     result.seconds = time.perf_counter() - start
