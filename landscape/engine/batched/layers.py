@@ -1,6 +1,7 @@
 """Layer handlers of the fast path: one function per supported module or operation, each
-evaluating a chunk of points (``_Val`` in, ``_Val`` out), and the check that a traced node is
-one of them.
+evaluating a chunk of points (``_Val`` in, ``_Val`` out) with the helpers of the engine ``e``
+(``landscape.engine.batched.engine._Engine``) that calls it, and the check that a traced node
+is one of them.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.fx
@@ -28,9 +28,6 @@ from landscape.engine.batched.kernels import (
     _Val,
 )
 
-if TYPE_CHECKING:
-    from landscape.engine.batched.engine import _Engine
-
 # ----------------------------------------------------------------------------- layers
 
 
@@ -41,7 +38,7 @@ def _hwc_columns(w: Tensor, hwc) -> Tensor:
     return w.unflatten(-1, hwc).movedim(-3, -1).flatten(-3)
 
 
-def _linear(e: _Engine, node, mod: nn.Linear, x: _Val) -> _Val:
+def _linear(e, node, mod: nn.Linear, x: _Val) -> _Val:
     """y = x W^T + b per point, with the planned BatchNorm folded in and ReLU fused."""
     fusion = e.fusions[node.name]
     if fusion.bn is None or x.t.ndim == 2:
@@ -54,7 +51,7 @@ def _linear(e: _Engine, node, mod: nn.Linear, x: _Val) -> _Val:
 _linear.hwc = True
 
 
-def _linear_fused(e: _Engine, node, mod: nn.Linear, x: _Val, fusion: _Fusion) -> _Val:
+def _linear_fused(e, node, mod: nn.Linear, x: _Val, fusion: _Fusion) -> _Val:
     """oneDNN per point for big points, one bmm per chunk for small ones, or the basis."""
     if x.shared and any(e.points.moved(e.pnames[id(p)]) for p in mod.parameters()):
 
@@ -82,7 +79,7 @@ def _linear_fused(e: _Engine, node, mod: nn.Linear, x: _Val, fusion: _Fusion) ->
     return e.stack(y.relu_() if relu else y)
 
 
-def _conv2d(e: _Engine, node, mod: nn.Conv2d, x: _Val) -> _Val:
+def _conv2d(e, node, mod: nn.Conv2d, x: _Val) -> _Val:
     """2-D convolution (BN folded, ReLU fused), channels_last, one oneDNN call per point."""
     fusion = e.fusions[node.name]
     if x.shared and any(e.points.moved(e.pnames[id(p)]) for p in mod.parameters()):
@@ -111,7 +108,7 @@ def _conv2d(e: _Engine, node, mod: nn.Conv2d, x: _Val) -> _Val:
     return _Val(outs[0] if e.K == 1 else torch.cat(outs), shared=False, owned=True)
 
 
-def _batchnorm(e: _Engine, node, mod, x: _Val) -> _Val:
+def _batchnorm(e, node, mod, x: _Val) -> _Val:
     """Eval-mode BatchNorm (running statistics) not folded into a layer before it."""
     q, moved = e.params(mod)
     if not moved:
@@ -127,7 +124,7 @@ def _batchnorm(e: _Engine, node, mod, x: _Val) -> _Val:
 def _activation(fn: Callable, inplace: Callable | None = None) -> Callable:
     """Handler for an elementwise activation: in place when the input is not read elsewhere."""
 
-    def handler(e: _Engine, node, mod, x: _Val) -> _Val:
+    def handler(e, node, mod, x: _Val) -> _Val:
         if inplace is not None and e.exclusive(node, x):
             return _Val(inplace(x.t, mod), shared=False, owned=True, hwc=x.hwc)
         return _fresh(fn(x.t, mod), x, hwc=x.hwc)
@@ -139,7 +136,7 @@ def _activation(fn: Callable, inplace: Callable | None = None) -> Callable:
 _relu_act = _activation(lambda t, m: t.relu(), lambda t, m: t.relu_())
 
 
-def _relu(e: _Engine, node, mod, x: _Val) -> _Val:
+def _relu(e, node, mod, x: _Val) -> _Val:
     """ReLU; deferred past the max-pool that is its only reader (max commutes with ReLU)."""
     user = _only_user(node)
     if user is not None and _is_maxpool(e, user) and x.t.ndim == 4:
@@ -150,11 +147,11 @@ def _relu(e: _Engine, node, mod, x: _Val) -> _Val:
 _relu.hwc = True
 
 
-def _is_maxpool(e: _Engine, node: torch.fx.Node) -> bool:
+def _is_maxpool(e, node: torch.fx.Node) -> bool:
     return node.op == "call_module" and type(e.modules[node.target]) is nn.MaxPool2d
 
 
-def _maxpool(e: _Engine, node, mod: nn.MaxPool2d, x: _Val) -> _Val:
+def _maxpool(e, node, mod: nn.MaxPool2d, x: _Val) -> _Val:
     """Max-pool; a 2x2 stride-2 pool of a channels_last map is two elementwise maxima."""
     t = x.t
     if _is_pair_pool(mod, t):
@@ -188,7 +185,7 @@ def _is_pair_pool(mod: nn.MaxPool2d, t: Tensor) -> bool:
     )
 
 
-def _avgpool(e: _Engine, node, mod, x: _Val) -> _Val:
+def _avgpool(e, node, mod, x: _Val) -> _Val:
     if isinstance(mod, nn.AdaptiveAvgPool2d):
         return _fresh(F.adaptive_avg_pool2d(x.t, mod.output_size), x)
     args = (mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode, mod.count_include_pad)
@@ -206,15 +203,15 @@ def _flatten_to(x: _Val, start_dim: int, end_dim: int) -> _Val:
     return _Val(t.reshape(B, -1), x.shared)
 
 
-def _flatten(e: _Engine, node, mod: nn.Flatten, x: _Val) -> _Val:
+def _flatten(e, node, mod: nn.Flatten, x: _Val) -> _Val:
     return _flatten_to(x, mod.start_dim, mod.end_dim)
 
 
-def _fn_flatten(e: _Engine, node, x: _Val, start_dim: int = 0, end_dim: int = -1) -> _Val:
+def _fn_flatten(e, node, x: _Val, start_dim: int = 0, end_dim: int = -1) -> _Val:
     return _flatten_to(x, start_dim, end_dim)
 
 
-def _identity(e: _Engine, node, mod, x: _Val) -> _Val:
+def _identity(e, node, mod, x: _Val) -> _Val:
     """Dropout in eval mode, and Identity: the input itself (an alias: not owned)."""
     return _Val(x.t, x.shared, owned=False, hwc=x.hwc)
 
@@ -222,7 +219,7 @@ def _identity(e: _Engine, node, mod, x: _Val) -> _Val:
 _identity.hwc = True
 
 
-def _add(e: _Engine, node, a: _Val, b: _Val) -> _Val:
+def _add(e, node, a: _Val, b: _Val) -> _Val:
     """a + b (a residual connection); a shared operand broadcasts over the points.
 
     In place into an operand that nothing else reads: a fresh multi-MB result would cost
@@ -239,7 +236,7 @@ def _add(e: _Engine, node, a: _Val, b: _Val) -> _Val:
 def _fn_activation(fn: Callable) -> Callable:
     """Handler for a functional activation: torch.relu(x), F.gelu(x, approximate=...), ..."""
 
-    def handler(e: _Engine, node, x: _Val, *args, **kwargs) -> _Val:
+    def handler(e, node, x: _Val, *args, **kwargs) -> _Val:
         kwargs.pop("inplace", None)
         return _fresh(fn(x.t, *args, **kwargs), x, hwc=x.hwc)
 
