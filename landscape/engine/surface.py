@@ -224,7 +224,9 @@ class LoopSession:
     def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
         losses = np.empty(len(coords), dtype=np.float64)
         accs = np.empty(len(coords), dtype=np.float64) if self.accuracy_fn is not None else None
-        with torch.no_grad():
+        # inference mode: no autograd bookkeeping at all (measured ~10% faster than no_grad on
+        # a GRU net, see benchmarks/bench_models.py); the copy's tensors are written in place
+        with torch.inference_mode():
             for k, t in self.targets.items():
                 t.copy_(self.center[k])
             points = torch.as_tensor(np.asarray(coords, dtype=np.float64), dtype=torch.float64)
