@@ -224,8 +224,8 @@ class LoopSession:
     def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
         losses = np.empty(len(coords), dtype=np.float64)
         accs = np.empty(len(coords), dtype=np.float64) if self.accuracy_fn is not None else None
-        # inference mode: no autograd bookkeeping at all (measured ~10% faster than no_grad on
-        # a GRU net, see benchmarks/bench_models.py); the copy's tensors are written in place
+        # inference mode: no autograd bookkeeping at all (faster than no_grad for recurrent
+        # nets, benchmarks/bench_models.py); the private copy's tensors are written in place
         with torch.inference_mode():
             for k, t in self.targets.items():
                 t.copy_(self.center[k])
