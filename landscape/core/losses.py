@@ -385,14 +385,17 @@ def cross_entropy_values(logits: Tensor, target: Tensor, label_smoothing=0.0, di
     -mean_c log p_c = -log p_y - mean_c z_c.
     """
     index = target.long().unsqueeze(dim)
-    z = logits - logits.gather(dim, index)
-    others = z.scatter(dim, index, -math.inf)  # the true class left out
+    shape = [1] * logits.ndim
+    shape[dim] = -1
+    classes = torch.arange(logits.shape[dim], device=logits.device).view(shape)
+    true = logits.gather(dim, index)
+    others = torch.where(classes == index, -math.inf, logits) - true  # z, the true class left out
     m = others.amax(dim, keepdim=True).clamp_min(0.0)
-    rest = torch.exp(others - m).sum(dim, keepdim=True)
+    rest = (others - m).exp_().sum(dim, keepdim=True)
     nll = (m + torch.log1p(torch.expm1(-m) + rest)).squeeze(dim)
     if label_smoothing == 0:
         return nll
-    return nll - label_smoothing * z.mean(dim)
+    return nll - label_smoothing * (logits.mean(dim) - true.squeeze(dim))
 
 
 def kl_div(pred, target):
