@@ -377,13 +377,11 @@ def cross_entropy(pred, target, label_smoothing):
 def cross_entropy_values(logits: Tensor, target: Tensor, label_smoothing=0.0, dim=-1) -> Tensor:
     """Per-sample cross-entropy with classes along ``dim``, accurate near zero loss.
 
-    With z = logits - logit_y (z_y = 0) and m = max(0, max_{c != y} z_c):
-    -log p_y = m + log1p(expm1(-m) + sum_{c != y} e^(z_c - m)). For a confident right answer
-    (m = 0) that is log1p of the small terms, with float32's relative precision, where
-    ``logsumexp(x) - x_y`` (and torch's log-softmax) subtract two nearly equal numbers and
-    lose every digit below the logit's rounding. The smoothing term uses
-    -mean_c log p_c = -log p_y - mean_c z_c.
-    """
+    With z = logits - logit_y and m = max(0, max_{c != y} z_c): -log p_y = m + log1p(expm1(-m)
+    + sum_{c != y} e^(z_c - m)); for a confident right answer (m = 0) that is log1p of the
+    small terms, to float32's relative precision, where ``logsumexp(x) - x_y`` (and torch's
+    log-softmax) cancel two nearly equal numbers. Smoothing: -mean_c log p_c = -log p_y -
+    mean_c z_c."""
     index = target.long().unsqueeze(dim)
     shape = [1] * logits.ndim
     shape[dim] = -1
