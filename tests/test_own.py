@@ -291,6 +291,12 @@ def test_fast_path_is_used_when_it_supports_the_model_and_agrees(user):
     assert fast[2]["method"] == "batched" and loop[2]["method"] == "loop"
     np.testing.assert_allclose(fast[0], loop[0], rtol=1e-5)
     np.testing.assert_allclose(fast[1], loop[1])
+    # the one method choice: auto races (or remembers) on the first batch, as for any model
+    auto = surface.evaluate(net, loss, data, dirs, coords, pointwise.accuracy, batch_size=9)
+    assert auto[2]["method"] in ("batched", "loop") and "race" in auto[2]
+    np.testing.assert_allclose(auto[0], loop[0], rtol=1e-5)
+    whole = surface.evaluate(net, loss, (torch.as_tensor(X), torch.as_tensor(y)), dirs, coords)
+    np.testing.assert_allclose(fast[0], whole[0], rtol=1e-5)  # 5 batches = the whole set
 
 
 # ----------------------------------------------------------------------------- directions
