@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
 from landscape.cli.main import main
-from landscape.engine import own
+from landscape.engine.own import loading
 from landscape.pipelines import operator_models as om
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ ARGV = ["plane", "--model-factory", "own_net:make_net", "--weights", "net.safete
 def test_model_kwargs_nested_deep_is_one_line(user_folder, capsys):
     deep = "[" * DEEP + "]" * DEEP
     with pytest.raises(ValueError, match="--model-kwargs is nested too deeply"):
-        own.parse_kwargs(deep)
+        loading.parse_kwargs(deep)
     X, y = user_folder.make_data(n=12)
     np.savez("data.npz", X=X, y=y)
     err = one_line_refusal([*ARGV, "--model-kwargs", '{"a": ' + deep + "}"], capsys)

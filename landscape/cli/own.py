@@ -16,7 +16,8 @@ from pathlib import Path
 
 from landscape.cli.grammar import check_zmax, config_fields, parse_loss_params, slice_request
 from landscape.cli.jobs import evaluator_for, surface_job
-from landscape.engine import own
+from landscape.engine import own, surface
+from landscape.engine.own import loading
 from landscape.pipelines import slices
 
 # Flags of built-in runs that mean nothing for a user's model (refused, not ignored).
@@ -29,8 +30,9 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
     and of the research measures that need no training: ``kind`` "measure" (sharpness,
     spectrum) or "connect" (``--to`` is the second net)."""
     g = p.add_argument_group(
-        "your own model (with --model-factory; --batch-size is then the evaluation batch and "
-        "--loss a zoo name or MODULE:FUNCTION)"
+        "your own model (with --model-factory; --batch-size is then the evaluation batch, by "
+        f"default all samples in one pass when they fit {surface.STREAM_BYTES // 2**20} MiB, "
+        "and --loss a zoo name or MODULE:FUNCTION)"
     )
     g.add_argument(
         "--model-factory",
@@ -170,7 +172,7 @@ def _checkpoint_files(patterns: list[str]) -> list[str]:
         if not hits:
             raise ValueError(f"--checkpoints {pat!r} matched no file")
         files += hits
-    return sorted(dict.fromkeys(files), key=own.natural_key)
+    return sorted(dict.fromkeys(files), key=loading.natural_key)
 
 
 def open_from_args(args) -> own.OwnModel:
@@ -194,7 +196,7 @@ def open_from_args(args) -> own.OwnModel:
         kwargs=args.model_kwargs,
         loss=args.loss,
         device=args.device,
-        batch_size=own.DEFAULT_BATCH if args.batch_size is None else args.batch_size,
+        batch_size=args.batch_size,  # None: from the data and memory
         max_samples=args.max_samples,
         sample_seed=args.sample_seed,
         accuracy=getattr(args, "accuracy", None),
@@ -216,14 +218,14 @@ def compute(args, subject: own.OwnModel, ctx=None):
     to = getattr(args, "to", None)
     _refuse_combinations(args)
     req = slice_request(args)  # --checkpoints on a plane: PCA; --to on a line: between
-    to_meta = {"to": str(to), "to_sha256": own.file_sha256(to)} if to else {}
+    to_meta = {"to": str(to), "to_sha256": loading.file_sha256(to)} if to else {}
     settings = {"model": subject.spec, **to_meta, "batch_size": subject.batch_size}
     data = subject.data
 
     def data_digest(split):
-        return data.digest(subject.batch_size), len(data)
+        return data.digest(), len(data)
 
-    ev = evaluator_for(args, req, settings, ctx, inner=subject.evaluator(), data_digest=data_digest)
+    ev = evaluator_for(args, req, settings, ctx, data_digest=data_digest)
     result = slices.compute_own(subject, req, to=to, evaluator=ev)
     surf = result.main
     surf.meta |= {**to_meta, "device": str(subject.device)}

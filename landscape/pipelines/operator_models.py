@@ -43,6 +43,7 @@ import numpy as np
 
 from landscape.core import directions as D
 from landscape.engine import own
+from landscape.engine.own import loading
 from landscape.measures import sharpness
 from landscape.pipelines import comparisons, slices
 
@@ -91,7 +92,7 @@ def _err(where: str, text: str) -> ValueError:
 def _path(folder: Path, value, where: str, field_name: str) -> str:
     if not isinstance(value, str) or not value:
         raise _err(where, f"{field_name} must be a non-empty string")
-    if own.SPEC_RE.match(value) and field_name == "data":
+    if loading.SPEC_RE.match(value) and field_name == "data":
         return value  # MODULE:FUNCTION
     return str((folder / value).resolve())
 
@@ -110,7 +111,7 @@ def _entry(raw, folder: Path, i: int) -> Entry:
     for key in ("factory", "weights", "data"):
         if key not in raw:
             raise _err(where, f"{key} is required")
-    if not isinstance(raw["factory"], str) or not own.SPEC_RE.match(raw["factory"]):
+    if not isinstance(raw["factory"], str) or not loading.SPEC_RE.match(raw["factory"]):
         raise _err(where, f"factory={raw['factory']!r} must look like MODULE:FUNCTION")
     kwargs = raw.get("kwargs", {})
     if not isinstance(kwargs, dict):
@@ -120,7 +121,7 @@ def _entry(raw, folder: Path, i: int) -> Entry:
         raise _err(where, "loss must be a string")
     cks = raw.get("checkpoints", [])
     if isinstance(cks, str):  # a glob pattern, relative to the file
-        cks = sorted(glob.glob(str(folder / cks)), key=own.natural_key)
+        cks = sorted(glob.glob(str(folder / cks)), key=loading.natural_key)
         if not cks:
             raise _err(where, f"checkpoints {raw['checkpoints']!r} matched no file")
     if not isinstance(cks, list):
@@ -211,7 +212,10 @@ def check_imports(entry: Entry) -> None:
     finishes importing would hang the page or worker that opens it. ValueError naming the
     model and why it is unavailable; a module that fails outright is left to the import
     (its own error names it). Verdicts are kept until the module's file changes."""
-    specs = [entry.factory, *(x for x in (entry.data, entry.loss) if x and own.SPEC_RE.match(x))]
+    specs = [
+        entry.factory,
+        *(x for x in (entry.data, entry.loss) if x and loading.SPEC_RE.match(x)),
+    ]
     for module in dict.fromkeys(spec.partition(":")[0] for spec in specs):
         key = (entry.folder, module, _module_stamp(entry.folder, module))
         if key not in _import_verdicts:
@@ -350,8 +354,8 @@ def compute(req: OwnRequest, progress=None):
     """The slice ``req`` asks for, of the operator's model it names: a
     ``landscape.pipelines.slices.SliceResult`` whose ``request`` is ``req``.
 
-    Every slice goes through ``landscape.pipelines.slices.compute`` with the model's streaming
-    evaluator, as the built-in runs' slices do; the lines of a 1D slice are keyed
+    Every slice goes through ``landscape.pipelines.slices.compute`` and the same evaluator
+    as the built-in runs' slices (the model's data streamed); the lines of a 1D slice are keyed
     ``"train:0"``, ``"train:1"``... (the model's data is its one split).
     """
     start = time.perf_counter()
@@ -368,7 +372,7 @@ def compute(req: OwnRequest, progress=None):
     result = slices.compute_own(subject, req.slice_request(), cb, to=to)
     for surf in [*result.surfaces.values(), *result.lines]:
         surf.meta["run_name"] = entry.name
-    centre, _, _ = subject.evaluate([result.directions[0]], np.zeros((1, 1)))
+    centre, _, _ = slices.evaluate(subject.subject(), [result.directions[0]], np.zeros((1, 1)))
     result.request = req
     result.centre_loss = float(centre[0])
     result.seconds = time.perf_counter() - start
@@ -391,9 +395,7 @@ def compare(names, settings, norm: str = "filter", progress=None):
     for i, name in enumerate(names):
         subject = open_entry(get(name))
         cb = None if progress is None else comparisons.panel_progress(progress, i, len(names), name)
-        panel = comparisons.measure_subject(
-            subject.subject(), used, name, norm=norm, progress=cb, evaluator=subject.evaluator()
-        )
+        panel = comparisons.measure_subject(subject.subject(), used, name, norm=norm, progress=cb)
         if settings.split != "train":
             panel.notes.append("measured on the model's data (an operator's model has one set)")
         panels.append(panel)

@@ -242,41 +242,34 @@ def evaluate(
     Points are independent: any subset of rows can be evaluated apart and put back in order.
     """
     model = subject.model() if centre is None else centre
+    stream = subject.stream  # a user's data file, read in batches
     return surface.evaluate(
         model,
         subject.loss_fn,
-        subject.data(split),
+        subject.data(split) if stream is None else stream(split),
         list(dirs),
         np.asarray(coords, dtype=np.float64),
         subject.accuracy_fn,
         progress,
         method,
+        batch_size=subject.batch_size,
+        device=subject.device,
     )
-
-
-def _json(meta: dict) -> dict:
-    return json.loads(json.dumps(meta, default=lambda o: o.tolist()))
 
 
 def _line_surface(evaluator, subject, centre, d, ts, split, req, cb, meta) -> Surface:
     losses, accs, info = evaluator(
         subject, [d], ts[:, None], split, centre=centre, method=req.method, progress=cb
     )
-    return Surface("line", ts, None, losses, accs, _json({**meta, "kind": "line", **info}))
+    return surface.line_surface(ts, losses, accs, info, meta)
 
 
 def _plane_surface(evaluator, subject, centre, dirs, xs, ys, split, req, cb, meta) -> Surface:
-    gx, gy = np.meshgrid(xs, ys)  # (ny, nx) each; row i is ys[i]
-    coords = np.stack([gx.ravel(), gy.ravel()], axis=1)  # (ny*nx, 2), point k = i*nx + j
     losses, accs, info = evaluator(
-        subject, dirs[:2], coords, split, centre=centre, method=req.method, progress=cb
-    )
-    shape = (ys.size, xs.size)
-    acc = None if accs is None else np.asarray(accs).reshape(shape)
-    cos = directions.cosine(dirs[0], dirs[1])
-    info = {**info, "cosine": None if math.isnan(cos) else cos}
-    meta = _json({**meta, "kind": "plane", **info})
-    return Surface("plane", xs, ys, np.asarray(losses).reshape(shape), acc, meta)
+        subject, dirs[:2], surface.grid(xs, ys), split, centre=centre, method=req.method,
+        progress=cb,
+    )  # fmt: skip
+    return surface.plane_surface(xs, ys, losses, accs, info, meta, dirs[0], dirs[1])
 
 
 def _stage(progress: Progress, lo: float, hi: float, text: str):
@@ -518,22 +511,15 @@ def compute(
     return result
 
 
-def compute_own(
-    model,
-    req: SliceRequest,
-    progress: Progress = None,
-    preview: Preview = None,
-    to=None,
-    evaluator: Evaluator | None = None,
-) -> SliceResult:
+def compute_own(model, req: SliceRequest, progress: Progress = None, preview: Preview = None,
+                to=None, evaluator: Evaluator = evaluate) -> SliceResult:  # fmt: skip
     """``compute`` on a user's own model (``landscape.engine.own.OwnModel``, data streamed).
 
-    ``to``: the weight file at t=1 of a ``between`` line; ``evaluator``: default
-    ``model.evaluator()`` (the command line wraps it in ``landscape.engine.distributed``).
+    ``to``: the weight file at t=1 of a ``between`` line; ``evaluator``: default ``evaluate``
+    (the command line wraps it in ``landscape.engine.distributed``).
     """
     other = None if to is None else model.subject(to)
-    ev = model.evaluator() if evaluator is None else evaluator
-    result = compute(req, model.subject(), other, progress, preview, evaluator=ev)
+    result = compute(req, model.subject(), other, progress, preview, evaluator=evaluator)
     for surf in [*result.surfaces.values(), *result.lines]:
         surf.meta["model"] = json.loads(json.dumps(model.spec))  # what this result is of
     return result

@@ -114,9 +114,9 @@ def make_loss_fn(
     def loss_fn(out, y):
         return spec(out, y, **params)
 
-    if config.loss == "cross_entropy":  # the zoo's is torch's: many surface points at once
+    if config.loss == "cross_entropy":  # many surface points at once, the zoo's formula
         smoothing = spec.resolve(**params)["label_smoothing"]
-        loss_fn.batched = pointwise.cross_entropy_batched(label_smoothing=smoothing)
+        loss_fn.batched = pointwise.zoo_cross_entropy_batched(smoothing)
     return loss_fn
 
 
