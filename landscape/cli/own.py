@@ -22,6 +22,8 @@ from landscape.pipelines import slices
 # Flags of built-in runs that mean nothing for a user's model (refused, not ignored).
 _BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store", "load_run_b", "seed_b")
 _SHARED_CONFIG = ("batch_size", "loss", "loss_params")  # reused with their own meaning
+# eos trains the user's net by full-batch GD: these training flags keep their meaning there
+_EOS_TRAINING = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "seed")
 
 
 def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
@@ -98,10 +100,9 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
 def _refuse_builtin_flags(args) -> None:
 
     fields = config_fields()
+    shared = _SHARED_CONFIG + (_EOS_TRAINING if args.command == "eos" else ())
     given = [
-        f.name
-        for f in fields
-        if f.name not in _SHARED_CONFIG and getattr(args, f.name, None) is not None
+        f.name for f in fields if f.name not in shared and getattr(args, f.name, None) is not None
     ]
     given += [n for n in _BUILTIN_ONLY if getattr(args, n, None) is not None]
     if given:
@@ -257,19 +258,14 @@ def run(args) -> int:
 
 
 def open_for_measure(args) -> own.OwnModel:
-    """``open_from_args`` for a research measure (sharpness, connect, spectrum).
+    """``open_from_args`` for a research measure (sharpness, connect, spectrum, eos).
 
-    The measures (Hessian-vector products, gradient ascent) run on the CPU over the whole
-    --data at once (bound it with --max-samples): ``--device auto`` means the CPU there and
-    another device is refused.
+    The measures (Hessian-vector products, gradient ascent, GD) run on ``--device`` over the
+    whole --data, in batches of ``--batch-size`` when given (an exact mean; without it, all
+    at once); --max-samples bounds the data.
     """
-    if args.device not in ("auto", "cpu"):
-        raise ValueError(
-            f"--device {args.device!r}: {args.command} runs on the CPU (--device cpu or auto)"
-        )
     if args.command == "connect" and not args.to:
         raise ValueError("connect with --model-factory needs --to OTHER_WEIGHTS (the second net)")
-    args.device = "cpu"
     return open_from_args(args)
 
 
