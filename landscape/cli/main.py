@@ -16,6 +16,7 @@ import os
 
 import torch
 
+from landscape.cli import dirfile
 from landscape.cli import own as cli_own
 from landscape.cli import research as cli_research
 from landscape.cli import store as cli_store
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_run_flags(q)
         add_config_flags(q)
         add_surface_flags(q, kind)
+        dirfile.add_flag(q, kind)
         cli_own.add_flags(q, kind)
         cli_store.add_store_flag(q)
     cli_store.add_store_flag(t)

@@ -14,6 +14,7 @@ import dataclasses
 import glob
 from pathlib import Path
 
+from landscape.cli import dirfile
 from landscape.cli.grammar import check_zmax, config_fields, parse_loss_params, slice_request
 from landscape.cli.jobs import evaluator_for, surface_job
 from landscape.engine import own
@@ -202,14 +203,14 @@ def open_from_args(args) -> own.OwnModel:
     )
 
 
-def compute(args, subject: own.OwnModel, ctx=None):
+def compute(args, subject: own.OwnModel, ctx=None, given=None):
     """The surface and its directions, as the flags ask, through ``landscape.pipelines.slices``.
 
     The points go through the command's ``evaluator_for`` (shared among the ranks under
     torchrun, resumable from ``PREFIX.zarr``); the model spec (factory, kwargs, the weight
     and data files' sha256) is part of the configuration a rerun must match. ``line --to
     OTHER`` is the pipeline's ``between`` line: the BatchNorm statistics move with the
-    weights, so each end is that net's own loss.
+    weights, so each end is that net's own loss. ``given``: the directions of --dir-file.
     """
 
     if args.command == "plane" and getattr(args, "checkpoints", None) and args.dir == "random":
@@ -222,6 +223,7 @@ def compute(args, subject: own.OwnModel, ctx=None):
     if to:
         req = req.replace(direction="between")
     to_meta = {"to": str(to), "to_sha256": own.file_sha256(to)} if to else {}
+    to_meta |= dirfile.meta(args)
     settings = {"model": subject.spec, **to_meta, "batch_size": subject.batch_size}
     data = subject.data
 
@@ -229,7 +231,7 @@ def compute(args, subject: own.OwnModel, ctx=None):
         return data.digest(subject.batch_size), len(data)
 
     ev = evaluator_for(args, req, settings, ctx, inner=subject.evaluator(), data_digest=data_digest)
-    result = slices.compute_own(subject, req, to=to, evaluator=ev)
+    result = slices.compute_own(subject, req, to=to, evaluator=ev, given_directions=given)
     surf = result.main
     surf.meta |= {**to_meta, "device": str(subject.device)}
     return surf, result.directions
@@ -244,6 +246,7 @@ def run(args) -> int:
 
     check_zmax(args)
     subject = open_from_args(args)
+    given = dirfile.read(args, subject.model)
 
     def start(ctx):
         if ctx.distributed and args.device == "auto":
@@ -251,7 +254,7 @@ def run(args) -> int:
         return subject
 
     def work(subject, ctx):
-        surf, dirs = compute(args, subject, ctx)
+        surf, dirs = compute(args, subject, ctx, given)
         return surf, dirs, f"{subject.spec['factory']} · {Path(args.weights).name} · {args.dir}"
 
     return surface_job(args, start, work)
