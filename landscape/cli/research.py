@@ -42,6 +42,18 @@ def _positive(kind=float):
     return parse
 
 
+def _batch_help(p, text: str) -> None:
+    """Say what --batch-size (a training flag of the configuration) means for this command."""
+    for action in p._actions:
+        if action.dest == "batch_size":
+            action.help = text
+
+
+_MEASURE_BATCH = ("built-in runs: examples per optimiser step of the run trained; with "
+                  "--model-factory: samples per forward pass of the measure, batches weighted "
+                  "n_b/N, the exact mean (default: all of --data at once)")  # fmt: skip
+
+
 def register(sub) -> None:
     """Add the subcommands to ``sub``; ``cli`` is the main CLI module (its flag helpers)."""
 
@@ -77,6 +89,7 @@ def register(sub) -> None:
     g.add_argument("--out", metavar="PREFIX", default="landscape-sharpness",
                    help="write PREFIX.json and PREFIX.html (default: landscape-sharpness)")  # fmt: skip
     cli_own.add_flags(p, "measure")
+    _batch_help(p, _MEASURE_BATCH)
     p.set_defaults(handler=run_sharpness)
 
     p = sub.add_parser("connect", help="paths between two minima: barrier and learned curve",
@@ -102,12 +115,16 @@ def register(sub) -> None:
     g.add_argument("--out", metavar="PREFIX", default="landscape-connect",
                    help="write PREFIX.json and PREFIX.html (default: landscape-connect)")  # fmt: skip
     cli_own.add_flags(p, "connect")
+    _batch_help(p, _MEASURE_BATCH)
     p.set_defaults(handler=run_connect)
 
     p = sub.add_parser("eos", help="edge of stability: λmax during full-batch GD vs 2/η",
                        description="Train with full-batch gradient descent (sgd or momentum) and "
                        "track the top Hessian eigenvalue against 2/η (Cohen et al. 2021). "
-                       "Without --preset the edge-of-stability preset is used.")  # fmt: skip
+                       "Without --preset the edge-of-stability preset is used. With "
+                       "--model-factory/--weights/--data: your net from its weights, with its "
+                       "loss, on --data (--lr, --optimizer, --momentum, --weight-decay, --epochs "
+                       "and --seed apply; the rest from that preset).")  # fmt: skip
     common(p, run=False)
     g = p.add_argument_group("tracking")
     g.add_argument(
@@ -122,6 +139,13 @@ def register(sub) -> None:
     g.add_argument("--out", metavar="PREFIX", default="landscape-eos",
                    help="write PREFIX.json and PREFIX.html (default: landscape-eos)")  # fmt: skip
     cli_own.add_flags(p, "measure")
+    _batch_help(
+        p,
+        "samples per forward pass of the full-batch gradient and of every "
+        "Hessian-vector product, weighted n_b/N: the exact full-batch values "
+        "(default: all at once; refused for BatchNorm nets, whose statistics depend "
+        "on the batch)",
+    )
     p.set_defaults(handler=run_eos)
 
     p = sub.add_parser("spectrum", help="Hessian eigenvalue density (SLQ) and top-k",
@@ -140,6 +164,7 @@ def register(sub) -> None:
     g.add_argument("--out", metavar="PREFIX", default="landscape-spectrum",
                    help="write PREFIX.json and PREFIX.html (default: landscape-spectrum)")  # fmt: skip
     cli_own.add_flags(p, "measure")
+    _batch_help(p, _MEASURE_BATCH)
     p.set_defaults(handler=run_spectrum)
 
 
