@@ -234,12 +234,18 @@ def connect(
         ys = np.linspace(min(pts[:, 1].min(), curve_xy[1].min()) - pad,
                          max(pts[:, 1].max(), curve_xy[1].max()) + pad, plane_res)  # fmt: skip
         pair.Fa.buffers = pair._buffers(0.0)
-        loss = np.empty((len(ys), len(xs)))  # loss[i, j] at xs[j] e1 + ys[i] e2, as surfaces
-        for i, yv in enumerate(ys):
-            for j, xv in enumerate(xs):
-                loss[i, j] = pair.Fa.loss(wa + float(xv) * e1 + float(yv) * e2)
-            say(0.7 + 0.3 * (i + 1) / len(ys), "plane")
-        plane = surface.Surface("plane", xs, ys, loss, None, {"kind": "plane"})
+        cb = lambda d, n: say(0.7 + 0.3 * d / n, "plane")  # noqa: E731
+        if batch_size is None:  # the surface engine (its fast batched path when it applies)
+            plane = surface.plane(model_a, loss_fn, data, pair.Fa.to_dict(e1),
+                                  pair.Fa.to_dict(e2), xs, ys, progress=cb)  # fmt: skip
+        else:  # the batched mean, one point at a time
+            loss = np.empty((len(ys), len(xs)))  # loss[i, j] at xs[j] e1 + ys[i] e2
+            for i, yv in enumerate(ys):
+                for j, xv in enumerate(xs):
+                    loss[i, j] = pair.Fa.loss(wa + float(xv) * e1 + float(yv) * e2)
+                cb(i + 1, len(ys))
+            meta = {"kind": "plane", "method": "loop", "batch_size": batch_size}
+            plane = surface.Surface("plane", xs, ys, loss, None, meta)
     secs["plane"] = time.perf_counter() - t0
     b, bi = barrier(ts, line)
     cb, cbi = barrier(ts, curve)

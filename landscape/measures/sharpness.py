@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from landscape.core import checks, directions
 from landscape.core.hessian import FlatLoss, LossFn
+from landscape.engine import surface
 from landscape.measures import basin, curvature
 
 MEASURES = ("lambda_max", "trace", "eps", "rho", "asam", "basin_width")
@@ -333,20 +334,25 @@ def basin_width(model, loss_fn, data, s: PanelSettings) -> tuple[float, bool]:
     directions of the width of the interval around t = 0 where the loss stays within
     ``level`` of the centre (``landscape.measures.basin.basin_width``).
 
-    The points are losses of the one ``FlatLoss`` (data in ``s.batch_size`` batches, on the
-    model's device); the directions are drawn on the CPU, so they are the same on any device.
+    With ``s.batch_size`` the points are losses of ``FlatLoss`` (the data in batches, exact
+    mean); without, of the surface engine (its fast batched path when it applies). The
+    directions are drawn on the CPU, so they are the same on any device.
     """
 
     cpu = copy.deepcopy(model).cpu()
     dirs = directions.random_directions(
         cpu, max(2, s.n_dirs), norm="filter", ignore="biasbn", seed=s.seed
     )
-    F = FlatLoss(model, loss_fn, data, batch_size=s.batch_size)
     ts = np.linspace(-s.span, s.span, s.line_points)
+    F = None if s.batch_size is None else FlatLoss(model, loss_fn, data, batch_size=s.batch_size)
     widths, censored = [], False
     for d in dirs[: s.n_dirs]:
-        v = F.from_dict(d, "direction")
-        loss = np.array([F.loss(F.x0 + float(t) * v) for t in ts])
+        if F is None:
+            dev = {k: v.to(next(iter(model.parameters())).device) for k, v in d.items()}
+            loss = surface.line(model, loss_fn, data, dev, ts).loss
+        else:
+            v = F.from_dict(d, "direction")
+            loss = np.array([F.loss(F.x0 + float(t) * v) for t in ts])
         level = float(loss[len(ts) // 2]) + s.level
         w, c = basin.basin_width(ts, loss, level)
         widths.append(w)
