@@ -295,21 +295,3 @@ def test_a_finished_write_replaces_both_files(run_file, tmp_path):
     assert store.load_surface(npz).loss.shape == (3, 3)
     assert b"plotly" in html.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.html", "s.npz"]
-
-
-def test_write_together_renames_only_after_every_file_is_written(tmp_path):
-    from landscape.cli.output import write_together
-
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.write_bytes(b"old a")
-
-    def fail(f):
-        f.write(b"half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        write_together({a: lambda f: f.write(b"new a"), b: fail})
-    assert a.read_bytes() == b"old a" and not b.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["a"]
-    write_together({a: lambda f: f.write(b"new a"), b: lambda f: f.write(b"new b")})
-    assert a.read_bytes() == b"new a" and b.read_bytes() == b"new b"

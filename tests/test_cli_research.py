@@ -41,6 +41,31 @@ def test_connect_eos_and_spectrum_write_their_files(tmp_path):
     assert len(p["top"]) == 1 and len(p["nodes"]) == 2
 
 
+def test_research_outputs_are_written_together_or_not_at_all(tmp_path, monkeypatch, capsys):
+    """An interrupted write leaves the old PREFIX.json and PREFIX.html (and no temporaries)."""
+    import plotly.graph_objects as go
+
+    (tmp_path / "e.json").write_text("old json")
+    (tmp_path / "e.html").write_text("old html")
+
+    def interrupted(self, *a, **kw):
+        raise KeyboardInterrupt
+
+    argv = ["eos", "--steps", "4", "--every", "2", "--n-samples", "100", "--quiet",
+            "--out", str(tmp_path / "e")]  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setattr(go.Figure, "to_html", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            main(argv)
+    assert (tmp_path / "e.json").read_text() == "old json"
+    assert (tmp_path / "e.html").read_text() == "old html"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.html", "e.json"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["track_steps"] == [0, 2, 4]
+    assert "plotly" in (tmp_path / "e.html").read_text()
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize(
     "argv, text",
     [

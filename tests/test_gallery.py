@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from landscape.measures import roughness
-from landscape.pipelines import comparisons, gallery
+from landscape.pipelines import comparison_presets, gallery
 from landscape.pipelines.gallery import __main__ as cli
 from landscape.storage import formats as store
 
@@ -171,7 +171,7 @@ def test_training_finding_needs_the_deepest_no_skip_net_to_train_worst():
 
 def test_compare_preset_quotes_the_shipped_gallery_numbers():
     # the skip preset's text points at the gallery: what it quotes is what ships
-    text = json.loads((comparisons.PRESETS_DATA / "skip.json").read_text())["shows"]
+    text = json.loads((comparison_presets.PRESETS_DATA / "skip.json").read_text())["shows"]
     m = re.search(r"no-skip slice turns (\w+) \((\d+) local minima on a (\d+)x\d+ grid", text)
     assert m, "the skip preset no longer quotes the gallery: update this test"
     e = {(e.n_layers, e.skip): e for e in gallery.entries()}

@@ -4,8 +4,11 @@ under torchrun, resumably) and write its files."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,8 @@ import numpy as np
 from landscape.cli import dirfile
 from landscape.cli import store as cli_store
 from landscape.cli.grammar import check_zmax, config_from_args, slice_request
-from landscape.cli.output import ProgressBar, figure, out_paths, prepare_output, write_together
+from landscape.cli.output import ProgressBar, figure, out_paths, prepare_output
+from landscape.core.files import write_atomic, write_together
 from landscape.data import models
 from landscape.engine import distributed as dist_
 from landscape.engine.subject import Subject
@@ -48,7 +52,7 @@ def get_run(args: argparse.Namespace, config=None, loaded=None, quiet=None, ctx=
     if ctx is not None and not ctx.is_main:
         return run
     if args.save_run:
-        write_together({Path(args.save_run): lambda f: f.write(run_to_bytes(run))})
+        write_atomic(args.save_run, run_to_bytes(run))
     if run.diverged:
         print(
             f"warning: the run diverged in epoch {run.diverged_epoch}; using its last sane weights",
@@ -161,7 +165,7 @@ def surface_job(args, start, work, extra_outputs=None) -> int:
     fig = figure(surf, title, args)
     write_together(
         {
-            npz: lambda f: store.save_surface(f, surf, dirs),
+            npz: lambda f: _save_surface(f, surf, dirs),
             html: lambda f: f.write(fig.to_html(include_plotlyjs=True).encode()),
         }
     )
@@ -180,13 +184,21 @@ def surface_job(args, start, work, extra_outputs=None) -> int:
     return 0
 
 
+def _save_surface(f, surf, dirs) -> None:
+    store.save_surface(f, surf, dirs)
+    # Test hook, inert unless set: hold the finished temporary file this many seconds before
+    # the rename, so a test can kill the job "while the final .npz is written".
+    with contextlib.suppress(ValueError, OverflowError):
+        time.sleep(max(0.0, float(os.environ.get("LANDSCAPE_TEST_HOLD_OUTPUT", "0"))))
+
+
 def run_train(args) -> int:
 
     config = config_from_args(args)
     out = Path(args.out)
     prepare_output({out: "--out"})
     run = train(config, args.quiet, args.store)
-    write_together({out: lambda f: f.write(run_to_bytes(run))})
+    write_atomic(out, run_to_bytes(run))
     h = run.history
     print(
         f"{run.name}: {run.epochs_done} epochs in {run.seconds:.2f}s; train loss "

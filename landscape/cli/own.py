@@ -139,6 +139,8 @@ def _refuse_combinations(args) -> None:
         return
     if args.dir == "pca" and not checkpoints:
         raise ValueError("--dir pca with --model-factory needs --checkpoints FILES (the path)")
+    if args.dir == "hessian" and checkpoints:
+        raise ValueError("--checkpoints are the PCA path: they do not apply with --dir hessian")
     if args.dir == "pca" or checkpoints:
         _random_only(args, "PCA axes are the checkpoints' orthonormal principal directions")
     elif args.projection != "cos":
@@ -213,15 +215,9 @@ def compute(args, subject: own.OwnModel, ctx=None, given=None):
     weights, so each end is that net's own loss. ``given``: the directions of --dir-file.
     """
 
-    if args.command == "plane" and getattr(args, "checkpoints", None) and args.dir == "random":
-        args.dir = "pca"
     to = getattr(args, "to", None)
     _refuse_combinations(args)
-    if to:
-        args.dir = "interpolation"
-    req = slice_request(args)
-    if to:
-        req = req.replace(direction="between")
+    req = slice_request(args)  # --checkpoints on a plane: PCA; --to on a line: between
     to_meta = {"to": str(to), "to_sha256": own.file_sha256(to)} if to else {}
     to_meta |= dirfile.meta(args)
     settings = {"model": subject.spec, **to_meta, "batch_size": subject.batch_size}
@@ -234,7 +230,7 @@ def compute(args, subject: own.OwnModel, ctx=None, given=None):
     result = slices.compute_own(subject, req, to=to, evaluator=ev, given_directions=given)
     surf = result.main
     surf.meta |= {**to_meta, "device": str(subject.device)}
-    return surf, result.directions
+    return surf, result.directions, req
 
 
 def run(args) -> int:
@@ -254,8 +250,12 @@ def run(args) -> int:
         return subject
 
     def work(subject, ctx):
-        surf, dirs = compute(args, subject, ctx, given)
-        return surf, dirs, f"{subject.spec['factory']} · {Path(args.weights).name} · {args.dir}"
+        surf, dirs, req = compute(args, subject, ctx, given)
+        return (
+            surf,
+            dirs,
+            f"{subject.spec['factory']} · {Path(args.weights).name} · {req.direction}",
+        )
 
     return surface_job(args, start, work)
 

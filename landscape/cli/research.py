@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,8 @@ import numpy as np
 from landscape.cli import grammar, jobs
 from landscape.cli import own as cli_own
 from landscape.cli.output import ProgressBar
-from landscape.core import losses
+from landscape.core import checks, losses
+from landscape.core.files import write_together
 from landscape.engine import own as engine_own
 from landscape.measures import connectivity as C
 from landscape.measures import curvature, spectrum, stability
@@ -30,14 +30,13 @@ from landscape.plots import research as P
 
 
 def _positive(kind=float):
+    """An argparse type: ``checks.positive_text``, its error shown by argparse."""
+
     def parse(text: str):
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
-        return value
+            return checks.positive_text(text, kind)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse
 
@@ -141,10 +140,10 @@ def register(sub) -> None:
     cli_own.add_flags(p, "measure")
     _batch_help(
         p,
-        "samples per forward pass of the full-batch gradient and of every "
-        "Hessian-vector product, weighted n_b/N: the exact full-batch values "
-        "(default: all at once; refused for BatchNorm nets, whose statistics depend "
-        "on the batch)",
+        "samples per forward pass of every Hessian-vector product (and, for your own "
+        "model, of the full-batch gradient), weighted n_b/N: the exact full-batch values "
+        "(default: all at once; own BatchNorm nets are refused, their training statistics "
+        "depend on the batch)",
     )
     p.set_defaults(handler=run_eos)
 
@@ -182,8 +181,9 @@ def _paths(prefix: str) -> tuple[Path, Path]:
 
 def _write(prefix: str, numbers: dict, fig) -> None:
     js, html = _paths(prefix)
-    js.write_text(json.dumps(numbers, indent=1, default=_plain))
-    fig.write_html(html, include_plotlyjs=True)
+    text = json.dumps(numbers, indent=1, default=_plain)
+    page = fig.to_html(include_plotlyjs=True)
+    write_together({js: lambda f: f.write(text), html: lambda f: f.write(page)}, binary=False)
     print(f"wrote {js}")
     print(f"wrote {html}")
 
@@ -342,9 +342,12 @@ def run_eos(args) -> int:
     config = grammar.config_from_args(args)
     device = engine_own.resolve_device(args.device)
     bar = ProgressBar("eos", args.quiet)
-    kw = dict(every=args.every, warm=not args.cold, device=device,
+    kw = dict(every=args.every, warm=not args.cold,
               progress=lambda i: bar(i["step"], i["steps"]))  # fmt: skip
-    if own is None:
+    if own is None:  # the one training loop (Trainer) runs a built-in run on the CPU
+        if device.type != "cpu":
+            raise ValueError(f"--device {args.device!r}: eos of a built-in run trains on the "
+                             "CPU (--device cpu or auto); --device applies to your own model")  # fmt: skip
         batch = _measure_batch(args, None, losses.get(config.loss).post is not None)
         res = stability.track(config, steps=args.steps, batch_size=batch, **kw)
     else:  # the user's net from --weights, with its own loss over --data
@@ -355,7 +358,7 @@ def run_eos(args) -> int:
             own.model, own.loss, data, lr=config.lr, optimizer=config.optimizer,
             momentum=config.momentum, weight_decay=config.weight_decay,
             steps=config.epochs if args.steps is None else args.steps, seed=config.seed,
-            batch_size=batch, **kw,
+            batch_size=batch, device=device, **kw,
         )  # fmt: skip
     cross = res.first_crossing()
     print(f"2/η = {res.threshold:.4g}; λmax from {res.sharpness[0]:.4g} to max "

@@ -154,7 +154,11 @@ def parse_kwargs(kwargs: str | dict | None) -> dict:
         try:
             kwargs = json.loads(kwargs)
         except json.JSONDecodeError as e:
-            raise ValueError(f"--model-kwargs {kwargs!r} is not valid JSON: {e}") from None
+            raise ValueError(f"--model-kwargs {kwargs[:80]!r} is not valid JSON: {e}") from None
+        except RecursionError:  # the parser's depth bound: the interpreter's recursion limit
+            raise ValueError(
+                "--model-kwargs is nested too deeply: keyword arguments are shallow JSON"
+            ) from None
     if not isinstance(kwargs, dict):
         raise ValueError(
             f"--model-kwargs must be a JSON object like '{{\"width\": 64}}', got {kwargs!r}"
@@ -359,7 +363,35 @@ def _check_pair(X, y, where: str):
             isinstance(a, Tensor) and (a.is_complex() or a.dtype == torch.bool)
         ):
             raise ValueError(f"--data {where}: {name} has dtype {a.dtype}: must be numbers")
+        # NaN or inf evaluates to a surface of NaN: refused before any work, by sample
+        finite = np.isfinite(a.reshape(len(a), -1)) if isinstance(a, np.ndarray) else None
+        if finite is None and isinstance(a, Tensor) and a.is_floating_point():
+            finite = torch.isfinite(a.reshape(len(a), -1)).numpy()
+        if finite is not None and not finite.all():
+            i = int(np.flatnonzero(~finite.all(1))[0])
+            raise ValueError(
+                f"--data {where}: {name} of sample {i} (counting from 0) is not finite "
+                f"({np.asarray(a[i]).reshape(-1)[~finite[i]][0]}): every value must be a number"
+            )
     return X, y
+
+
+def _check_labels(data: Data, n_out: int, loss: str) -> None:
+    """Integer targets of a zoo loss on an output of ``n_out`` > 1 columns are class indices
+    in [0, n_out): checked for every sample before any work, naming the first bad one."""
+    if data.arrays is None or n_out < 2 or ":" in loss:
+        return
+    y = data.arrays[1]
+    y = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+    if y.dtype.kind not in "iub" or y.ndim != 1:
+        return
+    bad = (y < 0) | (y >= n_out)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"--data {data.source!r}: the label of sample {i} (counting from 0) is {y[i]}: the "
+            f"model gives {n_out} classes, so labels must be in [0, {n_out - 1}]"
+        )
 
 
 def _read_npz(path: Path) -> Data:
@@ -802,6 +834,7 @@ def _probe(model: nn.Module, data: Data, loss: Loss, acc: Callable | None, devic
             ) from None
         if not isinstance(out, Tensor):
             raise ValueError(f"the model returned a {type(out).__name__}: must return one tensor")
+        _check_labels(data, out.shape[1] if out.ndim == 2 else 0, loss.name)
         try:
             value = loss.batch(out, y.to(device))
             if torch.as_tensor(value).numel() != 1:

@@ -1,8 +1,8 @@
 """A plane surface as a 3D mesh: ParaView ``.vtp``, Wavefront ``.obj``, binary ``.stl``.
 
-``python -m landscape export PREFIX.npz --vtp [--obj] [--stl] [--log] [--zmax Z]`` reads a
-surface file (``landscape.storage.formats``) and writes the loss (or accuracy) over the plane as a
-height field: vertex ``(xs[j], ys[i], z[i, j])``, one quad per grid cell (two triangles in
+``export`` (the command ``python -m landscape export PREFIX.npz --vtp [--obj] [--stl] [--log]
+[--zmax Z]``, ``landscape.cli.export``) reads a surface file (``landscape.storage.formats``)
+and writes the loss (or accuracy) over the plane as a height field: vertex ``(xs[j], ys[i], z[i, j])``, one quad per grid cell (two triangles in
 STL, which has only triangles). Any grid shape works, square or not.
 
 As the original loss-landscape's ``h52vtp``: ``--zmax`` clips heights above it, then
@@ -18,12 +18,11 @@ OBJ text, and STL's 80-byte header + triangle records. Tests read all three back
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from landscape.engine.distributed import write_atomic
+from landscape.core.files import write_atomic
 from landscape.storage import formats as store
 from landscape.storage import h5
 
@@ -173,43 +172,3 @@ def export(
             write_atomic(path, lambda f: write_stl(f, points, quads, name))
         written.append(path)
     return written
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def add_parser(sub) -> argparse.ArgumentParser:
-    """The ``export`` subcommand of ``python -m landscape``."""
-    p = sub.add_parser(
-        "export",
-        help="write a plane surface as a 3D mesh (ParaView .vtp, .obj, .stl)",
-        description="Write a plane surface file (.npz) as a 3D mesh: ParaView .vtp, "
-        "Wavefront .obj (Blender), binary .stl (3D printing).",
-    )
-    p.add_argument("surface", metavar="PREFIX.npz", help="a plane surface written by 'plane'")
-    for fmt, text in (
-        ("vtp", "ParaView PolyData (VTK XML)"),
-        ("obj", "Wavefront OBJ (Blender)"),
-        ("stl", "binary STL (3D printing)"),
-        ("h5", "HDF5 in the original loss-landscape code's layout (its plot_2D.py reads it)"),
-    ):
-        p.add_argument(f"--{fmt}", action="store_true", help=f"write OUT.{fmt}: {text}")
-    p.add_argument(
-        "--field",
-        choices=["loss", "accuracy"],
-        default="loss",
-        help="height of the mesh (default: loss)",
-    )
-    p.add_argument("--log", action="store_true", help="height ln(z + 0.1), as the original h52vtp")
-    p.add_argument("--zmax", type=float, help="clip heights above this value (before --log)")
-    p.add_argument(
-        "--out", metavar="OUT", help="write OUT.vtp/.obj/.stl (default: the input without .npz)"
-    )
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    formats = [f for f in FORMATS if getattr(args, f)]
-    for path in export(args.surface, formats, args.field, args.log, args.zmax, args.out):
-        print(f"wrote {path}")
-    return 0

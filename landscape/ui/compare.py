@@ -23,7 +23,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from landscape.engine.subject import fingerprint
-from landscape.pipelines import comparisons
+from landscape.pipelines import comparison_presets, comparisons
 from landscape.pipelines.comparisons import Comparison, Panel, Settings
 from landscape.storage import datastore
 from landscape.training.loop import Run
@@ -67,10 +67,10 @@ def _measure(wrap: Callable, label: str):
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def _preset(key: str, scale: float, settings: Settings, _progress, _wrap) -> Comparison:
-    preset = comparisons.get(key).scaled(scale)
+    preset = comparison_presets.get(key).scaled(scale)
     return _kept(
         ("preset", key, scale, dataclasses.asdict(settings)),
-        lambda: comparisons.run_preset(
+        lambda: comparison_presets.run_preset(
             preset,
             settings,
             _progress,
@@ -105,7 +105,7 @@ def _kept(parts: tuple, compute: Callable[[], Comparison]) -> Comparison:
 
 def preset(key: str, settings: Settings, progress: Progress = None) -> Comparison:
     """The preset ``key`` measured with ``settings`` (scaled by ``preset_scale()``), cached."""
-    comparisons.get(key)  # ValueError for an unknown key, before touching the cache
+    comparison_presets.get(key)  # ValueError for an unknown key, before touching the cache
     ctx = contextvars.copy_context()
     return _preset(
         key, preset_scale(), settings, _outside(ctx, progress), lambda fn: _outside(ctx, fn)
