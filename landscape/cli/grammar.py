@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 import numpy as np
 
@@ -32,6 +33,8 @@ from landscape.pipelines import presets, slices
 from landscape.training import loop as training
 
 MIN_RES = slices.MIN_RES  # fewest points per axis
+LINE_RES = 51  # default points of a random line (t=0, the centre, is the middle one)
+BETWEEN_RES = 41  # of a line between two nets: (-0.5, 1.5) in steps of 0.05 holds t=0 and 1
 
 # Help for each Config field (the flag is the field name with "-" for "_"); the lists of
 # names are filled in from the registries when the parser is built.
@@ -206,9 +209,14 @@ def add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
             help="range along the second direction (default: like --xrange)",
         )
     default_res = 51 if kind == "line" else 21
-    g.add_argument(
-        "--res", type=int, default=default_res, help=f"points per axis (default: {default_res})"
-    )
+    res_help = f"points per axis (default: {default_res})"
+    if kind == "line":  # None: chosen in slice_request (an interpolation line puts t=0, 1 on it)
+        default_res = None
+        res_help = (
+            f"points (default: {LINE_RES}; {BETWEEN_RES} for a line between two nets, step "
+            "0.05 over (-0.5, 1.5), so that t=0 and t=1, the two nets, are grid points)"
+        )
+    g.add_argument("--res", type=int, default=default_res, help=res_help)
     if kind == "plane":
         g.add_argument("--xres", type=int, help="points along the first direction (default: --res)")
         g.add_argument(
@@ -315,8 +323,16 @@ def slice_request(args) -> slices.SliceRequest:
             direction = "between" if (args.end_run or to) else "interpolation"
         interpolating = direction != "random"
         lo, hi = xr or ((-0.5, 1.5) if interpolating else (-1.0, 1.0))
-        nx = _res("--res", args.res)
-        return slices.SliceRequest(dim=1, direction=direction, xmin=lo, xmax=hi, nx=nx, **kw)
+        default = BETWEEN_RES if interpolating else LINE_RES
+        nx = _res("--res", default if args.res is None else args.res)
+        req = slices.SliceRequest(dim=1, direction=direction, xmin=lo, xmax=hi, nx=nx, **kw)
+        if interpolating:
+            missing = ends_missing(req.xs())
+            if missing:
+                print(f"note: the grid has no point at t={' or t='.join(missing)} (a net's own "
+                      f"loss); e.g. --res {BETWEEN_RES} with the default --xrange has both",
+                      file=sys.stderr)  # fmt: skip
+        return req
     direction = "pca" if checkpoints and args.dir == "random" else args.dir
     yr = _range("--yrange", args.yrange) or xr
     nx = _res("--xres" if args.xres else "--res", args.xres or args.res)
@@ -335,6 +351,13 @@ def slice_request(args) -> slices.SliceRequest:
         xmin=x0, xmax=x1, ymin=y0, ymax=y1, nx=nx, ny=ny,
         **kw,
     )  # fmt: skip
+
+
+def ends_missing(ts: np.ndarray) -> list[str]:
+    """Which of t=0 and t=1 (the two nets of an interpolation line) are not grid points
+    (within 1e-9 of the step)."""
+    tol = 1e-9 * (float(ts[-1] - ts[0]) / max(len(ts) - 1, 1))
+    return [name for name, t in (("0", 0.0), ("1", 1.0)) if not np.any(np.abs(ts - t) <= tol)]
 
 
 # ----------------------------------------------------------------------------- writing argv

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape.cli import dirfile
 from landscape.cli import store as cli_store
 from landscape.cli.grammar import check_zmax, config_from_args, slice_request
 from landscape.cli.output import ProgressBar, figure, out_paths, prepare_output
 from landscape.core.files import write_atomic, write_together
+from landscape.data import models
 from landscape.engine import distributed as dist_
 from landscape.engine.subject import Subject
 from landscape.pipelines import slices
@@ -88,11 +90,11 @@ def evaluator_for(args, req: slices.SliceRequest, settings: dict, ctx=None, quie
 
 
 def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False, *, args=None,
-            ctx=None):  # fmt: skip
+            ctx=None, given=None):  # fmt: skip
     """The surface (the main one of the pipeline's result) and its directions.
 
     With ``args`` (the command's flags) the points go through ``evaluator_for``; without,
-    through ``slices.evaluate`` in this process.
+    through ``slices.evaluate`` in this process. ``given``: the directions of --dir-file.
     """
     other = None if end_run is None else Subject.from_run(end_run)
     ev = slices.evaluate
@@ -100,9 +102,12 @@ def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False, *,
         settings = {
             "run": run.config.to_dict(),
             "end_run": None if end_run is None else end_run.config.to_dict(),
+            **dirfile.meta(args),
         }
         ev = evaluator_for(args, req, settings, ctx, quiet)
-    result = slices.compute(req, Subject.from_run(run), other, evaluator=ev)
+    result = slices.compute(req, Subject.from_run(run), other, evaluator=ev, given_directions=given)
+    if args is not None:
+        result.main.meta |= dirfile.meta(args)
     return result.main, result.directions
 
 
@@ -117,12 +122,18 @@ def run_surface(args) -> int:
     loaded = read_run(args.load_run) if args.load_run else None
     end_run = read_run(args.end_run) if getattr(args, "end_run", None) else None
     extra = {Path(args.save_run): "--save-run"} if args.save_run else {}
+    given = None
+    if getattr(args, "dir_file", None):  # checked on the architecture, before any training
+        shape = (
+            loaded.model() if loaded is not None else models.build(config, config.make_dataset())
+        )
+        given = dirfile.read(args, shape)
 
     def start(ctx):
         return get_run(args, config, loaded, quiet=args.quiet or not ctx.is_main, ctx=ctx)
 
     def work(run, ctx):
-        surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx)
+        surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx, given=given)
         return surf, dirs, f"{run.name} · {args.split} loss · {args.dir}"
 
     return surface_job(args, start, work, extra)

@@ -18,6 +18,7 @@ import sqlite3
 
 import torch
 
+from landscape.cli import dirfile
 from landscape.cli import export as cli_export
 from landscape.cli import own as cli_own
 from landscape.cli import research as cli_research
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_run_flags(q)
         add_config_flags(q)
         add_surface_flags(q, kind)
+        dirfile.add_flag(q, kind)
         cli_own.add_flags(q, kind)
         cli_store.add_store_flag(q)
     cli_store.add_store_flag(t)

@@ -14,6 +14,7 @@ import dataclasses
 import glob
 from pathlib import Path
 
+from landscape.cli import dirfile
 from landscape.cli.grammar import check_zmax, config_fields, parse_loss_params, slice_request
 from landscape.cli.jobs import evaluator_for, surface_job
 from landscape.engine import own, surface
@@ -23,6 +24,8 @@ from landscape.pipelines import slices
 # Flags of built-in runs that mean nothing for a user's model (refused, not ignored).
 _BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store", "load_run_b", "seed_b")
 _SHARED_CONFIG = ("batch_size", "loss", "loss_params")  # reused with their own meaning
+# eos trains the user's net by full-batch GD: these training flags keep their meaning there
+_EOS_TRAINING = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "seed")
 
 
 def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
@@ -100,10 +103,9 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
 def _refuse_builtin_flags(args) -> None:
 
     fields = config_fields()
+    shared = _SHARED_CONFIG + (_EOS_TRAINING if args.command == "eos" else ())
     given = [
-        f.name
-        for f in fields
-        if f.name not in _SHARED_CONFIG and getattr(args, f.name, None) is not None
+        f.name for f in fields if f.name not in shared and getattr(args, f.name, None) is not None
     ]
     given += [n for n in _BUILTIN_ONLY if getattr(args, n, None) is not None]
     if given:
@@ -205,20 +207,21 @@ def open_from_args(args) -> own.OwnModel:
     )
 
 
-def compute(args, subject: own.OwnModel, ctx=None):
+def compute(args, subject: own.OwnModel, ctx=None, given=None):
     """The surface and its directions, as the flags ask, through ``landscape.pipelines.slices``.
 
     The points go through the command's ``evaluator_for`` (shared among the ranks under
     torchrun, resumable from ``PREFIX.zarr``); the model spec (factory, kwargs, the weight
     and data files' sha256) is part of the configuration a rerun must match. ``line --to
     OTHER`` is the pipeline's ``between`` line: the BatchNorm statistics move with the
-    weights, so each end is that net's own loss.
+    weights, so each end is that net's own loss. ``given``: the directions of --dir-file.
     """
 
     to = getattr(args, "to", None)
     _refuse_combinations(args)
     req = slice_request(args)  # --checkpoints on a plane: PCA; --to on a line: between
     to_meta = {"to": str(to), "to_sha256": loading.file_sha256(to)} if to else {}
+    to_meta |= dirfile.meta(args)
     settings = {"model": subject.spec, **to_meta, "batch_size": subject.batch_size}
     data = subject.data
 
@@ -226,7 +229,7 @@ def compute(args, subject: own.OwnModel, ctx=None):
         return data.digest(), len(data)
 
     ev = evaluator_for(args, req, settings, ctx, data_digest=data_digest)
-    result = slices.compute_own(subject, req, to=to, evaluator=ev)
+    result = slices.compute_own(subject, req, to=to, evaluator=ev, given_directions=given)
     surf = result.main
     surf.meta |= {**to_meta, "device": str(subject.device)}
     return surf, result.directions, req
@@ -241,6 +244,7 @@ def run(args) -> int:
 
     check_zmax(args)
     subject = open_from_args(args)
+    given = dirfile.read(args, subject.model)
 
     def start(ctx):
         if ctx.distributed and args.device == "auto":
@@ -248,7 +252,7 @@ def run(args) -> int:
         return subject
 
     def work(subject, ctx):
-        surf, dirs, req = compute(args, subject, ctx)
+        surf, dirs, req = compute(args, subject, ctx, given)
         return (
             surf,
             dirs,
@@ -259,19 +263,14 @@ def run(args) -> int:
 
 
 def open_for_measure(args) -> own.OwnModel:
-    """``open_from_args`` for a research measure (sharpness, connect, spectrum).
+    """``open_from_args`` for a research measure (sharpness, connect, spectrum, eos).
 
-    The measures (Hessian-vector products, gradient ascent) run on the CPU over the whole
-    --data at once (bound it with --max-samples): ``--device auto`` means the CPU there and
-    another device is refused.
+    The measures (Hessian-vector products, gradient ascent, GD) run on ``--device`` over the
+    whole --data, in batches of ``--batch-size`` when given (an exact mean; without it, all
+    at once); --max-samples bounds the data.
     """
-    if args.device not in ("auto", "cpu"):
-        raise ValueError(
-            f"--device {args.device!r}: {args.command} runs on the CPU (--device cpu or auto)"
-        )
     if args.command == "connect" and not args.to:
         raise ValueError("connect with --model-factory needs --to OTHER_WEIGHTS (the second net)")
-    args.device = "cpu"
     return open_from_args(args)
 
 

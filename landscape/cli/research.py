@@ -19,8 +19,9 @@ import numpy as np
 from landscape.cli import grammar, jobs
 from landscape.cli import own as cli_own
 from landscape.cli.output import ProgressBar
-from landscape.core import checks
+from landscape.core import checks, losses
 from landscape.core.files import write_together
+from landscape.engine import own as engine_own
 from landscape.measures import connectivity as C
 from landscape.measures import curvature, spectrum, stability
 from landscape.measures import sharpness as S
@@ -38,6 +39,18 @@ def _positive(kind=float):
             raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse
+
+
+def _batch_help(p, text: str) -> None:
+    """Say what --batch-size (a training flag of the configuration) means for this command."""
+    for action in p._actions:
+        if action.dest == "batch_size":
+            action.help = text
+
+
+_MEASURE_BATCH = ("built-in runs: examples per optimiser step of the run trained; with "
+                  "--model-factory: samples per forward pass of the measure, batches weighted "
+                  "n_b/N, the exact mean (default: all of --data at once)")  # fmt: skip
 
 
 def register(sub) -> None:
@@ -75,6 +88,7 @@ def register(sub) -> None:
     g.add_argument("--out", metavar="PREFIX", default="landscape-sharpness",
                    help="write PREFIX.json and PREFIX.html (default: landscape-sharpness)")  # fmt: skip
     cli_own.add_flags(p, "measure")
+    _batch_help(p, _MEASURE_BATCH)
     p.set_defaults(handler=run_sharpness)
 
     p = sub.add_parser("connect", help="paths between two minima: barrier and learned curve",
@@ -100,12 +114,16 @@ def register(sub) -> None:
     g.add_argument("--out", metavar="PREFIX", default="landscape-connect",
                    help="write PREFIX.json and PREFIX.html (default: landscape-connect)")  # fmt: skip
     cli_own.add_flags(p, "connect")
+    _batch_help(p, _MEASURE_BATCH)
     p.set_defaults(handler=run_connect)
 
     p = sub.add_parser("eos", help="edge of stability: λmax during full-batch GD vs 2/η",
                        description="Train with full-batch gradient descent (sgd or momentum) and "
                        "track the top Hessian eigenvalue against 2/η (Cohen et al. 2021). "
-                       "Without --preset the edge-of-stability preset is used.")  # fmt: skip
+                       "Without --preset the edge-of-stability preset is used. With "
+                       "--model-factory/--weights/--data: your net from its weights, with its "
+                       "loss, on --data (--lr, --optimizer, --momentum, --weight-decay, --epochs "
+                       "and --seed apply; the rest from that preset).")  # fmt: skip
     common(p, run=False)
     g = p.add_argument_group("tracking")
     g.add_argument(
@@ -119,6 +137,14 @@ def register(sub) -> None:
     )
     g.add_argument("--out", metavar="PREFIX", default="landscape-eos",
                    help="write PREFIX.json and PREFIX.html (default: landscape-eos)")  # fmt: skip
+    cli_own.add_flags(p, "measure")
+    _batch_help(
+        p,
+        "samples per forward pass of every Hessian-vector product (and, for your own "
+        "model, of the full-batch gradient), weighted n_b/N: the exact full-batch values "
+        "(default: all at once; own BatchNorm nets are refused, their training statistics "
+        "depend on the batch)",
+    )
     p.set_defaults(handler=run_eos)
 
     p = sub.add_parser("spectrum", help="Hessian eigenvalue density (SLQ) and top-k",
@@ -137,6 +163,7 @@ def register(sub) -> None:
     g.add_argument("--out", metavar="PREFIX", default="landscape-spectrum",
                    help="write PREFIX.json and PREFIX.html (default: landscape-spectrum)")  # fmt: skip
     cli_own.add_flags(p, "measure")
+    _batch_help(p, _MEASURE_BATCH)
     p.set_defaults(handler=run_spectrum)
 
 
@@ -183,24 +210,46 @@ def _own_model(args):
     return cli_own.open_for_measure(args)
 
 
+def _measure_batch(args, own, rooted: bool, n: int | None = None) -> int | None:
+    """Samples per forward pass of a measure: ``--batch-size`` with an own model (or for
+    ``eos``, whose GD is full-batch anyway), None (every sample at once) otherwise; a
+    built-in run's --batch-size is its training batch. ``rooted``: the loss is a function
+    of the whole mean (rmse: its root), which batch means cannot give exactly: refused."""
+    size = args.batch_size if (own is not None or args.command == "eos") else None
+    if size is None or (n is not None and size >= n):
+        return None
+    if size < 1:
+        raise ValueError(f"--batch-size {size} must be an integer >= 1")
+    if rooted:
+        raise ValueError(
+            f"--batch-size {size} with this loss: it is a function of the whole mean (rmse: "
+            "its root), so batch means would not give it exactly; leave out --batch-size"
+        )
+    return size
+
+
 def _subject(args):
-    """``(name, model, loss_fn, (X, y))`` of the user's model (all of --data, on the CPU) or
-    of the built-in run on --split."""
+    """``(name, model, loss_fn, (X, y), batch_size)`` of the user's model (all of --data) or
+    of the built-in run on --split, model and data on --device."""
     own = _own_model(args)
     if own is not None:
-        return own.spec["factory"], own.model, own.loss, own.data.all()
-    run = jobs.get_run(args)
-    return run.name, run.model(), run.loss_fn(), _data(run, args.split)
+        name, model, loss_fn, data = own.spec["factory"], own.model, own.loss, own.data.all()
+    else:
+        run = jobs.get_run(args)
+        name, model, loss_fn, data = run.name, run.model(), run.loss_fn(), _data(run, args.split)
+    device = engine_own.resolve_device(args.device)
+    batch = _measure_batch(args, own, getattr(loss_fn, "post", None) is not None, len(data[0]))
+    return name, model.to(device), loss_fn, tuple(t.to(device) for t in data), batch
 
 
 # ----------------------------------------------------------------------------- commands
 
 
 def run_sharpness(args) -> int:
+    name, model, loss_fn, data, batch = _subject(args)
     settings = S.PanelSettings(eps=args.eps, rho=args.rho, asam_rho=args.asam_rho,
                                steps=args.ascent_steps, trace_samples=args.probes,
-                               trace_method=args.trace_method)  # fmt: skip
-    name, model, loss_fn, data = _subject(args)
+                               trace_method=args.trace_method, batch_size=batch)  # fmt: skip
     bar = ProgressBar("sharpness", args.quiet)
     if args.rescale is not None:
         panels = S.rescaling_demo(model, loss_fn, data, (1.0, args.rescale), settings,
@@ -244,10 +293,11 @@ def run_connect(args) -> int:
               plane_res=args.plane_res)  # fmt: skip
     bar = ProgressBar("connect", args.quiet)
     progress = lambda f, s: bar(int(100 * f), 100)  # noqa: E731
+    device = engine_own.resolve_device(args.device)
     if own is not None:
         name_a, name_b = (f"{own.spec['factory']} · {w}" for w in (args.weights, args.to))
-        model_b = own.other(args.to, "--to")
-        res = C.connect(own.model, model_b, own.loss, own.data.all(), progress=progress, **kw)
+        model_a, model_b, loss_fn = own.model, own.other(args.to, "--to"), own.loss
+        data = own.data.all()
     else:
         run_a = jobs.get_run(args)
         if args.load_run_b:
@@ -256,7 +306,12 @@ def run_connect(args) -> int:
             seed_b = run_a.config.seed + 1 if args.seed_b is None else args.seed_b
             run_b = jobs.train(run_a.config.replace(seed=seed_b), args.quiet)
         name_a, name_b = run_a.name, run_b.name
-        res = C.for_runs(run_a, run_b, args.split, progress=progress, **kw)
+        model_a, model_b, loss_fn = run_a.model(), run_b.model(), run_a.loss_fn()
+        data = _data(run_a, args.split)
+    rooted = own is not None and own.loss.post is not None
+    kw["batch_size"] = _measure_batch(args, own, rooted, len(data[0]))
+    data = tuple(t.to(device) for t in data)
+    res = C.connect(model_a.to(device), model_b.to(device), loss_fn, data, progress=progress, **kw)
     bar(100, 100)
     print(f"A: {name_a}\nB: {name_b}\ndistance |B - A| = {res.distance:.4g}")
     print(f"straight line: barrier {res.barrier:.5g} (Frankle: max - mean of ends), "
@@ -281,12 +336,30 @@ def run_connect(args) -> int:
 
 def run_eos(args) -> int:
 
+    own = _own_model(args)
     if args.preset is None:
         args.preset = presets.EOS_PRESET
     config = grammar.config_from_args(args)
+    device = engine_own.resolve_device(args.device)
     bar = ProgressBar("eos", args.quiet)
-    res = stability.track(config, every=args.every, steps=args.steps, warm=not args.cold,
-                          progress=lambda i: bar(i["step"], i["steps"]))  # fmt: skip
+    kw = dict(every=args.every, warm=not args.cold,
+              progress=lambda i: bar(i["step"], i["steps"]))  # fmt: skip
+    if own is None:  # the one training loop (Trainer) runs a built-in run on the CPU
+        if device.type != "cpu":
+            raise ValueError(f"--device {args.device!r}: eos of a built-in run trains on the "
+                             "CPU (--device cpu or auto); --device applies to your own model")  # fmt: skip
+        batch = _measure_batch(args, None, losses.get(config.loss).post is not None)
+        res = stability.track(config, steps=args.steps, batch_size=batch, **kw)
+    else:  # the user's net from --weights, with its own loss over --data
+        stability.check_optimizer(config.optimizer)
+        data = own.data.all()
+        batch = _measure_batch(args, own, own.loss.post is not None, len(data[0]))
+        res = stability.track_model(
+            own.model, own.loss, data, lr=config.lr, optimizer=config.optimizer,
+            momentum=config.momentum, weight_decay=config.weight_decay,
+            steps=config.epochs if args.steps is None else args.steps, seed=config.seed,
+            batch_size=batch, device=device, **kw,
+        )  # fmt: skip
     cross = res.first_crossing()
     print(f"2/η = {res.threshold:.4g}; λmax from {res.sharpness[0]:.4g} to max "
           f"{res.sharpness.max():.4g}; first within 5% of 2/η at step {cross}")  # fmt: skip
@@ -304,10 +377,11 @@ def run_eos(args) -> int:
 
 def run_spectrum(args) -> int:
 
-    name, model, loss_fn, data = _subject(args)
+    name, model, loss_fn, data, batch = _subject(args)
     bar = ProgressBar("spectrum", args.quiet)
     res = spectrum.density(model, loss_fn, data, n_vectors=args.vectors, steps=args.lanczos_steps,
-                           top_k=args.top_k, sigma=args.sigma, progress=bar)  # fmt: skip
+                           top_k=args.top_k, sigma=args.sigma, progress=bar,
+                           batch_size=batch)  # fmt: skip
     print(f"{name}: {res.n_params:,} parameters; top eigenvalues "
           + ", ".join(f"{v:.4g}" for v in res.top))  # fmt: skip
     print(f"Ritz values [{res.ritz_min:.5g}, {res.ritz_max:.5g}] (extremes as computed, "

@@ -119,7 +119,7 @@ class FlatLoss:
                 raise ValueError(
                     f"{name}[{n!r}] has shape {tuple(t.shape)}, expected {tuple(self.shapes[n])}"
                 )
-            parts.append(t.reshape(-1).to(self.dtype))
+            parts.append(t.reshape(-1).to(device=self.device, dtype=self.dtype))
         return torch.cat(parts)
 
     def place(self, weights: dict[str, Tensor]) -> Tensor:

@@ -22,6 +22,10 @@ reported is the best loss actually reached: a lower bound of the true maximum, e
 convex quadratic in the tests. One engine serves the three constrained measures: with
 ``δ = s ⊙ u`` the constraint is a ball (``||u||_2 <= r``) or a box (``|u_i| <= r``) in ``u``;
 ``s = 1`` (SAM), ``s = |w|`` (ASAM), ``s = |w| + 1`` with a box (Keskar).
+
+Every loss, gradient and Hessian-vector product goes through ``landscape.core.hessian.FlatLoss``
+on the model's device; with ``batch_size`` the data is read in batches weighted ``n_b / N``,
+which is exactly the mean over the whole set (a data set too large for one forward pass).
 """
 
 from __future__ import annotations
@@ -124,9 +128,9 @@ def _ascent(
         if r == 0 and float((scale * g0).norm()) > 0:
             u = step_dir(scale * g0) * radius
         elif geometry == "box":
-            u = (torch.randint(0, 2, x0.shape, generator=gen) * 2 - 1).to(x0.dtype) * radius
-        else:
-            u = torch.randn(x0.shape, generator=gen, dtype=torch.float64).to(x0.dtype)
+            u = (torch.randint(0, 2, x0.shape, generator=gen) * 2 - 1).to(x0) * radius
+        else:  # drawn on the CPU (the same on every device), then moved to x0's
+            u = torch.randn(x0.shape, generator=gen, dtype=torch.float64).to(x0)
             u = u * (radius / float(u.norm()))
         u = project(u)
         for _ in range(steps):
@@ -145,7 +149,9 @@ def _ascent(
     return best, loss0, best_u, evals
 
 
-def _measure(model, loss_fn, data, kind, radius, steps, step_size, restarts, seed, params):
+def _measure(
+    model, loss_fn, data, kind, radius, steps, step_size, restarts, seed, params, batch_size=None
+):
     checks.number_in(
         {"eps": "eps", "rho": "rho", "asam": "rho"}[kind], radius, 0.0, 1e3, open_lo=True
     )
@@ -154,7 +160,7 @@ def _measure(model, loss_fn, data, kind, radius, steps, step_size, restarts, see
     checks.int_in("restarts", restarts, 1, MAX_RESTARTS)
     checks.int_in("seed", seed, 0, 2**63 - 1)
     t0 = time.perf_counter()
-    F = FlatLoss(model, loss_fn, data, params)
+    F = FlatLoss(model, loss_fn, data, params, batch_size=batch_size)
     absw = F.x0.abs()
     scale = {"eps": absw + 1.0, "rho": torch.ones_like(absw), "asam": absw}[kind]
     geometry = "box" if kind == "eps" else "ball"
@@ -180,9 +186,12 @@ def eps_sharpness(
     restarts: int = 1,
     seed: int = 0,
     params: str = "all",
+    batch_size: int | None = None,
 ) -> SharpnessResult:
     """Keskar et al.'s ε-sharpness: max L(w + δ) - L(w) over |δ_i| <= ε (|w_i| + 1)."""
-    return _measure(model, loss_fn, data, "eps", eps, steps, step_size, restarts, seed, params)
+    return _measure(
+        model, loss_fn, data, "eps", eps, steps, step_size, restarts, seed, params, batch_size
+    )
 
 
 def rho_sharpness(
@@ -195,9 +204,12 @@ def rho_sharpness(
     restarts: int = 1,
     seed: int = 0,
     params: str = "all",
+    batch_size: int | None = None,
 ) -> SharpnessResult:
     """SAM's ρ-sharpness: max L(w + δ) - L(w) over ||δ||_2 <= ρ."""
-    return _measure(model, loss_fn, data, "rho", rho, steps, step_size, restarts, seed, params)
+    return _measure(
+        model, loss_fn, data, "rho", rho, steps, step_size, restarts, seed, params, batch_size
+    )
 
 
 def adaptive_sharpness(
@@ -210,6 +222,7 @@ def adaptive_sharpness(
     restarts: int = 1,
     seed: int = 0,
     params: str = "all",
+    batch_size: int | None = None,
 ) -> SharpnessResult:
     """ASAM's adaptive sharpness: max L(w + δ) - L(w) over ||δ / |w| ||_2 <= ρ (elementwise).
 
@@ -217,7 +230,9 @@ def adaptive_sharpness(
     with it the measure is no longer exactly invariant to rescaling (a weight of exactly 0
     then stays put, which costs nothing for trained nets).
     """
-    return _measure(model, loss_fn, data, "asam", rho, steps, step_size, restarts, seed, params)
+    return _measure(
+        model, loss_fn, data, "asam", rho, steps, step_size, restarts, seed, params, batch_size
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,6 +292,7 @@ class PanelSettings:
     span: float = 1.0  # basin width: lines over [-span, span]
     line_points: int = 41
     seed: int = 0
+    batch_size: int | None = None  # data per forward pass (None: all at once); exact mean
 
     def __post_init__(self):
         checks.number_in("eps", self.eps, 0.0, 1.0, open_lo=True)
@@ -293,6 +309,8 @@ class PanelSettings:
         checks.number_in("span", self.span, 0.0, 100.0, open_lo=True)
         checks.int_in("line_points", self.line_points, 5, 401)
         checks.int_in("seed", self.seed, 0, 2**31 - 1)
+        if self.batch_size is not None:
+            checks.int_in("batch_size", self.batch_size, 1, 10**9)
 
 
 @dataclass
@@ -314,17 +332,29 @@ class Panel:
 def basin_width(model, loss_fn, data, s: PanelSettings) -> tuple[float, bool]:
     """The Compare page's flatness figure: mean over ``n_dirs`` random filter-normalised
     directions of the width of the interval around t = 0 where the loss stays within
-    ``level`` of the centre (``landscape.measures.basin.basin_width``)."""
+    ``level`` of the centre (``landscape.measures.basin.basin_width``).
 
+    With ``s.batch_size`` the points are losses of ``FlatLoss`` (the data in batches, exact
+    mean); without, of the surface engine (its fast batched path when it applies). The
+    directions are drawn on the CPU, so they are the same on any device.
+    """
+
+    cpu = copy.deepcopy(model).cpu()
     dirs = directions.random_directions(
-        model, max(2, s.n_dirs), norm="filter", ignore="biasbn", seed=s.seed
+        cpu, max(2, s.n_dirs), norm="filter", ignore="biasbn", seed=s.seed
     )
     ts = np.linspace(-s.span, s.span, s.line_points)
+    F = None if s.batch_size is None else FlatLoss(model, loss_fn, data, batch_size=s.batch_size)
     widths, censored = [], False
     for d in dirs[: s.n_dirs]:
-        ln = surface.line(model, loss_fn, data, d, ts)
-        level = float(ln.loss[len(ts) // 2]) + s.level
-        w, c = basin.basin_width(ln.xs, ln.loss, level)
+        if F is None:
+            dev = {k: v.to(next(iter(model.parameters())).device) for k, v in d.items()}
+            loss = surface.line(model, loss_fn, data, dev, ts).loss
+        else:
+            v = F.from_dict(d, "direction")
+            loss = np.array([F.loss(F.x0 + float(t) * v) for t in ts])
+        level = float(loss[len(ts) // 2]) + s.level
+        w, c = basin.basin_width(ts, loss, level)
         widths.append(w)
         censored = censored or c
     return float(np.mean(widths)), censored
@@ -341,16 +371,22 @@ def panel(
     """All of MEASURES for ``model`` at its own weights (``progress(done, total, name)``)."""
     s = settings
     values, seconds, notes, errors = {}, {}, [], {}
-    kw = dict(steps=s.steps, step_size=s.step_size, seed=s.seed)
+    kw = dict(steps=s.steps, step_size=s.step_size, seed=s.seed, batch_size=s.batch_size)
     jobs = {
         "lambda_max": lambda: float(
-            curvature.top_eigen(model, loss_fn, data, k=1, tol=s.eig_tol, seed=s.seed).eigenvalues[
-                0
-            ]
+            curvature.top_eigen(
+                model, loss_fn, data, k=1, tol=s.eig_tol, seed=s.seed, batch_size=s.batch_size
+            ).eigenvalues[0]
         ),
         "trace": lambda: curvature.trace(
-            model, loss_fn, data, s.trace_samples, seed=s.seed, method=s.trace_method
-        ),
+            model,
+            loss_fn,
+            data,
+            s.trace_samples,
+            seed=s.seed,
+            batch_size=s.batch_size,
+            method=s.trace_method,
+        ),  # fmt: skip
         "eps": lambda: eps_sharpness(model, loss_fn, data, s.eps, **kw).value,
         "rho": lambda: rho_sharpness(model, loss_fn, data, s.rho, **kw).value,
         "asam": lambda: adaptive_sharpness(model, loss_fn, data, s.asam_rho, **kw).value,
@@ -370,7 +406,7 @@ def panel(
         values[name] = float(out)
         if progress is not None:
             progress(i + 1, len(jobs), name)
-    flat = FlatLoss(model, loss_fn, data)
+    flat = FlatLoss(model, loss_fn, data, batch_size=s.batch_size)
     loss = flat.loss(flat.x0)
     return Panel(label, values, seconds, loss, notes, censored, errors)
 

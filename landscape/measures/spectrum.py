@@ -127,11 +127,13 @@ def density(
     n_grid: int = 1000,
     params: str = "all",
     progress=None,
+    batch_size: int | None = None,
 ) -> SpectrumResult:
     """SLQ density of the Hessian of the mean loss at the model's weights, plus the top-k.
 
     ``steps`` Lanczos steps per vector (PyHessian's default is 100), ``n_vectors`` Rademacher
     vectors (seeded). ``progress(done, total)`` after every vector and the top-k.
+    ``batch_size``: data per forward pass, batches weighted ``n_b / N`` (the exact mean).
     """
     checks.int_in("n_vectors", n_vectors, 1, MAX_VECTORS)
     checks.int_in("steps", steps, 2, MAX_LANCZOS_STEPS)
@@ -140,7 +142,7 @@ def density(
     checks.number_in("sigma", sigma, 0.0, 1.0, open_lo=True)
     checks.int_in("n_grid", n_grid, 10, MAX_GRID)
     t0 = time.perf_counter()
-    F = FlatLoss(model, loss_fn, data, params)
+    F = FlatLoss(model, loss_fn, data, params, batch_size=batch_size)
     gen = torch.Generator().manual_seed(seed)
     m = min(steps, F.numel)
     nodes = np.full((n_vectors, m), np.nan)
@@ -157,7 +159,9 @@ def density(
     top = np.array([])
     if top_k:
         k = min(top_k, F.numel)
-        top = curvature.top_eigen(model, loss_fn, data, k=k, tol=1e-3, seed=seed, params=params)
+        top = curvature.top_eigen(
+            model, loss_fn, data, k=k, tol=1e-3, seed=seed, params=params, batch_size=batch_size
+        )
         top = top.eigenvalues
         if progress is not None:
             progress(total, total)
