@@ -63,6 +63,26 @@ class Claim:
         rhs = f"{self.factor:g} x {self.metric}({self.other})" if self.other else f"{self.factor:g}"
         return f"{self.metric}({self.panel}) {self.op} {rhs}"
 
+    def measured(self, values: dict[str, dict]) -> str:
+        """The claim's numbers as this measurement gives them, e.g. "top eigenvalue: no skips
+        12.4 = 31x with skips (the text says > 3x)"; the page prints it under the text, so
+        the caption's figures are the table's."""
+        a = values[self.panel][self.metric]
+        if self.other is None:
+            return f"{self.metric}: {self.panel} {a:.3g} (the text says {self.op} {self.factor:g})"
+        b = values[self.other][self.metric]
+        ratio = f"{a / b:.3g}x" if b else "∞"
+        return (
+            f"{self.metric}: {self.panel} {a:.3g} = {ratio} {self.other}'s {b:.3g} "
+            f"(the text says {self.op} {self.factor:g}x)"
+        )
+
+
+def measured(preset: Preset, comp: Comparison) -> list[str]:
+    """Each claim of ``preset`` with the figures ``comp`` measured (see ``Claim.measured``)."""
+    values = claim_values(comp)
+    return [c.measured(values) for c in preset.claims]
+
 
 def claim_values(comp: Comparison) -> dict[str, dict]:
     """panel label -> every metric a Claim may name, measured in `comp`."""
