@@ -138,6 +138,18 @@ def test_eos_on_an_own_model_starts_at_its_lambda_max(user):
         )
 
 
+def test_eos_on_an_own_model_follows_the_schedule(user, capsys):
+    """--schedule and --warmup-epochs reach an own model's GD (the Trainer's schedule)."""
+    tiny = [*OWN, "--steps", "4", "--every", "4", "--lr", "0.05"]
+    assert main(["eos", *tiny, "--out", "c"]) == 0
+    assert main(["eos", *tiny, "--schedule", "cosine", "--warmup-epochs", "2", "--out", "w"]) == 0
+    assert "warning: the step size follows the cosine schedule after 2 warm-up" in (
+        capsys.readouterr().out
+    )
+    c, w = _json("c"), _json("w")
+    assert w["loss"][0] == c["loss"][0] and w["loss"][1] != c["loss"][1]  # step 1: lr x 1/2
+
+
 def test_eos_in_batches_is_full_batch_gd(user, capsys):
     tiny = ["--steps", "6", "--every", "3", "--n-samples", "60", "--quiet"]
     assert main(["eos", *tiny, "--out", "f"]) == 0
