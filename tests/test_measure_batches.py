@@ -138,6 +138,18 @@ def test_eos_on_an_own_model_starts_at_its_lambda_max(user):
         )
 
 
+def test_eos_on_an_own_model_follows_the_schedule(user, capsys):
+    """--schedule and --warmup-epochs reach an own model's GD (the Trainer's schedule)."""
+    tiny = [*OWN, "--steps", "4", "--every", "4", "--lr", "0.05"]
+    assert main(["eos", *tiny, "--out", "c"]) == 0
+    assert main(["eos", *tiny, "--schedule", "cosine", "--warmup-epochs", "2", "--out", "w"]) == 0
+    assert "warning: the step size follows the cosine schedule after 2 warm-up" in (
+        capsys.readouterr().out
+    )
+    c, w = _json("c"), _json("w")
+    assert w["loss"][0] == c["loss"][0] and w["loss"][1] != c["loss"][1]  # step 1: lr x 1/2
+
+
 def test_eos_in_batches_is_full_batch_gd(user, capsys):
     tiny = ["--steps", "6", "--every", "3", "--n-samples", "60", "--quiet"]
     assert main(["eos", *tiny, "--out", "f"]) == 0
@@ -170,6 +182,41 @@ def test_track_model_equals_a_plain_gd_loop():
     np.testing.assert_allclose(res.loss[:5], ref, rtol=1e-5)
     for p, q in zip(net.parameters(), plain):
         torch.testing.assert_close(p.detach(), q, rtol=1e-5, atol=1e-6)
+
+
+def test_track_model_drives_the_one_training_loop(monkeypatch):
+    """track_model builds no optimiser of its own: one make_optimizer call (the Trainer's), and
+    the config's momentum, weight decay, warm-up and cosine schedule give the losses and
+    weights of a Trainer stepped by hand on the same model, loss and data."""
+    from landscape.data.config import Config
+    from landscape.training import loop
+
+    def make_net():
+        torch.manual_seed(1)
+        return torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+
+    X, y = torch.randn(31, 3), torch.randint(0, 2, (31,))
+    cfg = Config(optimizer="momentum", momentum=0.5, lr=0.2, weight_decay=0.01, epochs=8,
+                 schedule="cosine", warmup_epochs=2, seed=3)  # fmt: skip
+    ref = loop.Trainer(cfg, model=make_net(), loss_fn=F.cross_entropy, data=(X, y),
+                       batch_size=31, evaluate=False, keep_trajectory=False)  # fmt: skip
+    for _ in range(8):
+        ref.step(1)
+    made = []
+    real = loop.make_optimizer
+    monkeypatch.setattr(loop, "make_optimizer", lambda c, m: made.append(m) or real(c, m))
+    net = make_net()
+    res = stability.track_model(net, F.cross_entropy, (X, y), config=cfg, every=4,
+                                batch_size=6)  # fmt: skip
+    assert made == [net] and res.config == cfg and len(res.loss) == 9
+    np.testing.assert_allclose(res.loss[:8], ref.step_loss, rtol=1e-6)
+    for p, q in zip(net.parameters(), ref.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+    assert any("cosine schedule after 2 warm-up steps" in n for n in res.notes)
+    # keywords override the config's hyper-parameters
+    lone = stability.track_model(make_net(), F.cross_entropy, (X, y), config=cfg, lr=0.1,
+                                 steps=2, track_sharpness=False)  # fmt: skip
+    assert lone.lr == 0.1 and lone.config == cfg.replace(lr=0.1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

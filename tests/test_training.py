@@ -384,6 +384,51 @@ def test_batchnorm_with_a_trailing_batch_of_one_trains():
     assert any(k.endswith("running_mean") for k in run.state_dict)
 
 
+def test_a_step_in_sub_batches_equals_the_one_pass_step():
+    """accumulate_batch: each step's batch read in sub-batches weighted n_b / N gives the same
+    step losses and weights as one forward pass per batch (momentum, weight decay, cosine)."""
+    cfg = Config(n_samples=300, optimizer="momentum", lr=0.1, weight_decay=1e-3, batch_size=50,
+                 epochs=2, schedule="cosine")  # fmt: skip
+    one, sub = training.Trainer(cfg), training.Trainer(cfg, accumulate_batch=7)
+    one.run(), sub.run()
+    assert len(sub.step_loss) == len(one.step_loss) == 10  # 240 points: 4 of 50 and one of 40
+    np.testing.assert_allclose(sub.step_loss, one.step_loss, rtol=1e-6, atol=1e-7)
+    for p, q in zip(sub.model.parameters(), one.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+    assert sub.history["train_loss"] == pytest.approx(one.history["train_loss"], rel=1e-5)
+    # BatchNorm normalises by the batch's statistics: sub-batches would change the step
+    with pytest.raises(ValueError, match="accumulate_batch=7 .*BatchNorm"):
+        training.Trainer(cfg.replace(batchnorm=True), accumulate_batch=7)
+
+
+def test_trainer_on_a_users_model_and_data_is_plain_gd():
+    """model=, loss_fn=, data=(X, y) replace what the Config builds; the hyper-parameters stay
+    the config's: full-batch GD in sub-batches equals a plain float64-checked GD loop."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    X, y = torch.randn(29, 3), torch.randint(0, 3, (29,))
+    ref = [p.detach().double().clone() for p in net.parameters()]
+    cfg = Config(optimizer="sgd", lr=0.3, epochs=4)
+    t = training.Trainer(cfg, model=net, loss_fn=F.cross_entropy, data=(X, y), batch_size=29,
+                         accumulate_batch=4, evaluate=False, keep_trajectory=False)  # fmt: skip
+    with torch.no_grad():
+        assert t.ds is None and t.history["train_loss"][0] == pytest.approx(
+            float(F.cross_entropy(net(X), y)), rel=1e-6
+        )
+    assert t.step(10) == 4 and t.finished
+    losses = []
+    for _ in range(4):
+        ps = [p.requires_grad_(True) for p in ref]
+        loss = F.cross_entropy(F.linear(torch.tanh(F.linear(X.double(), *ps[:2])), *ps[2:]), y)
+        losses.append(float(loss.detach()))
+        ref = [(p - 0.3 * g).detach() for p, g in zip(ps, torch.autograd.grad(loss, ps))]
+    np.testing.assert_allclose(t.step_loss, losses, rtol=1e-5)
+    for p, q in zip(net.parameters(), ref):
+        torch.testing.assert_close(p.detach().double(), q, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="needs model= and loss_fn="):
+        training.Trainer(cfg, data=(X, y))
+
+
 # ----------------------------------------------------------------------------- saving
 
 

@@ -25,7 +25,8 @@ from landscape.pipelines import slices
 _BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store", "load_run_b", "seed_b")
 _SHARED_CONFIG = ("batch_size", "loss", "loss_params")  # reused with their own meaning
 # eos trains the user's net by full-batch GD: these training flags keep their meaning there
-_EOS_TRAINING = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "seed")
+_EOS_TRAINING = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "seed", "schedule",
+                 "warmup_epochs")  # fmt: skip
 
 
 def add_flags(p: argparse.ArgumentParser, kind: str) -> None:

@@ -354,12 +354,8 @@ def run_eos(args) -> int:
         stability.check_optimizer(config.optimizer)
         data = own.data.all()
         batch = _measure_batch(args, own, own.loss.post is not None, len(data[0]))
-        res = stability.track_model(
-            own.model, own.loss, data, lr=config.lr, optimizer=config.optimizer,
-            momentum=config.momentum, weight_decay=config.weight_decay,
-            steps=config.epochs if args.steps is None else args.steps, seed=config.seed,
-            batch_size=batch, device=device, **kw,
-        )  # fmt: skip
+        res = stability.track_model(own.model, own.loss, data, config=config, steps=args.steps,
+                                    batch_size=batch, device=device, **kw)  # fmt: skip
     cross = res.first_crossing()
     print(f"2/η = {res.threshold:.4g}; λmax from {res.sharpness[0]:.4g} to max "
           f"{res.sharpness.max():.4g}; first within 5% of 2/η at step {cross}")  # fmt: skip

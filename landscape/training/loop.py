@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.core import losses, pointwise
+from landscape.core import checks, losses, pointwise
 from landscape.core.pointwise import accuracy
 from landscape.data import datasets as data
 from landscape.data import models
@@ -300,6 +300,18 @@ class Trainer:
     point only; divergence is then judged on the step losses, which for full-batch GD are the
     training loss of every step). `progress` is called after every epoch (and on
     divergence), see `train`.
+
+    A user's own net: `model`, `loss_fn` (output, y) -> mean loss and `data=(X, y)` replace
+    the model, loss and training set the config would build (the config still gives the
+    optimiser, lr, momentum, weight decay, schedule, seed and epochs); `data` needs `model`
+    and `loss_fn`. Such data has no test split: its evaluations give the training loss only
+    (test loss and accuracies NaN), in `accumulate_batch` sub-batches.
+
+    `accumulate_batch`: each optimiser step's batch is read in sub-batches of at most this
+    many points, each loss weighted n_b / N and its gradient summed, so one step over a batch
+    too big for one forward pass equals the one-pass step to float rounding (exact for a mean
+    loss). A model with BatchNorm is refused then: its training-mode statistics depend on the
+    batch.
     """
 
     def __init__(
@@ -311,20 +323,46 @@ class Trainer:
         keep_trajectory: bool = True,
         evaluate: bool = True,
         progress: Callable[[dict], None] | None = None,
+        model: nn.Module | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        data: tuple[torch.Tensor, torch.Tensor] | None = None,
+        accumulate_batch: int | None = None,
     ):
         t0 = time.perf_counter()
         self.config = config
         self.n_epochs = config.epochs if epochs is None else epochs
         self.progress = progress
         self.keep_trajectory, self.evaluate_epochs = keep_trajectory, evaluate
-        self.ds = ds = config.make_dataset()
-        self.model = models.build(config, ds)
-        self.loss_fn, self.acc_fn = make_loss_fn(config, ds), make_accuracy_fn(config, ds)
+        if data is None:
+            self.ds = ds = config.make_dataset()
+            self.X, self.y = ds.X_train, ds.y_train
+            self.model = models.build(config, ds) if model is None else model
+            self.loss_fn = make_loss_fn(config, ds) if loss_fn is None else loss_fn
+            self.acc_fn = make_accuracy_fn(config, ds)
+        else:
+            if model is None or loss_fn is None:
+                raise ValueError("data=(X, y) needs model= and loss_fn= (a Config's model and "
+                                 "loss are built for its own dataset)")  # fmt: skip
+            self.ds, self.acc_fn = None, None  # no test split, no known accuracy
+            self.X, self.y = checks.data_pair(data)
+            self.model, self.loss_fn = model, loss_fn
+        n_train = len(self.X)
         self.opt = make_optimizer(config, self.model)
         self.gen = torch.Generator().manual_seed(config.seed)
-        self.batch = min(config.batch_size if batch_size is None else batch_size, ds.n_train)
+        self.batch = min(config.batch_size if batch_size is None else batch_size, n_train)
         self.bn = has_batchnorm(self.model)
-        self.steps_per_epoch = steps_per_epoch(ds.n_train, self.batch, self.bn)
+        self.accumulate = (
+            None
+            if accumulate_batch is None
+            else checks.int_in("accumulate_batch", accumulate_batch, 1, 10**9)
+        )
+        if self.accumulate is not None and self.accumulate < self.batch and self.bn:
+            raise ValueError(
+                f"accumulate_batch={self.accumulate} < a batch of {self.batch}: the model has "
+                "BatchNorm, whose training-mode statistics depend on the batch, so sub-batches "
+                "would not give the batch's step"
+            )
+        self.steps_per_epoch = steps_per_epoch(n_train, self.batch, self.bn)
         self.factor = lr_factor(config, self.steps_per_epoch, self.n_epochs)
         self.steps = 0  # optimiser steps taken
         self.epochs_done = 0  # epochs completed (evaluated and sane)
@@ -335,7 +373,7 @@ class Trainer:
         self._batches: deque[torch.Tensor] = deque()  # index batches left in this epoch
         self._epoch_steps: list[float] = []  # step losses of the current epoch
         self._in_epoch = False  # this epoch's order is drawn (its batches may be used up)
-        first = _evaluate(self.model, self.loss_fn, self.acc_fn, ds)
+        first = self._evaluate()
         self.history = {k: [v] for k, v in first.items()}
         self.history["epoch"] = [0]
         self.limit = (
@@ -364,8 +402,33 @@ class Trainer:
     def _weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
+    def _evaluate(self) -> dict[str, float]:
+        if self.ds is not None:
+            return _evaluate(self.model, self.loss_fn, self.acc_fn, self.ds)
+        self.model.eval()  # as _evaluate: the loss the trained net gives, without updating it
+        try:
+            loss = self.train_loss()
+        finally:
+            self.model.train()
+        nan = float("nan")
+        return {"train_loss": loss, "train_acc": nan, "test_loss": nan, "test_acc": nan}
+
+    def train_loss(self) -> float:
+        """The loss over the whole training set at the current weights, in the model's
+        current mode, without gradients; in `accumulate_batch` sub-batches weighted n_b / N."""
+        X, y, n = self.X, self.y, len(self.X)
+        sub = n if self.accumulate is None else self.accumulate
+        with torch.no_grad():
+            if sub >= n:
+                return float(self.loss_fn(self.model(X), y))
+            parts = (
+                (min(sub, n - i) / n) * self.loss_fn(self.model(X[i : i + sub]), y[i : i + sub])
+                for i in range(0, n, sub)
+            )
+            return sum(float(p) for p in parts)
+
     def _start_epoch(self) -> None:
-        n, b = self.ds.n_train, self.batch
+        n, b = len(self.X), self.batch
         perm = torch.randperm(n, generator=self.gen)
         batches = (perm[i : i + b] for i in range(0, n, b))
         self._batches = deque(x for x in batches if not (self.bn and len(x) < 2))
@@ -402,8 +465,11 @@ class Trainer:
             self._end_epoch()
             return 0
         idx = self._batches.popleft()
-        loss = self.loss_fn(self.model(self.ds.X_train[idx]), self.ds.y_train[idx])
-        value = loss.item()
+        if self.accumulate is None or self.accumulate >= len(idx):
+            loss = self.loss_fn(self.model(self.X[idx]), self.y[idx])
+            value = loss.item()
+        else:  # the gradient is summed into .grad already
+            loss, value = None, self._accumulate(idx)
         if not is_sane(value, self.limit):
             self._diverge(value)
             return 0
@@ -412,24 +478,33 @@ class Trainer:
         if self.factor is not None:  # LambdaLR's rule: base lr x factor(step)
             for g in self.opt.param_groups:
                 g["lr"] = self.config.lr * self.factor(self.steps)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss is not None:
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
         self.opt.step()
         self.steps += 1
         if not self._batches:
             self._end_epoch()
         return 1
 
+    def _accumulate(self, idx: torch.Tensor) -> float:
+        """The loss of batch `idx` read in `accumulate_batch` sub-batches, each weighted n_b / N
+        and backpropagated at once (one sub-batch's graph in memory at a time), so .grad holds
+        the batch's gradient; returns the batch's loss."""
+        self.opt.zero_grad(set_to_none=True)
+        n, sub, value = len(idx), self.accumulate, 0.0
+        for i in range(0, n, sub):
+            j = idx[i : i + sub]
+            part = (len(j) / n) * self.loss_fn(self.model(self.X[j]), self.y[j])
+            part.backward()
+            value += part.item()
+        return value
+
     def _end_epoch(self) -> None:
         self._in_epoch = False
-        ev = (
-            _evaluate(self.model, self.loss_fn, self.acc_fn, self.ds)
-            if self.evaluate_epochs
-            else {}
-        )
-        bad = [
-            ev[k] for k in ("train_loss", "test_loss") if k in ev and not is_sane(ev[k], self.limit)
-        ]
+        ev = self._evaluate() if self.evaluate_epochs else {}
+        checked = ("train_loss", "test_loss") if self.ds is not None else ("train_loss",)
+        bad = [ev[k] for k in checked if k in ev and not is_sane(ev[k], self.limit)]
         if bad:
             self._diverge(bad[0], ev)
             return
