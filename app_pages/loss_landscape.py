@@ -25,6 +25,7 @@ from landscape.ui.links import url
 torch_threads()
 
 RESULT = "lp_result"  # session key: the last computed LandscapeResult
+RUN_PICK = "run__pick"  # the run picker (its choice is ?run=<short id>)
 VIEW_OF = "lp_view_of"  # session key: the result the picture widgets were set up for
 RESULT_WIDGETS = ("lp_crange", "lp_epoch")  # their options come from the result
 RESULT_RUNS = "lp_result_runs"  # session key: (centre run, other run or None) of that result
@@ -78,7 +79,7 @@ def _train_preset() -> None:
         return
     finally:
         bar.empty()
-    ui_runs.select_run(ui_runs.add_run(run), key="run")
+    ui_runs.select_run(ui_runs.add_run(run), key=RUN_PICK)
     st.rerun()
 
 
@@ -96,14 +97,14 @@ def _load_saved() -> None:
         show_error(e)
         return
     done.add(file.file_id)
-    ui_runs.select_run(ui_runs.add_run(run), key="run")
+    ui_runs.select_run(ui_runs.add_run(run), key=RUN_PICK)
     st.rerun()
 
 
 def choose_run():
     """Section 1: the session's runs, or a preset trained here, or a saved run; the run."""
     st.subheader("1 · A trained network")
-    run = library.run_picker("Run", key="run")  # ?run=<short id>, loaded from the store
+    run = library.run_picker("Run", RUN_PICK, param="run")  # ?run=<short id>, from the store
     runs = ui_runs.get_runs()
     if run is not None and st.button("Open in Train", key="lp_open_train"):
         library.open_in_train(run.config)

@@ -362,7 +362,7 @@ def results_section() -> None:
             "Press **Train** above: the curves and the picture of the trained net appear here."
         )
         return
-    run = ui_runs.pick_run("Run shown", key=SHOW_KEY)
+    run = library.run_picker("Run shown", SHOW_KEY)
     if st.session_state.pop(CACHE_NOTE, False):
         st.info("This configuration was trained before: the result comes from the cache.")
     _divergence_warning(run)

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from landscape.data.config import Config
 from landscape.measures import connectivity, curvature, sharpness, stability
 from landscape.pipelines import presets
+from landscape.storage import datastore
 from landscape.training.loop import train
 from landscape.ui import research as ui
 from landscape.ui import runs as ui_runs
@@ -84,8 +85,8 @@ def test_compare_sharpness_section_and_rescaling_demo(tiny_run):
     other = train(TINY.replace(seed=1, optimizer="sgd", lr=0.1))
     at = page("compare.py", tiny_run, other)
     names = list(at.session_state[ui_runs._SESSION_KEY])
-    at.selectbox(key="cmp_run_a").set_value(names[0])
-    at.selectbox(key="cmp_run_b").set_value(names[1])
+    at.selectbox(key="cmp_run_a").set_value(_rid(at, names[0]))
+    at.selectbox(key="cmp_run_b").set_value(_rid(at, names[1]))
     at.button(key="cmp_go_runs").click().run()
     at.button(key="rs_sharp_go").click().run()
     assert not at.exception and not at.error, (at.exception, at.error)
@@ -127,3 +128,8 @@ def test_train_page_edge_of_stability_rejects_adam():
     at.button[[b.label for b in at.button].index("Train")].click().run()
     assert not at.exception
     assert "optimizer='adam' is not allowed" in shown(at.error[0].value)
+
+
+def _rid(at, name: str) -> str:
+    """The picker's value of the session run ``name``: its short id."""
+    return datastore.run_id(at.session_state[ui_runs._SESSION_KEY][name].config)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import io
 
 import numpy as np
@@ -29,7 +28,7 @@ from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.storage import formats as store
 from landscape.ui import landscape_page
-from landscape.ui.common import run_heavy, show_error
+from landscape.ui.common import cached_job, run_heavy, show_error
 from landscape.ui.links import url
 
 MAX_FILE_BYTES = store.MAX_FILE_BYTES  # the upload cap of the hostile-file rules
@@ -338,18 +337,14 @@ def available() -> dict:
         return {}
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _compute(req: om.OwnRequest, _wrap):
+@cached_job(16)
+def _compute(req: om.OwnRequest, _wrap=None):
     return run_heavy(om.compute, req, label="this slice", wrap=_wrap)
 
 
 def compute(req: om.OwnRequest):
-    """The slice, from the bounded cache or the worker pool (keyed with the files' times).
-
-    The queued note runs outside Streamlit's cache-replay recording (see landscape_page).
-    """
-    stamped = req.replace(stamp=om.file_stamp(om.get(req.entry)))
-    return _compute(stamped, _outside(None)[1])
+    """The slice, from the bounded cache or the worker pool (keyed with the files' times)."""
+    return _compute(req.replace(stamp=om.file_stamp(om.get(req.entry))))
 
 
 LABELS = {
@@ -520,8 +515,8 @@ def operator_compare(prefix: str) -> dict | None:
     return {"kind": "operator", "names": list(names), "norm": norm}
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress, _wrap):
+@cached_job(8)
+def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress=None, _wrap=None):
     return run_heavy(
         om.compare,
         list(names),
@@ -533,16 +528,6 @@ def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress, _wrap)
     )
 
 
-def _outside(progress):
-    """(progress, wrap) run in this context: outside Streamlit's cache-replay recording."""
-    ctx = contextvars.copy_context()
-
-    def wrap(fn):
-        return None if fn is None else (lambda *a: ctx.run(fn, *a))
-
-    return wrap(progress), wrap
-
-
 def _stamps(names) -> tuple:
     return tuple(om.file_stamp(om.get(n)) for n in names)
 
@@ -550,11 +535,11 @@ def _stamps(names) -> tuple:
 def compare_models(names: list[str], norm: str, settings, progress=None):
     """``operator_models.compare`` in the worker pool, from a bounded cache keyed with the
     entries' file times (a changed file measures again)."""
-    return _compare(tuple(names), norm, settings, _stamps(names), *_outside(progress))
+    return _compare(tuple(names), norm, settings, _stamps(names), _progress=progress)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _sharpness(names: tuple, stamps: tuple, _progress, _wrap):
+@cached_job(8)
+def _sharpness(names: tuple, stamps: tuple, _progress=None, _wrap=None):
     return run_heavy(
         om.sharpness_panels,
         list(names),
@@ -566,4 +551,4 @@ def _sharpness(names: tuple, stamps: tuple, _progress, _wrap):
 
 def sharpness_panels(names: list[str], progress=None):
     """``operator_models.sharpness_panels`` in the worker pool, cached like compare_models."""
-    return _sharpness(tuple(names), _stamps(names), *_outside(progress))
+    return _sharpness(tuple(names), _stamps(names), _progress=progress)

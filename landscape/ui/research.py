@@ -3,13 +3,12 @@ edge-of-stability option of the Train page, and the Geometry page's two tools (p
 minima, the Hessian's spectrum).
 
 Every computation runs in the worker pool (``run_heavy``) behind a bounded ``st.cache_data``
-keyed on the runs' weight fingerprints and the settings; progress callbacks run outside the
-cache's replay recording (the device of ``landscape.ui.compare``).
+keyed on the runs' weight fingerprints and the settings (``landscape.ui.common.cached_job``:
+progress callbacks run outside the cache's replay recording).
 """
 
 from __future__ import annotations
 
-import contextvars
 import time
 
 import numpy as np
@@ -21,16 +20,12 @@ from landscape.engine.subject import fingerprint
 from landscape.measures import connectivity, sharpness, spectrum, stability
 from landscape.pipelines import presets
 from landscape.plots import research as plots
-from landscape.ui.common import run_heavy, show_error
+from landscape.ui.common import cached_job, run_heavy, show_error
 from landscape.ui.runs import train_cached
 
 CACHE_ENTRIES = 12
 EOS_KEY = "eos_result"  # session key: the last edge-of-stability result
 CHART_EVERY_S = 0.3
-
-
-def _outside(ctx: contextvars.Context, fn):
-    return None if fn is None else (lambda *a: ctx.run(fn, *a))
 
 
 def _bar():
@@ -49,15 +44,16 @@ def _fmt(x) -> str:
 # ============================================================================ sharpness
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _panels(keys: tuple, labels: tuple, rescales: tuple, split: str, _runs, _progress, _wrap):
+@cached_job(CACHE_ENTRIES)
+def _panels(keys: tuple, labels: tuple, rescales: tuple, split: str, _runs, _progress=None,
+            _wrap=None):  # fmt: skip
     items = list(zip(labels, _runs, rescales))
     return run_heavy(sharpness.run_panels, items, sharpness.PanelSettings(), split,
                      label="the sharpness measures", callbacks={"progress": _progress}, wrap=_wrap)  # fmt: skip
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _rescaled(key: str, alpha: float, split: str, _run, _progress, _wrap):
+@cached_job(CACHE_ENTRIES)
+def _rescaled(key: str, alpha: float, split: str, _run, _progress=None, _wrap=None):
     return run_heavy(sharpness.rescaling_for_run, _run, (1.0, alpha), sharpness.PanelSettings(),
                      split, label="the rescaling demo", callbacks={"progress": _progress},
                      wrap=_wrap)  # fmt: skip
@@ -103,11 +99,9 @@ def sharpness_section(comparison, split: str = "train", measure=None) -> None:
     if st.button("Measure λmax, trace, ε-, ρ- and adaptive sharpness and basin width",
                  key="rs_sharp_go"):  # fmt: skip
         bar, progress = _bar()
-        ctx = contextvars.copy_context()
         try:
             st.session_state["rs_sharp"] = (state_key, _panels(
-                keys, labels, rescales, split, [p.run for p in panels],
-                _outside(ctx, progress), lambda fn: _outside(ctx, fn))
+                keys, labels, rescales, split, [p.run for p in panels], _progress=progress)
                 if measure is None else measure(list(labels), progress))  # fmt: skip
         except (ValueError, RuntimeError) as e:
             show_error(e)
@@ -143,11 +137,9 @@ def _rescaling_demo(comparison, split: str) -> None:
             return
     else:
         bar, progress = _bar()
-        ctx = contextvars.copy_context()
         try:
             run = runs[0] if runs else train_cached(presets.DEFAULT)
-            got = _rescaled(fingerprint(run), float(alpha), split, run,
-                            _outside(ctx, progress), lambda fn: _outside(ctx, fn))  # fmt: skip
+            got = _rescaled(fingerprint(run), float(alpha), split, run, _progress=progress)
             st.session_state["rs_rescale"] = got
         except (ValueError, RuntimeError) as e:
             show_error(e)
@@ -249,9 +241,16 @@ def eos_section() -> None:
 # ============================================================================ geometry page
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+@cached_job(CACHE_ENTRIES)
 def _connect(
-    keys: tuple, split: str, kind: str, steps: int, plane_res: int, _runs, _progress, _wrap
+    keys: tuple,
+    split: str,
+    kind: str,
+    steps: int,
+    plane_res: int,
+    _runs,
+    _progress=None,
+    _wrap=None,
 ):
     return run_heavy(connectivity.for_runs, _runs[0], _runs[1], split, kind=kind, steps=steps,
                      plane_res=plane_res, label="the paths between minima",
@@ -260,27 +259,25 @@ def _connect(
 
 def connect(run_a, run_b, split="train", kind="bezier", steps=300, plane_res=21):
     bar, progress = _bar()
-    ctx = contextvars.copy_context()
     try:
         return _connect((fingerprint(run_a), fingerprint(run_b)), split, kind, steps, plane_res,
-                        [run_a, run_b], _outside(ctx, progress), lambda fn: _outside(ctx, fn))  # fmt: skip
+                        [run_a, run_b], _progress=progress)  # fmt: skip
     finally:
         bar.empty()
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _spectrum(key: str, split: str, vectors: int, steps: int, top_k: int, _run, _progress, _wrap):
+@cached_job(CACHE_ENTRIES)
+def _spectrum(key: str, split: str, vectors: int, steps: int, top_k: int, _run, _progress=None,
+              _wrap=None):  # fmt: skip
     return run_heavy(spectrum.for_run, _run, split, n_vectors=vectors, steps=steps, top_k=top_k,
                      label="the Hessian spectrum", callbacks={"progress": _progress}, wrap=_wrap)  # fmt: skip
 
 
 def hessian_spectrum(run, split="train", vectors=5, steps=60, top_k=5):
     bar, progress = _bar()
-    ctx = contextvars.copy_context()
-    cb = _outside(ctx, lambda d, n: progress(d / n, f"{d}/{n} Lanczos runs"))
     try:
-        return _spectrum(fingerprint(run), split, vectors, steps, top_k, run, cb,
-                         lambda fn: _outside(ctx, fn))  # fmt: skip
+        return _spectrum(fingerprint(run), split, vectors, steps, top_k, run,
+                         _progress=lambda d, n: progress(d / n, f"{d}/{n} Lanczos runs"))  # fmt: skip
     finally:
         bar.empty()
 

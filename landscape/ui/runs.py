@@ -214,8 +214,9 @@ def run_name_of(run: Run) -> str | None:
     return None
 
 
-def select_run(run: Run | str, key: str = "pick_run") -> None:
-    """Make `run` (a Run or its list name) the one `pick_run(key=key)` shows on its next call.
+def select_run(run: Run | str, key: str) -> None:
+    """Make `run` (a Run or its list name) the one ``library.run_picker(key=key)`` shows on its
+    next draw.
 
     Safe to call after the picker was drawn in this script run: the choice is parked under a
     separate key and applied before the selectbox is created next time.
@@ -223,25 +224,6 @@ def select_run(run: Run | str, key: str = "pick_run") -> None:
     name = run if isinstance(run, str) else run_name_of(run)
     if name is not None:
         st.session_state[f"{key}__pending"] = name
-
-
-def pick_run(label: str = "Run", key: str = "pick_run") -> Run | None:
-    """A selectbox over this session's runs (newest first); None (with a hint) when empty."""
-    runs = get_runs()
-    if not runs:
-        st.info("No trained runs in this session yet: train one on the Train page.")
-        return None
-    names = list(runs)[::-1]
-    pending = st.session_state.pop(f"{key}__pending", None)
-    if pending in runs:
-        st.session_state[key] = pending
-    if st.session_state.get(key) not in (None, *names):  # its run was deleted meanwhile
-        del st.session_state[key]
-    name = st.selectbox(label, names, key=key)
-    run = runs.get(name)
-    if run is not None:
-        kept.lease(run)  # shown: not evicted from the data folder meanwhile
-    return run
 
 
 # ----------------------------------------------------------------------------- restarts
