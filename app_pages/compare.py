@@ -410,6 +410,9 @@ result = st.session_state.get(RESULT)
 if result is None:
     st.info("Pick a preset above (or two of your runs) to see them side by side.")
 else:
+    # A page switch leaves the page's own parameters behind: the comparison shown goes back
+    # into the address on every run, so Copy link and a reload name it.
+    _keep_in_url(st.session_state.get(REQUEST, {"kind": "operator"}))
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])

@@ -18,7 +18,7 @@ from landscape.ui.links import url
 torch_threads()
 
 HEIGHT = 420
-ZMAX = 10.0  # colours clipped at loss 10, as in Li et al.'s own contour plots (vmax = 10)
+ZMAX = ui.ZMAX  # colours clipped at loss 10, as in Li et al.'s plots (and on Landscape)
 
 
 def _figure(entry: gallery.Entry, kind: str):

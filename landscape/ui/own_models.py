@@ -152,29 +152,17 @@ def figure(surf, key: str, title: str | None = None, lines: dict | None = None):
         field = c3.radio("Field", ["loss", "accuracy"], key=f"{key}_field", horizontal=True)
     zmin, zmax = _colour_range(surf, key) if field == "loss" else (None, None)
     path, ratio = _path_of(meta)
-    xt, yt = plots.pca_axis_titles(ratio) if path else ("d1", "d2")
-    kw = {"field": field, "log": log and field == "loss", "zmin": zmin, "zmax": zmax}
-    if kind == "3D":
-        fig = plots.surface3d_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-        if kw["log"]:
-            fig = page_plots.log_colours_3d(fig, surf, zmin, zmax)
-        return fig
+    labels = None
     if path:  # as the built-in runs' PCA plane: the path up to a chosen checkpoint
         px, py = path
         last = len(px) - 1
         k = st.slider("Path up to checkpoint", 0, last, last, key=f"{key}_upto{last}") + 1
-        px, py, labels = px[:k], py[:k], path_labels(meta, last + 1)[:k]
-    if kind == "contour" and path and field == "loss":
-        return plots.trajectory_figure(
-            surf, px, py, ratio, labels, title=title,
-            **{k: v for k, v in kw.items() if k != "field"},
-        )  # fmt: skip
-    if kind == "contour":
-        return plots.contour_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-    fig = plots.heatmap_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-    if field == "loss":
-        fig = page_plots.mark_minimum(fig, surf)
-    return page_plots.add_path(fig, px, py, labels) if path else fig
+        path, labels = (px[:k], py[:k]), path_labels(meta, last + 1)[:k]
+    return page_plots.plane_figure(
+        surf, kind, field=field, log=log, zmin=zmin, zmax=zmax,
+        path=path if kind != "3D" else None, path_labels=labels, explained=ratio, title=title,
+        **dict(zip(("x_title", "y_title"), plots.pca_axis_titles(ratio) if path else ("d1", "d2"))),
+    )  # fmt: skip
 
 
 def _path_of(meta: dict):
