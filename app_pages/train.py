@@ -154,7 +154,7 @@ def _optimiser_widgets() -> tuple[dict, bool]:
             disabled=kw["optimizer"] != "momentum",
             help="Used by SGD + momentum only (Adam keeps its own running averages).",
         )  # fmt: skip
-        kw["eos"] = ui_research.eos_checkbox(c3)
+        kw["eos"] = ui_research.eos_checkbox(c3, kw["optimizer"])
         submitted = st.button("Train", type="primary", key="tr_train")
     return kw, submitted
 
@@ -204,7 +204,10 @@ def setup_panel() -> None:
     eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
     st.session_state[live_panel.SETUP] = kw | opt_kw  # what Play / Step train (live panel)
     if submitted:
-        (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
+        if eos:
+            ui_research.eos_run(kw | opt_kw, show_key=SHOW_KEY)
+        else:
+            _train_and_show(kw | opt_kw)
 
 
 # ----------------------------------------------------------------------------- training

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from landscape.data.config import Config
+from landscape.data.config import MAX_BATCH, Config
 from landscape.engine.subject import fingerprint
 from landscape.measures import connectivity, sharpness, spectrum, stability
 from landscape.pipelines import presets
 from landscape.plots import research as plots
 from landscape.ui.common import cached_job, run_heavy, show_error
-from landscape.ui.runs import train_cached
+from landscape.ui.runs import add_run, select_run, train_cached
 
 CACHE_ENTRIES = 12
 EOS_KEY = "eos_result"  # session key: the last edge-of-stability result
@@ -167,17 +167,25 @@ EOS_NOTICE = (
 )
 
 
-def eos_checkbox(container=st) -> bool:
-    """The Train form's option (inside the form)."""
-    return container.checkbox(
-        "Track sharpness (edge of stability)", key="tr_eos",
+def eos_checkbox(container=st, optimizer: str = "sgd") -> bool:
+    """The Train form's option; offered only with an optimiser it works with (the 2/η line is
+    a gradient-descent result), and said why otherwise."""
+    allowed = optimizer in stability.OPTIMIZERS
+    ticked = container.checkbox(
+        "Track sharpness (edge of stability)", key="tr_eos", disabled=not allowed,
         help="Full-batch gradient descent with λmax measured every few steps against 2/η "
         "(Cohen et al. 2021). Needs optimiser SGD or SGD + momentum; the batch size is ignored.",
     )  # fmt: skip
+    if not allowed:
+        container.caption("Sharpness tracking needs optimiser SGD or SGD + momentum.")
+    return ticked and allowed
 
 
-def eos_run(config_kw: dict, every: int = 5) -> None:
-    """Train ``config_kw`` with full-batch GD and λmax tracking, live, in a worker."""
+def eos_run(config_kw: dict, every: int = 5, show_key: str | None = None) -> None:
+    """Train ``config_kw`` with full-batch GD and λmax tracking, live, in a worker.
+
+    The same full-batch run then joins the session's runs (shown by the picker ``show_key``),
+    so it can be sliced and compared like any other."""
     try:
         config = Config(**config_kw)
     except ValueError as e:
@@ -200,6 +208,8 @@ def eos_run(config_kw: dict, every: int = 5) -> None:
     try:
         res = run_heavy(stability.track, config, every=every, label="the edge-of-stability run",
                         callbacks={"progress": progress})  # fmt: skip
+        # Full-batch GD, one step per epoch: the run stability.track stepped through.
+        run = train_cached(config.replace(batch_size=MAX_BATCH))
     except (ValueError, RuntimeError) as e:
         show_error(e)
         return
@@ -207,6 +217,9 @@ def eos_run(config_kw: dict, every: int = 5) -> None:
         bar.empty()
         chart.empty()
     st.session_state[EOS_KEY] = res
+    name = add_run(run)
+    if show_key is not None:
+        select_run(name, key=show_key)
     st.rerun()  # the result is drawn by eos_section, outside the Train form's fragment
 
 
