@@ -274,6 +274,9 @@ def test_tab_from_a_previous_server_is_told_and_can_start_afresh(data_folder, mo
     boot.set_value("0123456789ab")  # what a tab opened on the previous server sends back
     settle(at)
     (warning,) = [w for w in at.warning if "restarted" in w.value]
+    assert (
+        warning.proto.icon == ":material/refresh:"
+    )  # an emoji was an empty box in Debian's Chromium
     if data_folder:  # the runs are kept: the notice says where
         assert "My runs" in shown(warning.value) and "are gone" not in shown(warning.value)
     else:

@@ -151,3 +151,25 @@ def test_train_page_offers_sharpness_tracking_only_with_gradient_descent():
 def _rid(at, name: str) -> str:
     """The picker's value of the session run ``name``: its short id."""
     return datastore.run_id(at.session_state[ui_runs._SESSION_KEY][name].config)
+
+
+def test_geometry_settings_are_in_the_address_and_survive_a_page_switch():
+    """Issue 25: Geometry's settings were not in the address, and a page switch set them back
+    (seed B 7 -> 1)."""
+    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    at.switch_page("app_pages/geometry.py").run()
+    at.number_input(key="geo_seed_b").set_value(7).run()
+    at.radio(key="geo_src").set_value("a run of this session").run()
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/geometry.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="geo_seed_b").value == 7
+    assert at.query_params["geo_seed_b"] == "7"
+    link = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    other = list(presets.PRESETS)[1]
+    link.query_params.update({"geo_seed_b": "7", "geo_vectors": "9", "geo_preset": other})
+    link.switch_page("app_pages/geometry.py").run()
+    assert link.number_input(key="geo_seed_b").value == 7
+    assert link.selectbox(key="geo_preset").value == other
+    assert link.slider(key="geo_vectors").value == 9
+    assert not any("ignored" in c.value for c in link.caption)

@@ -65,6 +65,9 @@ _RECONNECT_WATCH = """<script>
   }, 250);
 })();
 </script>"""
+#: A Material icon (shipped with Streamlit's frontend): an emoji needs a system emoji font, and
+#: Debian's Chromium without one drew the old 🔄 as an empty box.
+RESTART_ICON = ":material/refresh:"
 _SESSION_KEY = "landscape_runs"
 _DROPPED_KEY = "landscape_runs_dropped"
 
@@ -269,7 +272,7 @@ def restart_notice() -> bool:
     box = st.container(border=True)
     box.warning(
         f"**The server was restarted since this tab was opened.** {message}",
-        icon="🔄",
+        icon=RESTART_ICON,
     )
     if box.button("OK, start afresh", key="landscape_restart_ok"):
         st.session_state.pop(_RESTARTED_KEY, None)
