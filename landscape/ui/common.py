@@ -49,7 +49,8 @@ def run_heavy(
     **kwargs,
 ):
     """``fn(*args, **kwargs)`` in a worker process, with live ``callbacks`` (see
-    landscape.ui.workers.Pool.call) and a note on the page while no worker is free.
+    landscape.ui.workers.Pool.call) and, while no worker is free, a note on the page with
+    the job's place in the queue, taken down when the job starts.
 
     ``wrap`` is applied to the note's drawing and removal: inside a ``cached_job``
     function pass its ``_wrap``, which runs them outside Streamlit's replay recording, or a
@@ -58,12 +59,10 @@ def run_heavy(
     wrap = wrap or (lambda f: f)
     shown: list = []
 
-    def on_wait() -> None:
-        note = st.empty()
-        note.info(
-            f"The server is busy with other users' jobs; {label} is queued and will start shortly."
-        )
-        shown.append(note)
+    def on_wait(ahead: int) -> None:
+        if not shown:
+            shown.append(st.empty())
+        shown[0].info(queued_note(label, ahead))
 
     def clear() -> None:
         for note in shown:
@@ -71,11 +70,24 @@ def run_heavy(
 
     try:
         return workers.shared_pool().call(
-            fn, *args, callbacks=callbacks, on_wait=wrap(on_wait), **kwargs
+            fn, *args, callbacks=callbacks, on_wait=wrap(on_wait), on_start=wrap(clear), **kwargs
         )
     finally:
         if shown:
             wrap(clear)()
+
+
+def queued_note(label: str, ahead: int) -> str:
+    """What a queued job's note says: its place in the queue."""
+    place = (
+        f"{ahead} job{'s' if ahead != 1 else ''} ahead of yours"
+        if ahead
+        else "yours is next in line"
+    )
+    return (
+        f"The server is busy with other users' jobs: {place}. {label[:1].upper() + label[1:]} "
+        "starts as soon as a worker is free."
+    )
 
 
 def outside() -> Callable[[Callable | None], Callable | None]:
