@@ -32,6 +32,7 @@ from landscape.ui.upload import upload_widget
 torch_threads()
 
 SHOW_KEY = "tr_show"  # the run shown in the results section
+CHANCE_MARGIN = 0.02  # a final training accuracy this close to chance gets a warning
 CACHE_NOTE = "tr_cache_note"
 OVERLAY_NEW = "tr_overlay_new"  # runs trained since the overlay was last drawn
 CHART_EVERY_S = 0.3  # redraw the live loss chart at most this often (seconds)
@@ -298,9 +299,31 @@ def _metrics(run) -> None:
     cols[4].metric("Training time", f"{run.seconds:.1f} s", help=f"{run.epochs_done} epochs")
 
 
+def _chance_warning(run) -> None:
+    """A run that ends no better than guessing the commonest class (SGD at lr 10 on moons:
+    50 %) gets a warning: nothing else on the page would say that it learnt nothing."""
+    if run.diverged or run.accuracy_fn() is None:
+        return
+    y = run.dataset().y_train
+    chance = float(y.bincount().max()) / max(len(y), 1)
+    acc = run.history["train_acc"][-1]
+    if math.isfinite(acc) and acc <= chance + CHANCE_MARGIN:
+        st.warning(
+            f"**No better than guessing**: the training accuracy is {acc:.1%}, and always "
+            f"answering the commonest class scores {chance:.1%}. The net did not learn: the "
+            "learning rate may be too large (each step jumps across the valley) or too small, "
+            "or the net too small for the data. Try a learning rate 10x smaller first.",
+            icon=":material/warning:",
+        )
+
+
 @st.fragment
 def _curves(run) -> None:
-    log_y = st.toggle("Log-scale loss", False, **url("tr_log"))
+    if run.diverged:  # a blow-up spans orders of magnitude: always drawn on a log axis
+        st.caption("The loss axis is logarithmic: the diverged losses span orders of magnitude.")
+        log_y = True
+    else:
+        log_y = st.toggle("Log-scale loss", False, **url("tr_log"))
     c1, c2 = st.columns(2)
     fig = plots.loss_curves(run.history, run.step_loss, log_y=log_y,
                             steps_per_epoch=_steps_per_epoch(run), stop=_stop(run))  # fmt: skip
@@ -369,6 +392,7 @@ def results_section() -> None:
     if st.session_state.pop(CACHE_NOTE, False):
         st.info("This configuration was trained before: the result comes from the cache.")
     _divergence_warning(run)
+    _chance_warning(run)
     _metrics(run)
     _curves(run)
     if run.accuracy_fn() is not None and _has_picture(run):
@@ -415,8 +439,9 @@ def stability_demo() -> None:
 # ----------------------------------------------------------------------------- run list
 
 
-def _finite(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+def _percent(v: float) -> str:
+    """An accuracy for the table; a dash where there is none (regression: NaN)."""
+    return f"{v:.1%}" if math.isfinite(v) else "—"
 
 
 def _run_table(runs: dict) -> None:
@@ -426,7 +451,7 @@ def _run_table(runs: dict) -> None:
             "epochs": r.epochs_done,
             "train loss": r.history["train_loss"][-1],
             "test loss": r.history["test_loss"][-1],
-            "test acc": _finite(r.history["test_acc"][-1]),  # NaN for regression
+            "test acc": _percent(r.history["test_acc"][-1]),  # NaN for regression
             "diverged": f"epoch {r.diverged_epoch}" if r.diverged else "",
             "params": r.n_params,
             "seconds": round(r.seconds, 2),

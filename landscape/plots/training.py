@@ -40,6 +40,7 @@ def _positive(y, log_y: bool) -> np.ndarray:
 
 
 STOP_COLOR = "#d62728"
+FEW_STEPS = 30  # at most this many steps: each is drawn as a point too
 
 
 def step_positions(n_steps: int, steps_per_epoch: int) -> np.ndarray:
@@ -74,7 +75,9 @@ def loss_curves(history: dict, step_loss=None, log_y: bool = False, epochs: int 
             else np.arange(1, len(step_loss) + 1) * (x[-1] / len(step_loss))
         )
         faint = STEP_COLOR if len(x) > 1 else TRAIN_COLOR  # the only line left: draw it clearly
-        traces.append(go.Scatter(x=steps, y=_positive(step_loss, log_y), mode="lines",
+        # a handful of steps (a run that blew up at once): each one a visible point
+        step_mode = "lines+markers" if len(step_loss) <= FEW_STEPS else "lines"
+        traces.append(go.Scatter(x=steps, y=_positive(step_loss, log_y), mode=step_mode,
                                  name="train (each step)", line=dict(color=faint, width=1),
                                  hoverinfo="skip"))  # fmt: skip
     mode = "lines" if len(x) > 1 else "markers"
@@ -93,12 +96,15 @@ def loss_curves(history: dict, step_loss=None, log_y: bool = False, epochs: int 
 
 
 def accuracy_curves(history: dict, title: str = "Accuracy") -> go.Figure:
+    """Train and test accuracy per epoch (points when there is one epoch: a run that diverged
+    in its first epoch has only its start, which a line would not show)."""
     x = np.asarray(history["epoch"], dtype=float)
     traces = [
         go.Scatter(
             x=x,
             y=np.asarray(history[k], dtype=float),
-            mode="lines",
+            mode="lines" if len(x) > 1 else "markers",
+            marker=dict(color=color, size=9),
             name=label,
             line=dict(color=color, width=2.2),
         )  # fmt: skip
