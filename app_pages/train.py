@@ -338,7 +338,8 @@ def _curves(run) -> None:
 def _has_picture(run) -> bool:
     """2D data (decision regions) or one input feature (fitted function / class probabilities)."""
     kind = data.info(run.config.dataset).kind
-    return kind in ("2d", "1d") or tuple(run.dataset().input_shape) == (1,)
+    shape, task = tuple(run.dataset().input_shape), data.info(run.config.dataset).task
+    return kind in ("2d", "1d") or shape == (1,) or (shape == (2,) and task == "classification")
 
 
 def _picture(run) -> None:
@@ -354,13 +355,26 @@ def _picture(run) -> None:
         xs, yhat = predictions.regression_curve(model, ds)
         fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
                                    ds.y_test.numpy())  # fmt: skip
-    elif kind == "2d":
+    elif ds.input_shape == (2,) and ds.task == "classification":  # moons, or a 2-feature CSV
         xs, ys, probs = predictions.decision_grid(model, ds, resolution=120)
         fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
                                       ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
     else:
         st.caption(
             md_escape(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
+        )
+        return
+    if kind == "tabular":  # a table's columns are standardised: say so, in the column's name
+        names = [plot_text(f"{n} (standardised)") for n in ds.feature_names[:2]]
+        fig.update_layout(**dict(zip(("xaxis_title", "yaxis_title"), names)))
+        st.plotly_chart(fig, key="tr_picture")
+        st.caption(
+            md_escape(
+                "Plotted in standardised units: each feature minus its mean, divided by its "
+                "standard deviation, on the training split (what the net sees): "
+                + ", ".join(ds.feature_names[:2])
+                + "."
+            )
         )
         return
     st.plotly_chart(fig, key="tr_picture")

@@ -202,6 +202,27 @@ def test_one_feature_csv_works_everywhere_on_the_train_page(task):
     want = "Class probabilities" if task == "classification" else "Fitted function"
     assert want in titles, titles
     assert at.button(key="tr_delete")  # the run list and its Delete button
+    # Issue 25: the picture is in standardised x, and says so
+    picture = next(f for f in figures(at) if f["layout"].get("title", {}).get("text") == want)
+    assert picture["layout"]["xaxis"]["title"]["text"] == "x (standardised)"
+    assert any("standardised units" in shown(c.value) for c in at.caption)
+
+
+def test_two_feature_csv_gets_decision_regions():
+    """Issue 25: a 2-feature CSV run got no decision-region plot (moons does)."""
+    raw = csv("a,b,label", [f"{a:.4f},{-a / 2:.4f},{int(a > 0)}" for a in X])
+    at = upload_csv(page(TRAIN), "two.csv", raw)
+    train_small(at)
+    assert not at.error, errors(at)
+    regions = [
+        f for f in figures(at) if f["layout"].get("title", {}).get("text") == "Decision regions"
+    ]
+    assert regions, "no decision-region plot"
+    layout = regions[0]["layout"]
+    assert (layout["xaxis"]["title"]["text"], layout["yaxis"]["title"]["text"]) == (
+        "a (standardised)",
+        "b (standardised)",
+    )
 
 
 def test_value_beyond_float32_is_rejected_naming_column_and_row():
