@@ -109,7 +109,9 @@ def _spectrum_tab() -> None:
     res, name = got
     m = st.columns(4)
     m[0].metric("Parameters", f"{res.n_params:,}")
-    m[1].metric("λmax", f"{res.top[0]:.4g}" if len(res.top) else "—")
+    m[1].metric("λmax", f"{res.top[0]:.4g}" if len(res.top) else "—",
+                help="Over every parameter, biases included. The Landscape page's Hessian plane "
+                "leaves biases and BatchNorm out by default, so its λ1 can be smaller.")  # fmt: skip
     m[2].metric("Share of eigenvalues < 0", f"{100 * res.mass_below(0.0):.1f} %")
     m[3].metric("Time (SLQ + top-k)", f"{res.seconds + res.seconds_top:.1f} s")
     st.plotly_chart(

@@ -396,6 +396,18 @@ def _plane_picture(result):
     )  # fmt: skip
 
 
+def hessian_note(ignore: str) -> str:
+    """Whose curvature λ1 and λ2 are: the weights the slice moves (Geometry's λmax counts
+    every parameter, so the same run can show a different number there)."""
+    if ignore == "biasbn":
+        return (
+            "λ1, λ2: the Hessian's top eigenvalues over the weights this slice moves; biases "
+            "and BatchNorm parameters are left out ('not moved'), so λ1 can differ from "
+            "Geometry's λmax, which counts every parameter. Choose 'moved too' to include them."
+        )
+    return "λ1, λ2: the Hessian's top eigenvalues over every parameter, biases included."
+
+
 def _warn_parallel(result) -> None:
     """Two nearly parallel directions span a line, not a plane: say so."""
     if result.request.dim == 2 and result.cosine is not None and abs(result.cosine) > 0.99:
@@ -423,6 +435,8 @@ def _warn_nonfinite(result) -> None:
 def _facts(result) -> None:
     req, surf = result.request, result.main
     ui.metrics(result, "Loss of the trained net")
+    if req.direction == "hessian" and result.eigenvalues is not None:
+        st.caption(hessian_note(req.ignore))
     st.caption(
         f"{req.label()} · {result.n_total()} points in {result.seconds:.2f} s "
         f"({surf.meta.get('method', '?')} evaluation)"
