@@ -8,6 +8,8 @@ initialisation); NaN entries (accuracy of regression runs) are simply not drawn.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -167,6 +169,11 @@ def stability_figure(lr_limit: float, runs: list[tuple[float, float, bool]]) -> 
     layout = _layout("Step size vs the stable limit", "learning rate", "final loss (log)", True)
     layout["xaxis"]["type"] = "log"
     layout["hovermode"] = "closest"
+    # The x range frames the points and the limit (a margin of a factor each side): Plotly's
+    # own range crammed the points at the left.
+    xs = [lr for lr, _, _ in runs if lr > 0] + [lr_limit]
+    span = max(math.log10(max(xs) / min(xs)), 0.1)
+    layout["xaxis"]["range"] = [math.log10(min(xs)) - 0.3 * span, math.log10(max(xs)) + 0.3 * span]
     fig = go.Figure(data=traces, layout=layout)
     fig.add_vline(x=lr_limit, line=dict(color="black", dash="dash"),
                   annotation_text=f"2 / λmax = {lr_limit:.3g}", annotation_position="top left")  # fmt: skip

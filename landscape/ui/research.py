@@ -299,8 +299,10 @@ CONNECT_NOTICE = (
     "- **Barrier height** (Frankle et al. 2020): the highest loss on the straight line minus the "
     "mean of the two ends. Two seeds of the same net usually have a clear barrier: the straight "
     "line leaves the low region.\n"
-    "- **The learned curve** (Garipov et al. 2018) bends through one trained point θ and stays "
-    "low almost all the way: the two minima are *connected*, parts of one valley.\n"
+    "- **The learned curve** (Garipov et al. 2018) has one trained point θ and stays low almost "
+    "all the way: the two minima are *connected*, parts of one valley. The polygonal chain "
+    "passes through θ; the quadratic Bézier only bends towards it (θ is its control point: "
+    "halfway along, the curve is midway between θ and the middle of A and B).\n"
     "- **The plane** through A, B and θ holds both paths exactly (white: dashed straight line, "
     "solid curve); the contours show the ridge the line crosses and the valley the curve follows."
 )
