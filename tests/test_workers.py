@@ -218,10 +218,9 @@ def _until(cond, timeout: float = 60.0) -> None:
 
 
 def test_the_queued_note_names_the_place():
-    assert "2 jobs ahead of yours" in common.queued_note("training", 2)
-    assert "1 job ahead of yours" in common.queued_note("training", 1)
-    assert "yours is next in line" in common.queued_note("training", 0)
-    assert "Training starts as soon as a worker is free" in common.queued_note("training", 0)
+    assert "training is queued (2 jobs ahead of yours)" in common.queued_note("training", 2)
+    assert "(1 job ahead of yours)" in common.queued_note("training", 1)
+    assert "(yours is next)" in common.queued_note("training", 0)
 
 
 def test_shutdown_stops_the_workers():

@@ -79,14 +79,10 @@ def run_heavy(
 
 def queued_note(label: str, ahead: int) -> str:
     """What a queued job's note says: its place in the queue."""
-    place = (
-        f"{ahead} job{'s' if ahead != 1 else ''} ahead of yours"
-        if ahead
-        else "yours is next in line"
-    )
+    place = f"{ahead} job{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
     return (
-        f"The server is busy with other users' jobs: {place}. {label[:1].upper() + label[1:]} "
-        "starts as soon as a worker is free."
+        f"The server is busy with other users' jobs: {label} is queued ({place}) and starts "
+        "as soon as a worker is free."
     )
 
 
