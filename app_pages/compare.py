@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape.core import directions
-from landscape.pipelines import comparisons
+from landscape.pipelines import comparison_presets, comparisons
 from landscape.pipelines.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.storage import datastore
@@ -111,9 +111,9 @@ def _settings_form() -> bool:
 
 def _preset_buttons() -> dict | None:
     st.caption("One click trains the runs and measures them (cached: a second click is instant).")
-    cols = st.columns(len(comparisons.PRESETS))
+    cols = st.columns(len(comparison_presets.PRESETS))
     chosen = None
-    for col, (key, p) in zip(cols, comparisons.PRESETS.items()):
+    for col, (key, p) in zip(cols, comparison_presets.PRESETS.items()):
         if col.button(p.button, key=f"cmp_preset_{key}", help=p.title, width="stretch"):
             chosen = {"kind": "preset", "key": key}
         secs = p.measured_seconds
@@ -161,7 +161,7 @@ def _compute(request: dict, settings: Settings) -> None:
     try:
         if request["kind"] == "preset":
             comp = ui.preset(request["key"], settings, progress)
-            p = comparisons.get(request["key"])
+            p = comparison_presets.get(request["key"])
             title = p.title
         elif request["kind"] == "operator":  # the operator's models (LANDSCAPE_MODELS)
             comp = ui_own.compare_models(request["names"], request["norm"], settings, progress)
@@ -217,7 +217,7 @@ def linked_request() -> dict | None:
         return None
     key = st.query_params.get("preset")
     if key is not None:
-        if key in comparisons.PRESETS:
+        if key in comparison_presets.PRESETS:
             return {"kind": "preset", "key": key}
         st.caption(f"ℹ️ The link's preset {key[:40]!r} is not one of this page's presets.")
         return None
@@ -274,7 +274,7 @@ def _story(result: dict) -> None:
     comp: Comparison = result["comparison"]
     st.subheader(md_escape(result["title"]))  # run names are user text
     if result["preset"]:
-        p = comparisons.get(result["preset"])
+        p = comparison_presets.get(result["preset"])
         c1, c2 = st.columns(2)
         c1.markdown(f"**What the literature found.** {p.literature}")
         c2.markdown(f"**What this run shows.** {p.shows}")

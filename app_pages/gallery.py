@@ -25,8 +25,8 @@ def _figure(entry: gallery.Entry, kind: str):
     title = f"{entry.label}: {gallery.verdict(entry.row)}"
     if kind == "3D":
         fig = plots.surface3d_figure(entry.surface, log=True, zmax=ZMAX, title=title)
-    else:
-        fig = plots.contour_figure(entry.surface, log=True, n_levels=40, zmax=ZMAX, title=title)
+    else:  # Li et al.'s contour lines: islands below the top level show as closed lines
+        fig = plots.contour_figure(entry.surface, lines=gallery.LEVELS, title=title)
     return fig.update_layout(height=HEIGHT, margin=dict(l=0, r=0, t=50, b=0))
 
 
@@ -45,6 +45,7 @@ def _table(items: list[gallery.Entry]) -> None:
             "layers": e.n_layers,
             "skips": "yes" if e.skip else "no",
             "looks": gallery.verdict(e.row),
+            "low-loss regions": e.row["low_loss_regions"],
             "local minima": e.row["local_minima"],
             "turns per line": round(e.row["turns_per_line"], 2),
             "TV / range (log loss)": round(e.row["tv_ratio"], 1),
@@ -105,6 +106,8 @@ def _findings(items: list[gallery.Entry]) -> None:
     if len(deep_pair) == 2:
         ok, text = gallery.convexity_finding(deep_pair[True], deep_pair[False])
         lines.append(("Reproduced" if ok else "**Not reproduced here**") + f": {text}.")
+    ok, text = gallery.trained_finding(items)
+    lines.append(("Reproduced" if ok else "**Not reproduced here**") + f": {text}.")
     ok, text = gallery.training_finding(items)
     lines.append(("Reproduced" if ok else "**Not reproduced here**") + f": {text}.")
     if 20 in depths:
@@ -130,8 +133,10 @@ st.markdown(
     f"{min(e.n_layers for e in items)} to {max(e.n_layers for e in items)} layers (stride-2 "
     f"stages of {w}, {2 * w} and {4 * w} channels, BatchNorm) trained on "
     f"{data.DATASETS[cfg.dataset].display.lower()}, each sliced over a plane of two "
-    f"filter-normalised random directions, ±{sl['span']:g} along each. Colours stop at loss "
-    f"{ZMAX:g}, as in Li et al.'s plots: above it the walls only climb."
+    f"filter-normalised random directions, ±{sl['span']:g} along each. The contour lines are "
+    f"Li et al.'s: loss {gallery.LEVELS[0]:g} to {gallery.LEVELS[1]:g} every "
+    f"{gallery.LEVELS[2]:g}, blank above (the 3D view clips at {ZMAX:g}). A smooth net shows one "
+    "set of rings; a chaotic one shows islands: closed lines apart from the main basin."
 )
 depths = sorted({e.n_layers for e in items})
 c1, c2 = st.columns([2, 1])
@@ -147,9 +152,11 @@ _convexity(pair)
 st.subheader("What the numbers say")
 _findings(items)
 st.caption(
+    "Low-loss regions: the most separate regions below any one drawn level (islands count "
+    "apart). " + gallery.verdict_rule() + " "
     "Local minima: grid points lower than all 8 neighbours. Turns per line: how often the "
     "loss changes between rising and falling along a grid row or column (once for a bowl). "
     f"Losses on {sl['samples']} training images; the slices and the table come from one "
-    "command (README: The gallery)."
+    "command (docs/gallery.md)."
 )
 _table(items)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from landscape.cli import reproduce
 from landscape.pipelines import pictures, presets
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
@@ -484,7 +485,7 @@ def _downloads(result, fig) -> None:
             on_click="ignore",
             key="lp_dl_runb",
         )
-    if not pictures.dataset_is_built_in(req.config.dataset):
+    if reproduce.needs_run_file(req.config):
         run = st.session_state.get(RESULT_RUNS, (None, None))[0]
         st.download_button(
             "Run .npz (for --load-run)",
@@ -499,8 +500,7 @@ def _downloads(result, fig) -> None:
         )
     else:
         st.caption("Reproduce it:")
-    lang = "python" if req.direction == "hessian" else "bash"
-    st.code(pictures.command(result), language=lang, wrap_lines=True)
+    st.code(reproduce.landscape_command(result), language="bash", wrap_lines=True)
 
 
 @st.fragment

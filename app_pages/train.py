@@ -264,7 +264,8 @@ def _train_and_show(kw: dict) -> None:
 
 def _steps_per_epoch(run) -> int:
     n = run.dataset().n_train
-    return -(-n // min(run.config.batch_size, n))
+    bn = training.has_batchnorm(run.initial_model())
+    return training.steps_per_epoch(n, min(run.config.batch_size, n), bn)
 
 
 def _stop(run) -> tuple[float, float] | None:

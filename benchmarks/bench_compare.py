@@ -46,12 +46,12 @@ def _threads() -> int:
 def one_preset(key: str, convexity: int = 0) -> dict:
     """Run preset ``key`` cold in this process; a JSON-able summary."""
     threads = _threads()
-    from landscape.pipelines import comparisons
+    from landscape.pipelines import comparison_presets, comparisons
 
-    preset = comparisons.get(key)
+    preset = comparison_presets.get(key)
     settings = preset.settings.replace(convexity=convexity)
     t0 = time.perf_counter()
-    comp = comparisons.run_preset(preset, settings)
+    comp = comparison_presets.run_preset(preset, settings)
     total = time.perf_counter() - t0
     return {
         "preset": key,
@@ -94,10 +94,10 @@ def print_rows(result: dict) -> None:
 def eigen_race() -> None:
     _threads()
     from landscape.measures import curvature
-    from landscape.pipelines import comparisons
+    from landscape.pipelines import comparison_presets
     from landscape.training import loop as training
 
-    preset = comparisons.get("skip")
+    preset = comparison_presets.get("skip")
     print("\nTop Hessian eigenpairs, Lanczos vs power iteration (nets of the skip preset):")
     for panel in preset.panels:
         run = training.train(panel.config)
@@ -119,10 +119,12 @@ def eigen_race() -> None:
 
 
 def main() -> None:
-    from landscape.pipelines import comparisons
+    from landscape.pipelines import comparison_presets
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", choices=list(comparisons.PRESETS), help="run one preset here")
+    ap.add_argument(
+        "--preset", choices=list(comparison_presets.PRESETS), help="run one preset here"
+    )
     ap.add_argument("--json", action="store_true", help="print the one-preset summary as JSON")
     ap.add_argument("--no-eigen", action="store_true", help="skip the eigen-solver race")
     ap.add_argument(
@@ -134,7 +136,7 @@ def main() -> None:
         print(json.dumps(r) if args.json else r)
         return
     print(f"Cold time of each Compare preset (fresh process each; {os.cpu_count()} cores):")
-    results = run_all(list(comparisons.PRESETS), args.convexity)
+    results = run_all(list(comparison_presets.PRESETS), args.convexity)
     print("\nWhat each preset measured:")
     for r in results:
         print(f"  {r['preset']}")

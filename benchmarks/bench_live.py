@@ -54,7 +54,7 @@ def framed(cfg: Config, seconds: float) -> tuple[float, float, float]:
         n += t.run_for(min(pacer.train_seconds(), end - time.perf_counter()))
         d0 = time.perf_counter()
         t.evaluate()
-        h = t.history
+        h = t.frames
         curve = plots.loss_curves({k: h[k] for k in ("epoch", "train_loss", "test_loss")},
                                   t.step_loss, steps_per_epoch=t.steps_per_epoch)  # fmt: skip
         kind, pic = t.picture()

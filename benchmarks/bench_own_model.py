@@ -8,8 +8,8 @@ random labels, an 11x11 plane of cross-entropy on [-1, 1]^2. In one process, int
 minimum over ``--repeats``:
 
   (a) ours: ``landscape.engine.own.open_model("bench_own_model:resnet18", weights.safetensors,
-      data.npz).plane(...)``, the path the command line takes (streamed in batches of 256,
-      each batch on the surface fast path when it supports the model);
+      data.npz).plane(...)``, the path the command line takes (the batch size chosen from the
+      data and memory, on the surface fast path when it supports the model and wins the race);
   (b) a plain loop: copy each point's weights into the model in place, one full-batch forward;
   (c) ``loss_landscapes.random_plane`` (PyPI loss-landscapes 3.0.6, filter normalisation).
 

@@ -4,7 +4,7 @@ See loss shapes, train small nets, and slice the loss surface around a trained n
 along random filter-normalised directions (Li et al., NeurIPS 2018), PCA directions of the
 training path, or Hessian eigen-directions.
 
-The modules are importable without Streamlit; see docs/ARCHITECTURE.md for the contracts.
+The modules are importable without Streamlit; docs/ARCHITECTURE.md is the map of the layers.
 """
 
 import os as _os

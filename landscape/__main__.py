@@ -1,9 +1,15 @@
-"""``python -m landscape``: the command line (landscape.cli.main)."""
+"""``python -m landscape`` and the ``landscape`` console script: the command line."""
 
 import sys
 
 from landscape.cli.main import main, set_threads
 
-if __name__ == "__main__":
+
+def console() -> int:
+    """The ``landscape`` command (pyproject ``[project.scripts]``)."""
     set_threads()
-    sys.exit(main())
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(console())

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from landscape.core import directions as D
+from landscape.core import files
 from landscape.engine import distributed as dist_
 from landscape.engine import surface as S
 from landscape.engine.chunkstore import PointStore
@@ -97,7 +98,7 @@ def main() -> int:
             print(f"error: {e}", file=sys.stderr)
         return 2
     if ctx.is_main:
-        dist_.write_atomic(
+        files.write_atomic(
             args.out + ".npz",
             lambda f: np.savez(f, loss=losses, accuracy=accs, ranks=ctx.world_size),
         )

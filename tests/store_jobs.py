@@ -47,3 +47,18 @@ def write_many(root: str, tag: int, n: int) -> list[str]:
         assert got["i"] == i and got["a"][1] == i, got
         keys.append(key)
     return keys
+
+
+def write_and_hang(root: str) -> None:
+    """Write an object, then hang between writing its temporary file and renaming it (to be
+    killed with SIGKILL there, as a crash mid-write)."""
+    import numpy as np
+
+    from landscape.storage import datastore, folder
+
+    def hang(*args):
+        time.sleep(600)
+
+    folder.os.replace = hang
+    store = datastore.Store(root, max_mb=100)
+    store.put_object("comparison", datastore.object_key("killed"), {"a": np.zeros(1000)})

@@ -277,6 +277,15 @@ def texts(elements) -> str:
     return " | ".join(shown(e.value) for e in elements)
 
 
+def plotly_array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or {"dtype", "bdata"} (base64 of the typed array)."""
+    import base64
+
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
 def plotly_specs(at) -> list[dict]:
     import json
 
@@ -435,8 +444,11 @@ def test_landscape_widgets_at_their_extremes(tiny, tiny2):
 def test_landscape_finest_grid(tiny):
     at = landscape_page(tiny)
     set_and_submit(at, "101x101", lp_nx2=101, lp_ny2=101)
-    spec = plotly_specs(at)[-1]
-    assert len(spec["data"][0]["x"]) == 101 or "bdata" in str(spec["data"][0]["x"])
+    surf = at.session_state["lp_result"].main
+    assert surf.loss.shape == (101, 101) and np.isfinite(surf.loss).all()
+    trace = plotly_specs(at)[-1]["data"][0]
+    np.testing.assert_array_equal(plotly_array(trace["x"]), surf.xs)  # drawn at full size
+    np.testing.assert_array_equal(plotly_array(trace["y"]), surf.ys)
 
 
 def test_landscape_range_beyond_the_cap_is_an_error(tiny):
@@ -480,9 +492,16 @@ def test_landscape_reversed_and_empty_ranges_are_errors(tiny):
 
 
 def test_landscape_tiny_range(tiny):
+    """A range of 2e-9 is a valid slice: the grid spans it and the loss there is the loss at
+    the trained weights (a step of 1e-9 along a unit-scale direction changes nothing)."""
     at = landscape_page(tiny)
     set_and_submit(at, "range 1e-9", lp2random_x0=-1e-9, lp2random_x1=1e-9)
     assert not at.error
+    result = at.session_state["lp_result"]
+    assert (result.main.xs[0], result.main.xs[-1]) == (-1e-9, 1e-9)
+    centre = tiny.history["train_loss"][-1]
+    assert result.main.ys[1] == 0.0  # the row through the trained weights: x alone moves
+    np.testing.assert_allclose(result.main.loss[1, :], centre, rtol=1e-4)
 
 
 def test_landscape_of_a_diverged_run(tiny):
@@ -498,8 +517,12 @@ def test_landscape_between_with_a_single_run(tiny):
     run_ok(at, "1D line")
     stage_strings(find(at, "selectbox", "lp_kind1"), ["Between this run and another run"])
     run_ok(at, "between")
+    assert "Train or load a second run" in texts(at.info)
+    before = at.session_state["lp_result"]
     find(at, "button", "lp_go").click()
     run_ok(at, "between, no second run")
+    assert "needs a second run" in texts(at.error)  # refused with a message, nothing computed
+    assert at.session_state["lp_result"] is before
 
 
 def test_landscape_rejects_a_pickled_run_file(tmp_path):

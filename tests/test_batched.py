@@ -18,8 +18,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.engine import batched
+from landscape.engine.batched import engine, graph, kernels
 
 RTOL = 1e-5
+KNOB_MODULES = (batched, engine, kernels)
+
+
+def set_knob(monkeypatch, attr, value):
+    """Set a tuning constant in every module of the fast path that reads it."""
+    homes = [m for m in KNOB_MODULES if hasattr(m, attr)]
+    assert homes, f"no module of the fast path has {attr}"
+    for m in homes:
+        monkeypatch.setattr(m, attr, value)
 
 
 # ----------------------------------------------------------------------------- reference
@@ -267,13 +277,13 @@ def test_equals_plain_loop_when_biases_and_bn_move(name):
 @pytest.mark.parametrize("one_dim", [False, True])
 def test_every_path_equals_plain_loop(monkeypatch, knobs, one_dim):
     for attr, value in knobs.items():
-        monkeypatch.setattr(batched, attr, value)
+        set_knob(monkeypatch, attr, value)
     for name in CASES:
         check_equal(name, one_dim=one_dim)
 
 
 def test_without_onednn_equals_plain_loop(monkeypatch):
-    monkeypatch.setattr(batched, "_onednn_ok", lambda: False)
+    monkeypatch.setattr(kernels, "_onednn_ok", lambda: False)
     for name in CASES:
         check_equal(name, one_dim=True)
 
@@ -281,7 +291,7 @@ def test_without_onednn_equals_plain_loop(monkeypatch):
 def test_paths_are_taken(monkeypatch):
     """The knobs above really switch paths: count basis/im2col hits and chunks (progress)."""
     hits = {"basis": 0, "im2col": 0}
-    combined, im2col = batched._Engine.combined, batched._Engine.im2col
+    combined, im2col = engine._Engine.combined, engine._Engine.im2col
 
     def count(key, fn):
         def wrapped(*a, **k):
@@ -291,8 +301,8 @@ def test_paths_are_taken(monkeypatch):
 
         return wrapped
 
-    monkeypatch.setattr(batched._Engine, "combined", count("basis", combined))
-    monkeypatch.setattr(batched._Engine, "im2col", count("im2col", im2col))
+    monkeypatch.setattr(engine._Engine, "combined", count("basis", combined))
+    monkeypatch.setattr(engine._Engine, "im2col", count("im2col", im2col))
     model, X, y, loss_fn, _ = make("wide_mlp")
     center = {k: p.detach().clone() for k, p in model.named_parameters()}
     dirs, coords = directions_for(model), grid(5, 4)
@@ -301,8 +311,8 @@ def test_paths_are_taken(monkeypatch):
         model, loss_fn, X, y, center, dirs, coords, progress=lambda d, t: calls.append(d)
     )
     assert hits["basis"] > 0 and len(calls) < len(coords)  # small points: chunks, basis
-    monkeypatch.setattr(batched, "POINT_BYTES", 0)
-    monkeypatch.setattr(batched, "BASIS_FAN_IN", 10**6)
+    set_knob(monkeypatch, "POINT_BYTES", 0)
+    set_knob(monkeypatch, "BASIS_FAN_IN", 10**6)
     hits["basis"], calls = 0, []
     batched.evaluate(
         model, loss_fn, X, y, center, dirs, coords, progress=lambda d, t: calls.append(d)
@@ -316,8 +326,8 @@ def test_paths_are_taken(monkeypatch):
 
 def test_plan_folds_batchnorm_and_fuses_relu():
     model = make("cnn_bn")[0]
-    gm = batched._trace(model)
-    fusions, skipped = batched._plan(list(gm.graph.nodes), dict(gm.named_modules()))
+    gm = graph._trace(model)
+    fusions, skipped = graph._plan(list(gm.graph.nodes), dict(gm.named_modules()))
     folded = [f for f in fusions.values() if f.bn is not None and f.relu]
     assert len(folded) == 3  # conv-BN-ReLU twice, Linear-BN1d-ReLU once
     assert len(skipped) == 6
@@ -537,7 +547,7 @@ def state_loop(model, loss_fn, X, y, center, directions, coords):
 @pytest.mark.parametrize("name", ["cnn_bn", "resmlp", "rescnn"])
 def test_moved_running_statistics_equal_a_state_loop(monkeypatch, knobs, name):
     for attr, value in knobs.items():
-        monkeypatch.setattr(batched, attr, value)
+        set_knob(monkeypatch, attr, value)
     model, X, y, loss_fn, _ = make(name)
     stats = {
         k: b.detach().clone()
@@ -574,8 +584,8 @@ def test_private_onednn_ops_still_work():
     """
     if not torch.backends.mkldnn.is_available():
         pytest.skip("this torch build has no oneDNN")
-    batched._onednn_ok.cache_clear()
-    assert batched._onednn_ok(), "torch.ops.mkldnn fused ops are gone or disagree with F.*"
+    kernels._onednn_ok.cache_clear()
+    assert kernels._onednn_ok(), "torch.ops.mkldnn fused ops are gone or disagree with F.*"
 
 
 def test_onednn_probe_detects_broken_ops(monkeypatch):
@@ -585,12 +595,12 @@ def test_onednn_probe_detects_broken_ops(monkeypatch):
         raise RuntimeError("no such op")
 
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", broken, raising=False)
-    batched._onednn_ok.cache_clear()
+    kernels._onednn_ok.cache_clear()
     try:
-        assert not batched._onednn_ok()
+        assert not kernels._onednn_ok()
     finally:
         monkeypatch.undo()
-        batched._onednn_ok.cache_clear()
+        kernels._onednn_ok.cache_clear()
 
 
 def test_a_models_trace_is_reused_until_the_model_changes():

@@ -41,6 +41,31 @@ def test_connect_eos_and_spectrum_write_their_files(tmp_path):
     assert len(p["top"]) == 1 and len(p["nodes"]) == 2
 
 
+def test_research_outputs_are_written_together_or_not_at_all(tmp_path, monkeypatch, capsys):
+    """An interrupted write leaves the old PREFIX.json and PREFIX.html (and no temporaries)."""
+    import plotly.graph_objects as go
+
+    (tmp_path / "e.json").write_text("old json")
+    (tmp_path / "e.html").write_text("old html")
+
+    def interrupted(self, *a, **kw):
+        raise KeyboardInterrupt
+
+    argv = ["eos", "--steps", "4", "--every", "2", "--n-samples", "100", "--quiet",
+            "--out", str(tmp_path / "e")]  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setattr(go.Figure, "to_html", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            main(argv)
+    assert (tmp_path / "e.json").read_text() == "old json"
+    assert (tmp_path / "e.html").read_text() == "old html"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.html", "e.json"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["track_steps"] == [0, 2, 4]
+    assert "plotly" in (tmp_path / "e.html").read_text()
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize(
     "argv, text",
     [
@@ -148,7 +173,10 @@ def test_own_model_sharpness_spectrum_and_connect_equal_the_library(user):
         (["spectrum", *OWN[2:], "--quiet"], "--weights needs --model-factory"),
         (["sharpness", "--model-factory", "own_net:nothing", *OWN[2:]], "has no 'nothing'"),
         (["spectrum", *OWN, "--epochs", "3"], "--epochs is a flag of built-in runs"),
-        (["sharpness", *OWN, "--device", "cuda"], "runs on the CPU"),
+        (["sharpness", *OWN, "--device", "cuda:99"], "--device 'cuda:99'"),
+        (["spectrum", *OWN, "--device", "gpu"], "--device 'gpu' is not allowed"),
+        (["eos", *OWN, "--n-samples", "10"], "--n-samples is a flag of built-in runs"),
+        (["eos", *OWN, "--optimizer", "adam"], "optimizer='adam'"),
         (["connect", *OWN], "needs --to OTHER_WEIGHTS"),
         (["connect", *OWN, "--to", "net.safetensors", "--seed-b", "2"], "--seed-b is a flag"),
         (["connect", *OWN, "--to", "nope.safetensors"], "nope.safetensors"),

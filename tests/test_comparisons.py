@@ -12,6 +12,7 @@ from landscape.core import directions
 from landscape.data.config import Config
 from landscape.engine import surface
 from landscape.measures import curvature
+from landscape.pipelines import comparison_presets as CPP
 from landscape.pipelines import comparisons as CP
 from landscape.pipelines.comparisons import Panel, Settings
 from landscape.training.loop import train
@@ -128,15 +129,15 @@ def test_panel_rescale_only_for_relu_mlp():
 
 
 def test_every_preset_is_well_formed_and_scales():
-    for key, p in CP.PRESETS.items():
-        assert CP.get(key) is p and 2 <= len(p.panels) <= CP.MAX_PANELS
+    for key, p in CPP.PRESETS.items():
+        assert CPP.get(key) is p and 2 <= len(p.panels) <= CP.MAX_PANELS
         assert p.button and p.literature and p.shows and p.measured_seconds
         assert len({q.label for q in p.panels}) == len(p.panels)
         small = p.scaled(0.2)
         assert all(a.config.epochs <= b.config.epochs for a, b in zip(small.panels, p.panels))
         assert small.settings.resolution <= p.settings.resolution
     with pytest.raises(ValueError, match="preset="):
-        CP.get("nope")
+        CPP.get("nope")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,8 +219,8 @@ def test_compare_and_progress(tiny):
 
 
 def test_scaled_preset_runs_end_to_end():
-    p = CP.get("loss").scaled(0.3)
-    comp = CP.run_preset(p)
+    p = CPP.get("loss").scaled(0.3)
+    comp = CPP.run_preset(p)
     assert [x.label for x in comp.panels] == [x.label for x in p.panels]
     assert all("test error vs clean line" in x.extras for x in comp.panels)
 
@@ -235,7 +236,7 @@ def test_skip_preset_no_skips_is_sharper_and_narrower():
     Measured on the real preset (seed 0). What does *not* reproduce at this scale (the
     non-convexity figure, see the preset text) is deliberately not asserted here.
     """
-    comp = CP.run_preset(CP.get("skip"))
+    comp = CPP.run_preset(CPP.get("skip"))
     skip, noskip = comp.panels
     assert noskip.top_eigenvalue > 2 * skip.top_eigenvalue  # measured 4x (2 threads), 21x (1)
     assert noskip.trace - 3 * noskip.trace_stderr > skip.trace + 3 * skip.trace_stderr
@@ -244,21 +245,21 @@ def test_skip_preset_no_skips_is_sharper_and_narrower():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", list(CP.PRESETS))
+@pytest.mark.parametrize("key", list(CPP.PRESETS))
 def test_every_preset_text_claim_holds_for_its_measured_numbers(key):
     """The `shows` text of each preset is backed by Claims; run the full preset and check
     them (the text cannot drift from what the page will show)."""
-    preset = CP.get(key)
+    preset = CPP.get(key)
     assert preset.claims, f"{key}: its text quotes numbers, so it must carry claims"
     labels = {p.label for p in preset.panels}
     assert all(c.panel in labels and c.other in (None, *labels) for c in preset.claims)
-    values = CP.claim_values(CP.run_preset(preset))
+    values = CPP.claim_values(CPP.run_preset(preset))
     failed = [str(c) for c in preset.claims if not c.holds(values)]
     assert not failed, f"{key}: claims not borne out: {failed}; measured {values}"
 
 
 def test_claim_arithmetic():
-    c = CP.Claim("trace", "a", ">", 3.0, "b")
+    c = CPP.Claim("trace", "a", ">", 3.0, "b")
     assert c.holds({"a": {"trace": 10}, "b": {"trace": 3}})
     assert not c.holds({"a": {"trace": 9}, "b": {"trace": 3}})
-    assert CP.Claim("local minima", "a", "<=", 1).holds({"a": {"local minima": 1}})
+    assert CPP.Claim("local minima", "a", "<=", 1).holds({"a": {"local minima": 1}})

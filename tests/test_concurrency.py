@@ -3,9 +3,9 @@
 Found by the load test (benchmarks/load_test.py --client ws, 10 sessions): a training run
 failed with ``NameError: module is not installed as a submodule`` raised inside
 ``torch.fx``'s ``module_call_wrapper`` while another session computed a landscape. While
-``torch.fx.symbolic_trace`` runs (``landscape.engine.batched._trace``, the surface fast path), fx
+``torch.fx.symbolic_trace`` runs (``landscape.engine.batched.graph._trace``, the surface fast path), fx
 patches ``torch.nn.Module.__call__`` for the whole process, so every model call in every
-other thread goes through the tracer. `landscape.engine.batched._ThreadSafeTracer` now lets other threads' calls through untouched.
+other thread goes through the tracer. `landscape.engine.batched.graph._ThreadSafeTracer` now lets other threads' calls through untouched.
 The test below makes the overlap certain: a module
 whose traced forward waits keeps the trace open while another thread trains.
 """

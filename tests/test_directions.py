@@ -212,8 +212,8 @@ def plane_trajectory(model, n=12, noise=0.0, seed=0):
 
 def test_pca_spans_known_plane_and_final_projects_to_origin():
     model = conv_net()
-    traj, q, theta = plane_trajectory(model)
-    d1, d2, ratio = D.pca_directions(traj, model)
+    traj, q, theta = plane_trajectory(model)  # a plane through every parameter
+    d1, d2, ratio = D.pca_directions(traj, model, ignore=None)
     v1, v2 = D.flatten(d1).double().numpy(), D.flatten(d2).double().numpy()
     assert np.linalg.norm(v1) == pytest.approx(1, abs=1e-6)
     assert np.linalg.norm(v2) == pytest.approx(1, abs=1e-6)
@@ -232,7 +232,7 @@ def test_pca_spans_known_plane_and_final_projects_to_origin():
 def test_pca_matches_sklearn_on_a_noisy_path():
     model = mlp()
     traj, _, theta = plane_trajectory(model, n=15, noise=0.05, seed=3)
-    d1, d2, ratio = D.pca_directions(traj, model)
+    d1, d2, ratio = D.pca_directions(traj, model, ignore=None)
     ref = PCA(n_components=2).fit(traj - theta)
     np.testing.assert_allclose(ratio, ref.explained_variance_ratio_, rtol=1e-6)
     assert ratio.sum() < 0.999  # the noise leaves the plane
@@ -244,10 +244,12 @@ def test_pca_matches_sklearn_on_a_noisy_path():
 def test_pca_ignore_biasbn_zeroes_one_dimensional_entries():
     model = conv_net()
     traj, _, _ = plane_trajectory(model, noise=0.01)
-    d1, d2, _ = D.pca_directions(traj, model, ignore="biasbn")
+    d1, d2, _ = D.pca_directions(traj, model)  # the default, as every other direction's
     for k, p in model.named_parameters():
         if p.ndim == 1:
             assert torch.count_nonzero(d1[k]) == 0 and torch.count_nonzero(d2[k]) == 0
+    e1, _, _ = D.pca_directions(traj, model, ignore=None)
+    assert any(torch.count_nonzero(e1[k]) for k, p in model.named_parameters() if p.ndim == 1)
 
 
 def test_pca_bad_input():
@@ -333,12 +335,17 @@ def test_states_directions_match_the_original(norm, ignore):
     states = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
     assert {"1.running_mean", "1.running_var"} <= set(states)
     ours = D.random_direction(model, norm=norm, ignore=ignore, seed=7, dir_type="states")
-    ref = orig_random(list(states.values()), 7, norm, ignore)
+    ref = orig_random(list(states.values()), 7, norm, None)  # the original, buffers moving
     assert list(ours) == list(states)
+    buffers = {"1.running_mean", "1.running_var"}
     for (k, d), r in zip(ours.items(), ref):
-        torch.testing.assert_close(d, r, rtol=1e-5, atol=1e-7, msg=k)
-    if ignore is None:  # the buffers move: a step of a scales the statistics by 1 + a
-        torch.testing.assert_close(ours["1.running_var"], model.get_buffer("1.running_var"))
+        if ignore == "biasbn" and d.ndim == 1 and k not in buffers:
+            assert torch.count_nonzero(d) == 0, k  # biases, BatchNorm scale/shift: still
+        else:
+            torch.testing.assert_close(d, r, rtol=1e-5, atol=1e-7, msg=k)
+    # the buffers move under either setting: a step of a scales the statistics by 1 + a
+    torch.testing.assert_close(ours["1.running_var"], model.get_buffer("1.running_var"))
+    torch.testing.assert_close(ours["1.running_mean"], model.get_buffer("1.running_mean"))
 
 
 def test_dfilter_and_dlayer_are_unit_norm_whatever_the_weights():

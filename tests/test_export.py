@@ -91,7 +91,10 @@ def test_log_and_zmax_as_the_original_and_nan_cells_left_out(tmp_path):
     finite = np.isfinite(loss.ravel())
     expect = np.log(np.minimum(loss.ravel()[finite], 3.0) + 0.1)
     np.testing.assert_allclose(z[finite], expect)
-    assert np.isnan(vtk_to_numpy(poly.GetPointData().GetArray("loss_log"))[0])
+    scalar = vtk_to_numpy(poly.GetPointData().GetArray("loss_log"))
+    assert np.isnan(scalar[0])
+    # the scalar named loss_log holds ln(loss + 0.1) of the raw (unclipped) loss
+    np.testing.assert_allclose(scalar[finite], np.log(loss.ravel()[finite] + 0.1), rtol=1e-6)
     assert len(quads_of(poly)) == 6 - 1  # the cell at the NaN corner is left out
     assert all(0 not in c for c in quads_of(poly))
 

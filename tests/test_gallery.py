@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from landscape.measures import roughness
-from landscape.pipelines import comparisons, gallery
+from landscape.pipelines import comparison_presets, gallery
 from landscape.pipelines.gallery import __main__ as cli
 from landscape.storage import formats as store
 
@@ -48,16 +48,33 @@ def test_captions_claim_only_what_the_numbers_show():
         v = gallery.verdict(e.row)
         assert text.startswith(v)
         assert f"{e.row['local_minima']} local minim" in text
+        assert f"{e.row['low_loss_regions']} separate low-loss region" in text
+        assert (
+            e.row["low_loss_regions"]
+            == roughness.low_loss_regions(e.surface.loss, np.arange(0.1, 9.61, 0.5))[0]
+        )
         if v == "smooth":
-            assert e.row["local_minima"] <= 1 and e.row["turns_per_line"] <= 1.5
+            assert e.row["low_loss_regions"] == 1 and e.row["turns_per_line"] <= 1.5
         if v == "chaotic":
-            assert e.row["local_minima"] >= 5 or e.row["turns_per_line"] >= 2.5
+            assert e.row["low_loss_regions"] >= 3
 
 
 def test_verdict_thresholds():
-    assert gallery.verdict({"local_minima": 1, "turns_per_line": 1.0}) == "smooth"
-    assert gallery.verdict({"local_minima": 9, "turns_per_line": 1.2}) == "chaotic"
-    assert gallery.verdict({"local_minima": 2, "turns_per_line": 1.8}).startswith("rough")
+    assert gallery.verdict({"low_loss_regions": 1, "turns_per_line": 1.0}) == "smooth"
+    assert gallery.verdict({"low_loss_regions": 3, "turns_per_line": 1.2}) == "chaotic"
+    assert gallery.verdict({"low_loss_regions": 1, "turns_per_line": 1.8}).startswith("rough")
+    assert gallery.verdict({"low_loss_regions": 2, "turns_per_line": 1.0}).startswith("rough")
+    # many local minima on a plateau above the drawn levels do not make a picture chaotic
+    assert gallery.verdict({"low_loss_regions": 1, "turns_per_line": 1.2, "local_minima": 30}) == (
+        "smooth"
+    )
+
+
+def test_the_deep_pair_tells_its_lesson_at_a_glance():
+    """The picture a class comes for: without skips islands (chaotic), with skips one bowl."""
+    e = {(e.n_layers, e.skip): e for e in gallery.entries()}
+    assert gallery.verdict(e[(56, False)].row) == "chaotic"
+    assert gallery.verdict(e[(56, True)].row) == "smooth"
 
 
 @pytest.mark.slow
@@ -154,7 +171,7 @@ def test_training_finding_needs_the_deepest_no_skip_net_to_train_worst():
 
 def test_compare_preset_quotes_the_shipped_gallery_numbers():
     # the skip preset's text points at the gallery: what it quotes is what ships
-    text = json.loads((comparisons.PRESETS_DATA / "skip.json").read_text())["shows"]
+    text = json.loads((comparison_presets.PRESETS_DATA / "skip.json").read_text())["shows"]
     m = re.search(r"no-skip slice turns (\w+) \((\d+) local minima on a (\d+)x\d+ grid", text)
     assert m, "the skip preset no longer quotes the gallery: update this test"
     e = {(e.n_layers, e.skip): e for e in gallery.entries()}

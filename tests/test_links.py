@@ -177,3 +177,64 @@ def test_home_lists_pinned_runs_and_opens_one_in_train(tmp_path, monkeypatch):
         assert at.session_state["tr_epochs"] == 3
     finally:
         kept._store_or_error.clear()
+
+
+def _landscape_with_a_run(params: dict) -> AppTest:
+    from landscape.storage import datastore
+    from landscape.training.loop import train
+    from landscape.ui import runs as ui_runs
+
+    at = AppTest.from_file(str(PAGES.parent / "lab.py"), default_timeout=120).run()
+    at.switch_page("app_pages/loss_landscape.py")  # after the first run: Home comes first
+    run = train(Config(n_samples=60, epochs=2, width=4))
+    at.session_state[ui_runs._SESSION_KEY] = {run.name: run}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="run__pick").value == datastore.run_id(run.config)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at
+
+
+def _note(at) -> str:
+    (note,) = [c.value for c in at.caption if "were ignored" in c.value]
+    return note
+
+
+def test_a_path_as_run_is_noted_and_leaves_the_address(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
+    kept._store_or_error.clear()
+    at = _landscape_with_a_run({"run": "../../../../etc/passwd"}).run()
+    assert not at.exception, at.exception
+    assert "run" in _note(at).split(" were ignored")[0]
+    assert at.query_params.get("run") == at.selectbox(key="run__pick").value  # the run shown
+    kept._store_or_error.clear()
+
+
+def test_a_thousand_unknown_parameters_cost_what_three_do(tmp_path, monkeypatch):
+    """Each ignored parameter used to leave the address in its own message, re-encoding the
+    whole query string each time (1,000 parameters: seconds per run): now one message."""
+    from streamlit.runtime.state.query_params import QueryParams
+
+    monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
+    kept._store_or_error.clear()
+    sent: list[int] = []
+    real = QueryParams._send_query_param_msg
+
+    def counting(self):
+        sent.append(len(self._query_params))
+        return real(self)
+
+    monkeypatch.setattr(QueryParams, "_send_query_param_msg", counting)
+    work = {}
+    for n in (3, 990):
+        at = _landscape_with_a_run({f"zz{i}": "1" for i in range(n)})
+        sent.clear()
+        at.run()
+        assert not at.exception, at.exception
+        note = _note(at)
+        assert "zz0" in note and (n == 3 or f"and {n - 12} more" in note)
+        assert not [k for k in at.query_params if k.startswith("zz")]
+        work[n] = (len(sent), sum(sent))  # messages, and parameters encoded in them
+    assert work[990] == work[3], work
+    kept._store_or_error.clear()

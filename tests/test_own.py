@@ -13,7 +13,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from landscape.cli.main import main
-from landscape.engine import own
+from landscape.core import directions, pointwise
+from landscape.engine import own, surface
+from landscape.engine.own import data as own_data
+from landscape.engine.own import loading
+from landscape.engine.own import loss as own_loss
+from landscape.pipelines import slices
 from landscape.storage import formats as store
 
 HERE = Path(__file__).parent
@@ -86,8 +91,8 @@ def test_cli_plane_equals_plain_loop_with_stored_directions(user):
     assert surf.meta["request"]["dim"] == 2  # made by landscape.pipelines.slices.compute
     spec = surf.meta["model"]
     assert spec["factory"] == "own_net:make_net" and spec["kwargs"] == {"width": 4}
-    assert spec["weights_sha256"] == own.file_sha256("net.safetensors")
-    assert spec["data_sha256"] == own.file_sha256("data.npz")
+    assert spec["weights_sha256"] == loading.file_sha256("net.safetensors")
+    assert spec["data_sha256"] == loading.file_sha256("data.npz")
     # the scalar parameters of the custom block moved only under --ignore none
     assert float(d1["gate.scale"]) == 0.0
     # .pt gives exactly the same surface
@@ -97,7 +102,7 @@ def test_cli_plane_equals_plain_loop_with_stored_directions(user):
 
 
 def test_safetensors_and_pt_load_the_same_tensors(user):
-    a, b = own.read_state_dict("net.safetensors"), own.read_state_dict("net.pt")
+    a, b = loading.read_state_dict("net.safetensors"), loading.read_state_dict("net.pt")
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -168,7 +173,7 @@ def test_pickle_that_would_run_code_is_refused_and_never_runs(user, capsys, tmp_
     assert "is refused" in err and "io.open" in err
     assert not marker.exists()
     with pytest.raises(ValueError, match="refused"):
-        own.read_state_dict("evil.pt")
+        loading.read_state_dict("evil.pt")
     assert not marker.exists()
 
 
@@ -199,13 +204,48 @@ def test_streaming_equals_full_batch_and_a_seeded_subset(user):
         )
 
 
+def test_batch_size_from_memory_whole_data_when_it_fits_else_equal_batches(user, monkeypatch):
+    """No --batch-size: one pass over all samples when they fit the budget (as a plain
+    full-batch loop), else the fewest equal batches that fit; the numbers are the same."""
+    m = own.open_model("own_net:make_net", "net.pt", "data.npz")
+    assert m.batch_size is None
+    d = m.directions(1, seed=3)[0]
+    whole = m.line(d, [0.0, 0.5])
+    assert whole.meta["batch_size"] == 40  # the 40 samples in one pass
+    X, y = user.make_data()
+    for t, value in zip([0.0, 0.5], whole.loss):
+        assert value == pytest.approx(plain_loss(user.make_net(), X, y, (t,), (d,))[0], rel=1e-5)
+    monkeypatch.setattr(surface, "STREAM_BYTES", 10 * X[0].nbytes)  # under 10 samples fit
+    split = m.line(d, [0.0, 0.5])
+    assert 1 <= split.meta["batch_size"] < 10
+    np.testing.assert_allclose(split.loss, whole.loss, rtol=1e-6)
+    np.testing.assert_allclose(split.accuracy, whole.accuracy, atol=1e-12)
+
+
+def test_batch_size_for_is_the_fewest_equal_batches_within_the_budget(user):
+    m = own.open_model("own_net:make_net", "net.pt", "data.npz")
+    X, _ = user.make_data()
+    inputs = X.nbytes  # the estimate counts the inputs and every layer's output
+    assert surface.batch_size_for(m.model, m.data, m.device, 2**40) == 40
+    assert surface.batch_size_for(m.model, m.data, m.device, int(inputs * 0.99)) < 40
+    last = 0
+    for budget in np.geomspace(X[0].nbytes, 100 * inputs, 25).astype(int):
+        b = surface.batch_size_for(m.model, m.data, m.device, int(budget))
+        batches = -(-40 // b)
+        assert b == -(-40 // batches)  # equal batches: sizes differ by at most one
+        assert b >= last  # a larger budget never gives smaller batches
+        last = b
+    assert last == 40
+
+
 def test_rmse_streamed_is_the_root_of_the_whole_mean(user):
     X, _ = user.make_data()
     target = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
     np.savez("reg.npz", X=X, y=target)
     m = own.open_model("own_net:make_net", "net.pt", "reg.npz", loss="rmse", batch_size=6)
     assert m.accuracy_fn is None  # float targets: no accuracy
-    losses, _, _ = m.evaluate([m.directions(1, seed=0)[0]], np.zeros((1, 1)))
+    losses, _, info = slices.evaluate(m.subject(), [m.directions(1, seed=0)[0]], np.zeros((1, 1)))
+    assert info["batch_size"] == 6  # 7 batches, the last of 4
     with torch.no_grad():
         out = user.make_net().eval()(torch.from_numpy(X))
     assert losses[0] == pytest.approx(
@@ -225,7 +265,7 @@ def test_dataset_function_and_csv_give_the_same_numbers_as_npz(user):
     for spec in ("own_net:dataset_fn", "own_net:data_fn"):
         m = own.open_model("own_net:make_net", "net.pt", spec, batch_size=9)
         np.testing.assert_allclose(m.line(d[0], [-0.5, 0.5]).loss, ref, rtol=1e-6)
-    Xc, yc = own.load_data("data.csv").all()
+    Xc, yc = own_data.load_data("data.csv").all()
     assert yc.dtype == torch.int64 and torch.equal(yc, torch.from_numpy(y))
     np.testing.assert_array_equal(Xc.numpy(), flat)
     own_loss = own.open_model("own_net:make_net", "net.pt", "data.npz", loss="own_net:my_loss")
@@ -240,25 +280,23 @@ def test_fast_path_is_used_when_it_supports_the_model_and_agrees(user):
     ).eval()  # fmt: skip
     net[1].running_var.uniform_(0.5, 2)
     X, y = user.make_data()
-    data = own.Data(arrays=(X, y), source="arrays")
-    dirs = own.D.random_directions(net, 2, seed=0)
+    data = own_data.Data(arrays=(X, y), source="arrays")
+    dirs = directions.random_directions(net, 2, seed=0)
     coords = np.array([[0.0, 0.0], [0.3, -0.2], [1.0, 1.0]])
-    fast = own.evaluate(
-        net, own.make_loss(None, torch.tensor([0])), data, dirs, coords, own.accuracy, 9
-    )
-    loop = own.evaluate(
-        net,
-        own.make_loss(None, torch.tensor([0])),
-        data,
-        dirs,
-        coords,
-        own.accuracy,
-        9,
-        method="loop",
+    loss = own_loss.make_loss(None, torch.tensor([0]))
+    fast = surface.evaluate(net, loss, data, dirs, coords, pointwise.accuracy, batch_size=9)
+    loop = surface.evaluate(
+        net, loss, data, dirs, coords, pointwise.accuracy, method="loop", batch_size=9
     )
     assert fast[2]["method"] == "batched" and loop[2]["method"] == "loop"
     np.testing.assert_allclose(fast[0], loop[0], rtol=1e-5)
     np.testing.assert_allclose(fast[1], loop[1])
+    # the one method choice: auto races (or remembers) on the first batch, as for any model
+    auto = surface.evaluate(net, loss, data, dirs, coords, pointwise.accuracy, batch_size=9)
+    assert auto[2]["method"] in ("batched", "loop") and "race" in auto[2]
+    np.testing.assert_allclose(auto[0], loop[0], rtol=1e-5)
+    whole = surface.evaluate(net, loss, (torch.as_tensor(X), torch.as_tensor(y)), dirs, coords)
+    np.testing.assert_allclose(fast[0], whole[0], rtol=1e-5)  # 5 batches = the whole set
 
 
 # ----------------------------------------------------------------------------- directions
@@ -277,7 +315,7 @@ def test_line_to_other_weights_interpolates_buffers_so_both_ends_are_exact(user)
     (d,) = store.load_directions("line.npz")
     mid = plain_loss(user.make_net(), X, y, (0.5,), (d,), buffers=True)[0]
     assert s.loss[1] == pytest.approx(mid, rel=1e-5)
-    assert s.meta["to_sha256"] == own.file_sha256("other.safetensors")
+    assert s.meta["to_sha256"] == loading.file_sha256("other.safetensors")
 
 
 def test_states_directions_move_the_buffers(user):
@@ -303,7 +341,7 @@ def test_pca_of_checkpoints_sorted_naturally_final_at_origin(user):
                 p.add_(0.05 * torch.randn(p.shape, generator=gen) + 0.02 * i)
         save_file(net.state_dict(), f"ckpt_{i}.safetensors")
     save_file(net.state_dict(), "final.safetensors")
-    assert sorted(["ckpt_10.safetensors", "ckpt_2.safetensors"], key=own.natural_key) == [
+    assert sorted(["ckpt_10.safetensors", "ckpt_2.safetensors"], key=loading.natural_key) == [
         "ckpt_2.safetensors",
         "ckpt_10.safetensors",
     ]
@@ -312,7 +350,7 @@ def test_pca_of_checkpoints_sorted_naturally_final_at_origin(user):
         checkpoints=["ckpt_10.safetensors", "ckpt_1.safetensors", "ckpt_2.safetensors"],
     )  # fmt: skip
     assert m.trajectory.shape[0] == 3  # the last checkpoint is the final weights: not twice
-    rows = [own.read_state_dict(f"ckpt_{i}.safetensors") for i in (1, 2, 10)]
+    rows = [loading.read_state_dict(f"ckpt_{i}.safetensors") for i in (1, 2, 10)]
     keys = [k for k, _ in net.named_parameters()]
     want = np.stack([torch.cat([r[k].reshape(-1) for k in keys]).double().numpy() for r in rows])
     np.testing.assert_allclose(m.trajectory, want)
@@ -331,24 +369,24 @@ def test_pca_of_checkpoints_sorted_naturally_final_at_origin(user):
 
 def test_device_auto_picks_cuda_when_available(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert own.resolve_device("auto") == torch.device("cpu")
+    assert loading.resolve_device("auto") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert own.resolve_device("auto") == torch.device("cuda")
-    assert own.resolve_device("cuda:1") == torch.device("cuda:1")
+    assert loading.resolve_device("auto") == torch.device("cuda")
+    assert loading.resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(ValueError, match="2 CUDA device"):
-        own.resolve_device("cuda:2")
+        loading.resolve_device("cuda:2")
 
 
 def test_evaluation_runs_on_the_device_it_is_given(user, monkeypatch):
     seen = []
-    real = own.S.loop_evaluate
+    real = surface.LoopSession.run
 
-    def spy(model, loss, X, y, *rest):
-        seen.append((X.device, next(model.parameters()).device))
-        return real(model, loss, X, y, *rest)
+    def spy(self, *rest):
+        seen.append((self.X.device, next(self.frozen.parameters()).device))
+        return real(self, *rest)
 
-    monkeypatch.setattr(own.S, "loop_evaluate", spy)
+    monkeypatch.setattr(surface.LoopSession, "run", spy)
     m = own.open_model("own_net:make_net", "net.pt", "data.npz", device="cpu", batch_size=16)
     s = m.line(m.directions(1)[0], [0.0, 1.0])
     assert seen == [(torch.device("cpu"), torch.device("cpu"))] * 3 and s.meta["device"] == "cpu"
@@ -397,7 +435,7 @@ def test_pca_projection_lstsq_from_the_cli_is_the_least_squares_fit(user):
     )
     final = torch.cat([p.detach().reshape(-1) for p in net.parameters()]).double().numpy()
     for i, c in enumerate(["ckpt_1.safetensors", "ckpt_2.safetensors", "final.safetensors"]):
-        st = own.read_state_dict(c)
+        st = loading.read_state_dict(c)
         row = torch.cat([st[k].reshape(-1) for k in keys]).double().numpy() - final
         x, y = np.linalg.lstsq(A, row, rcond=None)[0]
         assert (s.meta["path"]["x"][i], s.meta["path"]["y"][i]) == pytest.approx((x, y), abs=1e-6)
@@ -411,7 +449,7 @@ def test_pca_projection_lstsq_from_the_cli_is_the_least_squares_fit(user):
 def test_line_from_the_first_checkpoint_to_the_weights(user):
     net = _save_path(user, files=(1,))
     first = user.make_net()  # ckpt_1 moved every parameter of make_net(): rebuild it
-    first.load_state_dict(own.read_state_dict("ckpt_1.safetensors"))
+    first.load_state_dict(loading.read_state_dict("ckpt_1.safetensors"))
     assert main(["line", "--quiet", "--model-factory", "own_net:make_net", "--weights",
                  "final.safetensors", "--data", "data.npz", "--dir", "interpolation",
                  "--checkpoints", "ckpt_1.safetensors", "--xrange", "0", "1", "--res", "3",

@@ -15,7 +15,7 @@ from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
 from landscape.data.config import Config
-from landscape.pipelines import comparisons
+from landscape.pipelines import comparison_presets
 from landscape.storage import datastore
 from landscape.training.loop import train
 from landscape.ui import compare as ui
@@ -90,10 +90,10 @@ def test_empty_page_explains_what_to_do():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", list(comparisons.PRESETS))
+@pytest.mark.parametrize("key", list(comparison_presets.PRESETS))
 def test_every_real_preset_runs_and_shares_one_colour_scale(key):
     """One preset per test, so the test processes share them out."""
-    preset = comparisons.PRESETS[key]
+    preset = comparison_presets.PRESETS[key]
     at = page()
     at.button(key=f"cmp_preset_{key}").click().run()
     assert not at.exception, (key, at.exception)

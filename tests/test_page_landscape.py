@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
+from landscape.cli import reproduce
+from landscape.cli.grammar import config_from_args, slice_request
+from landscape.cli.main import build_parser
 from landscape.core import directions
 from landscape.data.config import Config
 from landscape.engine import surface
@@ -406,31 +410,77 @@ def test_downloads_and_command_line(tiny):
     assert {"lp_dl_npz0", "lp_dl_csv", "lp_dl_html"} <= keys
     cmd = texts(at, "code")
     assert cmd.startswith("python -m landscape plane")
-    assert "--epochs 8" in cmd and "--width 8" in cmd and "--xres 5" in cmd
+    args = build_parser().parse_args(shlex.split(cmd)[3:])
+    assert config_from_args(args) == TINY  # the page's run, retrained by the command
+    assert slice_request(args) == reproduce.main_request(at.session_state["lp_result"])
+    assert slice_request(args).nx == slice_request(args).ny == 5
 
 
 # ----------------------------------------------------------------------------- the library part
 
 
-def test_printed_command_line_reproduces_the_surface(tiny, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(dim=2, direction="random", seed=2, nx=5, ny=4, xmin=-0.3, xmax=0.7, orthogonal=True),
+        dict(
+            dim=2,
+            direction="random",
+            norm="layer",
+            ignore="none",
+            dir_type="states",
+            split="test",
+            nx=3,
+            ny=3,
+            xmin=-1e-5,
+            xmax=2e-5,
+            ymin=-3e-5,
+            ymax=1e-5,
+        ),
+        dict(dim=2, direction="pca", nx=5, ny=5),
+        dict(dim=2, direction="pca", projection="lstsq", nx=4, ny=3, auto_range=False),
+        dict(dim=2, direction="hessian", seed=1, nx=3, ny=3, xmin=-0.1, xmax=0.1),
+        dict(dim=1, direction="interpolation", nx=6, xmin=-0.5, xmax=1.5),
+        dict(dim=1, direction="random", n_lines=3, seed=5, nx=5),
+        dict(dim=1, direction="between", nx=4, xmin=-0.25, xmax=1.25),
+    ],  # fmt: skip
+    ids=[
+        "random",
+        "random-tiny-range",
+        "pca",
+        "pca-lstsq",
+        "hessian",
+        "interpolation",
+        "lines",
+        "between",
+    ],  # fmt: skip
+)
+def test_printed_command_line_reproduces_the_surface(kw, tiny, tmp_path, capsys):
+    """Every kind of "Reproduce it" command the page shows runs as printed and gives back the
+    page's surface (the run retrained from the printed flags; the second run from its file)."""
     import shlex
 
     from landscape.cli.main import main
     from landscape.storage import formats as store
+    from landscape.storage.formats import run_to_bytes
+    from landscape.training.loop import train
 
-    for kw in (
-        dict(dim=2, direction="random", seed=2, nx=5, ny=4, xmin=-0.3, xmax=0.7, orthogonal=True),
-        dict(dim=2, direction="pca", nx=5, ny=5),
-        dict(dim=1, direction="interpolation", nx=6, xmin=-0.5, xmax=1.5),
-    ):
-        result = pictures.compute(pictures.SurfaceRequest.for_run(tiny, **kw), tiny)
-        argv = shlex.split(pictures.command(result))[3:]
-        out = tmp_path / "cli"
-        argv[argv.index("--out") + 1] = str(out)
-        assert main(argv + ["--quiet"]) == 0
-        got = store.load_surface(str(out) + ".npz")
-        np.testing.assert_allclose(got.xs, result.main.xs, rtol=0, atol=0)
-        np.testing.assert_allclose(got.loss, result.main.loss, rtol=1e-5)
+    other = None
+    if kw["direction"] == "between":
+        other = train(tiny.config.replace(seed=tiny.config.seed + 1))
+        (tmp_path / "b.npz").write_bytes(run_to_bytes(other))
+    req = pictures.SurfaceRequest.for_run(tiny, other, **kw)
+    result = pictures.compute(req, tiny, other)
+    cmd = reproduce.landscape_command(result, end_run_file=str(tmp_path / "b.npz"))
+    assert "\n" not in cmd and cmd.startswith("python -m landscape ")
+    argv = shlex.split(cmd)[3:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    assert main(argv + ["--quiet"]) == 0
+    got = store.load_surface(str(tmp_path / "cli") + ".npz")
+    np.testing.assert_array_equal(got.xs, result.main.xs)
+    if got.ys is not None:
+        np.testing.assert_array_equal(got.ys, result.main.ys)
+    np.testing.assert_allclose(got.loss, result.main.loss, rtol=1e-5)
     capsys.readouterr()
 
 
@@ -450,7 +500,9 @@ def test_command_for_a_run_on_uploaded_data_loads_the_run(tmp_path, capsys):
     run = train(Config(dataset=name, n_samples=60, epochs=2, width=4))
     req = pictures.SurfaceRequest.for_run(run, dim=2, nx=3, ny=3)
     result = pictures.compute(req, run)
-    comment, line = pictures.command(result, run_file=str(tmp_path / "run.npz")).split("\n")
+    comment, line = reproduce.landscape_command(result, run_file=str(tmp_path / "run.npz")).split(
+        "\n"
+    )
     assert comment.startswith("#") and "uploaded data" in comment
     (tmp_path / "run.npz").write_bytes(run_to_bytes(run))
     argv = shlex.split(line)[3:]

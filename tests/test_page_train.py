@@ -15,6 +15,7 @@ import landscape.data.datasets
 import landscape.training.loop  # noqa: F401  the package first, not app_pages/loss_landscape.py
 from landscape.data import models
 from landscape.data.config import Config
+from landscape.storage import datastore
 from landscape.training import loop as training
 from landscape.ui import runs as ui_runs
 
@@ -216,7 +217,7 @@ def test_live_step_play_pause_and_lr_change_continue_from_the_weights():
     at.run()
     assert not at.exception, at.exception
     t = at.session_state["tr_live"]
-    assert (t.steps, t.epochs) == (4, 1)
+    assert (t.steps, t.epochs_done) == (4, 1)
     step_trace = next(d for d in _live_curve(at)["data"] if d["name"] == "train (each step)")
     assert len(_arr(step_trace["y"])) == 4
     weights = [p.detach().clone() for p in t.model.parameters()]
@@ -320,3 +321,74 @@ def test_the_run_table_says_dash_not_none_for_a_regression_run():
     at.run()
     (table,) = [d.value for d in at.dataframe if "test acc" in d.value.columns]
     assert list(table["test acc"]) == ["—"]
+
+
+def _play_to_the_end(at, max_frames=20):
+    at.button(key="tr_live_play").click()
+    at.run()
+    for _ in range(max_frames):  # each run trains one chunk
+        assert not at.exception, at.exception
+        if not at.session_state["tr_live_playing"]:
+            return
+        at.run()
+    raise AssertionError("Play did not stop")
+
+
+def test_live_play_stops_at_epochs_and_the_net_becomes_a_normal_run():
+    at = _app()
+    at.slider(key="tr_n_moons").set_value(300)
+    at.slider(key="tr_epochs").set_value(2)  # 240 points / batch 64 = 4 steps an epoch
+    at.run()
+    _play_to_the_end(at)
+    t = at.session_state["tr_live"]
+    assert (t.steps, t.epochs_done) == (8, 2) and t.finished
+    assert any("Finished: 2 epochs" in i.value for i in at.info)
+    at.button(key="tr_live_play").click()
+    at.run()  # Play at the end does nothing
+    assert t.steps == 8 and not at.session_state["tr_live_playing"]
+    # the live net is in the session's runs, and it is train(config) bit for bit
+    runs = at.session_state["landscape_runs"]
+    assert len(runs) == 1
+    run = next(iter(runs.values()))
+    ref = training.train(t.config)
+    assert run.config == t.config == Config(n_samples=300, epochs=2)
+    assert run.step_loss == ref.step_loss and np.array_equal(run.trajectory, ref.trajectory)
+    # raising Epochs lets Play go on; the longer run joins the list too
+    at.slider(key="tr_epochs").set_value(3)
+    at.run()
+    _play_to_the_end(at)
+    assert (t.steps, t.epochs_done) == (12, 3) and len(at.session_state["landscape_runs"]) == 2
+
+
+def test_live_run_opens_on_the_landscape_page():
+    at = AppTest.from_file(str(Path(PAGE).parents[1] / "lab.py"), default_timeout=120).run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, at.exception
+    at.slider(key="tr_n_moons").set_value(300)
+    at.slider(key="tr_epochs").set_value(1)
+    at.run()
+    at.button(key="tr_live_step").click()
+    at.run()
+    assert at.session_state["tr_live"].finished
+    at.button(key="tr_live_open").click()
+    at.run()
+    assert not at.exception, at.exception
+    rid = datastore.run_id(Config(n_samples=300, epochs=1))
+    assert at.session_state["run__pick"] == rid  # the Landscape page's picker shows it
+    assert at.selectbox(key="run__pick").value == rid
+
+
+def test_live_divergence_names_the_step_the_status_line_shows():
+    at = _app()
+    at.slider(key="tr_n_moons").set_value(300)
+    at.select_slider(key="tr_lr").set_value(1e6)
+    at.run()
+    at.button(key="tr_live_step").click()
+    at.run()
+    assert not at.exception, at.exception
+    t = at.session_state["tr_live"]
+    assert t.diverged
+    status = next(c.value for c in at.caption if c.value.startswith("step "))
+    shown_step = int(status.split()[1].replace(",", ""))
+    warning = next(w.value for w in at.warning if "Diverged" in w.value)
+    assert f"after step {shown_step:,}:" in warning and shown_step == t.steps

@@ -163,3 +163,27 @@ def test_one_plane_figure_for_every_view():
     assert _marks(acc)["max"].marker.symbol == "star"
     with pytest.raises(ValueError, match="kind"):
         plane_figure(s, "pie")
+
+
+def test_line_contours_draw_the_given_levels_and_name_them():
+    s = bowl()
+    fig = P.contour_figure(s, lines=(0.1, 9.6, 0.5))
+    c = fig.data[0]
+    assert (c.contours.start, c.contours.end, c.contours.size) == (0.1, 9.6, 0.5)
+    assert c.contours.coloring == "lines" and c.autocontour is False
+    np.testing.assert_allclose(np.asarray(c.z), s.loss)  # the loss itself, not its log
+    assert "0.1, 0.6, ..., 9.6" in c.colorbar.title.text
+    with pytest.raises(ValueError, match="lines="):
+        P.contour_figure(s, lines=(1.0, 0.5, 0.1))
+
+
+def test_3d_colours_follow_a_log_z_axis():
+    s = bowl()
+    fig = P.surface3d_figure(s, log=True)
+    surf = fig.data[0]
+    assert fig.layout.scene.zaxis.type == "log"
+    np.testing.assert_allclose(np.asarray(surf.surfacecolor), np.log10(s.loss))
+    ticks = [float(t) for t in surf.colorbar.ticktext]
+    assert min(ticks) >= s.loss.min() and max(ticks) <= s.loss.max()
+    linear = P.surface3d_figure(s, log=False).data[0]
+    np.testing.assert_allclose(np.asarray(linear.surfacecolor), s.loss)

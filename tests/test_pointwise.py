@@ -160,6 +160,59 @@ def test_the_apps_cross_entropy_is_batched_and_equals_the_zoos(smoothing):
     np.testing.assert_allclose(got, _per_point(fn, preds, ds.y_train), rtol=1e-6)
 
 
+def _confident(margin, seed=3, n=64, c=10, k=None):
+    """float32 logits whose right class leads by about ``margin``: losses near zero."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, c, (n,), generator=g)
+    x = torch.randn(*((k,) if k else ()), n, c, generator=g)
+    x[..., torch.arange(n), y] += margin
+    return x, y
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("margin", [5.0, 10.0, 15.0, 20.0])  # mean loss 0.1 down to 5e-8
+def test_the_apps_cross_entropy_keeps_float32_precision_near_zero(margin, smoothing):
+    """The zoo's loss (training, own models' default) and its batched form, in float32,
+    against torch's cross-entropy in float64."""
+    from landscape.data.config import Config
+    from landscape.engine.own import make_loss
+    from landscape.training.loop import make_loss_fn
+
+    x, y = _confident(margin)
+    ref = float(F.cross_entropy(x.double(), y, label_smoothing=smoothing))
+    config = Config(
+        dataset="spiral3", loss="cross_entropy", loss_params={"label_smoothing": smoothing}
+    )
+    app = make_loss_fn(config, config.make_dataset())
+    own = make_loss(None, y, {"label_smoothing": smoothing})
+    for fn in (app, own):
+        np.testing.assert_allclose(float(fn(x, y)), ref, rtol=2e-6)
+    preds, _ = _confident(margin, k=3)
+    refs = [float(F.cross_entropy(p.double(), y, label_smoothing=smoothing)) for p in preds]
+    for fn in (app, own.batch):
+        pw = Pointwise(fn, y, "loss_fn")
+        np.testing.assert_allclose(pw.values(preds), refs, rtol=2e-6)
+        assert pw.many is not None and pw.checked  # it was the batched form
+
+
+def test_the_apps_cross_entropy_gradients_equal_torchs_in_float64():
+    from landscape.core import losses
+
+    x, y = _confident(4.0, n=16, c=5)
+    x = x.double().requires_grad_(True)
+    for smoothing in (0.0, 0.2):
+        ours = losses.get("cross_entropy")(x, y, label_smoothing=smoothing)
+        (g,) = torch.autograd.grad(ours, x, create_graph=True)
+        ref = F.cross_entropy(x, y, label_smoothing=smoothing)
+        (gr,) = torch.autograd.grad(ref, x, create_graph=True)
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=0)
+        torch.testing.assert_close(g, gr, rtol=1e-10, atol=1e-14)
+        v = torch.randn_like(x)  # Hessian-vector products too (curvature measures)
+        (h,) = torch.autograd.grad((g * v).sum(), x)
+        (hr,) = torch.autograd.grad((gr * v).sum(), x)
+        torch.testing.assert_close(h, hr, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_a_gpu_the_values_equal_the_cpus():
     preds, y = _preds(), _labels()

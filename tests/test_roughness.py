@@ -76,3 +76,47 @@ def test_convexity_summary_and_bad_grids():
     assert s["convexity_share"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="2D grid"):
         roughness.local_minima(np.ones(5))
+
+
+def _flood_regions(a: np.ndarray, level: float) -> int:
+    """Independent count: a plain stack flood fill over 8-neighbours."""
+    ny, nx = a.shape
+    seen = np.zeros_like(a, dtype=bool)
+    n = 0
+    for i in range(ny):
+        for j in range(nx):
+            if seen[i, j] or not (np.isfinite(a[i, j]) and a[i, j] < level):
+                continue
+            n += 1
+            stack = [(i, j)]
+            seen[i, j] = True
+            while stack:
+                y, x = stack.pop()
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        v, u = y + dy, x + dx
+                        inside = 0 <= v < ny and 0 <= u < nx
+                        if inside and not seen[v, u] and np.isfinite(a[v, u]) and a[v, u] < level:
+                            seen[v, u] = True
+                            stack.append((v, u))
+    return n
+
+
+def test_regions_below_a_level_match_a_flood_fill():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = rng.random((9, 13))
+        a[rng.random(a.shape) < 0.05] = np.nan
+        for level in (0.2, 0.5, 0.8):
+            assert roughness.regions_below(a, level) == _flood_regions(a, level)
+
+
+def test_a_bowl_has_one_low_region_and_islands_count_apart():
+    x = np.linspace(-1, 1, 41)
+    bowl = x[None, :] ** 2 + x[:, None] ** 2 + 0.01
+    assert roughness.low_loss_regions(bowl, np.arange(0.1, 2, 0.5)) == (1, 0.1)
+    islands = bowl.copy()
+    islands[5, 5] = islands[5, 35] = islands[35, 20] = 0.05  # three pits on the rim
+    n, level = roughness.low_loss_regions(islands, np.arange(0.1, 2, 0.5))
+    assert (n, level) == (4, 0.1)  # the basin and three islands below 0.1
+    assert roughness.low_loss_regions(bowl + 10, [0.1, 1.0]) == (0, None)

@@ -164,14 +164,32 @@ def test_rescale_rejects_nets_where_it_is_not_the_same_function():
         sharpness.rescale_relu(relu_mlp(), 0.0)
 
 
-def test_panel_measures_agree_with_the_functions_they_wrap():
+def test_panel_measures_agree_with_the_exact_hessian_and_a_trust_region():
+    # independent references: the float64 Hessian by torch.autograd.functional.hessian
+    # (eigvalsh, its trace), the gradient by plain autograd, and for the small ρ-ball the
+    # exact trust-region maximum of the second-order model (error O(ρ^3); ρ small enough that
+    # no ReLU changes sign)
     m, data = relu_mlp(seed=5), relu_data(seed=5)
-    s = sharpness.PanelSettings(steps=5, trace_samples=4, n_dirs=2, line_points=11)
+    names = [n for n, _ in m.named_parameters()]
+    shapes = [p.shape for p in m.parameters()]
+    x0 = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
+    def f(x):
+        parts = torch.split(x, [s.numel() for s in shapes])
+        ps = {n: t.view(s) for n, t, s in zip(names, parts, shapes)}
+        return F.cross_entropy(torch.func.functional_call(m, ps, (data[0],)), data[1])
+
+    H = torch.autograd.functional.hessian(f, x0)
+    g = torch.autograd.functional.jacobian(f, x0)
+    s = sharpness.PanelSettings(rho=1e-3, steps=30, trace_samples=60, n_dirs=2, line_points=11)
     p = sharpness.panel(m, F.cross_entropy, data, s)
     assert set(p.values) == set(sharpness.MEASURES) == set(p.seconds)
-    assert (
-        p.values["rho"] == sharpness.rho_sharpness(m, F.cross_entropy, data, s.rho, steps=5).value
-    )
-    lam = curvature.top_eigen(m, F.cross_entropy, data, tol=1e-3).eigenvalues[0]
-    assert p.values["lambda_max"] == pytest.approx(lam)
+    assert p.values["lambda_max"] == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-4)
+    se = p.errors["trace"]
+    assert se > 0 and abs(p.values["trace"] - float(torch.trace(H))) < 4 * se
+    want = _trust_region_max(H.numpy(), g.numpy(), 1e-3)
+    assert p.values["rho"] == pytest.approx(want, rel=1e-5)
     assert p.loss == pytest.approx(float(F.cross_entropy(m(data[0]), data[1]).detach()))
+    assert sharpness.keskar_percent(p.values["eps"], p.loss) == pytest.approx(
+        100 * p.values["eps"] / (1 + p.loss)
+    )

@@ -177,3 +177,16 @@ def test_subject_data_is_checked():
         "train": (torch.zeros(3, 2), torch.zeros(3, 1))})  # fmt: skip
     with pytest.raises(ValueError, match="no test data"):
         only_train.data("test")
+
+
+def test_the_pca_plane_ignores_what_its_metadata_says():
+    """Li et al. zero the 1-D parameters in the PCA rows: the default, said in the metadata."""
+    subject, _ = _subject(trajectory=True)
+    for ignore in ("biasbn", None):
+        req = slices.SliceRequest(direction="pca", nx=3, ny=3, ignore=ignore)
+        res = slices.compute(req, subject)
+        assert res.main.meta["ignore"] == ignore
+        model = subject.model()
+        one_d = [k for k, p in model.named_parameters() if p.ndim == 1]
+        moved = any(torch.count_nonzero(d[k]) for d in res.directions for k in one_d)
+        assert moved == (ignore is None)

@@ -1,4 +1,4 @@
-"""SLQ spectral density on matrices with a known spectrum; the flat HVP against curvature.hvp."""
+"""SLQ spectral density on matrices with a known spectrum; the one operator and Lanczos against\nthe exact float64 Hessian (torch.autograd.functional.hessian, eigvalsh)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from research_toys import DATA, Quadratic, loss_of_output, relu_data, relu_mlp
 
-from landscape.core.hessian import FlatLoss
-from landscape.measures import curvature, spectrum
+from landscape.core.hessian import FlatLoss, lanczos
+from landscape.measures import spectrum
 
 
 def _known_spectrum(P=60):
@@ -64,20 +64,69 @@ def test_slq_quadrature_matches_v_h_power_v_on_a_rotated_matrix():
 def test_lanczos_tridiagonal_has_the_extreme_eigenvalues():
     A = torch.randn(40, 40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     A = A + A.T
-    a, b, Q = spectrum.lanczos(lambda v: A @ v, torch.ones(40, dtype=torch.float64), 40)
-    assert torch.allclose(Q @ Q.T, torch.eye(len(a), dtype=torch.float64), atol=1e-10)
-    theta = np.linalg.eigvalsh(spectrum.tridiagonal(a, b))
+    kr = lanczos(lambda v: A @ v, torch.ones(40, dtype=torch.float64), 40)
+    assert torch.allclose(kr.Q @ kr.Q.T, torch.eye(len(kr.alphas), dtype=torch.float64), atol=1e-10)
+    theta, _ = kr.eigh()
     assert np.allclose(theta, np.linalg.eigvalsh(A.numpy()), atol=1e-8)
 
 
-def test_flat_hvp_matches_curvature_hvp_and_the_model_is_left_alone():
+def _exact_hessian(m, data):
+    """The float64 Hessian of the mean cross-entropy over every parameter, by
+    torch.autograd.functional.hessian (independent of the library's operator)."""
+    names = [n for n, _ in m.named_parameters()]
+    shapes = [p.shape for _, p in m.named_parameters()]
+    x0 = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
+    def f(x):
+        parts = torch.split(x, [s.numel() for s in shapes])
+        ps = {n: t.view(s) for n, t, s in zip(names, parts, shapes)}
+        return F.cross_entropy(torch.func.functional_call(m, ps, (data[0],)), data[1])
+
+    return torch.autograd.functional.hessian(f, x0)
+
+
+def test_flat_hvp_and_lanczos_match_the_exact_hessian_and_the_model_is_left_alone():
     m, data = relu_mlp(seed=1), relu_data(seed=1)
     before = {k: v.clone() for k, v in m.state_dict().items()}
+    H = _exact_hessian(m, data)
     Fl = FlatLoss(m, F.cross_entropy, data)
     v = torch.randn(Fl.numel, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    ref = curvature.hvp(m, F.cross_entropy, data, Fl.to_dict(v))
-    assert torch.allclose(Fl.hvp(Fl.x0, v), Fl.from_dict(ref), atol=1e-12)
+    assert torch.allclose(Fl.hvp(Fl.x0, v), H @ v, atol=1e-12)
+    exact = torch.linalg.eigvalsh(H).numpy()
+    theta, _ = lanczos(Fl.matvec, v, Fl.numel).eigh()
+    assert np.allclose(theta[[0, -1]], exact[[0, -1]], atol=1e-9)
     assert all(torch.equal(before[k], t) for k, t in m.state_dict().items())
+
+
+@pytest.mark.slow
+def test_printed_extremes_and_negative_share_agree_with_eigvalsh():
+    # full Lanczos (steps >= P) makes each probe's rule exact: the Ritz extremes are the
+    # spectrum's, and each probe's weight below 0 is an unbiased estimate of the exact share
+    torch.manual_seed(4)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    X = torch.randn(30, 3, dtype=torch.float64)
+    data = (X, torch.randint(0, 3, (30,)))
+    exact = torch.linalg.eigvalsh(_exact_hessian(m, data)).numpy()
+    P = len(exact)
+    res = spectrum.density(m, F.cross_entropy, data, n_vectors=40, steps=P, top_k=0)
+    assert res.ritz_min == pytest.approx(exact[0], abs=1e-8)
+    assert res.ritz_max == pytest.approx(exact[-1], rel=1e-8)
+    # the plotted grid is wider than what was computed
+    assert res.grid[0] < res.ritz_min and res.grid[-1] > res.ritz_max
+    tiny = 1e-9 * abs(exact).max()  # eigenvalues within rounding of 0 count for neither side
+    share = float(np.mean(exact < -tiny))
+    assert 0.05 < share < 0.95  # the test is not trivial
+    se = res.mass_below_stderr(-tiny)
+    assert 0 < se < 0.08
+    assert abs(res.mass_below(-tiny) - share) < 4 * se
+    lo, hi = res.mass_below_bounds(-tiny)
+    assert lo <= res.mass_below(-tiny) <= hi
+    # with few steps the rules cannot resolve the spectrum: the bounds still hold (up to the
+    # probes' sampling error)
+    few = spectrum.density(m, F.cross_entropy, data, n_vectors=40, steps=6, top_k=0)
+    lo, hi = few.mass_below_bounds(-tiny)
+    assert hi - lo > 0.05
+    assert lo - 4 * few.mass_below_stderr(-tiny) <= share <= hi + 4 * few.mass_below_stderr(-tiny)
 
 
 def test_density_on_a_net_and_bad_arguments():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -16,19 +18,43 @@ SMALL = Config(dataset="moons", n_samples=120, model="mlp", depth=1, width=8, ac
                optimizer="sgd", lr=0.5, batch_size=5000, epochs=30)  # fmt: skip
 
 
-def _plain_gd(config, steps):
-    """GD by hand: w <- w - lr * grad, on the whole training set; the weights at each step."""
+def _plain_gd(config, steps, lrs=None):
+    """GD by hand: w <- w - lr * grad, on the whole training set; the weights at each step.
+    `lrs`: the step size of each step (default: config.lr throughout)."""
     ds = config.make_dataset()
     model, loss_fn = models.build(config, ds), make_loss_fn(config, ds)
     out = []
-    for _ in range(steps + 1):
+    for k in range(steps + 1):
         out.append([p.detach().clone() for p in model.parameters()])
         loss = loss_fn(model(ds.X_train), ds.y_train)
         grads = torch.autograd.grad(loss, list(model.parameters()))
         with torch.no_grad():
             for p, g in zip(model.parameters(), grads):
-                p -= config.lr * g
+                p -= (config.lr if lrs is None else lrs[min(k, steps - 1)]) * g
     return model, loss_fn, (ds.X_train, ds.y_train), out
+
+
+@pytest.mark.parametrize("schedule, warmup", [("cosine", 0), ("constant", 10), ("cosine", 10)])
+def test_track_follows_the_schedule_and_warm_up(schedule, warmup):
+    """Step k uses lr x f(k): (k + 1) / W over the W warm-up steps, then 1 or the cosine
+    0.5 (1 + cos(pi (k - W) / (T - W))) down to 0 (the Config's schedule, one step an epoch)."""
+    cfg = SMALL.replace(schedule=schedule, warmup_epochs=warmup)
+    T, W = cfg.epochs, warmup
+    lrs = [cfg.lr * ((k + 1) / W if k < W else
+                     0.5 * (1 + math.cos(math.pi * (k - W) / (T - W))) if schedule == "cosine"
+                     else 1.0) for k in range(T)]  # fmt: skip
+    r = stability.track(cfg, every=10, tol=1e-6, max_iter=60)
+    model, loss_fn, data, weights = _plain_gd(cfg, T, lrs)
+    ref = []
+    for w in weights:
+        with torch.no_grad():
+            for p, v in zip(model.parameters(), w):
+                p.copy_(v)
+            ref.append(float(loss_fn(model(data[0]), data[1])))
+    np.testing.assert_allclose(r.loss, ref, rtol=1e-5)
+    constant = stability.track(SMALL, every=10)
+    assert np.abs(r.loss[-1] - constant.loss[-1]) > 1e-3  # the schedule mattered
+    assert any("schedule" in n for n in r.notes)
 
 
 def test_tracked_sharpness_matches_a_cold_eigen_solve_along_an_independent_gd_loop():

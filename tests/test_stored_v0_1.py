@@ -34,8 +34,10 @@ def test_the_stored_run_opens_pinned_and_equals_a_fresh_training(folder):
     assert notes == [] and isinstance(run, Run) and run.config == config
     assert [i.run_id for i in folder.runs(pinned=True)] == [KEYS["run_id"]]
     fresh = train(config)  # training is deterministic: the stored weights are these
+    # to float32 rounding: the cross-entropy is computed more exactly since v0.1 (log1p of the
+    # other classes' terms), which moves each gradient step by a rounding error
     for k, t in fresh.state_dict.items():
-        assert np.array_equal(run.state_dict[k].numpy(), t.numpy())
+        np.testing.assert_allclose(run.state_dict[k].numpy(), t.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_the_stored_landscape_and_comparison_decode(folder):

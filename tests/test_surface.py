@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from landscape.core import directions as D
+from landscape.engine import race as R
 from landscape.engine import surface as S
 
 METHODS = ["loop", "auto"]
@@ -426,10 +427,10 @@ def test_auto_races_and_reports_one_method():
 
 
 def test_choose_picks_the_fewest_seconds_per_point():
-    assert S.choose({"batched": 1e-3, "loop": 2e-3}) == "batched"
-    assert S.choose({"batched": 3e-3, "loop": 2e-3}) == "loop"
-    assert S.choose({"batched": 2e-3, "loop": 2e-3}) == "loop"  # a tie: the reference
-    assert S.choose({"batched": float("inf"), "loop": float("inf")}) == "loop"
+    assert R.choose({"batched": 1e-3, "loop": 2e-3}) == "batched"
+    assert R.choose({"batched": 3e-3, "loop": 2e-3}) == "loop"
+    assert R.choose({"batched": 2e-3, "loop": 2e-3}) == "loop"  # a tie: the reference
+    assert R.choose({"batched": float("inf"), "loop": float("inf")}) == "loop"
 
 
 class FakeClock:
@@ -465,7 +466,7 @@ def test_race_picks_the_faster_and_the_surface_is_one_method(fast_cost, loop_cos
     fast = FakeSession(clock, fast_cost, offset=1000.0, accuracy_fn=accuracy)
     loop = FakeSession(clock, loop_cost, offset=2000.0, accuracy_fn=accuracy)
     seen = []
-    losses, accs, winner, timings = S._race(
+    losses, accs, winner, timings = R.race(
         fast, loop, coords, lambda d, t: seen.append(d), clock=clock
     )
     expected = "batched" if fast_cost < loop_cost else "loop"
@@ -478,7 +479,7 @@ def test_race_picks_the_faster_and_the_surface_is_one_method(fast_cost, loop_cos
     loser = loop if expected == "batched" else fast
     assert timings["recomputed_points"] == loser.points
     # the loser only calibrated: a timed chunk is at most 1/RACE_SHARE of the surface
-    assert loser.points <= 2 + S.RACE_ROUNDS * max(fast.K, 2)
+    assert loser.points <= 2 + R.RACE_ROUNDS * max(fast.K, 2)
     assert seen[-1] == len(coords)
 
 
@@ -492,13 +493,13 @@ def test_race_in_a_near_tie_finishes_with_the_method_that_ends_sooner(monkeypatc
         clock = FakeClock()
         fast = FakeSession(clock, 1.03, offset=1000.0)
         loop = FakeSession(clock, 1.0, offset=2000.0)
-        losses, _, winner, timings = S._race(fast, loop, coords, None, clock=clock)
+        losses, _, winner, timings = R.race(fast, loop, coords, None, clock=clock)
         return losses, winner, timings, clock.now
 
     losses, winner, timings, seconds = race()
     assert winner == "batched" and timings["loop_s_per_point"] < timings["batched_s_per_point"]
     np.testing.assert_array_equal(losses, coords[:, 0] + 1000.0)  # all the fast path's
-    monkeypatch.setattr(S, "choose", lambda costs: "loop")  # finish with the loop instead
+    monkeypatch.setattr(R, "choose", lambda costs: "loop")  # finish with the loop instead
     _, winner, _, loop_seconds = race()
     assert winner == "loop" and seconds < loop_seconds
 
@@ -506,9 +507,9 @@ def test_race_in_a_near_tie_finishes_with_the_method_that_ends_sooner(monkeypatc
 @pytest.fixture(autouse=True)
 def _forget_race_winners():
     """Every test races afresh: auto remembers winners per process."""
-    S._WINNERS.clear()
+    R._WINNERS.clear()
     yield
-    S._WINNERS.clear()
+    R._WINNERS.clear()
 
 
 def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch):
@@ -520,7 +521,7 @@ def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch):
     xs = np.linspace(-1, 1, 7)
     loss_fn = nn.CrossEntropyLoss()
     calls = []
-    monkeypatch.setattr(S, "choose", lambda seconds: calls.append(seconds) or "loop")
+    monkeypatch.setattr(R, "choose", lambda seconds: calls.append(seconds) or "loop")
     first = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
     again = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
     assert len(calls) == 1 and "loop_s_per_point" in first.meta["race"]
@@ -528,9 +529,9 @@ def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch):
     np.testing.assert_array_equal(again.loss, first.loss)
     S.plane(model, loss_fn, (X[:50], y[:50]), d1, d2, xs, xs, accuracy)
     assert len(calls) == 2  # another data shape: raced again
-    for i in range(S.MAX_WINNERS + 5):  # bounded
-        S._remember(("k", i), "loop")
-    assert len(S._WINNERS) == S.MAX_WINNERS
+    for i in range(R.MAX_WINNERS + 5):  # bounded
+        R.remember(("k", i), "loop")
+    assert len(R._WINNERS) == R.MAX_WINNERS
 
 
 def test_auto_is_exactly_the_loop_when_the_loop_wins(monkeypatch):
@@ -542,13 +543,13 @@ def test_auto_is_exactly_the_loop_when_the_loop_wins(monkeypatch):
     xs = np.linspace(-1, 1, 9)
     loss_fn = nn.CrossEntropyLoss()
     loop = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy, method="loop")
-    monkeypatch.setattr(S, "choose", lambda seconds: "loop")
+    monkeypatch.setattr(R, "choose", lambda seconds: "loop")
     auto = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
     assert auto.meta["method"] == "loop" and auto.meta["race"]["recomputed_points"] > 0
     np.testing.assert_array_equal(auto.loss, loop.loss)
     np.testing.assert_array_equal(auto.accuracy, loop.accuracy)
-    monkeypatch.setattr(S, "choose", lambda seconds: "batched")
-    S._WINNERS.clear()
+    monkeypatch.setattr(R, "choose", lambda seconds: "batched")
+    R._WINNERS.clear()
     auto = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy)
     batched = S.plane(model, loss_fn, (X, y), d1, d2, xs, xs, accuracy, method="batched")
     assert auto.meta["method"] == "batched"

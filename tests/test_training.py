@@ -313,7 +313,7 @@ def test_warmup_and_cosine_schedule_match_torchs_own_schedulers():
     np.testing.assert_allclose(run.step_loss, steps, rtol=1e-5, atol=1e-6)
     # the schedule matters: the constant-lr run differs; the default makes no scheduler
     assert train(cfg.replace(schedule="constant", warmup_epochs=0)).step_loss != run.step_loss
-    assert training.make_scheduler(Config(), opt, 10) is None
+    assert training.lr_factor(Config(), 10) is None
 
 
 def test_trajectory_is_init_then_every_epoch(short_run):

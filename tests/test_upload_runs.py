@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from landscape.cli import reproduce
+from landscape.cli.main import main
 from landscape.data import upload
 from landscape.data.config import Config
 from landscape.pipelines import pictures
@@ -38,7 +40,7 @@ def test_reproduce_command_of_an_upload_run_loads_the_run_file(upload_run, tmp_p
         upload_run, dim=2, direction="random", nx=3, ny=3, xmin=-1, xmax=1, ymin=-1, ymax=1
     )
     result = pictures.compute(req, upload_run)
-    comment, cmd = pictures.command(result).split("\n")
+    comment, cmd = reproduce.landscape_command(result).split("\n")
     assert comment.startswith("#") and "uploaded data" in comment
     argv = shlex.split(cmd)
     assert argv[:6] == ["python", "-m", "landscape", "plane", "--load-run", "run.npz"]
@@ -58,12 +60,20 @@ def test_reproduce_command_of_an_upload_run_loads_the_run_file(upload_run, tmp_p
     np.testing.assert_allclose(back.loss, result.main.loss, rtol=1e-5, atol=1e-6)
 
 
-def test_hessian_snippet_of_an_upload_run_loads_the_run_file(upload_run):
+def test_hessian_command_of_an_upload_run_loads_the_run_file(upload_run, tmp_path, capsys):
     req = pictures.SurfaceRequest.for_run(
         upload_run, dim=2, direction="hessian", nx=3, ny=3, xmin=-1, xmax=1, ymin=-1, ymax=1
     )
-    snippet = pictures.command(pictures.compute(req, upload_run))
-    assert "store.load_run('run.npz')" in snippet and "Config(" not in snippet
+    result = pictures.compute(req, upload_run)
+    comment, cmd = reproduce.landscape_command(result, run_file=str(tmp_path / "r.npz")).split("\n")
+    argv = shlex.split(cmd)[3:]
+    assert argv[:3] == ["plane", "--load-run", str(tmp_path / "r.npz")] and "hessian" in argv
+    (tmp_path / "r.npz").write_bytes(store.run_to_bytes(upload_run))
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    assert main([*argv, "--quiet"]) == 0
+    capsys.readouterr()
+    back = store.load_surface(tmp_path / "cli.npz")
+    np.testing.assert_allclose(back.loss, result.main.loss, rtol=1e-5, atol=1e-6)
 
 
 def test_reproduce_command_of_a_built_in_run_is_unchanged():
@@ -72,4 +82,6 @@ def test_reproduce_command_of_a_built_in_run_is_unchanged():
         run, dim=1, direction="interpolation", nx=3, xmin=0, xmax=1
     )
     result = pictures.compute(req, run)
-    assert "--load-run" not in pictures.command(result) and "--epochs 2" in pictures.command(result)
+    assert "--load-run" not in reproduce.landscape_command(
+        result
+    ) and "--epochs 2" in reproduce.landscape_command(result)

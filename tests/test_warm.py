@@ -8,7 +8,7 @@ import time
 
 from landscape.data.config import Config
 from landscape.engine.subject import fingerprint
-from landscape.pipelines import comparisons, presets
+from landscape.pipelines import comparison_presets, presets
 from landscape.storage import datastore
 from landscape.training import loop as training
 from landscape.ui import warm
@@ -21,7 +21,7 @@ def test_every_preset_and_every_compare_run_is_warmed():
     assert len(todo) == len(set(todo))
     for name in presets.PRESETS:
         assert presets.get(name) in todo
-    for preset in comparisons.PRESETS.values():
+    for preset in comparison_presets.PRESETS.values():
         assert all(panel.config in todo for panel in preset.panels)
 
 

@@ -2,18 +2,30 @@
 
 One parser builder per group of flags (configuration, run, surface) and the functions that
 read them back into library objects, checked before any work starts. Every command that
-slices (``line``, ``plane``, own models, torchrun) reads its flags through here.
+slices (``line``, ``plane``, own models, torchrun) reads its flags through here, and every
+command line the library prints (the pages' "Reproduce it", ``landscape.cli.reproduce``) is
+written by ``request_argv`` here, so the two directions cannot drift apart::
+
+    argv = request_argv(config, request)               # ["plane", "--epochs", "8", ...]
+    args = build_parser().parse_args(argv)             # landscape.cli.main
+    config_from_args(args) == config and slice_request(args) == canonical(request)
+
+``canonical(request)`` is the part of a ``SliceRequest`` the command line carries: the main
+surface of the slice (one line, no extra lines beside a plane) with the options that apply to
+its direction; the others are at their defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import sys
 
 import numpy as np
 
+from landscape.core import checks, losses
 from landscape.core import directions as D
-from landscape.core import losses
 from landscape.data import datasets, models
 from landscape.data.config import Config
 from landscape.engine import surface as S
@@ -21,6 +33,8 @@ from landscape.pipelines import presets, slices
 from landscape.training import loop as training
 
 MIN_RES = slices.MIN_RES  # fewest points per axis
+LINE_RES = 51  # default points of a random line (t=0, the centre, is the middle one)
+BETWEEN_RES = 41  # of a line between two nets: (-0.5, 1.5) in steps of 0.05 holds t=0 and 1
 
 # Help for each Config field (the flag is the field name with "-" for "_"); the lists of
 # names are filled in from the registries when the parser is built.
@@ -121,7 +135,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
-    choices = ["random", "pca"] if kind == "plane" else ["random", "interpolation"]
+    choices = ["random", "pca", "hessian"] if kind == "plane" else ["random", "interpolation"]
     g = p.add_argument_group("surface")
     g.add_argument(
         "--dir",
@@ -129,7 +143,9 @@ def add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
         default="random",
         help="directions: random = seeded Gaussian, normalised (Li et al. 2018); "
         + (
-            "pca = the two leading principal components of the training path, path drawn on top"
+            "pca = the two leading principal components of the training path, path drawn on "
+            "top; hessian = the two top Hessian eigenvectors of the loss on --split, scaled "
+            "to the norm of the weights unless --norm none (--dir-seed seeds the solver)"
             if kind == "plane"
             else "interpolation = from the initial weights (t=0) to the trained net (t=1), "
             "Goodfellow et al. 2015; BatchNorm statistics of the trained net"
@@ -193,9 +209,14 @@ def add_surface_flags(p: argparse.ArgumentParser, kind: str) -> None:
             help="range along the second direction (default: like --xrange)",
         )
     default_res = 51 if kind == "line" else 21
-    g.add_argument(
-        "--res", type=int, default=default_res, help=f"points per axis (default: {default_res})"
-    )
+    res_help = f"points per axis (default: {default_res})"
+    if kind == "line":  # None: chosen in slice_request (an interpolation line puts t=0, 1 on it)
+        default_res = None
+        res_help = (
+            f"points (default: {LINE_RES}; {BETWEEN_RES} for a line between two nets, step "
+            "0.05 over (-0.5, 1.5), so that t=0 and t=1, the two nets, are grid points)"
+        )
+    g.add_argument("--res", type=int, default=default_res, help=res_help)
     if kind == "plane":
         g.add_argument("--xres", type=int, help="points along the first direction (default: --res)")
         g.add_argument(
@@ -271,26 +292,20 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _res(flag: str, value: int) -> int:
-    if not MIN_RES <= value <= S.MAX_AXIS:
-        raise ValueError(f"{flag} {value} is out of range: must be in [{MIN_RES}, {S.MAX_AXIS}]")
-    return value
+    return checks.int_in(flag, value, MIN_RES, S.MAX_AXIS)
 
 
 def _range(flag: str, given) -> tuple[float, float] | None:
-    if given is None:
-        return None
-    lo, hi = given
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"{flag} {lo:g} {hi:g}: must be two finite numbers MIN < MAX")
-    if max(abs(lo), abs(hi)) > slices.MAX_RANGE:
-        raise ValueError(
-            f"{flag} {lo:g} {hi:g}: |MIN| and |MAX| must be at most {slices.MAX_RANGE:g}"
-        )
-    return float(lo), float(hi)
+    return None if given is None else checks.flag_range(flag, *given, slices.MAX_RANGE)
 
 
 def slice_request(args) -> slices.SliceRequest:
-    """The slice the flags ask for, checked (no run needed: called before any training)."""
+    """The slice the flags ask for, checked (no run needed: called before any training).
+
+    A line's ``--dir interpolation`` with ``--end-run`` (or an own model's ``--to``) is the
+    ``between`` line; an own model's plane with ``--checkpoints`` is the PCA plane.
+    """
+    to, checkpoints = getattr(args, "to", None), getattr(args, "checkpoints", None)
     if args.command == "line" and args.end_run and args.dir != "interpolation":
         raise ValueError("--end-run needs --dir interpolation")
     kw = {
@@ -304,11 +319,21 @@ def slice_request(args) -> slices.SliceRequest:
     xr = _range("--xrange", args.xrange)
     if args.command == "line":
         direction = args.dir
-        if args.dir == "interpolation":
-            direction = "between" if args.end_run else "interpolation"
-        lo, hi = xr or ((-0.5, 1.5) if args.dir == "interpolation" else (-1.0, 1.0))
-        nx = _res("--res", args.res)
-        return slices.SliceRequest(dim=1, direction=direction, xmin=lo, xmax=hi, nx=nx, **kw)
+        if args.dir == "interpolation" or to:
+            direction = "between" if (args.end_run or to) else "interpolation"
+        interpolating = direction != "random"
+        lo, hi = xr or ((-0.5, 1.5) if interpolating else (-1.0, 1.0))
+        default = BETWEEN_RES if interpolating else LINE_RES
+        nx = _res("--res", default if args.res is None else args.res)
+        req = slices.SliceRequest(dim=1, direction=direction, xmin=lo, xmax=hi, nx=nx, **kw)
+        if interpolating:
+            missing = ends_missing(req.xs())
+            if missing:
+                print(f"note: the grid has no point at t={' or t='.join(missing)} (a net's own "
+                      f"loss); e.g. --res {BETWEEN_RES} with the default --xrange has both",
+                      file=sys.stderr)  # fmt: skip
+        return req
+    direction = "pca" if checkpoints and args.dir == "random" else args.dir
     yr = _range("--yrange", args.yrange) or xr
     nx = _res("--xres" if args.xres else "--res", args.xres or args.res)
     ny = _res("--yres" if args.yres else "--res", args.yres or args.res)
@@ -319,13 +344,196 @@ def slice_request(args) -> slices.SliceRequest:
     (x0, x1), (y0, y1) = xr or (-1.0, 1.0), yr or (-1.0, 1.0)
     return slices.SliceRequest(
         dim=2,
-        direction=args.dir,
+        direction=direction,
         orthogonal=args.orthogonal,
         projection=args.projection,
-        auto_range=args.dir == "pca" and xr is None and yr is None,
+        auto_range=direction == "pca" and xr is None and yr is None,
         xmin=x0, xmax=x1, ymin=y0, ymax=y1, nx=nx, ny=ny,
         **kw,
     )  # fmt: skip
+
+
+def ends_missing(ts: np.ndarray) -> list[str]:
+    """Which of t=0 and t=1 (the two nets of an interpolation line) are not grid points
+    (within 1e-9 of the step)."""
+    tol = 1e-9 * (float(ts[-1] - ts[0]) / max(len(ts) - 1, 1))
+    return [name for name, t in (("0", 0.0), ("1", 1.0)) if not np.any(np.abs(ts - t) <= tol)]
+
+
+# ----------------------------------------------------------------------------- writing argv
+
+# The options of SliceRequest that apply to each direction (the rest are at their defaults
+# in a canonical request): random directions are seeded and normalised; the Hessian's
+# eigen-solver is seeded, its vectors rescaled unless norm "none", biases skipped by ignore.
+_APPLIES = {
+    "random": ("seed", "norm", "ignore", "dir_type", "orthogonal"),
+    "hessian": ("seed", "norm", "ignore"),
+    "pca": ("projection", "auto_range"),
+    "interpolation": (),
+    "between": (),
+}
+_BASE = ("dim", "direction", "xmin", "xmax", "nx", "split", "method")
+_PLANE = ("ymin", "ymax", "ny")
+
+
+def canonical(request: slices.SliceRequest) -> slices.SliceRequest:
+    """The plain ``SliceRequest`` the command line carries for ``request``'s main surface.
+
+    Kept: the direction, range, grid, split and method, and the options that apply to the
+    direction (``_APPLIES``); a PCA plane with ``auto_range`` keeps no range (the path sets
+    it). Everything else (several lines, lines beside a plane, a page's own fields) is dropped.
+    """
+    keep = set(_BASE) | set(_APPLIES[request.direction])
+    if request.dim == 2:
+        keep |= set(_PLANE)
+    else:
+        keep.discard("orthogonal")
+    if request.direction == "pca" and request.auto_range:
+        keep -= {"xmin", "xmax", "ymin", "ymax"}
+    kw = {f.name: getattr(request, f.name) for f in dataclasses.fields(slices.SliceRequest)}
+    return slices.SliceRequest(**{k: v for k, v in kw.items() if k in keep})
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFlags:
+    """The flags of an own model (``landscape.cli.own``): what is sliced instead of a run."""
+
+    factory: str  # MODULE:FUNCTION
+    weights: str
+    data: str
+    kwargs: tuple = ()  # sorted (key, value) pairs of the JSON object
+    loss: str | None = None
+    device: str = "auto"
+    max_samples: int | None = None
+    checkpoints: tuple[str, ...] = ()  # the PCA path, or the first one: a line's start
+    to: str | None = None  # a line's end (between)
+
+    @classmethod
+    def from_args(cls, args) -> ModelFlags:
+        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+        return cls(
+            factory=args.model_factory, weights=args.weights, data=args.data,
+            kwargs=tuple(sorted(kwargs.items())), loss=args.loss, device=args.device,
+            max_samples=args.max_samples, checkpoints=tuple(getattr(args, "checkpoints", None) or ()),
+            to=getattr(args, "to", None),
+        )  # fmt: skip
+
+    def used_by(self, direction: str) -> ModelFlags:
+        """The flags a slice in ``direction`` carries: the whole path for PCA, its first file
+        (the start) for an interpolation line, ``to`` for a between line, neither otherwise."""
+        cks = {"pca": self.checkpoints, "interpolation": self.checkpoints[:1]}.get(direction, ())
+        to = self.to if direction == "between" else None
+        return dataclasses.replace(self, checkpoints=cks, to=to)
+
+    def argv(self) -> list[str]:
+        out = ["--model-factory", self.factory]
+        if self.kwargs:
+            out += ["--model-kwargs", json.dumps(dict(self.kwargs))]
+        out += ["--weights", self.weights, "--data", self.data]
+        out += ["--loss", self.loss] if self.loss else []
+        out += ["--device", self.device] if self.device != "auto" else []
+        out += ["--max-samples", str(self.max_samples)] if self.max_samples is not None else []
+        out += ["--checkpoints", *self.checkpoints] if self.checkpoints else []
+        return out + (["--to", self.to] if self.to else [])
+
+
+def number(x: float) -> str:
+    """A float as a command-line word that parses back to the same float.
+
+    Positional digits, never an exponent: argparse takes ``-1e-05`` for an option but
+    ``-0.00001`` for a number.
+    """
+    return np.format_float_positional(float(x), unique=True, trim="-")
+
+
+def config_argv(config: Config) -> list[str]:
+    """Flags that make ``config`` (only the fields that differ from ``Config()``)."""
+    default = Config()
+    flags: list[str] = []
+    for f in config_fields():
+        value = getattr(config, f.name)
+        if value == getattr(default, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "loss_params":
+            flags += [w for k, v in value for w in ("--loss-param", f"{k}={number(v)}")]
+        elif isinstance(value, bool):
+            flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, float):
+            flags += [flag, number(value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def request_argv(
+    config: Config | None,
+    request: slices.SliceRequest,
+    *,
+    load_run: str | None = None,
+    end_run: str | None = None,
+    model: ModelFlags | None = None,
+    out: str | None = None,
+) -> list[str]:
+    """The argv of ``python -m landscape line|plane`` that computes ``canonical(request)``.
+
+    The subject is a built-in run trained from ``config`` (deterministic: the same weights
+    come back), or the saved run ``load_run``, or an own model (``model``); a ``between``
+    line ends at the saved run ``end_run`` (or at ``model.to``). ``out`` is the --out PREFIX.
+    Ranges are written out in full, so a range read from a result is reproduced exactly.
+    """
+    if sum(x is not None for x in (config, load_run, model)) != 1:
+        raise ValueError("request_argv needs exactly one of config, load_run and model")
+    req = canonical(request)
+    sub = "line" if req.dim == 1 else "plane"
+    argv = [sub]
+    if model is not None:
+        argv += model.used_by(req.direction).argv()
+    elif load_run is not None:
+        argv += ["--load-run", load_run]
+    else:
+        argv += config_argv(config)
+    argv += _direction_argv(req, end_run, model)
+    d = slices.SliceRequest(dim=req.dim, direction=req.direction)
+    for name, flag in (("seed", "--dir-seed"), ("norm", "--norm"), ("dir_type", "--dir-type"),
+                       ("projection", "--projection"), ("split", "--split"),
+                       ("method", "--method")):  # fmt: skip
+        if getattr(req, name) != getattr(d, name):
+            argv += [flag, str(getattr(req, name))]
+    if req.ignore != d.ignore:
+        argv += ["--ignore", req.ignore or "none"]
+    if req.orthogonal:
+        argv.append("--orthogonal")
+    if not req.auto_range:
+        argv += ["--xrange", number(req.xmin), number(req.xmax)]
+        if req.dim == 2:
+            argv += ["--yrange", number(req.ymin), number(req.ymax)]
+    if req.dim == 1 or req.nx == req.ny:
+        argv += ["--res", str(req.nx)]
+    else:
+        argv += ["--xres", str(req.nx), "--yres", str(req.ny)]
+    return argv + ["--out", out or f"landscape-{sub}"]
+
+
+def _direction_argv(req: slices.SliceRequest, end_run, model: ModelFlags | None) -> list[str]:
+    """--dir (and a between line's end) of a canonical request; an own model's files are
+    checked to be there (``ModelFlags.used_by`` writes them)."""
+    if model is not None:
+        need = {"pca": (len(model.checkpoints) >= 2, "at least 2 checkpoints (the path)"),
+                "interpolation": (bool(model.checkpoints), "a checkpoint (the line's start)"),
+                "between": (bool(model.to), "to (the line's end)")}  # fmt: skip
+        ok, what = need.get(req.direction, (True, ""))
+        if not ok:
+            raise ValueError(f"direction={req.direction!r} of an own model needs {what}")
+    if req.direction == "random":
+        return []
+    if req.direction == "between":
+        if model is not None:
+            return ["--dir", "interpolation"]
+        if not end_run:
+            raise ValueError("direction='between' needs end_run: the saved run at t=1")
+        return ["--dir", "interpolation", "--end-run", end_run]
+    return ["--dir", req.direction]
 
 
 def check_zmax(args) -> None:

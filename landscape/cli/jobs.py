@@ -4,15 +4,21 @@ under torchrun, resumably) and write its files."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
+from landscape.cli import dirfile
 from landscape.cli import store as cli_store
 from landscape.cli.grammar import check_zmax, config_from_args, slice_request
-from landscape.cli.output import ProgressBar, figure, out_paths, prepare_output, write_together
+from landscape.cli.output import ProgressBar, figure, out_paths, prepare_output
+from landscape.core.files import write_atomic, write_together
+from landscape.data import models
 from landscape.engine import distributed as dist_
 from landscape.engine.subject import Subject
 from landscape.pipelines import slices
@@ -46,7 +52,7 @@ def get_run(args: argparse.Namespace, config=None, loaded=None, quiet=None, ctx=
     if ctx is not None and not ctx.is_main:
         return run
     if args.save_run:
-        write_together({Path(args.save_run): lambda f: f.write(run_to_bytes(run))})
+        write_atomic(args.save_run, run_to_bytes(run))
     if run.diverged:
         print(
             f"warning: the run diverged in epoch {run.diverged_epoch}; using its last sane weights",
@@ -84,11 +90,11 @@ def evaluator_for(args, req: slices.SliceRequest, settings: dict, ctx=None, quie
 
 
 def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False, *, args=None,
-            ctx=None):  # fmt: skip
+            ctx=None, given=None):  # fmt: skip
     """The surface (the main one of the pipeline's result) and its directions.
 
     With ``args`` (the command's flags) the points go through ``evaluator_for``; without,
-    through ``slices.evaluate`` in this process.
+    through ``slices.evaluate`` in this process. ``given``: the directions of --dir-file.
     """
     other = None if end_run is None else Subject.from_run(end_run)
     ev = slices.evaluate
@@ -96,9 +102,12 @@ def compute(req: slices.SliceRequest, run, end_run=None, quiet: bool = False, *,
         settings = {
             "run": run.config.to_dict(),
             "end_run": None if end_run is None else end_run.config.to_dict(),
+            **dirfile.meta(args),
         }
         ev = evaluator_for(args, req, settings, ctx, quiet)
-    result = slices.compute(req, Subject.from_run(run), other, evaluator=ev)
+    result = slices.compute(req, Subject.from_run(run), other, evaluator=ev, given_directions=given)
+    if args is not None:
+        result.main.meta |= dirfile.meta(args)
     return result.main, result.directions
 
 
@@ -113,12 +122,18 @@ def run_surface(args) -> int:
     loaded = read_run(args.load_run) if args.load_run else None
     end_run = read_run(args.end_run) if getattr(args, "end_run", None) else None
     extra = {Path(args.save_run): "--save-run"} if args.save_run else {}
+    given = None
+    if getattr(args, "dir_file", None):  # checked on the architecture, before any training
+        shape = (
+            loaded.model() if loaded is not None else models.build(config, config.make_dataset())
+        )
+        given = dirfile.read(args, shape)
 
     def start(ctx):
         return get_run(args, config, loaded, quiet=args.quiet or not ctx.is_main, ctx=ctx)
 
     def work(run, ctx):
-        surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx)
+        surf, dirs = compute(req, run, end_run, args.quiet, args=args, ctx=ctx, given=given)
         return surf, dirs, f"{run.name} · {args.split} loss · {args.dir}"
 
     return surface_job(args, start, work, extra)
@@ -150,7 +165,7 @@ def surface_job(args, start, work, extra_outputs=None) -> int:
     fig = figure(surf, title, args)
     write_together(
         {
-            npz: lambda f: store.save_surface(f, surf, dirs),
+            npz: lambda f: _save_surface(f, surf, dirs),
             html: lambda f: f.write(fig.to_html(include_plotlyjs=True).encode()),
         }
     )
@@ -169,13 +184,21 @@ def surface_job(args, start, work, extra_outputs=None) -> int:
     return 0
 
 
+def _save_surface(f, surf, dirs) -> None:
+    store.save_surface(f, surf, dirs)
+    # Test hook, inert unless set: hold the finished temporary file this many seconds before
+    # the rename, so a test can kill the job "while the final .npz is written".
+    with contextlib.suppress(ValueError, OverflowError):
+        time.sleep(max(0.0, float(os.environ.get("LANDSCAPE_TEST_HOLD_OUTPUT", "0"))))
+
+
 def run_train(args) -> int:
 
     config = config_from_args(args)
     out = Path(args.out)
     prepare_output({out: "--out"})
     run = train(config, args.quiet, args.store)
-    write_together({out: lambda f: f.write(run_to_bytes(run))})
+    write_atomic(out, run_to_bytes(run))
     h = run.history
     print(
         f"{run.name}: {run.epochs_done} epochs in {run.seconds:.2f}s; train loss "

@@ -12,17 +12,20 @@ Exit status: 0 on success; 2 on a bad flag or a bad value (one line on stderr, n
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import sqlite3
 
 import torch
 
+from landscape.cli import dirfile
+from landscape.cli import export as cli_export
 from landscape.cli import own as cli_own
 from landscape.cli import research as cli_research
 from landscape.cli import store as cli_store
 from landscape.cli.grammar import Parser, add_config_flags, add_run_flags, add_surface_flags
 from landscape.cli.jobs import run_surface, run_train
 from landscape.engine import distributed as dist_
-from landscape.storage import export
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_run_flags(q)
         add_config_flags(q)
         add_surface_flags(q, kind)
+        dirfile.add_flag(q, kind)
         cli_own.add_flags(q, kind)
         cli_store.add_store_flag(q)
     cli_store.add_store_flag(t)
     cli_store.add_commands(sub)
-    export.add_parser(sub)
+    cli_export.add_parser(sub)
     cli_research.register(sub)
     return p
 
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in cli_store.COMMANDS:
             return cli_store.run(args)
         if args.command == "export":
-            return export.run(args)
+            return cli_export.run(args)
         if hasattr(args, "handler"):  # subcommands of landscape.cli.research
             return args.handler(args)
         if args.command == "train":
@@ -76,13 +80,29 @@ def main(argv: list[str] | None = None) -> int:
             return cli_own.run(args)
         cli_own.refuse_own_flags(args)
         return run_surface(args)
-    except ValueError as e:
-        message = " ".join(str(e).split())  # one line
+    except (ValueError, OSError, sqlite3.Error) as e:
+        message = _one_line(e)
         rank = int(os.environ.get("RANK", "0")) if dist_.launched() else 0
         if rank and isinstance(e, dist_.RankZeroError):
             parser.exit(2)  # rank 0 reports a refusal it decided for every rank
         where = f" (rank {rank})" if rank else ""
         parser.exit(2, f"{parser.prog} {args.command}: error{where}: {message}\n")
+
+
+def _one_line(e: Exception) -> str:
+    """The error as one line; a file system error names its (shortened) path and why."""
+    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+        name = str(e.filename)
+        shown = (
+            repr(name)
+            if len(name) <= 80
+            else f"{name[:40]!r}...{name[-30:]!r} ({len(name)} characters)"
+        )
+        why = e.strerror
+        if e.errno == errno.ENAMETOOLONG:
+            why += " (a file name may have 255 bytes, a path 4096)"
+        return f"{shown}: {why}"
+    return " ".join(str(e).split())
 
 
 def set_threads() -> None:

@@ -1,17 +1,12 @@
-"""The command line's output: progress bars on stderr, and files written all or nothing."""
+"""The command line's output: progress bars on stderr, figures, and checked output paths
+(written all or nothing by ``landscape.core.files.write_together``)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
-import tempfile
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from tqdm import tqdm
 
@@ -97,42 +92,3 @@ def prepare_output(outputs: dict[Path, str]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ValueError(f"{flag} {str(path)!r}: cannot create folder: {e.strerror}") from None
-
-
-def write_together(outputs: dict[Path, Callable[[BinaryIO], None]]) -> None:
-    """Write each file to a temporary name in its folder, then rename them all.
-
-    An interruption before the renames leaves the old files untouched (and no temporary
-    ones); the renames run with Ctrl-C held back, so the files change together or not at all.
-    """
-    temps: dict[Path, Path] = {}
-    try:
-        for path, write in outputs.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            temps[path] = Path(tmp)
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-        with _signals_held():
-            for path, tmp in temps.items():
-                os.replace(tmp, path)
-    except OSError as e:
-        raise ValueError(f"cannot write {e.filename or 'the output'}: {e.strerror}") from None
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Ctrl-C (SIGINT) and SIGTERM wait until the block ends (POSIX main thread only)."""
-    held = (signal.SIGINT, signal.SIGTERM)
-    usable = (
-        hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    )
-    if usable:
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        if usable:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)

@@ -14,14 +14,18 @@ import dataclasses
 import glob
 from pathlib import Path
 
+from landscape.cli import dirfile
 from landscape.cli.grammar import check_zmax, config_fields, parse_loss_params, slice_request
 from landscape.cli.jobs import evaluator_for, surface_job
-from landscape.engine import own
+from landscape.engine import own, surface
+from landscape.engine.own import loading
 from landscape.pipelines import slices
 
 # Flags of built-in runs that mean nothing for a user's model (refused, not ignored).
 _BUILTIN_ONLY = ("load_run", "save_run", "end_run", "preset", "store", "load_run_b", "seed_b")
 _SHARED_CONFIG = ("batch_size", "loss", "loss_params")  # reused with their own meaning
+# eos trains the user's net by full-batch GD: these training flags keep their meaning there
+_EOS_TRAINING = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "seed")
 
 
 def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
@@ -29,8 +33,9 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
     and of the research measures that need no training: ``kind`` "measure" (sharpness,
     spectrum) or "connect" (``--to`` is the second net)."""
     g = p.add_argument_group(
-        "your own model (with --model-factory; --batch-size is then the evaluation batch and "
-        "--loss a zoo name or MODULE:FUNCTION)"
+        "your own model (with --model-factory; --batch-size is then the evaluation batch, by "
+        f"default all samples in one pass when they fit {surface.STREAM_BYTES // 2**20} MiB, "
+        "and --loss a zoo name or MODULE:FUNCTION)"
     )
     g.add_argument(
         "--model-factory",
@@ -98,10 +103,9 @@ def add_flags(p: argparse.ArgumentParser, kind: str) -> None:
 def _refuse_builtin_flags(args) -> None:
 
     fields = config_fields()
+    shared = _SHARED_CONFIG + (_EOS_TRAINING if args.command == "eos" else ())
     given = [
-        f.name
-        for f in fields
-        if f.name not in _SHARED_CONFIG and getattr(args, f.name, None) is not None
+        f.name for f in fields if f.name not in shared and getattr(args, f.name, None) is not None
     ]
     given += [n for n in _BUILTIN_ONLY if getattr(args, n, None) is not None]
     if given:
@@ -137,6 +141,8 @@ def _refuse_combinations(args) -> None:
         return
     if args.dir == "pca" and not checkpoints:
         raise ValueError("--dir pca with --model-factory needs --checkpoints FILES (the path)")
+    if args.dir == "hessian" and checkpoints:
+        raise ValueError("--checkpoints are the PCA path: they do not apply with --dir hessian")
     if args.dir == "pca" or checkpoints:
         _random_only(args, "PCA axes are the checkpoints' orthonormal principal directions")
     elif args.projection != "cos":
@@ -168,7 +174,7 @@ def _checkpoint_files(patterns: list[str]) -> list[str]:
         if not hits:
             raise ValueError(f"--checkpoints {pat!r} matched no file")
         files += hits
-    return sorted(dict.fromkeys(files), key=own.natural_key)
+    return sorted(dict.fromkeys(files), key=loading.natural_key)
 
 
 def open_from_args(args) -> own.OwnModel:
@@ -192,7 +198,7 @@ def open_from_args(args) -> own.OwnModel:
         kwargs=args.model_kwargs,
         loss=args.loss,
         device=args.device,
-        batch_size=own.DEFAULT_BATCH if args.batch_size is None else args.batch_size,
+        batch_size=args.batch_size,  # None: from the data and memory
         max_samples=args.max_samples,
         sample_seed=args.sample_seed,
         accuracy=getattr(args, "accuracy", None),
@@ -201,37 +207,32 @@ def open_from_args(args) -> own.OwnModel:
     )
 
 
-def compute(args, subject: own.OwnModel, ctx=None):
+def compute(args, subject: own.OwnModel, ctx=None, given=None):
     """The surface and its directions, as the flags ask, through ``landscape.pipelines.slices``.
 
     The points go through the command's ``evaluator_for`` (shared among the ranks under
     torchrun, resumable from ``PREFIX.zarr``); the model spec (factory, kwargs, the weight
     and data files' sha256) is part of the configuration a rerun must match. ``line --to
     OTHER`` is the pipeline's ``between`` line: the BatchNorm statistics move with the
-    weights, so each end is that net's own loss.
+    weights, so each end is that net's own loss. ``given``: the directions of --dir-file.
     """
 
-    if args.command == "plane" and getattr(args, "checkpoints", None) and args.dir == "random":
-        args.dir = "pca"
     to = getattr(args, "to", None)
     _refuse_combinations(args)
-    if to:
-        args.dir = "interpolation"
-    req = slice_request(args)
-    if to:
-        req = req.replace(direction="between")
-    to_meta = {"to": str(to), "to_sha256": own.file_sha256(to)} if to else {}
+    req = slice_request(args)  # --checkpoints on a plane: PCA; --to on a line: between
+    to_meta = {"to": str(to), "to_sha256": loading.file_sha256(to)} if to else {}
+    to_meta |= dirfile.meta(args)
     settings = {"model": subject.spec, **to_meta, "batch_size": subject.batch_size}
     data = subject.data
 
     def data_digest(split):
-        return data.digest(subject.batch_size), len(data)
+        return data.digest(), len(data)
 
-    ev = evaluator_for(args, req, settings, ctx, inner=subject.evaluator(), data_digest=data_digest)
-    result = slices.compute_own(subject, req, to=to, evaluator=ev)
+    ev = evaluator_for(args, req, settings, ctx, data_digest=data_digest)
+    result = slices.compute_own(subject, req, to=to, evaluator=ev, given_directions=given)
     surf = result.main
     surf.meta |= {**to_meta, "device": str(subject.device)}
-    return surf, result.directions
+    return surf, result.directions, req
 
 
 def run(args) -> int:
@@ -243,6 +244,7 @@ def run(args) -> int:
 
     check_zmax(args)
     subject = open_from_args(args)
+    given = dirfile.read(args, subject.model)
 
     def start(ctx):
         if ctx.distributed and args.device == "auto":
@@ -250,26 +252,25 @@ def run(args) -> int:
         return subject
 
     def work(subject, ctx):
-        surf, dirs = compute(args, subject, ctx)
-        return surf, dirs, f"{subject.spec['factory']} · {Path(args.weights).name} · {args.dir}"
+        surf, dirs, req = compute(args, subject, ctx, given)
+        return (
+            surf,
+            dirs,
+            f"{subject.spec['factory']} · {Path(args.weights).name} · {req.direction}",
+        )
 
     return surface_job(args, start, work)
 
 
 def open_for_measure(args) -> own.OwnModel:
-    """``open_from_args`` for a research measure (sharpness, connect, spectrum).
+    """``open_from_args`` for a research measure (sharpness, connect, spectrum, eos).
 
-    The measures (Hessian-vector products, gradient ascent) run on the CPU over the whole
-    --data at once (bound it with --max-samples): ``--device auto`` means the CPU there and
-    another device is refused.
+    The measures (Hessian-vector products, gradient ascent, GD) run on ``--device`` over the
+    whole --data, in batches of ``--batch-size`` when given (an exact mean; without it, all
+    at once); --max-samples bounds the data.
     """
-    if args.device not in ("auto", "cpu"):
-        raise ValueError(
-            f"--device {args.device!r}: {args.command} runs on the CPU (--device cpu or auto)"
-        )
     if args.command == "connect" and not args.to:
         raise ValueError("connect with --model-factory needs --to OTHER_WEIGHTS (the second net)")
-    args.device = "cpu"
     return open_from_args(args)
 
 

@@ -52,9 +52,15 @@ def train(config: Config, progress, store_arg: str | None) -> Run:
     if store_arg is None:
         return training.train(config, progress)
     store = open_store(store_arg)
-    run = datastore.train_stored(config, progress, store=store)
     rid = datastore.run_id(config)
-    print(f"stored as run {rid} in {store.root} (open /landscape?run={rid})", file=sys.stderr)
+    if store.read_only and not store.has_run(rid):  # refuse before the training, not after
+        raise datastore.StoreError(f"data folder {store.root} is read-only: cannot keep the run")
+    notes: list[str] = []
+    run = datastore.train_stored(config, progress, store=store, notes=notes)
+    if notes:  # trained, not kept: say why, never "stored"
+        print(f"warning: {notes[0]}", file=sys.stderr)  # each says "not stored" and why
+    else:
+        print(f"stored as run {rid} in {store.root} (open /landscape?run={rid})", file=sys.stderr)
     return run
 
 

@@ -18,8 +18,11 @@ code (a step of ``a`` rescales them by ``1 + a``).
 Direction type (the original's ``--dir_type``): ``weights`` (default) moves the parameters
 only, so BatchNorm keeps the centre net's running statistics at every point; ``states`` keys
 the direction like the state dict, parameters and floating-point buffers (running mean and
-variance), so they move too. Buffers are one-dimensional, hence zero under ``ignore="biasbn"``
-and a copy of the buffer under ``ignore=None``, as in the original. Interpolating between two
+variance), so they move too: a buffer's direction is a copy of the buffer (a step of ``a``
+rescales it by ``1 + a``, the original's rule for one-dimensional entries), whatever
+``ignore`` says, since ``ignore`` names biases and BatchNorm scale/shift, not statistics (the
+original zeroes them under its ``biasbn``, which makes ``states`` the same as ``weights``).
+Interpolating between two
 nets with ``dir_type="states"`` moves the statistics with the weights, so both ends of the
 line are each net's own function.
 
@@ -184,15 +187,17 @@ def normalize_direction(
     norm: str = "filter",
     ignore: str | None = "biasbn",
     dir_type: str = "weights",
+    buffers: frozenset[str] = frozenset(),
 ) -> Direction:
     """Rescale ``direction`` to the size of ``weights``; returns a new dict (input untouched).
 
     norm: ``filter`` (per slice along dim 0, Li et al.), ``layer`` (per tensor), ``weight``
     (elementwise product with the weights), ``dfilter`` / ``dlayer`` (each filter / tensor
     of the direction to unit norm, ignoring the weights' size), ``none`` (unchanged).
-    One-dimensional tensors (biases, BatchNorm scale/shift and, for ``dir_type="states"``,
-    running statistics) become zero under ``ignore="biasbn"`` and a copy of the weights
-    under ``ignore=None``, whatever ``norm`` is (the original code's behaviour).
+    One-dimensional parameters (biases, BatchNorm scale/shift) become zero under
+    ``ignore="biasbn"`` and a copy of the weights under ``ignore=None``, whatever ``norm`` is
+    (the original code's behaviour). The entries named in ``buffers`` (running statistics of
+    a ``dir_type="states"`` direction) are a copy of the buffer under either setting.
     """
     ignore = _check_norm_ignore(norm, ignore)
     w = _of_type(weights, dir_type)
@@ -200,7 +205,9 @@ def normalize_direction(
     out = {}
     for k, wk in w.items():
         d = direction[k].detach().to(wk.dtype)
-        if d.ndim <= 1:
+        if k in buffers:
+            out[k] = wk.clone()
+        elif d.ndim <= 1:
             out[k] = torch.zeros_like(wk) if ignore == "biasbn" else wk.clone()
         else:
             out[k] = _normalize_tensor(d, wk, norm)
@@ -284,7 +291,12 @@ def random_directions(
         for i in range(1, n):
             for j in range(i):
                 raw[i] = _orthogonalize(raw[i], raw[j], w, norm)
-    return [normalize_direction(d, w, norm, ignore, "states") for d in raw]
+    moved = (
+        frozenset(buffers_of(model))
+        if dir_type == "states" and isinstance(model, nn.Module)
+        else frozenset()
+    )
+    return [normalize_direction(d, w, norm, ignore, "states", moved) for d in raw]
 
 
 def random_direction(
@@ -340,7 +352,7 @@ def _orient(v: np.ndarray, first_row: np.ndarray) -> np.ndarray:
 def pca_directions(
     trajectory: np.ndarray,
     final: nn.Module | dict[str, Tensor],
-    ignore: str | None = None,
+    ignore: str | None = "biasbn",
 ) -> tuple[Direction, Direction, np.ndarray]:
     """The two leading principal components of the training path, as unit-norm directions.
 
@@ -348,8 +360,9 @@ def pca_directions(
     ``Run.trajectory`` (initialisation first). final: the centre model (or its weights).
     Rows ``theta_epoch - theta_final`` are centred and decomposed by SVD (the same as
     sklearn's PCA in the original code); returns ``(d1, d2, explained_variance_ratio)``
-    where the ratio has two entries. ``ignore="biasbn"`` zeroes one-dimensional tensors in
-    the rows first, as the original's option. The sign of each axis is chosen so that the
+    where the ratio has two entries. ``ignore="biasbn"`` (the default, as for every other
+    direction here) zeroes one-dimensional tensors in the rows first, the original's way;
+    ``ignore=None`` keeps them. The sign of each axis is chosen so that the
     start of the path has non-positive coordinates: the path ends at the origin from the
     lower left.
     """

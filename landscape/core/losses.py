@@ -369,11 +369,31 @@ def _check_classes(name: str, logits: Tensor, target: Tensor) -> None:
 
 
 def cross_entropy(pred, target, label_smoothing):
-    """-(1 - eps) log p_y - (eps / C) sum_c log p_c, with log p = logits - logsumexp(logits)."""
+    """-(1 - eps) log p_y - (eps / C) sum_c log p_c of logits (N, C) and class indices (N,)."""
     _check_classes("cross_entropy", pred, target)
-    logp = pred - torch.logsumexp(pred, dim=1, keepdim=True)  # (N, C)
-    nll = -logp.gather(1, target.long()[:, None])[:, 0]  # (N,)
-    return (1 - label_smoothing) * nll - label_smoothing * logp.mean(dim=1)
+    return cross_entropy_values(pred, target, label_smoothing, dim=1)
+
+
+def cross_entropy_values(logits: Tensor, target: Tensor, label_smoothing=0.0, dim=-1) -> Tensor:
+    """Per-sample cross-entropy with classes along ``dim``, accurate near zero loss.
+
+    With z = logits - logit_y and m = max(0, max_{c != y} z_c): -log p_y = m + log1p(expm1(-m)
+    + sum_{c != y} e^(z_c - m)); for a confident right answer (m = 0) that is log1p of the
+    small terms, to float32's relative precision, where ``logsumexp(x) - x_y`` (and torch's
+    log-softmax) cancel two nearly equal numbers. Smoothing: -mean_c log p_c = -log p_y -
+    mean_c z_c."""
+    index = target.long().unsqueeze(dim)
+    shape = [1] * logits.ndim
+    shape[dim] = -1
+    classes = torch.arange(logits.shape[dim], device=logits.device).view(shape)
+    true = logits.gather(dim, index)
+    others = torch.where(classes == index, -math.inf, logits) - true  # z, the true class left out
+    m = others.amax(dim, keepdim=True).clamp_min(0.0)
+    rest = (others - m).exp_().sum(dim, keepdim=True)
+    nll = (m + torch.log1p(torch.expm1(-m) + rest)).squeeze(dim)
+    if label_smoothing == 0:
+        return nll
+    return nll - label_smoothing * (logits.mean(dim) - true.squeeze(dim))
 
 
 def kl_div(pred, target):

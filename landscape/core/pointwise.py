@@ -11,7 +11,8 @@ turns them into K floats with one call when the function is one of these:
   small network's whole forward pass (~50 ns), over a middle dimension several times less,
   and per point this is the floor under every method of computing a surface.
 - any function carrying ``batched(preds, y) -> Tensor (K,)``: the library's ``accuracy``
-  and the app's cross-entropy (``training.make_loss_fn``).
+  and the app's cross-entropy (``zoo_cross_entropy_batched``, set by
+  ``training.make_loss_fn`` and by an own model's default loss).
 
 Anything else is called per point, as before. The first chunk checks its first point's
 batched value against the function itself, and a mismatch (a subclass or wrapper that
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from landscape.core import losses
 
 REL_TOL = 1e-5  # the batched value must match the per-point call to float32 rounding
 ABS_TOL = 1e-6
@@ -102,6 +105,21 @@ def cross_entropy_batched(
         if reduction == "sum":
             return per.sum(1)
         return per.sum(1) / (y != ignore_index).sum()
+
+    return many
+
+
+def zoo_cross_entropy_batched(label_smoothing: float = 0.0) -> Callable[[Tensor, Tensor], Tensor]:
+    """The ``batched`` form of the app's mean cross-entropy (``losses.cross_entropy_values``,
+    accurate near zero loss): (preds (K, N, C), y (N,)) -> (K,)."""
+
+    def many(preds: Tensor, y: Tensor) -> Tensor:
+        if preds.ndim != 3 or y.ndim != 1 or y.is_floating_point():
+            raise _NoBatch
+        k, n = preds.shape[:2]
+        # classes along the middle dimension of (K, C, N): see the module docstring
+        per = losses.cross_entropy_values(preds.transpose(1, 2), y.expand(k, n), label_smoothing, 1)
+        return per.mean(1)
 
     return many
 

@@ -13,7 +13,9 @@ an all-reduce of checksums, that every rank holds the same directions, weights, 
 data. ``evaluate_resumable`` shares the grid's blocks (``landscape.engine.chunkstore``) among the
 ranks; each rank writes the blocks it computed into the Zarr store itself, rank 0 draws one
 progress bar for the whole job by counting the blocks on disk, and a rerun (or a rank that
-``torchrun --max-restarts`` restarted) computes only the missing blocks.
+``torchrun --max-restarts`` restarted), on any number of ranks, computes only the blocks that
+are not on disk as verified values of this configuration. A rank whose torchrun agent is
+killed exits at once (``_die_with_agent``), so a killed job writes nothing more.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from landscape.engine.chunkstore import PointStore
 TIMEOUT = timedelta(hours=6)
 STORE_TIMEOUT = timedelta(minutes=30)  # ranks of one attempt must all start within this
 POLL_SECONDS = 0.5  # how often rank 0 counts the blocks on disk for the progress bar
+ROUNDS = 2  # passes over the missing blocks before the job gives up (see evaluate_resumable)
+ORPHAN_POLL_SECONDS = 0.2  # how often a rank checks that its torchrun agent is alive
 
 
 class RankZeroError(ValueError):
@@ -87,6 +91,7 @@ def init() -> Context:
     """Join the torchrun job (or return the one-process context outside torchrun)."""
     if not launched():
         return Context()
+    _die_with_agent()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
@@ -105,6 +110,37 @@ def init() -> Context:
             device_id=device if device.type == "cuda" else None,
         )
     return Context(rank, world, local_rank, device, backend)
+
+
+_watching: list[threading.Thread] = []
+
+
+def _die_with_agent() -> None:
+    """Exit this rank as soon as its torchrun agent (the parent process) is gone.
+
+    torchrun starts each rank in a session of its own, so killing the job (the agent's
+    process group, a scheduler's SIGKILL of the launcher) leaves the ranks running as
+    orphans: they keep writing the point store, and once done they write PREFIX.npz and
+    remove the store under the feet of the rerun that resumed from it. An orphan's work
+    has no one to report to; it stops within ORPHAN_POLL_SECONDS.
+    """
+    if _watching:
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL_SECONDS)
+        print(
+            f"rank {os.environ.get('RANK', '?')}: its torchrun agent is gone; stopping",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="landscape-agent-watch", daemon=True)
+    thread.start()
+    _watching.append(thread)
 
 
 def _attempt_store(rank: int, world: int) -> dist.Store:
@@ -241,7 +277,12 @@ def make_once(ctx: Context, make: Callable[[], list[dict[str, Tensor]]]) -> list
 
 
 def _open_store(ctx, path, n_points, parts, overwrite) -> PointStore:
-    """Rank 0 creates or resumes the store (or refuses); the others open it after."""
+    """Rank 0 creates or resumes the store (or refuses); the others open it after.
+
+    ``overwrite`` starts clean once per job: an attempt that ``torchrun --max-restarts``
+    restarted resumes the work of the attempts before it.
+    """
+    overwrite = overwrite and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
     store, error = None, None
     if ctx.is_main:
         try:
@@ -252,7 +293,7 @@ def _open_store(ctx, path, n_points, parts, overwrite) -> PointStore:
     if error is not None:
         raise RankZeroError(error)
     barrier(ctx)
-    return store if store is not None else PointStore.open(path)
+    return store if store is not None else PointStore.open(path, n_points, parts)
 
 
 def _poll(store: PointStore, bar: tqdm, stop: threading.Event) -> None:
@@ -277,12 +318,18 @@ def evaluate_resumable(
     """Every point's (loss, accuracy), computed by the ranks together, resumably.
 
     ``evaluate(a, b)`` computes points ``a .. b-1`` (losses, accuracies or None). Blocks
-    already in the store at ``store_path`` are kept (rank 0 prints ``resuming NAME: N/M
-    points already computed`` on stderr); the missing blocks are dealt round-robin to the
-    ranks, and each rank writes its blocks as they finish. Returns the full arrays on rank 0
-    (accuracy None unless ``has_accuracy``) and None on the other ranks.
+    already in the store at ``store_path`` that verify are kept (rank 0 prints ``resuming
+    NAME: N/M points already computed`` on stderr, N the points of those blocks); the others
+    are dealt round-robin to the ranks, and each rank writes its blocks as they finish.
+    Returns the full arrays (accuracy None unless ``has_accuracy``) on every rank.
     """
     store = _open_store(ctx, store_path, n_points, parts, overwrite)
+    if ctx.is_main and store.repaired:
+        print(
+            f"{store_path}: the store's metadata was damaged and is rewritten; "
+            "only blocks that verify are kept",
+            file=sys.stderr,
+        )
     missing = share(ctx, store.missing_chunks() if ctx.is_main else None)
     done = n_points - sum(b - a for a, b in map(store.bounds, missing))
     if ctx.is_main and done:
@@ -302,13 +349,19 @@ def evaluate_resumable(
         poller = threading.Thread(target=_poll, args=(store, bar, stop), daemon=True)
         poller.start()
     try:
-        for c in missing[ctx.rank :: ctx.world_size]:
-            a, b = store.bounds(c)
-            losses, accs = evaluate(a, b)
-            store.write(c, losses, accs)
-            if poller is None:
-                bar.update(b - a)
-        barrier(ctx)
+        # A block that does not verify once every rank is done (another process removed or
+        # replaced it meanwhile) is computed once more; results() then names what is missing.
+        for _ in range(ROUNDS):
+            for c in missing[ctx.rank :: ctx.world_size]:
+                a, b = store.bounds(c)
+                losses, accs = evaluate(a, b)
+                store.write(c, losses, accs)
+                if poller is None:
+                    bar.update(b - a)
+            barrier(ctx)
+            missing = share(ctx, store.missing_chunks() if ctx.is_main else None)
+            if not missing:
+                break
     finally:
         stop.set()
         if poller is not None:
@@ -318,21 +371,6 @@ def evaluate_resumable(
     bar.close()
     losses, accs = store.results()
     return losses, (accs if has_accuracy else None)
-
-
-def write_atomic(path: str | Path, write: Callable[[object], None], binary: bool = True) -> None:
-    """Write ``path`` under a temporary name in its folder, then rename it into place.
-
-    A reader never sees a half-written file: it sees the old file or the whole new one.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def store_path_for(prefix: str | Path) -> Path:

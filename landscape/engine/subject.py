@@ -2,8 +2,9 @@
 
 ``Subject.from_run`` adapts a trained ``Run``; a user's own module with its own data builds a
 Subject directly (``Subject.from_module``), and ``landscape.engine.own.OwnModel.subject``
-streams a data file through one. Every surface and measure reads data through
-``Subject.data(split)``.
+streams a data file through one. Every measure reads data through ``Subject.data(split)``;
+a surface reads ``Subject.stream(split)`` instead when the subject has one (data read in
+batches, never held whole), through the one evaluator, ``landscape.engine.surface``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from landscape.core import checks
 
 SPLITS = ("train", "test")
 Data = tuple[Tensor, Tensor]  # (X, y)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss as the mean of per-batch values, then ``post`` on the exact mean (rmse: sqrt).
+
+    ``batch(output, y)`` returns the mean over the batch; ``surface.evaluate`` combines
+    batches weighted by their number of samples, which gives the mean over the whole set
+    exactly, and applies ``post`` to it.
+    """
+
+    name: str
+    batch: Callable[[Tensor, Tensor], Tensor]
+    post: Callable[[float], float] | None = None
+
+    def __call__(self, output: Tensor, y: Tensor) -> Tensor:
+        """The loss of one full batch (the same as streaming one batch)."""
+        v = self.batch(output, y)
+        return v if self.post is None else self.post(torch.as_tensor(v))
 
 
 @dataclass(eq=False)
@@ -38,6 +59,11 @@ class Subject:
     config: Any = None  # kept in the metadata (``to_dict()`` when it has one)
     name: str = "model"  # shown in titles
     key: str | None = None  # identity of the centre weights (``fingerprint``), for caches
+    # split -> its data read in batches (``len``, ``batch(start, stop)`` -> (X, y)), for
+    # surfaces of data that is never held whole; None: surfaces read ``data(split)``
+    stream: Callable[[str], Any] | None = None
+    batch_size: int | None = None  # samples per batch of the stream (None: from the memory)
+    device: Any = None  # where surfaces are evaluated (None: where ``build()`` puts the model)
 
     @classmethod
     def from_run(cls, run) -> Subject:

@@ -10,15 +10,19 @@ exception midway leaves the model bit-for-bit as it was.
 Two paths compute the same numbers. ``method="loop"`` is the reference: one forward pass per
 point. ``method="batched"`` is the fast path in ``landscape.engine.batched``. ``"auto"`` (default)
 uses the loop for a model the fast path does not support; otherwise it calibrates on the
-first points of the surface (a warm-up of each, then up to two timed rounds, see ``_race``),
-lets ``choose`` pick the method with fewer seconds per point on this model, these data and
+first points of the surface (a warm-up of each, then up to two timed rounds, see ``race.race``),
+lets ``race.choose`` pick the method with fewer seconds per point on this model, these data and
 this machine, and evaluates the rest with it. The points the other method calibrated on are
 recomputed by the winner, so the whole surface comes from one method (``meta["method"]``);
-``meta["race"]`` holds the timings. Auto costs at most the loser's calibration points more
-than the faster method alone (a timed chunk is at most 1/RACE_SHARE of the surface), and
-only once per kind of model in a process: the winner is remembered (``_WINNERS``, keyed by
-architecture, data shape, loss, threads and directions), so later surfaces skip the race
-(``meta["race"] == {"remembered": method}``).
+``meta["race"]`` holds the timings; the winner is remembered per kind of model
+(``landscape.engine.race``).
+
+Data is a pair ``(X, y)`` held whole, or a stream read in batches (a user's own data file:
+``len`` and ``batch(start, stop)``): then every batch is evaluated at every point with the
+method the first batch chose, and the per-batch means are combined weighted by their sizes.
+The batch size is the caller's, or ``batch_size_for``: the whole set in one pass when its
+inputs and activations fit STREAM_BYTES (one forward per point, as a plain full-batch loop).
+An own model is a ``Subject`` with such a stream; there is no second engine.
 
 A direction may also carry floating-point buffers (``directions.states_of`` keys, the
 ``states`` direction type): then the BatchNorm running statistics move with the weights,
@@ -33,9 +37,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,12 +47,15 @@ from torch import Tensor, nn
 
 from landscape.core.directions import _check_keys, buffers_of, cosine, weights_of
 from landscape.core.pointwise import Pointwise
-from landscape.engine import batched
+from landscape.engine import batched, race
+from landscape.engine.subject import Loss
 
 MAX_AXIS = 1001  # most coordinates along one axis (line points, or xs / ys of a plane)
 MAX_POINTS = 201 * 201  # most grid points of one plane
 CHUNK_ROWS = 16384  # forward at most this many samples at once (bounds activation memory)
 METHODS = ("auto", "loop", "batched")
+STREAM_BYTES = 512 * 2**20  # bytes: inputs + activations of one pass over streamed data
+PROBE_SAMPLES = 64  # samples of the probe that measures a streamed sample's bytes
 
 
 @dataclass(eq=False)
@@ -118,6 +123,11 @@ def _json_meta(meta: dict | None) -> dict:
         raise ValueError(f"meta is not JSON-able: {e}") from None
 
 
+def _jsonable(meta: dict) -> dict:
+    """A JSON copy of a result's metadata (numpy values as lists)."""
+    return json.loads(json.dumps(meta, default=lambda o: o.tolist()))
+
+
 def _method(method: str, model: nn.Module, moved_buffers=()):
     """The fast path (``batched.FastPath``, the model traced once), or None for the loop."""
     if method not in METHODS:
@@ -171,6 +181,13 @@ class LoopSession:
         }
         self.flat = self._flatten(directions)
 
+    def bind(self, X: Tensor, y: Tensor) -> None:
+        """Evaluate later points on other data (the next batch of a stream)."""
+        self.X, self.y = X, y
+        self.loss = Pointwise(self.loss.fn, y, "loss_fn")
+        if self.accuracy is not None:
+            self.accuracy = Pointwise(self.accuracy_fn, y, "accuracy_fn")
+
     def _flatten(self, directions):
         """(flat centre, flat directions (P, m)) with the moved tensors made views of one
         vector, so that a point's weights are one ``addmv``; None (per-tensor adds) when the
@@ -207,7 +224,9 @@ class LoopSession:
     def run(self, coords, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
         losses = np.empty(len(coords), dtype=np.float64)
         accs = np.empty(len(coords), dtype=np.float64) if self.accuracy_fn is not None else None
-        with torch.no_grad():
+        # inference mode: no autograd bookkeeping at all (faster than no_grad for recurrent
+        # nets, benchmarks/bench_models.py); the private copy's tensors are written in place
+        with torch.inference_mode():
             for k, t in self.targets.items():
                 t.copy_(self.center[k])
             points = torch.as_tensor(np.asarray(coords, dtype=np.float64), dtype=torch.float64)
@@ -258,135 +277,6 @@ def loop_evaluate(
     return session.run(coords, progress)
 
 
-RACE_ROUNDS = 2  # timed rounds of each method at most; the fewer seconds per point wins
-RACE_SHARE = 8  # a timed chunk of the fast path is at most 1/RACE_SHARE of the surface
-RACE_CLEAR = 1.25  # after one round, a method this many times faster wins without a second
-
-
-def choose(seconds_per_point: dict[str, float]) -> str:
-    """The method with the fewest measured seconds per point; a tie goes to the loop.
-
-    The loop is the reference, so it wins ties and any method never measured (inf).
-    """
-    return min(seconds_per_point, key=lambda k: (seconds_per_point[k], k != "loop"))
-
-
-def _race(fast, loop: LoopSession, coords: np.ndarray, progress, clock=time.perf_counter):
-    """Evaluate ``coords`` with the faster of ``fast`` and ``loop``, timed on the first points.
-
-    Calibration: a warm-up of both (first calls build kernels and the fast path's shared
-    caches; 2 fast points, 1 loop point), then up to RACE_ROUNDS timed rounds of one fast
-    chunk (``fast.K`` points, at most 1/RACE_SHARE of the surface) and a quarter as many loop
-    points (at least 2); the minimum seconds per point of each go to ``choose``. A first
-    round where one method is RACE_CLEAR times faster decides alone. The winner is the
-    method that finishes sooner (its seconds per point times the points left and the other's
-    calibration points): it evaluates the rest and then recomputes the points the loser
-    calibrated on, so every value of the surface comes from one method and the loser's only
-    cost is its calibration points.
-    Returns (losses, accs, winner name, timings); ``clock`` is injectable for tests.
-    """
-    total = len(coords)
-    losses = np.empty(total, dtype=np.float64)
-    accs = None if loop.accuracy_fn is None else np.empty(total, dtype=np.float64)
-    runners = {"batched": fast, "loop": loop}
-    spans: dict[str, list[tuple[int, int]]] = {"batched": [], "loop": []}
-    done = 0
-
-    def take(name: str, n: int) -> float:
-        """Evaluate the next n points with one method; seconds per point (inf if none left)."""
-        nonlocal done
-        n = min(n, total - done)
-        if n <= 0:
-            return math.inf
-        start = clock()
-        lo, ac = runners[name].run(coords[done : done + n])
-        seconds = (clock() - start) / n
-        _put(losses, accs, done, lo, ac)
-        spans[name].append((done, done + n))
-        done += n
-        if progress is not None:
-            progress(done, total)
-        return seconds
-
-    chunk = max(1, min(fast.K, total // RACE_SHARE))
-    take("batched", min(2, chunk))
-    take("loop", 1)
-    best = {"batched": math.inf, "loop": math.inf}
-    for _ in range(RACE_ROUNDS):
-        best["batched"] = min(best["batched"], take("batched", chunk))
-        best["loop"] = min(best["loop"], take("loop", max(2, chunk // 4)))
-        low, high = sorted(best.values())
-        if high >= RACE_CLEAR * low:
-            break
-    # Finish with the method that ends the surface soonest: its rate times the points left
-    # plus the other's calibration points it must redo. That is the faster per point unless
-    # the two are close, where redoing the other's chunk would cost more than it saves.
-    left = total - done
-    redo = {name: sum(b - a for a, b in spans["loop" if name == "batched" else "batched"])
-            for name in runners}  # fmt: skip
-    winner = choose({k: best[k] * (left + redo[k]) if left + redo[k] else 0.0 for k in best})
-    loser = "loop" if winner == "batched" else "batched"
-    if done < total:
-        lo, ac = runners[winner].run(coords[done:], _offset(progress, done, total))
-        _put(losses, accs, done, lo, ac)
-    for a, b in spans[loser]:  # the surface from one method: redo the loser's points
-        lo, ac = runners[winner].run(coords[a:b])
-        _put(losses, accs, a, lo, ac)
-    timings = {
-        "batched_s_per_point": None if math.isinf(best["batched"]) else best["batched"],
-        "loop_s_per_point": None if math.isinf(best["loop"]) else best["loop"],
-        "recomputed_points": sum(b - a for a, b in spans[loser]),
-    }
-    return losses, accs, winner, timings
-
-
-#: Winners of past races, by what decides the cost (see ``_race_key``): a later surface of the
-#: same model, data shape, loss and threads uses the remembered method without calibrating
-#: again (as cuDNN's benchmark mode keeps its choice per shape). Bounded, least recent first
-#: out; per process.
-_WINNERS: OrderedDict[tuple, str] = OrderedDict()
-MAX_WINNERS = 64
-_WINNERS_LOCK = threading.Lock()
-
-
-def _race_key(model: nn.Module, loss_fn, X: Tensor, n_dirs: int, moved: list[str], accuracy_fn):
-    shapes = tuple((k, tuple(p.shape), str(p.dtype)) for k, p in model.state_dict().items())
-    loss = getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__)
-    return (
-        type(model).__qualname__, str(model), shapes, tuple(X.shape), str(X.dtype),
-        str(X.device), torch.get_num_threads(), loss, accuracy_fn is not None, n_dirs,
-        tuple(moved),
-    )  # fmt: skip
-
-
-def _remembered(key: tuple) -> str | None:
-    with _WINNERS_LOCK:
-        if key in _WINNERS:
-            _WINNERS.move_to_end(key)
-            return _WINNERS[key]
-    return None
-
-
-def _remember(key: tuple, winner: str) -> None:
-    with _WINNERS_LOCK:
-        _WINNERS[key] = winner
-        _WINNERS.move_to_end(key)
-        while len(_WINNERS) > MAX_WINNERS:
-            _WINNERS.popitem(last=False)
-
-
-def _put(losses, accs, start: int, lo, ac) -> None:
-    losses[start : start + len(lo)] = lo
-    if accs is not None:
-        accs[start : start + len(lo)] = ac
-
-
-def _offset(progress, done: int, total: int):
-    if progress is None:
-        return None
-    return lambda d, _t: progress(done + d, total)
-
-
 # ----------------------------------------------------------------------------- public API
 
 
@@ -428,81 +318,244 @@ def _split_states(model: nn.Module, dirs) -> tuple[dict[str, Tensor], list[dict[
     return center, full
 
 
-def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method):
-    """Check inputs, pick the path, evaluate every point; returns (losses, accs, info)."""
+def _device_of(model: nn.Module) -> torch.device:
+    return next((t.device for t in model.parameters()), torch.device("cpu"))
+
+
+def _is_stream(data) -> bool:
+    return not isinstance(data, (tuple, list)) and hasattr(data, "batch")
+
+
+def _activation_bytes(model: nn.Module, X: Tensor) -> int:
+    """Bytes of every module's output on ``X`` (an upper bound of the forward's live memory)."""
+    total = 0
+
+    def count(_module, _inputs, out):
+        nonlocal total
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, Tensor):
+                total += t.numel() * t.element_size()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(X)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def batch_size_for(model: nn.Module, stream, device, budget: int | None = None) -> int:
+    """Samples per pass over a streamed data set: all of them when inputs, targets and
+    activations fit ``budget`` bytes (one pass per point, as a plain full-batch loop), else
+    the fewest equal batches that do. Bytes per sample come from one probe batch."""
+    budget = STREAM_BYTES if budget is None else budget
+    n = len(stream)
+    X, y = stream.batch(0, min(PROBE_SAMPLES, n))
+    work = copy.deepcopy(model).to(device).eval()
+    X = X.to(device)
+    X = X.to(next((p.dtype for p in work.parameters()), X.dtype)) if X.is_floating_point() else X
+    used = _activation_bytes(work, X) + X.numel() * X.element_size()
+    per_sample = max(1.0, (used + y.numel() * y.element_size()) / X.shape[0])
+    fit = max(1, int(budget // per_sample))
+    return n if fit >= n else math.ceil(n / math.ceil(n / fit))
+
+
+def _batches(data, batch_size: int | None, model: nn.Module, device: torch.device):
+    """(batches of (X, y), samples, samples per batch or None for a pair held whole)."""
+    if not _is_stream(data):
+        X, y = _data(data)
+        return [(X, y)], int(X.shape[0]), None
+    n = len(data)
+    if n < 1:
+        raise ValueError("data has no samples: must hold at least one")
+    if batch_size is None:
+        batch_size = batch_size_for(model, data, device)
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 (or None: auto)")
+    batch_size = min(batch_size, n)
+    return (data.batch(a, min(a + batch_size, n)) for a in range(0, n, batch_size)), n, batch_size
+
+
+class _Paths:
+    """The method chosen once per surface, and its session for each batch of data."""
+
+    def __init__(self, model, loss_fn, accuracy_fn, center, dirs, method, fast) -> None:
+        self.model, self.loss_fn, self.accuracy_fn = model, loss_fn, accuracy_fn
+        self.center, self.dirs, self.method, self.fast = center, dirs, method, fast
+        self.loop: LoopSession | None = None
+        self.used = self.race = self.key = None
+
+    def _loop(self, X, y) -> LoopSession:
+        if self.loop is None:  # one private copy of the model for every batch
+            self.loop = LoopSession(
+                self.model, self.loss_fn, X, y, self.center, self.dirs, self.accuracy_fn
+            )
+        else:
+            self.loop.bind(X, y)
+        return self.loop
+
+    def first(self, X, y, coords, progress, moved):
+        """Choose the method on the first batch (remembered, forced or raced) and run it."""
+        if self.method == "auto":  # a kind of model raced before runs its winner
+            self.key = race.race_key(
+                self.model, self.loss_fn, X, len(self.dirs), moved, self.accuracy_fn
+            )
+            self.used = race.remembered(self.key)
+            self.race = None if self.used is None else {"remembered": self.used}
+        if self.used == "loop":
+            self.fast = None
+        if self.fast is None:
+            self.race = self.race if self.used == "loop" else None  # no fast path for it
+            self.used = "loop"
+            return self._loop(X, y).run(coords, progress)
+        session = self.fast.session(self.loss_fn, X, y, self.center, self.dirs, self.accuracy_fn)
+        if self.method == "batched" or self.used == "batched":
+            self.used = "batched"
+            return session.run(coords, progress)
+        losses, accs, self.used, self.race = race.race(session, self._loop(X, y), coords, progress)
+        race.remember(self.key, self.used)
+        return losses, accs
+
+    def next(self, X, y, coords, progress):
+        """A later batch, with the method the first one chose."""
+        if self.used == "loop":
+            return self._loop(X, y).run(coords, progress)
+        session = self.fast.session(self.loss_fn, X, y, self.center, self.dirs, self.accuracy_fn)
+        return session.run(coords, progress)
+
+
+def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method,
+              batch_size=None, device=None):  # fmt: skip
+    """Check inputs, pick the path, evaluate every point; returns (losses, accs, info).
+
+    ``data``: a pair (X, y) held whole, or a stream (``len`` and ``batch(start, stop)`` ->
+    (X, y)) read ``batch_size`` samples at a time (None: ``batch_size_for``). Over batches,
+    the loss is the mean of the batch means weighted by their sizes (exact for a mean loss),
+    then a ``Loss``'s ``post`` (rmse's square root) on that exact mean; accuracy likewise.
+    ``device``: where to evaluate (None: where the model is); the model and each batch go
+    there.
+    """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={type(model).__name__} must be a torch nn.Module")
-    X, y = _data(data)
-    center, dirs = _split_states(model, dirs)
-    dtype = next(iter(center.values())).dtype if center else X.dtype
-    X = X.to(dtype) if X.is_floating_point() else X  # float64 data into a float32 model
-    moved_buffers = [k for k in center if k not in dict(model.named_parameters())]
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not allowed: must be one of {list(METHODS)}")
+    device = _device_of(model) if device is None else torch.device(device)
+    if device != _device_of(model):
+        model = copy.deepcopy(model).to(device)
+    batch_loss, post = (
+        (loss_fn.batch, loss_fn.post) if isinstance(loss_fn, Loss) else (loss_fn, None)
+    )
+    center, dirs = _split_states(model, dirs)
+    dirs = [{k: t.to(device) for k, t in d.items()} for d in dirs]
+    moved = [k for k in center if k not in dict(model.named_parameters())]
     start = time.perf_counter()
-    race = key = used = None
-    if method == "auto":  # a kind of model raced before runs its winner: no calibration
-        key = _race_key(model, loss_fn, X, len(dirs), moved_buffers, accuracy_fn)
-        used = _remembered(key)
-        race = None if used is None else {"remembered": used}
-    fast = None if used == "loop" else _method(method, model, moved_buffers)
-    if fast is None:
-        losses, accs = LoopSession(model, loss_fn, X, y, center, dirs, accuracy_fn).run(
-            coords, progress
-        )
-        race = race if used == "loop" else None  # the fast path cannot take this model
-        used = "loop"
-    else:
-        session = fast.session(loss_fn, X, y, center, dirs, accuracy_fn)
-        if method == "batched" or used == "batched":
-            losses, accs = session.run(coords, progress)
-            used = "batched"
-        else:
-            loop = LoopSession(model, loss_fn, X, y, center, dirs, accuracy_fn)
-            losses, accs, used, race = _race(session, loop, coords, progress)
-            _remember(key, used)
+    batches, n, size = _batches(data, batch_size, model, device)
+    fast = None
+    if method != "loop" and device.type == "cpu":  # the fast path's kernels are CPU ones
+        fast = _method(method, model, moved)
+    elif method == "batched":
+        raise ValueError(f"method='batched' runs on the CPU only, not on {device}")
+    paths = _Paths(model, batch_loss, accuracy_fn, center, dirs, method, fast)
+    parts = []
+    n_batches = 1 if size is None else math.ceil(n / size)
+    for b, (X, y) in enumerate(batches):
+        X, y = X.to(device), y.to(device)
+        dtype = next(iter(center.values())).dtype if center else X.dtype
+        X = X.to(dtype) if X.is_floating_point() else X  # float64 data into a float32 model
+        cb = race.offset(progress, b * len(coords), n_batches * len(coords))
+        lo, ac = (paths.first(X, y, coords, cb, moved) if b == 0
+                  else paths.next(X, y, coords, cb))  # fmt: skip
+        parts.append((int(X.shape[0]), np.asarray(lo, dtype=np.float64), ac))
+    losses, accs = _combine(parts, accuracy_fn is not None)
+    if post is not None:
+        losses = np.array([post(float(v)) for v in losses], dtype=np.float64)
     info = {
-        "method": used,
+        "method": paths.used,
         "seconds": time.perf_counter() - start,
-        "n_data": int(X.shape[0]),
+        "n_data": n,
         "n_params": int(sum(p.numel() for p in model.parameters())),
     }
-    if race is not None:
-        info["race"] = race
-    return np.asarray(losses, dtype=np.float64), accs, info
+    if size is not None:
+        info |= {"batch_size": size, "device": str(device)}
+    if paths.race is not None:
+        info["race"] = paths.race
+    return losses, accs, info
+
+
+def _combine(parts, with_accuracy: bool):
+    """Per-point values over the whole data: one batch as it is, else the size-weighted mean."""
+    if len(parts) == 1:
+        _, lo, ac = parts[0]
+        return lo, None if ac is None else np.asarray(ac, dtype=np.float64)
+    n = sum(nb for nb, _, _ in parts)
+    losses = sum(lo * nb for nb, lo, _ in parts) / n
+    accs = (
+        sum(np.asarray(ac, np.float64) * nb for nb, _, ac in parts) / n if with_accuracy else None
+    )
+    return losses, accs
+
+
+def grid(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(ny*nx, 2) coordinates of the plane ``xs`` x ``ys``; point k = i*nx + j is at
+    ``(xs[j], ys[i])``, so the losses reshape to (ny, nx) with row = y."""
+    gx, gy = np.meshgrid(xs, ys)  # (ny, nx) each; row i is ys[i]
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def line_surface(ts, losses, accs, info: dict, meta: dict) -> Surface:
+    """The Surface of a line from its per-point values (``meta`` first, facts after)."""
+    acc = None if accs is None else np.asarray(accs, dtype=np.float64)
+    meta = _jsonable({**meta, "kind": "line", **info})
+    return Surface("line", ts, None, np.asarray(losses, dtype=np.float64), acc, meta)
+
+
+def plane_surface(xs, ys, losses, accs, info: dict, meta: dict, d1, d2) -> Surface:
+    """The Surface of a plane from the values at ``grid(xs, ys)``; ``meta["cosine"]`` is the
+    cosine of the two directions (near 0 for independent random directions in high
+    dimension)."""
+    shape = (ys.size, xs.size)
+    acc = None if accs is None else np.asarray(accs, dtype=np.float64).reshape(shape)
+    cos = cosine(d1, d2)
+    meta = _jsonable({**meta, "kind": "plane", **info, "cosine": None if math.isnan(cos) else cos})
+    loss = np.asarray(losses, dtype=np.float64).reshape(shape)
+    return Surface("plane", xs, ys, loss, acc, meta)
 
 
 def line(
     model: nn.Module,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
-    data: tuple[Tensor, Tensor],
+    data,
     direction: dict[str, Tensor],
     ts: Sequence[float] | np.ndarray,
     accuracy_fn: Callable | None = None,
     progress: Callable[[int, int], None] | None = None,
     method: str = "auto",
     meta: dict | None = None,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
 ) -> Surface:
     """Loss at ``theta* + t*direction`` for each t in ``ts`` (1-D slice; t=0 is the model).
 
-    data: ``(X, y)`` tensors (train or test split: the caller picks). loss_fn: any
-    ``(output, target) -> scalar``. meta: extra JSON-able facts to keep with the result
-    (norm, seed, split, config...). Returns a Surface with ``loss`` of shape ``(len(ts),)``.
+    data: ``(X, y)`` tensors (train or test split: the caller picks), or a stream read in
+    batches (see ``evaluate``). loss_fn: any ``(output, target) -> scalar``. meta: extra
+    JSON-able facts to keep with the result (norm, seed, split, config...). Returns a Surface
+    with ``loss`` of shape ``(len(ts),)``.
     """
     ts = _coords("ts", ts)
     extra = _json_meta(meta)
-    coords = ts[:, None]  # (K, 1)
     losses, accs, info = _evaluate(
-        model, loss_fn, data, [direction], coords, accuracy_fn, progress, method
-    )
-    acc = None if accs is None else np.asarray(accs, dtype=np.float64)
-    return Surface("line", ts, None, losses, acc, {**extra, "kind": "line", **info})
+        model, loss_fn, data, [direction], ts[:, None], accuracy_fn, progress, method,
+        batch_size, device,
+    )  # fmt: skip
+    return line_surface(ts, losses, accs, info, extra)
 
 
 def plane(
     model: nn.Module,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
-    data: tuple[Tensor, Tensor],
+    data,
     d1: dict[str, Tensor],
     d2: dict[str, Tensor],
     xs: Sequence[float] | np.ndarray,
@@ -511,6 +564,8 @@ def plane(
     progress: Callable[[int, int], None] | None = None,
     method: str = "auto",
     meta: dict | None = None,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
 ) -> Surface:
     """Loss at ``theta* + x*d1 + y*d2`` over the grid ``xs`` x ``ys`` (2-D slice).
 
@@ -525,36 +580,39 @@ def plane(
             f"must be at most {MAX_POINTS} (201x201)"
         )
     extra = _json_meta(meta)
-    gx, gy = np.meshgrid(xs, ys)  # (ny, nx) each; row i is ys[i]
-    coords = np.stack([gx.ravel(), gy.ravel()], axis=1)  # (ny*nx, 2), point k = i*nx + j
     losses, accs, info = _evaluate(
-        model, loss_fn, data, [d1, d2], coords, accuracy_fn, progress, method
-    )
-    shape = (ys.size, xs.size)
-    acc = None if accs is None else np.asarray(accs, dtype=np.float64).reshape(shape)
-    cos = cosine(d1, d2)
-    info["cosine"] = None if math.isnan(cos) else cos
-    return Surface("plane", xs, ys, losses.reshape(shape), acc, {**extra, "kind": "plane", **info})
+        model, loss_fn, data, [d1, d2], grid(xs, ys), accuracy_fn, progress, method,
+        batch_size, device,
+    )  # fmt: skip
+    return plane_surface(xs, ys, losses, accs, info, extra, d1, d2)
 
 
 def evaluate(
     model: nn.Module,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
-    data: tuple[Tensor, Tensor],
+    data,
     directions: Sequence[dict[str, Tensor]],
     coords: np.ndarray,
     accuracy_fn: Callable | None = None,
     progress: Callable[[int, int], None] | None = None,
     method: str = "auto",
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Loss (and accuracy) at ``model's weights + sum_k coords[p, k] * directions[k]``.
 
-    coords: (K, len(directions)), any points in any order. Returns float64 ``losses (K,)``,
-    ``accs (K,)`` or None, and facts (method, seconds, n_data, n_params). ``line`` and
-    ``plane`` are this over a line or a grid; ``landscape.pipelines.slices`` calls it for every point.
+    coords: (K, len(directions)), any points in any order. data: ``(X, y)`` held whole, or
+    a stream (``len(data)`` and ``data.batch(start, stop)`` -> (X, y), e.g. a user's data
+    file) read ``batch_size`` samples at a time; ``batch_size=None`` reads all of it in one
+    pass when it fits ``STREAM_BYTES`` (``batch_size_for``). A ``subject.Loss`` is combined
+    exactly over batches (mean of batch means, then its ``post``). ``device``: where the
+    points are evaluated (None: the model's device). Returns float64 ``losses (K,)``,
+    ``accs (K,)`` or None, and facts (method, seconds, n_data, n_params; batch_size and
+    device for a stream). ``line`` and ``plane`` are this over a line or a grid;
+    ``landscape.pipelines.slices`` calls it for every point.
     """
     coords = np.asarray(coords, dtype=np.float64).reshape(len(coords), len(directions))
-    losses, accs, info = _evaluate(
-        model, loss_fn, data, list(directions), coords, accuracy_fn, progress, method
-    )
-    return losses, None if accs is None else np.asarray(accs, dtype=np.float64), info
+    return _evaluate(
+        model, loss_fn, data, list(directions), coords, accuracy_fn, progress, method,
+        batch_size, device,
+    )  # fmt: skip

@@ -21,6 +21,10 @@ rise. This module measures both:
 
 BatchNorm: floating-point buffers are interpolated linearly in t between the two nets' own
 buffers (so each endpoint is exactly that net), the curve included; the plane uses ``w_a``'s.
+
+Every loss and gradient is ``landscape.core.hessian.FlatLoss``'s, on the models' device; with
+``batch_size`` the data is read in batches weighted ``n_b / N`` (exactly the whole-set mean),
+and a curve step back-propagates one batch at a time.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape.core.hessian import FlatLoss, LossFn, check_int, check_number
+from landscape.core import checks
+from landscape.core.hessian import FlatLoss, LossFn
 from landscape.engine import surface
 
 CURVES = ("bezier", "chain")
@@ -55,13 +60,14 @@ def _check_pair(model_a: nn.Module, model_b: nn.Module) -> None:
 class _Pair:
     """Both endpoints as flat vectors over every parameter, buffers interpolated in t."""
 
-    def __init__(self, model_a, model_b, loss_fn, data):
+    def __init__(self, model_a, model_b, loss_fn, data, batch_size=None):
         _check_pair(model_a, model_b)
-        self.Fa = FlatLoss(model_a, loss_fn, data)
+        self.Fa = FlatLoss(model_a, loss_fn, data, batch_size=batch_size)
         self.wa = self.Fa.x0
-        self.wb = FlatLoss(model_b, loss_fn, data).x0
+        named_b = dict(model_b.named_parameters())  # the same names in the same order as A's
+        self.wb = torch.cat([named_b[n].detach().reshape(-1) for n in self.Fa.names]).to(self.wa)
         self.bufa = dict(model_a.named_buffers())
-        self.bufb = dict(model_b.named_buffers())
+        self.bufb = {n: b.to(self.bufa[n].device) for n, b in model_b.named_buffers()}
 
     def _buffers(self, t: float) -> dict[str, Tensor]:
         out = {}
@@ -73,10 +79,6 @@ class _Pair:
     def loss(self, x: Tensor, t: float) -> float:
         self.Fa.buffers = self._buffers(t)
         return self.Fa.loss(x)
-
-    def loss_tensor(self, x: Tensor, t: float) -> Tensor:
-        self.Fa.buffers = self._buffers(t)
-        return self.Fa._loss(x)
 
 
 def curve_point(kind: str, wa: Tensor, theta: Tensor, wb: Tensor, t: float) -> Tensor:
@@ -97,10 +99,10 @@ def barrier(ts, losses) -> tuple[float, float]:
     return frankle, interp
 
 
-def straight_line(model_a, model_b, loss_fn, data, points: int = 21):
+def straight_line(model_a, model_b, loss_fn, data, points: int = 21, batch_size=None):
     """(ts, loss along w_a + t (w_b - w_a)); t = 0 and 1 are the two nets exactly."""
-    check_int("points", points, 3, MAX_POINTS)
-    pair = _Pair(model_a, model_b, loss_fn, data)
+    checks.int_in("points", points, 3, MAX_POINTS)
+    pair = _Pair(model_a, model_b, loss_fn, data, batch_size)
     ts = np.linspace(0.0, 1.0, points)
     d = pair.wb - pair.wa
     return ts, np.array([pair.loss(pair.wa + float(t) * d, float(t)) for t in ts])
@@ -110,7 +112,7 @@ def _fit(pair: _Pair, kind, steps, lr, seed, progress) -> tuple[Tensor, list[flo
     gen = torch.Generator().manual_seed(seed)
     wa, wb = pair.wa, pair.wb
     dist = float((wb - wa).norm())
-    noise = torch.randn(wa.shape, generator=gen, dtype=torch.float64).to(wa.dtype)
+    noise = torch.randn(wa.shape, generator=gen, dtype=torch.float64).to(wa)
     noise = noise / max(float(noise.norm()), 1e-30) * 0.05 * max(dist, 1e-3)
     theta = (0.5 * (wa + wb) + noise).requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr)
@@ -119,25 +121,37 @@ def _fit(pair: _Pair, kind, steps, lr, seed, progress) -> tuple[Tensor, list[flo
     for i in range(steps):
         t = float(ts[i])
         opt.zero_grad()
+        # dL/dφ batch by batch (the memory of one batch), then through φ(t) to θ
+        pair.Fa.buffers = pair._buffers(t)
         with torch.enable_grad():
-            loss = pair.loss_tensor(curve_point(kind, wa, theta, wb, t), t)
-            loss.backward()
+            x = curve_point(kind, wa, theta, wb, t)
+            value, g = pair.Fa.value_and_grad(x.detach())
+            x.backward(g)
         opt.step()
-        history.append(float(loss.detach()))
+        history.append(value)
         if progress is not None and (i + 1) % max(1, steps // 50) == 0:
             progress(i + 1, steps)
     return theta.detach(), history
 
 
 def fit_curve(
-    model_a, model_b, loss_fn, data, kind="bezier", steps=300, lr=0.01, seed=0, progress=None
+    model_a,
+    model_b,
+    loss_fn,
+    data,
+    kind="bezier",
+    steps=300,
+    lr=0.01,
+    seed=0,
+    progress=None,
+    batch_size=None,
 ) -> tuple[dict[str, Tensor], list[float]]:
     """The trained middle point θ (dict keyed like named_parameters) and the loss per step."""
     curve_point(kind, torch.zeros(1), torch.zeros(1), torch.zeros(1), 0.0)  # validates kind
-    check_int("steps", steps, 1, MAX_CURVE_STEPS)
-    check_number("lr", lr, 0.0, 10.0)
-    check_int("seed", seed, 0, 2**63 - 1)
-    pair = _Pair(model_a, model_b, loss_fn, data)
+    checks.int_in("steps", steps, 1, MAX_CURVE_STEPS)
+    checks.number_in("lr", lr, 0.0, 10.0, open_lo=True)
+    checks.int_in("seed", seed, 0, 2**63 - 1)
+    pair = _Pair(model_a, model_b, loss_fn, data, batch_size)
     theta, hist = _fit(pair, kind, steps, lr, seed, progress)
     return pair.Fa.to_dict(theta), hist
 
@@ -175,19 +189,21 @@ def connect(
     margin: float = 0.2,
     seed: int = 0,
     progress=None,
+    batch_size: int | None = None,
 ) -> ConnectivityResult:
     """Straight line, learned curve and the plane through both, for two nets of one
-    architecture. ``progress(fraction, text)``; ``plane_res=0`` skips the plane."""
+    architecture. ``progress(fraction, text)``; ``plane_res=0`` skips the plane;
+    ``batch_size``: data per forward pass (the mean stays exact)."""
     curve_point(kind, torch.zeros(1), torch.zeros(1), torch.zeros(1), 0.0)
-    check_int("points", points, 3, MAX_POINTS)
-    check_int("plane_res", plane_res, 0, MAX_PLANE_RES)
-    check_number("margin", margin, 0.0, 10.0, open_lo=False)
-    check_int("steps", steps, 1, MAX_CURVE_STEPS)
-    check_number("lr", lr, 0.0, 10.0)
+    checks.int_in("points", points, 3, MAX_POINTS)
+    checks.int_in("plane_res", plane_res, 0, MAX_PLANE_RES)
+    checks.number_in("margin", margin, 0.0, 10.0, open_lo=False)
+    checks.int_in("steps", steps, 1, MAX_CURVE_STEPS)
+    checks.number_in("lr", lr, 0.0, 10.0, open_lo=True)
     say = progress or (lambda f, s: None)
     secs = {}
     t0 = time.perf_counter()
-    pair = _Pair(model_a, model_b, loss_fn, data)
+    pair = _Pair(model_a, model_b, loss_fn, data, batch_size)
     wa, wb = pair.wa, pair.wb
     ts = np.linspace(0.0, 1.0, points)
     line = np.array([pair.loss(wa + float(t) * (wb - wa), float(t)) for t in ts])
@@ -218,16 +234,18 @@ def connect(
         ys = np.linspace(min(pts[:, 1].min(), curve_xy[1].min()) - pad,
                          max(pts[:, 1].max(), curve_xy[1].max()) + pad, plane_res)  # fmt: skip
         pair.Fa.buffers = pair._buffers(0.0)
-        plane = surface.plane(
-            model_a,
-            loss_fn,
-            data,
-            pair.Fa.to_dict(e1),
-            pair.Fa.to_dict(e2),
-            xs,
-            ys,
-            progress=lambda d, n: say(0.7 + 0.3 * d / n, "plane"),
-        )
+        cb = lambda d, n: say(0.7 + 0.3 * d / n, "plane")  # noqa: E731
+        if batch_size is None:  # the surface engine (its fast batched path when it applies)
+            plane = surface.plane(model_a, loss_fn, data, pair.Fa.to_dict(e1),
+                                  pair.Fa.to_dict(e2), xs, ys, progress=cb)  # fmt: skip
+        else:  # the batched mean, one point at a time
+            loss = np.empty((len(ys), len(xs)))  # loss[i, j] at xs[j] e1 + ys[i] e2
+            for i, yv in enumerate(ys):
+                for j, xv in enumerate(xs):
+                    loss[i, j] = pair.Fa.loss(wa + float(xv) * e1 + float(yv) * e2)
+                cb(i + 1, len(ys))
+            meta = {"kind": "plane", "method": "loop", "batch_size": batch_size}
+            plane = surface.Surface("plane", xs, ys, loss, None, meta)
     secs["plane"] = time.perf_counter() - t0
     b, bi = barrier(ts, line)
     cb, cbi = barrier(ts, curve)

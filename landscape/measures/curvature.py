@@ -4,7 +4,9 @@ trace, and the convexity map of Li et al. (NeurIPS 2018, Fig. 7).
 Sharp and flat minima are what loss-landscape pictures are used to argue about; this module
 makes the argument measurable. Everything is built on one primitive, the exact
 Hessian-vector product (HVP) of the mean loss over a data set, so the full Hessian (P x P for
-P parameters) is never formed:
+P parameters) is never formed; the operator and the Lanczos solver are the library's one
+pair in ``landscape.core.hessian`` (shared with the spectrum and the edge-of-stability
+tracker):
 
     Hv = d/de grad L(theta + e v) |_{e=0}        (double backward, one extra pass per batch)
 
@@ -34,7 +36,7 @@ Public API::
     min_eigen(model, loss_fn, data, k=1, tol=1e-4, max_iter=100, seed=0, params="all",
               batch_size=None, progress=None) -> EigenResult
     trace(model, loss_fn, data, n_samples=50, seed=0, params="all", batch_size=None,
-          exact=False, progress=None) -> (estimate, stderr)
+          exact=False, progress=None, method="hutchinson"|"hutchpp") -> (estimate, stderr)
     convexity_map(model, loss_fn, data, d1, d2, xs, ys, progress=None, tol=1e-3,
                   max_iter=60, seed=0, params="all", batch_size=None)
         -> (ratio, lambda_max, lambda_min)        # each (len(ys), len(xs))
@@ -48,21 +50,18 @@ smallest eigenvalue from the same Krylov space; power iteration is kept as
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-Data = tuple[Tensor, Tensor]
-LossFn = Callable[[Tensor, Tensor], Tensor]
-Progress = Callable[[int, int], None] | None
+from landscape.core import checks
+from landscape.core.hessian import Data, FlatLoss, LossFn, Progress, extreme_eigenpairs
 
-PARAMS = ("all", "weights")
 METHODS = ("lanczos", "power")
+TRACE_METHODS = ("hutchinson", "hutchpp")
 MAX_EXACT_TRACE_PARAMS = 4096  # exact trace costs one HVP per parameter
 MAX_CONVEXITY_POINTS = 441  # 21 x 21: each point is a full eigen-solve
 MAX_CONVEXITY_AXIS = 41  # points along one axis of the convexity map
@@ -79,137 +78,6 @@ class EigenResult:
     converged: bool  # the solver's stopping test held for every pair before max_iter
     method: str  # "lanczos" | "power"
     params: str  # "all" | "weights"
-
-
-# ---------------------------------------------------------------------------------------------
-# validation
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} is out of range: must be an integer in [{lo}, {hi}]")
-    return int(value)
-
-
-def _check_pos(name: str, value, hi: float = 1.0) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if not ok or not (0 < float(value) <= hi):
-        raise ValueError(f"{name}={value!r} is out of range: must be in (0, {hi}]")
-    return float(value)
-
-
-def _check_choice(name: str, value, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not valid: must be one of {', '.join(choices)}")
-    return value
-
-
-def _check_data(data) -> Data:
-    if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise ValueError("data must be a pair (X, y) of tensors")
-    X, y = data
-    if not (isinstance(X, Tensor) and isinstance(y, Tensor)) or len(X) == 0 or len(X) != len(y):
-        raise ValueError(
-            f"data=(X, y) must be non-empty tensors of equal length, got "
-            f"{getattr(X, 'shape', type(X))} and {getattr(y, 'shape', type(y))}"
-        )
-    return X, y
-
-
-# ---------------------------------------------------------------------------------------------
-# the Hessian as a linear operator on flat vectors
-
-
-class _Hessian:
-    """The Hessian of the mean loss of a private eval-mode copy of ``model``.
-
-    Works on flat vectors over the selected parameters (``params``); ``to_dict`` and
-    ``to_flat`` convert to and from the dict format. ``move_to`` sets the copy's weights,
-    which is how the convexity map visits grid points without touching the caller's model.
-    """
-
-    def __init__(self, model: nn.Module, loss_fn: LossFn, data, batch_size=None, params="all"):
-        _check_choice("params", params, PARAMS)
-        X, y = _check_data(data)
-        self.model = copy.deepcopy(model).eval()
-        self.loss_fn = loss_fn
-        named = dict(self.model.named_parameters())
-        self.all_names = list(named)
-        keep = (lambda p: True) if params == "all" else (lambda p: p.dim() > 1)
-        self.names = [n for n, p in named.items() if keep(p)]
-        if not self.names:
-            raise ValueError(f"params={params!r} selects no parameters of this model")
-        for n, p in named.items():
-            p.requires_grad_(n in self.names)
-        self.params = [named[n] for n in self.names]
-        self.shapes = {n: p.shape for n, p in named.items()}
-        self.numel = sum(p.numel() for p in self.params)
-        self.dtype = self.params[0].dtype
-        self.batches = self._split(X, y, batch_size)
-
-    @staticmethod
-    def _split(X: Tensor, y: Tensor, batch_size) -> list[tuple[Tensor, Tensor, float]]:
-        n = len(X)
-        bs = n if batch_size is None else _check_int("batch_size", batch_size, 1, 10**9)
-        return [(X[i : i + bs], y[i : i + bs], min(bs, n - i) / n) for i in range(0, n, bs)]
-
-    def to_flat(self, vector: dict[str, Tensor]) -> Tensor:
-        parts = []
-        for n in self.names:
-            if n not in vector:
-                raise ValueError(f"vector is missing parameter {n!r}")
-            v = torch.as_tensor(vector[n])
-            if v.shape != self.shapes[n]:
-                raise ValueError(
-                    f"vector[{n!r}] has shape {tuple(v.shape)}, expected {tuple(self.shapes[n])}"
-                )
-            parts.append(v.detach().reshape(-1).to(self.dtype))
-        return torch.cat(parts)
-
-    def to_dict(self, flat: Tensor) -> dict[str, Tensor]:
-        out, i = {}, 0
-        for n in self.all_names:
-            shape = self.shapes[n]
-            if n in self.names:
-                size = math.prod(shape)
-                out[n] = flat[i : i + size].reshape(shape).clone()
-                i += size
-            else:
-                out[n] = torch.zeros(shape, dtype=self.dtype)
-        return out
-
-    @torch.no_grad()
-    def move_to(self, weights: dict[str, Tensor]) -> None:
-        for n, p in self.model.named_parameters():
-            p.copy_(weights[n])
-
-    def matvec(self, v: Tensor) -> Tensor:
-        """H v for a flat v: per-batch double backward, averaged with weights n_b / N."""
-        vs = torch.split(v, [p.numel() for p in self.params])
-        vs = [vi.view_as(p) for vi, p in zip(vs, self.params)]
-        out = torch.zeros_like(v)
-        for Xb, yb, w in self.batches:
-            out += w * self._batch_hvp(Xb, yb, vs)
-        return out
-
-    def _batch_hvp(self, X: Tensor, y: Tensor, vs: list[Tensor]) -> Tensor:
-        with torch.enable_grad():
-            loss = self.loss_fn(self.model(X), y)
-            grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
-            gv = sum((g * vi).sum() for g, vi in zip(grads, vs) if g is not None)
-            if not (isinstance(gv, Tensor) and gv.requires_grad):  # loss linear in params
-                return torch.zeros(self.numel, dtype=self.dtype)
-            hv = torch.autograd.grad(gv, self.params, allow_unused=True)
-        return torch.cat(
-            [
-                (h if h is not None else torch.zeros_like(p)).reshape(-1)
-                for h, p in zip(hv, self.params)
-            ]
-        ).detach()
-
-    def random_unit(self, gen: torch.Generator) -> Tensor:
-        v = torch.randn(self.numel, generator=gen, dtype=torch.float64).to(self.dtype)
-        return v / v.norm()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,106 +98,15 @@ def hvp(
     depend on the batch size (up to rounding). BatchNorm is in eval mode; the model is
     left unchanged.
     """
-    H = _Hessian(model, loss_fn, data, batch_size, "all")
-    return H.to_dict(H.matvec(H.to_flat(vector)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Lanczos with full reorthogonalisation
-
-
-def _tridiag_eigh(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    m = len(alphas)
-    T = np.diag(np.asarray(alphas, dtype=np.float64))
-    if m > 1:
-        off = np.asarray(betas[: m - 1], dtype=np.float64)
-        T += np.diag(off, 1) + np.diag(off, -1)
-    return np.linalg.eigh(T)  # ascending Ritz values, columns are eigenvectors of T
-
-
-def _pick(theta: np.ndarray, k: int, which: str) -> np.ndarray:
-    """Indices of the wanted Ritz values: top k descending, bottom k ascending, or both ends."""
-    if which == "top":
-        return np.arange(len(theta) - 1, len(theta) - 1 - k, -1)
-    if which == "bottom":
-        return np.arange(k)
-    return np.array([len(theta) - 1, 0])
-
-
-def _lanczos(H: _Hessian, k: int, which: str, tol: float, max_iter: int, seed: int, progress):
-    """Run Lanczos until the wanted Ritz pairs have residual <= tol * scale.
-
-    The residual of a Ritz pair is ``beta_m * |s_m|`` (the last entry of its eigenvector of T),
-    exact under full reorthogonalisation. ``scale`` is ``|theta|`` for the top pairs; for the
-    bottom pairs it is ``max(|theta|, |theta_max|)``, since an eigenvalue near zero cannot be
-    found to a relative accuracy. On breakdown (an invariant subspace, e.g. degenerate
-    eigenvalues or a tiny model) Lanczos restarts with a fresh random vector orthogonal to
-    everything so far, which keeps T tridiagonal (with a zero coupling); the next segment
-    finds further copies of repeated eigenvalues, which plain Lanczos would miss.
-
-    Returns (Ritz values, Ritz vectors (n, len(idx)), iterations, converged).
-    """
-    n = H.numel
-    m_cap = min(max_iter, n)
-    gen = torch.Generator().manual_seed(seed)
-    Q = torch.zeros(m_cap + 1, n, dtype=H.dtype)  # (m+1, n) orthonormal Krylov basis
-    Q[0] = H.random_unit(gen)
-    alphas: list[float] = []
-    betas: list[float] = []
-    converged = False
-    seg_start = 0  # index of the first vector of the current Krylov segment
-    for j in range(m_cap):
-        w = H.matvec(Q[j])
-        alphas.append(float(w @ Q[j]))
-        w = _orthogonalise(w, Q[: j + 1])
-        beta = float(w.norm())
-        theta, S = _tridiag_eigh(alphas, betas)
-        if progress is not None:
-            progress(j + 1, m_cap)
-        scale = max(float(np.abs(theta).max()), 1e-30)
-        breakdown = beta <= math.sqrt(torch.finfo(H.dtype).eps) * scale
-        # at a breakdown every residual is ~0, yet more copies of a repeated eigenvalue may
-        # hide in the complement: after a segment longer than one step, explore further
-        judge = not breakdown or j == seg_start
-        if judge and len(theta) >= k and _ritz_converged(theta, S, beta, k, which, tol):
-            converged = True
-            break
-        if j + 1 == m_cap:
-            break
-        Q[j + 1] = _restart(H, gen, Q[: j + 1]) if breakdown else w / beta
-        betas.append(0.0 if breakdown else beta)
-        seg_start = j + 1 if breakdown else seg_start
-    converged = converged or len(alphas) == n  # the full space: Ritz pairs are exact
-    theta, S = _tridiag_eigh(alphas, betas)
-    idx = _pick(theta, k, which)
-    vectors = Q[: len(alphas)].T @ torch.as_tensor(S[:, idx], dtype=H.dtype)  # (n, len(idx))
-    return theta[idx], vectors, len(alphas), converged
-
-
-def _orthogonalise(w: Tensor, Q: Tensor) -> Tensor:
-    for _ in range(2):  # classical Gram-Schmidt twice is enough (Giraud et al.)
-        w = w - Q.T @ (Q @ w)
-    return w
-
-
-def _restart(H: _Hessian, gen: torch.Generator, Q: Tensor) -> Tensor:
-    w = _orthogonalise(H.random_unit(gen), Q)
-    return w / w.norm()
-
-
-def _ritz_converged(theta, S, beta, k, which, tol) -> bool:
-    idx = _pick(theta, k, which)
-    res = beta * np.abs(S[-1, idx])
-    top = np.abs(theta).max()
-    scale = np.abs(theta[idx]) if which == "top" else np.maximum(np.abs(theta[idx]), top)
-    return bool(np.all(res <= tol * scale))
+    H = FlatLoss(model, loss_fn, data, "all", batch_size=batch_size)
+    return H.to_dict(H.matvec(H.from_dict(vector)))
 
 
 # ---------------------------------------------------------------------------------------------
 # power iteration with deflation (kept as the textbook cross-check)
 
 
-def _power(H: _Hessian, k: int, tol: float, max_iter: int, seed: int, progress):
+def _power(H: FlatLoss, k: int, tol: float, max_iter: int, seed: int, progress):
     """Top-k eigenpairs (algebraic) by power iteration with projection deflation.
 
     Each pair is found on ``P (H - s I) P`` where ``P`` projects out the pairs found so far.
@@ -389,15 +166,19 @@ def _power_one(op, v: Tensor, tol: float, max_iter: int):
 def _eigen(
     model, loss_fn, data, k, tol, max_iter, seed, params, batch_size, method, which, progress
 ):
-    _check_int("max_iter", max_iter, 1, 100_000)
-    _check_int("seed", seed, 0, 2**63 - 1)
-    tol = _check_pos("tol", tol)
-    H = _Hessian(model, loss_fn, data, batch_size, params)
-    k = _check_int("k", k, 1, min(H.numel, max_iter))
+    checks.int_in("max_iter", max_iter, 1, 100_000)
+    checks.int_in("seed", seed, 0, 2**63 - 1)
+    tol = checks.number_in("tol", tol, 0.0, 1.0, open_lo=True)
+    H = FlatLoss(model, loss_fn, data, params, batch_size=batch_size)
+    k = checks.int_in("k", k, 1, min(H.numel, max_iter))
     if method == "power":
         vals, V, iters, ok = _power(H, k, tol, max_iter, seed, progress)
     else:
-        vals, V, iters, ok = _lanczos(H, k, which, tol, max_iter, seed, progress)
+        gen = torch.Generator().manual_seed(seed)
+        v0 = H.random_unit(gen)
+        vals, V, iters, ok = extreme_eigenpairs(
+            H.matvec, v0, k, which, tol, max_iter, gen, progress
+        )
     V = V / V.norm(dim=0, keepdim=True)
     vectors = [_fix_sign(V[:, i]) for i in range(V.shape[1])]
     residuals = np.array([_residual(H, lam, v) for lam, v in zip(vals, vectors)])
@@ -417,7 +198,7 @@ def _fix_sign(v: Tensor) -> Tensor:
     return v if v[v.abs().argmax()] >= 0 else -v
 
 
-def _residual(H: _Hessian, lam: float, v: Tensor) -> float:
+def _residual(H: FlatLoss, lam: float, v: Tensor) -> float:
     r = float((H.matvec(v) - lam * v).norm())
     return r / abs(lam) if lam != 0 else math.inf
 
@@ -445,7 +226,7 @@ def top_eigen(
     be passed as directions to ``landscape.engine.surface.line``/``plane`` (they are unit vectors in
     parameter space, not filter-normalised).
     """
-    _check_choice("method", method, METHODS)
+    checks.choice("method", method, METHODS)
     return _eigen(
         model, loss_fn, data, k, tol, max_iter, seed, params, batch_size, method, "top", progress
     )
@@ -501,38 +282,67 @@ def trace(
     batch_size: int | None = None,
     exact: bool = False,
     progress: Progress = None,
+    method: str = "hutchinson",
 ) -> tuple[float, float]:
     """Trace of the Hessian: the sum of all curvatures, a whole-spectrum sharpness figure.
 
-    Hutchinson's estimator: ``tr H = E[v^T H v]`` for Rademacher ``v`` (entries +-1), which
-    has the smallest variance of the usual choices. Returns ``(estimate, stderr)`` with
-    stderr the standard error of the mean over ``n_samples`` draws. With ``exact=True`` the
-    trace is summed over basis vectors instead (one HVP per parameter; only for models with
-    at most MAX_EXACT_TRACE_PARAMS selected parameters), and stderr is 0.
+    ``method="hutchinson"``: ``tr H = E[v^T H v]`` for Rademacher ``v`` (entries +-1), the
+    smallest-variance choice of the usual ones, over ``n_samples`` HVPs; stderr is the standard
+    error of the mean of the draws. ``method="hutchpp"`` (Meyer et al. 2021): the same
+    ``n_samples`` HVPs split in thirds: a sketch ``Q`` of the range of ``H S`` (S Rademacher),
+    the exact trace of ``Q^T H Q`` and Hutchinson on the rest ``(I - QQ^T) H (I - QQ^T)``;
+    far lower variance when a few large eigenvalues dominate, as at a trained net's minimum.
+    Its stderr is that of the Hutchinson part (the sketched part is exact given Q); it keeps
+    ``n_samples / 3`` vectors of P entries. Returns ``(estimate, stderr)``. With
+    ``exact=True`` the trace is summed over basis vectors instead (one HVP per parameter;
+    only for at most MAX_EXACT_TRACE_PARAMS selected parameters), and stderr is 0.
     """
-    H = _Hessian(model, loss_fn, data, batch_size, params)
+    checks.choice("method", method, TRACE_METHODS)
+    H = FlatLoss(model, loss_fn, data, params, batch_size=batch_size)
     if exact:
         return _exact_trace(H, progress), 0.0
-    n_samples = _check_int("n_samples", n_samples, 2, 100_000)
-    _check_int("seed", seed, 0, 2**63 - 1)
+    n_samples = checks.int_in("n_samples", n_samples, 2 if method == "hutchinson" else 4, 100_000)
+    checks.int_in("seed", seed, 0, 2**63 - 1)
     gen = torch.Generator().manual_seed(seed)
-    draws = []
-    for i in range(n_samples):
-        v = (torch.randint(0, 2, (H.numel,), generator=gen) * 2 - 1).to(H.dtype)
-        draws.append(float(v @ H.matvec(v)))
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(i + 1, n_samples)
+            progress(done, n_samples)
+
+    low, Q = 0.0, None
+    n_rest = n_samples
+    if method == "hutchpp":
+        k = min(n_samples // 3, H.numel)
+        HS = []
+        for _ in range(k):
+            HS.append(H.matvec(H.rademacher(gen)))
+            tick()
+        Q, _ = torch.linalg.qr(torch.stack(HS, 1))  # (P, k) orthonormal basis of range(H S)
+        for i in range(k):
+            low += float(Q[:, i] @ H.matvec(Q[:, i]))
+            tick()
+        n_rest = n_samples - 2 * k
+    draws = []
+    for _ in range(n_rest):
+        v = H.rademacher(gen)
+        if Q is not None:
+            v = v - Q @ (Q.T @ v)
+        draws.append(float(v @ H.matvec(v)))
+        tick()
     d = np.asarray(draws)
-    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(n_samples))
+    return low + float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
 
 
-def _exact_trace(H: _Hessian, progress) -> float:
+def _exact_trace(H: FlatLoss, progress) -> float:
     if H.numel > MAX_EXACT_TRACE_PARAMS:
         raise ValueError(
             f"exact trace needs one HVP per parameter: {H.numel} parameters is out of range "
             f"(at most {MAX_EXACT_TRACE_PARAMS}); use the Hutchinson estimate"
         )
-    total, e = 0.0, torch.zeros(H.numel, dtype=H.dtype)
+    total, e = 0.0, torch.zeros(H.numel, dtype=H.dtype, device=H.device)
     for i in range(H.numel):
         e.zero_()
         e[i] = 1.0
@@ -585,9 +395,9 @@ def convexity_map(
             f"grid={len(ys)}x{len(xs)} ({len(xs) * len(ys)} points) is out of range: the "
             f"convexity map allows at most {MAX_CONVEXITY_POINTS} points"
         )
-    tol = _check_pos("tol", tol)
-    max_iter = _check_int("max_iter", max_iter, 2, 10_000)
-    H = _Hessian(model, loss_fn, data, batch_size, params)
+    tol = checks.number_in("tol", tol, 0.0, 1.0, open_lo=True)
+    max_iter = checks.int_in("max_iter", max_iter, 2, 10_000)
+    H = FlatLoss(model, loss_fn, data, params, batch_size=batch_size)
     centre = {n: p.detach().clone() for n, p in H.model.named_parameters()}
     D1, D2 = _as_full(H, d1, "d1"), _as_full(H, d2, "d2")
     lmax = np.full((len(ys), len(xs)), np.nan)
@@ -595,8 +405,8 @@ def convexity_map(
     total = len(xs) * len(ys)
     for i, b in enumerate(ys):
         for j, a in enumerate(xs):
-            H.move_to({n: centre[n] + a * D1[n] + b * D2[n] for n in centre})
-            lmax[i, j], lmin[i, j] = _extremes(H, tol, max_iter, seed)
+            x = H.place({n: centre[n] + a * D1[n] + b * D2[n] for n in centre})
+            lmax[i, j], lmin[i, j] = _extremes(H, x, tol, max_iter, seed)
             if progress is not None:
                 progress(i * len(xs) + j + 1, total)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -613,7 +423,7 @@ def _grid_axis(name: str, values) -> np.ndarray:
     return arr
 
 
-def _as_full(H: _Hessian, d: dict[str, Tensor], name: str) -> dict[str, Tensor]:
+def _as_full(H: FlatLoss, d: dict[str, Tensor], name: str) -> dict[str, Tensor]:
     out = {}
     for n in H.all_names:
         if n not in d:
@@ -627,9 +437,12 @@ def _as_full(H: _Hessian, d: dict[str, Tensor], name: str) -> dict[str, Tensor]:
     return out
 
 
-def _extremes(H: _Hessian, tol: float, max_iter: int, seed: int) -> tuple[float, float]:
+def _extremes(H: FlatLoss, x: Tensor, tol: float, max_iter: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
     try:
-        theta, _, _, _ = _lanczos(H, 1, "both", tol, max_iter, seed, None)
+        theta, _, _, _ = extreme_eigenpairs(
+            lambda v: H.hvp(x, v), H.random_unit(gen), 1, "both", tol, max_iter, gen
+        )
     except (RuntimeError, np.linalg.LinAlgError):  # non-finite Hessian far from the minimum
         return math.nan, math.nan
     if not np.all(np.isfinite(theta)):

@@ -11,6 +11,9 @@ test and a caption can check:
 - `tv_ratio(loss)`: total variation (sum of |differences| between grid neighbours along rows
   and columns) over (max - min) of log10(loss). Any slice that falls monotonically to one
   minimum along every line has at most 2 x (rows + columns); an oscillating one goes beyond.
+- `low_loss_regions(loss, levels)`: for each contour level, how many separate regions of the
+  grid (8-connected) lie below it; the most over the levels a picture draws. A bowl gives one
+  at every level; a chaotic slice shows islands: closed contours apart from the main basin.
 - `convexity_summary(ratio)`: the mean of Li et al.'s max(-lambda_min, 0) / lambda_max map and
   the share of points where it exceeds 0.1 (clear negative curvature).
 
@@ -20,6 +23,7 @@ Non-finite points (a diverged slice) are left out of the min/max and the differe
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 
 def _grid(loss) -> np.ndarray:
@@ -76,6 +80,23 @@ def tv_ratio(loss) -> float:
         return 0.0
     tv = np.nansum(np.abs(np.diff(a, axis=0))) + np.nansum(np.abs(np.diff(a, axis=1)))
     return float(tv / rng)
+
+
+def regions_below(loss, level: float) -> int:
+    """Separate regions (8-connected grid points) where the loss is below ``level``."""
+    below = np.isfinite(a := _grid(loss)) & (a < level)
+    return int(ndimage.label(below, structure=np.ones((3, 3), dtype=bool))[1])
+
+
+def low_loss_regions(loss, levels) -> tuple[int, float | None]:
+    """The most separate regions below any one of ``levels``, and the lowest level with that
+    many (None when no point is below any level)."""
+    best, where = 0, None
+    for level in sorted(float(v) for v in levels):
+        n = regions_below(loss, level)
+        if n > best:
+            best, where = n, level
+    return best, where
 
 
 def convexity_summary(ratio) -> dict[str, float]:

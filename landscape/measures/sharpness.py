@@ -22,6 +22,10 @@ reported is the best loss actually reached: a lower bound of the true maximum, e
 convex quadratic in the tests. One engine serves the three constrained measures: with
 ``δ = s ⊙ u`` the constraint is a ball (``||u||_2 <= r``) or a box (``|u_i| <= r``) in ``u``;
 ``s = 1`` (SAM), ``s = |w|`` (ASAM), ``s = |w| + 1`` with a box (Keskar).
+
+Every loss, gradient and Hessian-vector product goes through ``landscape.core.hessian.FlatLoss``
+on the model's device; with ``batch_size`` the data is read in batches weighted ``n_b / N``,
+which is exactly the mean over the whole set (a data set too large for one forward pass).
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape.core import directions
-from landscape.core.hessian import FlatLoss, LossFn, check_int, check_number
+from landscape.core import checks, directions
+from landscape.core.hessian import FlatLoss, LossFn
 from landscape.engine import surface
 from landscape.measures import basin, curvature
 
@@ -76,7 +80,12 @@ class SharpnessResult:
     @property
     def keskar_percent(self) -> float:
         """Keskar et al.'s normalisation: 100 * increase / (1 + L(w))."""
-        return 100.0 * self.value / (1.0 + self.loss0)
+        return keskar_percent(self.value, self.loss0)
+
+
+def keskar_percent(increase: float, loss0: float) -> float:
+    """Keskar et al.'s form of a sharpness: 100 (max L(w + δ) - L(w)) / (1 + L(w))."""
+    return 100.0 * increase / (1.0 + loss0)
 
 
 def _ascent(
@@ -119,9 +128,9 @@ def _ascent(
         if r == 0 and float((scale * g0).norm()) > 0:
             u = step_dir(scale * g0) * radius
         elif geometry == "box":
-            u = (torch.randint(0, 2, x0.shape, generator=gen) * 2 - 1).to(x0.dtype) * radius
-        else:
-            u = torch.randn(x0.shape, generator=gen, dtype=torch.float64).to(x0.dtype)
+            u = (torch.randint(0, 2, x0.shape, generator=gen) * 2 - 1).to(x0) * radius
+        else:  # drawn on the CPU (the same on every device), then moved to x0's
+            u = torch.randn(x0.shape, generator=gen, dtype=torch.float64).to(x0)
             u = u * (radius / float(u.norm()))
         u = project(u)
         for _ in range(steps):
@@ -140,14 +149,18 @@ def _ascent(
     return best, loss0, best_u, evals
 
 
-def _measure(model, loss_fn, data, kind, radius, steps, step_size, restarts, seed, params):
-    check_number({"eps": "eps", "rho": "rho", "asam": "rho"}[kind], radius, 0.0, 1e3)
-    check_int("steps", steps, 1, MAX_STEPS)
-    check_number("step_size", step_size, 0.0, 1.0)
-    check_int("restarts", restarts, 1, MAX_RESTARTS)
-    check_int("seed", seed, 0, 2**63 - 1)
+def _measure(
+    model, loss_fn, data, kind, radius, steps, step_size, restarts, seed, params, batch_size=None
+):
+    checks.number_in(
+        {"eps": "eps", "rho": "rho", "asam": "rho"}[kind], radius, 0.0, 1e3, open_lo=True
+    )
+    checks.int_in("steps", steps, 1, MAX_STEPS)
+    checks.number_in("step_size", step_size, 0.0, 1.0, open_lo=True)
+    checks.int_in("restarts", restarts, 1, MAX_RESTARTS)
+    checks.int_in("seed", seed, 0, 2**63 - 1)
     t0 = time.perf_counter()
-    F = FlatLoss(model, loss_fn, data, params)
+    F = FlatLoss(model, loss_fn, data, params, batch_size=batch_size)
     absw = F.x0.abs()
     scale = {"eps": absw + 1.0, "rho": torch.ones_like(absw), "asam": absw}[kind]
     geometry = "box" if kind == "eps" else "ball"
@@ -173,9 +186,12 @@ def eps_sharpness(
     restarts: int = 1,
     seed: int = 0,
     params: str = "all",
+    batch_size: int | None = None,
 ) -> SharpnessResult:
     """Keskar et al.'s ε-sharpness: max L(w + δ) - L(w) over |δ_i| <= ε (|w_i| + 1)."""
-    return _measure(model, loss_fn, data, "eps", eps, steps, step_size, restarts, seed, params)
+    return _measure(
+        model, loss_fn, data, "eps", eps, steps, step_size, restarts, seed, params, batch_size
+    )
 
 
 def rho_sharpness(
@@ -188,9 +204,12 @@ def rho_sharpness(
     restarts: int = 1,
     seed: int = 0,
     params: str = "all",
+    batch_size: int | None = None,
 ) -> SharpnessResult:
     """SAM's ρ-sharpness: max L(w + δ) - L(w) over ||δ||_2 <= ρ."""
-    return _measure(model, loss_fn, data, "rho", rho, steps, step_size, restarts, seed, params)
+    return _measure(
+        model, loss_fn, data, "rho", rho, steps, step_size, restarts, seed, params, batch_size
+    )
 
 
 def adaptive_sharpness(
@@ -203,6 +222,7 @@ def adaptive_sharpness(
     restarts: int = 1,
     seed: int = 0,
     params: str = "all",
+    batch_size: int | None = None,
 ) -> SharpnessResult:
     """ASAM's adaptive sharpness: max L(w + δ) - L(w) over ||δ / |w| ||_2 <= ρ (elementwise).
 
@@ -210,7 +230,9 @@ def adaptive_sharpness(
     with it the measure is no longer exactly invariant to rescaling (a weight of exactly 0
     then stays put, which costs nothing for trained nets).
     """
-    return _measure(model, loss_fn, data, "asam", rho, steps, step_size, restarts, seed, params)
+    return _measure(
+        model, loss_fn, data, "asam", rho, steps, step_size, restarts, seed, params, batch_size
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +248,7 @@ def rescale_relu(model: nn.Module, alpha: float, layer: int = 0) -> nn.Module:
     Hessian becomes ``S^-1 H S^-1`` with ``S`` = alpha on the first layer, 1/alpha on the
     second: its block for the first layer shrinks by alpha^2, the second grows by alpha^2.
     """
-    alpha = check_number("alpha", alpha, 0.0, 1e4)
+    alpha = checks.number_in("alpha", alpha, 0.0, 1e4, open_lo=True)
     mods = list(model.modules())
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in mods):
         raise ValueError("rescale needs a net without BatchNorm (it would undo the scaling)")
@@ -263,26 +285,32 @@ class PanelSettings:
     steps: int = 20  # gradient-ascent steps per restart
     step_size: float = 0.5  # step length as a fraction of the radius
     eig_tol: float = 1e-3  # Lanczos tolerance for λmax
-    trace_samples: int = 20  # Hutchinson draws
+    trace_samples: int = 20  # Hessian-vector products of the trace estimate (--probes)
+    trace_method: str = "hutchinson"  # or "hutchpp" (curvature.TRACE_METHODS)
     n_dirs: int = 3  # random filter-normalised directions for the basin width
     level: float = 0.1  # basin width: rise of the loss that ends the basin
     span: float = 1.0  # basin width: lines over [-span, span]
     line_points: int = 41
     seed: int = 0
+    batch_size: int | None = None  # data per forward pass (None: all at once); exact mean
 
     def __post_init__(self):
-        check_number("eps", self.eps, 0.0, 1.0)
-        check_number("rho", self.rho, 0.0, 100.0)
-        check_number("asam_rho", self.asam_rho, 0.0, 100.0)
-        check_int("steps", self.steps, 1, MAX_STEPS)
-        check_number("step_size", self.step_size, 0.0, 1.0)
-        check_number("eig_tol", self.eig_tol, 0.0, 1.0)
-        check_int("trace_samples", self.trace_samples, 2, 10_000)
-        check_int("n_dirs", self.n_dirs, 1, 16)
-        check_number("level", self.level, 0.0, 1e4)
-        check_number("span", self.span, 0.0, 100.0)
-        check_int("line_points", self.line_points, 5, 401)
-        check_int("seed", self.seed, 0, 2**31 - 1)
+        checks.number_in("eps", self.eps, 0.0, 1.0, open_lo=True)
+        checks.number_in("rho", self.rho, 0.0, 100.0, open_lo=True)
+        checks.number_in("asam_rho", self.asam_rho, 0.0, 100.0, open_lo=True)
+        checks.int_in("steps", self.steps, 1, MAX_STEPS)
+        checks.number_in("step_size", self.step_size, 0.0, 1.0, open_lo=True)
+        checks.number_in("eig_tol", self.eig_tol, 0.0, 1.0, open_lo=True)
+        lo = 2 if self.trace_method == "hutchinson" else 4
+        checks.int_in("trace_samples", self.trace_samples, lo, 10_000)
+        checks.choice("trace_method", self.trace_method, curvature.TRACE_METHODS)
+        checks.int_in("n_dirs", self.n_dirs, 1, 16)
+        checks.number_in("level", self.level, 0.0, 1e4, open_lo=True)
+        checks.number_in("span", self.span, 0.0, 100.0, open_lo=True)
+        checks.int_in("line_points", self.line_points, 5, 401)
+        checks.int_in("seed", self.seed, 0, 2**31 - 1)
+        if self.batch_size is not None:
+            checks.int_in("batch_size", self.batch_size, 1, 10**9)
 
 
 @dataclass
@@ -295,6 +323,7 @@ class Panel:
     loss: float
     notes: list[str] = field(default_factory=list)
     censored: bool = False  # the basin width reached the end of a line
+    errors: dict[str, float] = field(default_factory=dict)  # standard errors of estimates
 
     def row(self) -> dict:
         return {"net": self.label, "loss": self.loss, **self.values}
@@ -303,17 +332,29 @@ class Panel:
 def basin_width(model, loss_fn, data, s: PanelSettings) -> tuple[float, bool]:
     """The Compare page's flatness figure: mean over ``n_dirs`` random filter-normalised
     directions of the width of the interval around t = 0 where the loss stays within
-    ``level`` of the centre (``landscape.measures.basin.basin_width``)."""
+    ``level`` of the centre (``landscape.measures.basin.basin_width``).
 
+    With ``s.batch_size`` the points are losses of ``FlatLoss`` (the data in batches, exact
+    mean); without, of the surface engine (its fast batched path when it applies). The
+    directions are drawn on the CPU, so they are the same on any device.
+    """
+
+    cpu = copy.deepcopy(model).cpu()
     dirs = directions.random_directions(
-        model, max(2, s.n_dirs), norm="filter", ignore="biasbn", seed=s.seed
+        cpu, max(2, s.n_dirs), norm="filter", ignore="biasbn", seed=s.seed
     )
     ts = np.linspace(-s.span, s.span, s.line_points)
+    F = None if s.batch_size is None else FlatLoss(model, loss_fn, data, batch_size=s.batch_size)
     widths, censored = [], False
     for d in dirs[: s.n_dirs]:
-        ln = surface.line(model, loss_fn, data, d, ts)
-        level = float(ln.loss[len(ts) // 2]) + s.level
-        w, c = basin.basin_width(ln.xs, ln.loss, level)
+        if F is None:
+            dev = {k: v.to(next(iter(model.parameters())).device) for k, v in d.items()}
+            loss = surface.line(model, loss_fn, data, dev, ts).loss
+        else:
+            v = F.from_dict(d, "direction")
+            loss = np.array([F.loss(F.x0 + float(t) * v) for t in ts])
+        level = float(loss[len(ts) // 2]) + s.level
+        w, c = basin.basin_width(ts, loss, level)
         widths.append(w)
         censored = censored or c
     return float(np.mean(widths)), censored
@@ -329,15 +370,23 @@ def panel(
 ) -> Panel:
     """All of MEASURES for ``model`` at its own weights (``progress(done, total, name)``)."""
     s = settings
-    values, seconds, notes = {}, {}, []
-    kw = dict(steps=s.steps, step_size=s.step_size, seed=s.seed)
+    values, seconds, notes, errors = {}, {}, [], {}
+    kw = dict(steps=s.steps, step_size=s.step_size, seed=s.seed, batch_size=s.batch_size)
     jobs = {
         "lambda_max": lambda: float(
-            curvature.top_eigen(model, loss_fn, data, k=1, tol=s.eig_tol, seed=s.seed).eigenvalues[
-                0
-            ]
+            curvature.top_eigen(
+                model, loss_fn, data, k=1, tol=s.eig_tol, seed=s.seed, batch_size=s.batch_size
+            ).eigenvalues[0]
         ),
-        "trace": lambda: curvature.trace(model, loss_fn, data, s.trace_samples, seed=s.seed)[0],
+        "trace": lambda: curvature.trace(
+            model,
+            loss_fn,
+            data,
+            s.trace_samples,
+            seed=s.seed,
+            batch_size=s.batch_size,
+            method=s.trace_method,
+        ),  # fmt: skip
         "eps": lambda: eps_sharpness(model, loss_fn, data, s.eps, **kw).value,
         "rho": lambda: rho_sharpness(model, loss_fn, data, s.rho, **kw).value,
         "asam": lambda: adaptive_sharpness(model, loss_fn, data, s.asam_rho, **kw).value,
@@ -348,6 +397,8 @@ def panel(
         t0 = time.perf_counter()
         out = job()
         seconds[name] = time.perf_counter() - t0
+        if name == "trace":
+            out, errors["trace"] = out
         if name == "basin_width":
             out, censored = out
             if censored:
@@ -355,9 +406,9 @@ def panel(
         values[name] = float(out)
         if progress is not None:
             progress(i + 1, len(jobs), name)
-    flat = FlatLoss(model, loss_fn, data)
+    flat = FlatLoss(model, loss_fn, data, batch_size=s.batch_size)
     loss = flat.loss(flat.x0)
-    return Panel(label, values, seconds, loss, notes, censored)
+    return Panel(label, values, seconds, loss, notes, censored, errors)
 
 
 def rescaling_demo(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ import numpy as np
 
 from landscape.core import directions as D
 from landscape.engine import own
+from landscape.engine.own import loading
 from landscape.measures import sharpness
 from landscape.pipelines import comparisons, slices
 
@@ -52,6 +54,7 @@ HARD_MAX_SAMPLES = 50_000  # the most an entry may ask for: one app slice must s
 MIN_RES, MAX_RES = 3, 101  # points per axis, as for built-in runs
 MAX_RANGE = 1e4
 OPEN_CACHE = 4  # opened models kept per process (each holds its weights and data)
+IMPORT_SECONDS = 60.0  # an entry's modules must import within this, in a child process first
 KEYS = {"name", "factory", "kwargs", "weights", "data", "loss", "checkpoints", "to", "max_samples"}
 MAX_LINES = 5  # random 1D directions overlaid, as for built-in runs
 LINE_KINDS = ("random", "interpolation", "between")  # interpolation: first checkpoint -> net
@@ -89,7 +92,7 @@ def _err(where: str, text: str) -> ValueError:
 def _path(folder: Path, value, where: str, field_name: str) -> str:
     if not isinstance(value, str) or not value:
         raise _err(where, f"{field_name} must be a non-empty string")
-    if own.SPEC_RE.match(value) and field_name == "data":
+    if loading.SPEC_RE.match(value) and field_name == "data":
         return value  # MODULE:FUNCTION
     return str((folder / value).resolve())
 
@@ -108,7 +111,7 @@ def _entry(raw, folder: Path, i: int) -> Entry:
     for key in ("factory", "weights", "data"):
         if key not in raw:
             raise _err(where, f"{key} is required")
-    if not isinstance(raw["factory"], str) or not own.SPEC_RE.match(raw["factory"]):
+    if not isinstance(raw["factory"], str) or not loading.SPEC_RE.match(raw["factory"]):
         raise _err(where, f"factory={raw['factory']!r} must look like MODULE:FUNCTION")
     kwargs = raw.get("kwargs", {})
     if not isinstance(kwargs, dict):
@@ -118,7 +121,7 @@ def _entry(raw, folder: Path, i: int) -> Entry:
         raise _err(where, "loss must be a string")
     cks = raw.get("checkpoints", [])
     if isinstance(cks, str):  # a glob pattern, relative to the file
-        cks = sorted(glob.glob(str(folder / cks)), key=own.natural_key)
+        cks = sorted(glob.glob(str(folder / cks)), key=loading.natural_key)
         if not cks:
             raise _err(where, f"checkpoints {raw['checkpoints']!r} matched no file")
     if not isinstance(cks, list):
@@ -149,6 +152,8 @@ def load(path: str | os.PathLike) -> dict[str, Entry]:
         raise _err(str(path), f"cannot be read: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise _err(str(path), f"is not valid TOML: {e}") from None
+    except RecursionError:  # the parser's depth bound: the interpreter's recursion limit
+        raise _err(str(path), "is nested too deeply: arrays and tables are shallow") from None
     models = raw.get("model", [])
     if not isinstance(models, list) or len(models) > MAX_ENTRIES:
         raise _err(str(path), f"'model' must be at most {MAX_ENTRIES} [[model]] tables")
@@ -190,6 +195,48 @@ def get(name: str) -> Entry:
 _opened: OrderedDict = OrderedDict()
 
 
+_import_verdicts: dict = {}  # (folder, module, its file's mtime) -> None (imports) or why not
+
+
+def _module_stamp(folder: str, module: str) -> int:
+    base = Path(folder, *module.split("."))
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.is_file():
+            return f.stat().st_mtime_ns
+    return 0
+
+
+def check_imports(entry: Entry) -> None:
+    """Import the entry's modules (factory, and data or loss given as MODULE:FUNCTION) in a
+    child process with a time limit, before this process imports them: a module that never
+    finishes importing would hang the page or worker that opens it. ValueError naming the
+    model and why it is unavailable; a module that fails outright is left to the import
+    (its own error names it). Verdicts are kept until the module's file changes."""
+    specs = [
+        entry.factory,
+        *(x for x in (entry.data, entry.loss) if x and loading.SPEC_RE.match(x)),
+    ]
+    for module in dict.fromkeys(spec.partition(":")[0] for spec in specs):
+        key = (entry.folder, module, _module_stamp(entry.folder, module))
+        if key not in _import_verdicts:
+            code = "import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+            code += "importlib.import_module(sys.argv[2])"
+            try:
+                subprocess.run(
+                    [sys.executable, "-c", code, entry.folder, module],
+                    cwd=entry.folder or None,
+                    capture_output=True,
+                    timeout=IMPORT_SECONDS,
+                )
+                _import_verdicts[key] = None
+            except subprocess.TimeoutExpired:
+                _import_verdicts[key] = (
+                    f"importing {module!r} did not finish within {IMPORT_SECONDS:g} s"
+                )
+        if _import_verdicts[key]:
+            raise ValueError(f"model {entry.name!r} is unavailable: {_import_verdicts[key]}")
+
+
 def open_entry(entry: Entry) -> own.OwnModel:
     """The entry's model, weights and data, on the CPU; a small per-process LRU."""
     key = (entry, file_stamp(entry))
@@ -197,6 +244,7 @@ def open_entry(entry: Entry) -> own.OwnModel:
         if key in _opened:
             _opened.move_to_end(key)
             return _opened[key]
+    check_imports(entry)
     if entry.folder not in sys.path:
         sys.path.insert(0, entry.folder)  # the operator's modules sit beside the file
     subject = own.open_model(
@@ -306,8 +354,8 @@ def compute(req: OwnRequest, progress=None):
     """The slice ``req`` asks for, of the operator's model it names: a
     ``landscape.pipelines.slices.SliceResult`` whose ``request`` is ``req``.
 
-    Every slice goes through ``landscape.pipelines.slices.compute`` with the model's streaming
-    evaluator, as the built-in runs' slices do; the lines of a 1D slice are keyed
+    Every slice goes through ``landscape.pipelines.slices.compute`` and the same evaluator
+    as the built-in runs' slices (the model's data streamed); the lines of a 1D slice are keyed
     ``"train:0"``, ``"train:1"``... (the model's data is its one split).
     """
     start = time.perf_counter()
@@ -324,61 +372,11 @@ def compute(req: OwnRequest, progress=None):
     result = slices.compute_own(subject, req.slice_request(), cb, to=to)
     for surf in [*result.surfaces.values(), *result.lines]:
         surf.meta["run_name"] = entry.name
-    centre, _, _ = subject.evaluate([result.directions[0]], np.zeros((1, 1)))
+    centre, _, _ = slices.evaluate(subject.subject(), [result.directions[0]], np.zeros((1, 1)))
     result.request = req
     result.centre_loss = float(centre[0])
     result.seconds = time.perf_counter() - start
     return result
-
-
-def command(result) -> str | None:
-    """The ``python -m landscape line|plane --model-factory ...`` line that recomputes the
-    main surface of ``result`` (an ``OwnRequest``'s slice), to run in the folder of the
-    operator's file (paths are written relative to it); None for Hessian directions, which
-    the command line does not have. A 1D slice of several random lines gives its first."""
-    import json
-    import shlex
-
-    req, surf = result.request, result.main
-    if req.direction == "hessian":
-        return None
-    entry = get(req.entry)
-
-    def rel(path: str) -> str:
-        return os.path.relpath(path, entry.folder) if os.path.isabs(path) else path
-
-    args = ["python", "-m", "landscape", "line" if req.dim == 1 else "plane"]
-    args += ["--model-factory", entry.factory]
-    if entry.kwargs:
-        args += ["--model-kwargs", json.dumps(dict(entry.kwargs))]
-    args += ["--weights", rel(entry.weights), "--data", rel(entry.data)]
-    if entry.loss:
-        args += ["--loss", entry.loss]
-    args += ["--device", "cpu", "--max-samples", str(entry.max_samples)]
-    if req.direction == "random":
-        args += ["--dir-seed", str(req.seed), "--norm", req.norm, "--ignore", req.ignore or "none"]
-        if req.dir_type != "weights":
-            args += ["--dir-type", req.dir_type]
-        if req.orthogonal and req.dim == 2:
-            args.append("--orthogonal")
-    elif req.direction == "pca":
-        args += ["--checkpoints", *(rel(c) for c in entry.checkpoints)]
-        if req.projection != "cos":
-            args += ["--projection", req.projection]
-    elif req.direction == "interpolation":
-        args += ["--dir", "interpolation", "--checkpoints", rel(entry.checkpoints[0])]
-    else:  # between
-        args += ["--to", rel(entry.to)]
-    xs = np.asarray(surf.xs)
-    args += ["--xrange", repr(float(xs[0])), repr(float(xs[-1]))]
-    if req.dim == 1:
-        args += ["--res", str(xs.size)]
-    else:
-        ys = np.asarray(surf.ys)
-        args += ["--yrange", repr(float(ys[0])), repr(float(ys[-1]))]
-        args += ["--xres", str(xs.size), "--yres", str(ys.size)]
-    args += ["--out", f"landscape-{args[3]}"]
-    return " ".join(shlex.quote(a) for a in args)
 
 
 def compare(names, settings, norm: str = "filter", progress=None):
@@ -397,9 +395,7 @@ def compare(names, settings, norm: str = "filter", progress=None):
     for i, name in enumerate(names):
         subject = open_entry(get(name))
         cb = None if progress is None else comparisons.panel_progress(progress, i, len(names), name)
-        panel = comparisons.measure_subject(
-            subject.subject(), used, name, norm=norm, progress=cb, evaluator=subject.evaluator()
-        )
+        panel = comparisons.measure_subject(subject.subject(), used, name, norm=norm, progress=cb)
         if settings.split != "train":
             panel.notes.append("measured on the model's data (an operator's model has one set)")
         panels.append(panel)

@@ -6,7 +6,7 @@ the page's caps. The same request is
 
 - the cache key (same request twice -> same numbers, answered from the cache),
 - what ``compute`` hands to the slicing pipeline (``landscape.pipelines.slices``),
-- what ``command`` prints as the equivalent ``python -m landscape ...`` command line.
+- what ``landscape.cli.reproduce`` prints as the equivalent ``python -m landscape ...`` command.
 
 No Streamlit here: this module is the page's logic, testable and usable from a notebook::
 
@@ -20,17 +20,13 @@ train and the test split.
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from landscape.core import checks, directions
-from landscape.data import datasets as data
 from landscape.data.config import Config
 from landscape.engine.subject import SPLITS, Subject, fingerprint, same_architecture
-from landscape.engine.surface import Surface
 from landscape.pipelines import slices
 from landscape.pipelines.slices import (
     LINE_KINDS,
@@ -42,7 +38,7 @@ from landscape.storage import codec
 
 __all__ = [
     "LINE_KINDS", "PLANE_KINDS", "SPLITS", "SurfaceRequest", "LandscapeResult", "compute",
-    "fingerprint", "path_share", "same_architecture", "to_csv", "command", "directions",
+    "fingerprint", "path_share", "same_architecture", "to_csv", "directions",
 ]  # fmt: skip
 
 MAX_RES = 101  # most points along one axis on the page (101 x 101 = 10201 points)
@@ -148,113 +144,3 @@ def to_csv(result: LandscapeResult) -> str:
                 a = "" if acc is None else repr(float(acc[i, j]))
                 buf.write(f"{float(x)!r},{float(y)!r},{float(s.loss[i, j])!r},{a},{split},{line}\n")
     return buf.getvalue()
-
-
-def command(
-    result: LandscapeResult, end_run_file: str = "run_b.npz", run_file: str = "run.npz"
-) -> str:
-    """The ``python -m landscape ...`` command line that recomputes the main surface.
-
-    The run is retrained from its config flags (training is deterministic, so the same
-    weights come back); a 'between' line loads the second run from ``end_run_file`` (the
-    page offers it as a download). Ranges are written out, so an automatic PCA range is
-    reproduced exactly. A run trained on uploaded data is loaded from ``run_file`` instead,
-    with a comment saying so. Hessian directions have no command line: a Python snippet is
-    returned instead.
-    """
-    req, s = result.request, result.main
-    if req.direction == "hessian":
-        built_in = dataset_is_built_in(req.config.dataset)
-        return _hessian_snippet(req, s, None if built_in else run_file)
-    sub = "line" if req.dim == 1 else "plane"
-    registered = not dataset_is_built_in(req.config.dataset)
-    run_flags = ["--load-run", run_file] if registered else _config_flags(req.config)
-    args = ["python", "-m", "landscape", sub, *run_flags]
-    args += _slice_flags(req, s, end_run_file)
-    args += ["--out", f"landscape-{sub}"]
-    line = " ".join(shlex.quote(str(a)) for a in args)
-    if registered:  # the command line has no name for data uploaded to the server
-        return (
-            "# This run was trained on uploaded data, which the command line cannot name: "
-            f"download the run as {run_file} and load it.\n" + line
-        )
-    return line
-
-
-def dataset_is_built_in(name: str) -> bool:
-    return name in data.DATASETS
-
-
-def _config_flags(config) -> list[str]:
-    """Flags that retrain the run (only the fields that differ from the defaults)."""
-    default = type(config)()
-    flags = []
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if value == getattr(default, f.name):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "loss_params":
-            for k, v in value:
-                flags += ["--loss-param", f"{k}={v!r}"]
-        elif isinstance(value, bool):
-            flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
-        else:
-            flags += [flag, repr(value) if isinstance(value, float) else value]
-    return flags
-
-
-def _slice_flags(req: SurfaceRequest, s: Surface, end_run_file: str) -> list[str]:
-    """Surface flags of ``python -m landscape line|plane`` (ranges read from the surface)."""
-    kind = {"between": "interpolation"}.get(req.direction, req.direction)
-    flags = ["--dir", kind]
-    if req.direction == "random":
-        flags += ["--dir-seed", req.seed, "--norm", req.norm, "--ignore", req.ignore or "none"]
-        if req.dir_type != "weights":
-            flags += ["--dir-type", req.dir_type]
-    if req.direction == "pca" and req.projection != "cos":
-        flags += ["--projection", req.projection]
-    if req.direction == "between":
-        flags += ["--end-run", end_run_file]
-    flags += ["--xrange", repr(float(s.xs[0])), repr(float(s.xs[-1]))]
-    if s.ys is None:
-        return flags + ["--res", s.xs.size, "--split", "train"]
-    flags += ["--yrange", repr(float(s.ys[0])), repr(float(s.ys[-1]))]
-    flags += ["--xres", s.xs.size, "--yres", s.ys.size, "--split", req.split]
-    if req.orthogonal and req.direction == "random":
-        flags.append("--orthogonal")
-    return flags
-
-
-def _hessian_snippet(req: SurfaceRequest, s: Surface, run_file: str | None = None) -> str:
-    """Python that recomputes a Hessian-direction plane (the command line has no such flag);
-    with ``run_file`` (a run on uploaded data) the run is loaded from that saved file."""
-    cfg = ", ".join(
-        f"{k}={v!r}"
-        for k, v in req.config.to_dict().items()
-        if v != getattr(type(req.config)(), k) and k != "loss_params"
-    )
-    lp = dict(req.config.loss_params)
-    cfg += f", loss_params={lp!r}" if lp else ""
-    return "\n".join(
-        [
-            "# The command line has no Hessian directions; this Python does the same.",
-            "import numpy as np",
-            "from landscape import pictures",
-            *(
-                ["from landscape import store", f"run = store.load_run({run_file!r})"]
-                if run_file
-                else [
-                    "from landscape.training.loop import Config, train",
-                    f"run = train(Config({cfg}))",
-                ]
-            ),
-            "req = pictures.SurfaceRequest.for_run(",
-            f"    run, dim=2, direction='hessian', seed={req.seed}, norm={req.norm!r},",
-            f"    ignore={req.ignore!r}, xmin={float(s.xs[0])!r}, xmax={float(s.xs[-1])!r},",
-            f"    ymin={float(s.ys[0])!r}, ymax={float(s.ys[-1])!r}, nx={s.xs.size}, "
-            f"ny={s.ys.size}, split={req.split!r})",
-            "result = pictures.compute(req, run)",
-            "print(result.eigenvalues, np.nanmin(result.main.loss))",
-        ]
-    )

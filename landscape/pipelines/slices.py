@@ -33,6 +33,10 @@ Kinds of slice (``direction``):
   ``lines`` 1D slices along the first ``lines`` directions of the same generator.
 - 2D ``pca``: the two leading principal components of the training path (every parameter,
   unit norm); the path is projected onto the plane; ``auto_range`` frames the path.
+- given directions (``compute(..., given_directions=[d])`` for a line, ``[d1, d2]`` for a
+  plane): those, checked against the model's names and shapes (``check_given``), instead of
+  the request's kind; e.g. the directions of an earlier surface file, so two nets share a
+  plane (the original code's ``--dir_file``).
 - 2D ``hessian``: the two top Hessian eigenvectors (``landscape.measures.curvature.top_eigen``),
   rescaled to the norm of the weights they move unless ``norm="none"``, so that a step of 1
   is as long as the weights, as for a filter-normalised direction.
@@ -242,41 +246,34 @@ def evaluate(
     Points are independent: any subset of rows can be evaluated apart and put back in order.
     """
     model = subject.model() if centre is None else centre
+    stream = subject.stream  # a user's data file, read in batches
     return surface.evaluate(
         model,
         subject.loss_fn,
-        subject.data(split),
+        subject.data(split) if stream is None else stream(split),
         list(dirs),
         np.asarray(coords, dtype=np.float64),
         subject.accuracy_fn,
         progress,
         method,
+        batch_size=subject.batch_size,
+        device=subject.device,
     )
-
-
-def _json(meta: dict) -> dict:
-    return json.loads(json.dumps(meta, default=lambda o: o.tolist()))
 
 
 def _line_surface(evaluator, subject, centre, d, ts, split, req, cb, meta) -> Surface:
     losses, accs, info = evaluator(
         subject, [d], ts[:, None], split, centre=centre, method=req.method, progress=cb
     )
-    return Surface("line", ts, None, losses, accs, _json({**meta, "kind": "line", **info}))
+    return surface.line_surface(ts, losses, accs, info, meta)
 
 
 def _plane_surface(evaluator, subject, centre, dirs, xs, ys, split, req, cb, meta) -> Surface:
-    gx, gy = np.meshgrid(xs, ys)  # (ny, nx) each; row i is ys[i]
-    coords = np.stack([gx.ravel(), gy.ravel()], axis=1)  # (ny*nx, 2), point k = i*nx + j
     losses, accs, info = evaluator(
-        subject, dirs[:2], coords, split, centre=centre, method=req.method, progress=cb
-    )
-    shape = (ys.size, xs.size)
-    acc = None if accs is None else np.asarray(accs).reshape(shape)
-    cos = directions.cosine(dirs[0], dirs[1])
-    info = {**info, "cosine": None if math.isnan(cos) else cos}
-    meta = _json({**meta, "kind": "plane", **info})
-    return Surface("plane", xs, ys, np.asarray(losses).reshape(shape), acc, meta)
+        subject, dirs[:2], surface.grid(xs, ys), split, centre=centre, method=req.method,
+        progress=cb,
+    )  # fmt: skip
+    return surface.plane_surface(xs, ys, losses, accs, info, meta, dirs[0], dirs[1])
 
 
 def _stage(progress: Progress, lo: float, hi: float, text: str):
@@ -365,7 +362,7 @@ def _plane_directions(req: SliceRequest, subject: Subject, model: nn.Module, pro
     if req.direction == "pca":
         if subject.trajectory is None:
             raise ValueError("direction='pca' needs the training path (a trajectory)")
-        d1, d2, ratio = directions.pca_directions(subject.trajectory, model)
+        d1, d2, ratio = directions.pca_directions(subject.trajectory, model, req.ignore)
         kw = {} if req.projection == "cos" else {"projection": req.projection}
         px, py = directions.project(subject.trajectory, model, d1, d2, **kw)
         epochs = None if subject.epochs is None else np.asarray(subject.epochs[: len(px)])
@@ -423,8 +420,44 @@ def path_share(trajectory: np.ndarray, final, d1: dict, d2: dict) -> float | Non
 # ----------------------------------------------------------------------------- compute
 
 
-def _compute_line(req, subject, other, progress, evaluator) -> SliceResult:
-    centre, dirs = _line_directions(req, subject, other)
+def check_given(model: nn.Module, dirs: Sequence[dict[str, Tensor]], dim: int) -> None:
+    """ValueError unless ``dirs`` are ``dim`` directions for ``model``: every parameter, each
+    with the model's shape, and otherwise only its floating-point buffers (``states``)."""
+    if len(dirs) != dim:
+        kind = "a line needs 1" if dim == 1 else "a plane needs 2"
+        raise ValueError(f"{len(dirs)} direction(s) given: {kind}")
+    params = dict(model.named_parameters())
+    states = {**params, **{n: b for n, b in model.named_buffers() if b.is_floating_point()}}
+    for k, d in enumerate(dirs, 1):
+        missing = [n for n in params if n not in d]
+        if missing:
+            raise ValueError(
+                f"direction {k} has no tensor for the model's parameter {missing[0]!r}"
+            )
+        for n, t in d.items():
+            if n not in states:
+                raise ValueError(f"direction {k} has a tensor {n!r} that the model does not have")
+            if tuple(t.shape) != tuple(states[n].shape):
+                raise ValueError(
+                    f"direction {k}[{n!r}] has shape {tuple(t.shape)}, the model's is "
+                    f"{tuple(states[n].shape)}"
+                )
+            if not torch.isfinite(torch.as_tensor(t)).all():
+                raise ValueError(f"direction {k}[{n!r}] is not finite")
+
+
+def _given(model: nn.Module, dirs, dim: int) -> list[dict[str, Tensor]]:
+    check_given(model, dirs, dim)
+    ref = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    return [{n: torch.as_tensor(t).to(ref[n]) for n, t in d.items()} for d in dirs]
+
+
+def _compute_line(req, subject, other, progress, evaluator, given=None) -> SliceResult:
+    if given is not None:
+        centre = subject.model()
+        dirs = _given(centre, given, 1)
+    else:
+        centre, dirs = _line_directions(req, subject, other)
     ts = req.xs()
     jobs = [(split, k) for k in range(len(dirs)) for split in req.splits()]
     surfaces = {}
@@ -438,9 +471,12 @@ def _compute_line(req, subject, other, progress, evaluator) -> SliceResult:
     return SliceResult(req, surfaces, dirs)
 
 
-def _compute_plane(req, subject, progress, preview, evaluator) -> SliceResult:
+def _compute_plane(req, subject, progress, preview, evaluator, given=None) -> SliceResult:
     model = subject.model()
-    dirs, extra = _plane_directions(req, subject, model, progress)
+    if given is not None:
+        dirs, extra = _given(model, given, 2), {}
+    else:
+        dirs, extra = _plane_directions(req, subject, model, progress)
     used = req
     meta_extra = {"split": req.split, "orthogonal": req.orthogonal}
     if "path" in extra:
@@ -495,8 +531,12 @@ def compute(
     progress: Progress = None,
     preview: Preview = None,
     evaluator: Evaluator = evaluate,
+    given_directions: Sequence[dict[str, Tensor]] | None = None,
 ) -> SliceResult:
     """Compute the surfaces of ``req`` for ``subject`` (and ``other`` for a 'between' line).
+
+    ``given_directions``: slice along these (one for a line, two for a plane; see
+    ``check_given``) instead of making the request's kind of direction.
 
     ``progress(fraction, text)`` is called as points are evaluated. ``preview(result)``, for
     a plane of at least PREVIEW_FACTOR times COARSE_RES^2 points, first receives the same
@@ -505,10 +545,16 @@ def compute(
     (a mismatched second net, PCA without a path); a diverging region is a result: its points
     are NaN/inf in the surfaces.
     """
+    given = given_directions
+    if given is not None and (req.direction != "random" or req.n_lines != 1 or req.lines > 2):
+        raise ValueError(
+            "given_directions take the place of random ones: the request must have "
+            "direction='random', n_lines=1 and lines <= 2"
+        )
     if req.dim == 1:
-        result = _compute_line(req, subject, other, progress, evaluator)
+        result = _compute_line(req, subject, other, progress, evaluator, given)
     else:
-        result = _compute_plane(req, subject, progress, preview, evaluator)
+        result = _compute_plane(req, subject, progress, preview, evaluator, given)
     surfs = [*result.surfaces.values(), *result.lines]
     result.seconds = float(sum(s.meta.get("seconds", 0.0) for s in surfs))
     own = subject.own_loss.get(result.main.meta.get("split", req.split))
@@ -524,16 +570,19 @@ def compute_own(
     progress: Progress = None,
     preview: Preview = None,
     to=None,
-    evaluator: Evaluator | None = None,
+    evaluator: Evaluator = evaluate,
+    given_directions: Sequence[dict[str, Tensor]] | None = None,
 ) -> SliceResult:
     """``compute`` on a user's own model (``landscape.engine.own.OwnModel``, data streamed).
 
-    ``to``: the weight file at t=1 of a ``between`` line; ``evaluator``: default
-    ``model.evaluator()`` (the command line wraps it in ``landscape.engine.distributed``).
+    ``to``: the weight file at t=1 of a ``between`` line; ``evaluator``: default ``evaluate``
+    (the command line wraps it in ``landscape.engine.distributed``).
     """
     other = None if to is None else model.subject(to)
-    ev = model.evaluator() if evaluator is None else evaluator
-    result = compute(req, model.subject(), other, progress, preview, evaluator=ev)
+    result = compute(
+        req, model.subject(), other, progress, preview, evaluator=evaluator,
+        given_directions=given_directions,
+    )  # fmt: skip
     for surf in [*result.surfaces.values(), *result.lines]:
         surf.meta["model"] = json.loads(json.dumps(model.spec))  # what this result is of
     return result

@@ -258,15 +258,21 @@ def contour_figure(
     x_title: str = "d1",
     y_title: str = "d2",
     mark: bool = True,
+    lines: tuple[float, float, float] | None = None,
 ) -> go.Figure:
     """Contour plot of a plane; levels log-spaced by default (``log=None``: when possible).
 
     ``zmin``/``zmax``: colour range in the field's units; values outside are clipped and the
     figure notes how many. ``mark`` stars the best point and crosses the centre model.
+    ``lines=(first, last, step)``: contour lines only, at those values of the field (Li et
+    al.'s plots draw loss 0.1 to 10 every 0.5), named on the colour bar; points above ``last``
+    stay blank rather than clipped, so closed lines (islands) show wherever they are.
     Hover shows the real value, not its log.
     """
     _plane(surface)
     raw = _field(surface, field)
+    if lines is not None:
+        return _line_contours(surface, raw, field, lines, title, x_title, y_title, mark)
     z, notes = _clip(raw, zmin, zmax)
     c = _color(z, _use_log(z, log if field == "loss" else False), field, n_levels)
     contour = go.Contour(
@@ -289,6 +295,35 @@ def contour_figure(
     _layout(fig, title, x_title, y_title)
     _grid_ranges(fig, surface)
     return add_notes(fig, _masked_note(surface.loss) + notes)
+
+
+def _line_contours(surface, raw, field, lines, title, x_title, y_title, mark) -> go.Figure:
+    first, last, step = (float(v) for v in lines)
+    if not (math.isfinite(first) and math.isfinite(last) and step > 0 and first <= last):
+        raise ValueError(f"lines={lines}: must be (first, last, step) with first <= last, step > 0")
+    named = f"{field}: lines at {first:g}, {first + step:g}, ..., {last:g}"
+    contour = go.Contour(
+        x=surface.xs,
+        y=surface.ys,
+        z=raw,
+        customdata=raw,
+        hovertemplate=_hover(field),
+        colorscale="Viridis" if field == "loss" else "Viridis_r",
+        colorbar={"title": {"text": named, "side": "right"}, "thickness": 12},
+        connectgaps=False,
+        autocontour=False,
+        contours={"start": first, "end": last, "size": step, "coloring": "lines"},
+        zmin=first,
+        zmax=last,
+        line={"width": 1.5},
+        name=field,
+    )
+    fig = go.Figure(contour)
+    if mark:
+        _markers(fig, surface, raw, field)
+    _layout(fig, title, x_title, y_title)
+    _grid_ranges(fig, surface)
+    return add_notes(fig, _masked_note(surface.loss))
 
 
 def heatmap_figure(
@@ -340,15 +375,20 @@ def surface3d_figure(
     raw = _field(surface, field)
     z, notes = _clip(raw, zmin, zmax)
     use_log = _use_log(z, log)
+    colour, colorbar = z, {"title": {"text": field}}
+    if use_log:  # the colours follow the log axis: a linear colour bar made one colour of it
+        c = _color(z, True, field, 1)
+        colour, colorbar = c["z"], c["colorbar"]
     fig = go.Figure(
         go.Surface(
             x=surface.xs,
             y=surface.ys,
             z=z,
+            surfacecolor=colour,
             customdata=raw,
             hovertemplate=_hover(field),
             colorscale="Viridis" if field == "loss" else "Viridis_r",
-            colorbar={"title": {"text": field}},
+            colorbar=colorbar,
             name=field,
         )
     )

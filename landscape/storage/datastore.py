@@ -4,7 +4,9 @@ Layout of the folder (``LANDSCAPE_DATA_DIR``, default ``~/.loss-landscape-lab``)
 
     index.sqlite          one row per entry: kind, key, run id, size, last use, pin, owners
     objects/<kind>/<key>.npz   the entry itself, pickle-free (run_to_bytes / codec.to_bytes)
+    pins/<run key>        one empty file per pinned run (so a rebuilt index keeps its pins)
     locks/<key>.lock      advisory locks: one trainer of a config at a time, across processes
+    quarantine/<kind>/    entries that did not read back, moved aside (never deleted)
 
 Keys are content addresses: a run's key is a hash of its Config (training is deterministic,
 so the config *is* the run: the same config trained by anyone is trained once); a
@@ -15,24 +17,37 @@ Why SQLite in WAL mode: the server's script threads and its worker processes all
 write the folder at once; WAL lets readers go on while one writer commits, and every
 connection waits (``busy_timeout``) rather than failing while another holds the write lock.
 Files are written to a temporary name and renamed into place, so a reader sees a whole file
-or none.
+or none; a temporary file left by a failed write or a killed writer is removed.
 
-Disk is bounded: after each write, least-recently-used entries go until the folder is under
-``LANDSCAPE_DATA_MAX_MB``. Pinned runs (the Classroom list) and runs a page is showing
-(a lease, renewed while shown) are never evicted, nor is what was derived from them. A
-damaged entry (a file that does not read back) is dropped and reported, never raised.
+Disk is bounded: every entry file under ``objects/`` is in the index (an index that was
+removed or damaged is rebuilt from ``objects/``, pins from ``pins/``; the browsers' "My runs"
+lists live only in the index and start empty), and before each write
+least-recently-used entries go until the new one fits under ``LANDSCAPE_DATA_MAX_MB``. Pinned
+runs (the Classroom list) and runs a page is showing (a lease, renewed while shown) are never
+evicted, nor is what was derived from them; an entry that cannot fit is refused, not stored.
+
+The folder's own files are read as hostile as uploads, with the limit they were written
+under (``MAX_ENTRY_BYTES``). An entry that does not read back is never deleted: it is moved
+to ``quarantine/`` (outside the cap), said once, and computed again when next asked for; to
+recover one, move it back to ``objects/<kind>/<key>.npz``: the next start of the folder (the
+server's, or ``python -m landscape runs``) indexes it if it reads back, else sets it aside again.
+
+Failures are one line: a folder that is read-only opens for reading (the last-use time is
+not updated); a full disk skips the last-use update on reads; a write that cannot happen
+raises ``StoreError`` naming the folder and why. A store opened with ``strict=False`` (the
+app's) never raises after it opened: it keeps working from memory and records ``problem``,
+one line for the pages to show.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
-import logging
 import os
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -41,41 +56,26 @@ from pathlib import Path
 
 from landscape.data.config import Config
 from landscape.storage import codec, formats
+from landscape.storage.folder import (
+    KEY_RE,
+    MAX_ENTRY_BYTES,
+    MAX_MB_ENV,
+    RUN_ID_LEN,
+    Folder,
+    StoreError,
+    guarded,
+    size_of,
+)
 from landscape.training import loop as training
 from landscape.training.loop import Run
 
 DATA_DIR_ENV = "LANDSCAPE_DATA_DIR"
-MAX_MB_ENV = "LANDSCAPE_DATA_MAX_MB"
 DEFAULT_DIR = Path("~") / ".loss-landscape-lab"
 DEFAULT_MAX_MB = 1024.0  # disk cap of the folder when LANDSCAPE_DATA_MAX_MB is not set
 MAX_MB_LIMIT = 1e7  # largest cap accepted (10 TB)
-RUN_ID_LEN = 10  # hex digits of a run id (40 bits: collisions need ~10^6 runs)
 LEASE_SECONDS = 1800.0  # a shown run stays protected this long after it was last drawn
-KINDS = ("run", "landscape", "comparison")
 OWNER_RE = re.compile(r"[0-9a-f]{8,64}")  # browser ids: hex
 RUN_ID_RE = re.compile(rf"[0-9a-f]{{{RUN_ID_LEN}}}")
-KEY_RE = re.compile(r"[0-9a-f]{16,64}")
-
-log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    kind TEXT NOT NULL, key TEXT NOT NULL,
-    run_id TEXT,            -- the run (kind run) or the run it was computed from, if any
-    name TEXT NOT NULL DEFAULT '',
-    config TEXT,            -- a run's Config as JSON
-    bytes INTEGER NOT NULL, created REAL NOT NULL, used REAL NOT NULL,
-    pinned INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (kind, key));
-CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
-CREATE INDEX IF NOT EXISTS entries_run ON entries (run_id);
-CREATE TABLE IF NOT EXISTS owners (
-    owner TEXT NOT NULL, run_id TEXT NOT NULL, added REAL NOT NULL,
-    PRIMARY KEY (owner, run_id));
-CREATE TABLE IF NOT EXISTS leases (
-    run_id TEXT NOT NULL, holder TEXT NOT NULL, until REAL NOT NULL,
-    PRIMARY KEY (run_id, holder));
-"""
 
 
 def _hash(text: str) -> str:
@@ -137,139 +137,41 @@ class RunInfo:
     bytes: int
 
 
-class Store:
-    """A data folder. Safe to share between threads and processes (one object per process)."""
+class Store(Folder):
+    """A data folder. Safe to share between threads and processes (one object per process).
 
-    def __init__(self, root: str | os.PathLike | None = None, max_mb: float | None = None):
-        self.root = Path(root).expanduser() if root is not None else dir_from_env()
-        self.max_bytes = int((max_mb if max_mb is not None else max_mb_from_env()) * 1e6)
-        (self.root / "locks").mkdir(parents=True, exist_ok=True)
-        for kind in KINDS:
-            (self.root / "objects" / kind).mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._open_index()
+    ``strict`` (default): failures raise ``StoreError``; ``strict=False`` (the app): they are
+    recorded in ``problem`` and the call returns nothing (see the module docstring).
+    """
 
-    # ------------------------------------------------------------------------- index
-
-    @property
-    def index_path(self) -> Path:
-        return self.root / "index.sqlite"
-
-    def _open_index(self) -> None:
-        try:
-            self._conn().executescript(SCHEMA)
-        except sqlite3.DatabaseError as e:  # a damaged index: keep it aside, start afresh
-            if isinstance(e, sqlite3.OperationalError):  # locked, disk full...: not damage
-                raise
-            self._local.conn.close()
-            self._local.__dict__.clear()
-            aside = self.index_path.with_name(f"index.sqlite.damaged-{int(time.time())}")
-            log.warning("data index %s is damaged (%s); moved to %s", self.index_path, e, aside)
-            for suffix in ("", "-wal", "-shm"):
-                p = Path(str(self.index_path) + suffix)
-                if p.exists():
-                    p.replace(str(aside) + suffix)
-            self._conn().executescript(SCHEMA)
-            self.reindex()
-
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit; transactions are explicit)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.index_path, timeout=30, isolation_level=None)
-            self._local.conn, self._local.pid = conn, os.getpid()
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
-
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, in a write transaction (committed on success)."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def reindex(self) -> int:
-        """Index the runs found in the folder (after a damaged index); returns how many."""
-        n = 0
-        for path in sorted((self.root / "objects" / "run").glob("*.npz")):
-            try:
-                run = formats.run_from_bytes(path.read_bytes())
-            except (OSError, ValueError):
-                continue
-            if path.stem == run_key(run.config):
-                self._index("run", path.stem, run_id(run.config), run.name, run.config, path)
-                n += 1
-        return n
-
-    # ------------------------------------------------------------------------- files
-
-    def _path(self, kind: str, key: str) -> Path:
-        if kind not in KINDS or not KEY_RE.fullmatch(key):
-            raise ValueError(f"bad store entry {kind!r}/{key!r}")
-        return self.root / "objects" / kind / f"{key}.npz"
-
-    def _write(self, kind: str, key: str, data: bytes) -> Path:
-        path = self._path(kind, key)
-        tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return path
-
-    def _index(self, kind, key, rid, name, config, path) -> None:
-        now = time.time()
-        cfg = None if config is None else json.dumps(config.to_dict(), sort_keys=True)
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO entries (kind, key, run_id, name, config, bytes, created, used) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET "
-                "bytes = excluded.bytes, used = excluded.used",
-                (kind, key, rid, name, cfg, path.stat().st_size, now, now),
-            )
-
-    def _read(self, kind: str, key: str, notes: list[str] | None):
-        """The file's bytes, or None (missing: forgotten; a damaged one is dropped by the caller)."""
-        try:
-            data = self._path(kind, key).read_bytes()
-        except FileNotFoundError:
-            self._forget(kind, key)
-            return None
-        with self._db() as db:
-            db.execute(
-                "UPDATE entries SET used = ? WHERE kind = ? AND key = ?", (time.time(), kind, key)
-            )
-        return data
-
-    def _forget(self, kind: str, key: str) -> None:
-        with self._db() as db:
-            db.execute("DELETE FROM entries WHERE kind = ? AND key = ?", (kind, key))
-
-    def _drop_damaged(self, kind: str, key: str, label: str, err, notes: list[str] | None) -> None:
-        msg = (
-            f"The stored {kind} {label} was damaged and has been dropped ({err}); compute it again."
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        max_mb: float | None = None,
+        strict: bool = True,
+    ):
+        super().__init__(
+            Path(root).expanduser() if root is not None else dir_from_env(),
+            int((max_mb if max_mb is not None else max_mb_from_env()) * 1e6),
+            strict,
         )
-        log.warning(msg)
-        if notes is not None:
-            notes.append(msg)
-        self._remove(kind, key)
 
-    def _remove(self, kind: str, key: str) -> None:
-        self._forget(kind, key)
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            self._path(kind, key).unlink()
+    def _run_from(self, key: str, data: bytes) -> Run:
+        """The run in ``data`` (read with the limit it was written under), checked against its
+        key; ValueError (or whatever a damaged archive raises) if it is not that run."""
+        run = formats.run_from_bytes(data, max_bytes=MAX_ENTRY_BYTES)
+        if run_key(run.config) != key:
+            raise ValueError("its config does not match its name")
+        return run
 
     # ------------------------------------------------------------------------- runs
 
+    @guarded()
     def put_run(self, run: Run, owner: str | None = None) -> str:
-        """Keep ``run`` (under the key of its config); returns its run id."""
+        """Keep ``run`` (under the key of its config); returns its run id. StoreError (app's
+        store: None, and ``problem``) when it cannot be kept: read-only, full, over the cap."""
         key, rid = run_key(run.config), run_id(run.config)
-        path = self._write("run", key, formats.run_to_bytes(run))
+        path = self._put("run", key, formats.run_to_bytes(run))
         self._index("run", key, rid, run.name, run.config, path)
         if owner is not None:
             self.add_owner(owner, rid)
@@ -278,50 +180,47 @@ class Store:
 
     def _key_of(self, rid: str) -> str | None:
         check_run_id(rid)
-        with self._db() as db:
-            row = db.execute(
-                "SELECT key FROM entries WHERE kind = 'run' AND run_id = ?", (rid,)
-            ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT key FROM entries WHERE kind = 'run' AND run_id = ?", (rid,))
+            .fetchone()
+        )
         return None if row is None else row[0]
 
+    @guarded()
     def get_run(self, rid: str, notes: list[str] | None = None) -> Run | None:
-        """The stored run with id ``rid``, or None (unknown, evicted, or damaged: dropped)."""
+        """The stored run with id ``rid``, or None (unknown, evicted, or damaged: quarantined
+        with a note in ``notes``)."""
         key = self._key_of(rid)
         if key is None:
             return None
-        data = self._read("run", key, notes)
-        if data is None:
-            return None
-        try:
-            run = formats.run_from_bytes(data)
-            if run_key(run.config) != key:
-                raise ValueError("its config does not match its name")
-        # A damaged file can fail anywhere inside zip/NumPy (BadZipFile, EOFError, ...): any
-        # failure to read it back is damage to report, never a crash of the page asking.
-        except Exception as e:  # noqa: BLE001
-            self._drop_damaged("run", key, rid, e, notes)
-            return None
-        return run
+
+        return self._load("run", key, rid, functools.partial(self._run_from, key), notes)
 
     def find_run(self, config: Config, notes: list[str] | None = None) -> Run | None:
         """The stored run of ``config``, or None."""
         return self.get_run(run_id(config), notes)
 
+    @guarded(bool)
     def has_run(self, rid: str) -> bool:
         return self._key_of(rid) is not None
 
+    @guarded()
     def run_info(self, rid: str) -> RunInfo | None:
         rows = self._run_rows("WHERE e.run_id = ?", (check_run_id(rid),))
         return rows[0] if rows else None
 
     def _run_rows(self, where: str, args: tuple, join: str = "") -> list[RunInfo]:
-        with self._db() as db:
-            rows = db.execute(
+        rows = (
+            self._conn()
+            .execute(
                 "SELECT e.run_id, e.name, e.config, e.created, e.pinned, e.bytes FROM entries e "
                 f"{join} {where} {'AND' if where else 'WHERE'} e.kind = 'run' "
                 "ORDER BY e.created DESC, e.run_id",
                 args,
-            ).fetchall()
+            )
+            .fetchall()
+        )
         out = []
         for rid, name, cfg, created, pinned, size in rows:
             try:
@@ -331,6 +230,7 @@ class Store:
             out.append(RunInfo(rid, name, config, created, bool(pinned), size))
         return out
 
+    @guarded(list)
     def runs(self, owner: str | None = None, pinned: bool | None = None) -> list[RunInfo]:
         """Stored runs, newest first: of one owner (browser), pinned ones, or all."""
         if owner is not None:
@@ -341,18 +241,26 @@ class Store:
             return self._run_rows("WHERE e.pinned = ?", (int(pinned),))
         return self._run_rows("", ())
 
+    def _writable(self) -> None:
+        if self.read_only and self._memory is None:
+            raise StoreError(f"data folder {self.root} is read-only")
+
+    @guarded()
     def add_owner(self, owner: str, rid: str) -> None:
         """List run ``rid`` under ``owner`` (a browser id) in its "My runs"."""
         if not OWNER_RE.fullmatch(owner or ""):
             raise ValueError(f"owner={str(owner)[:40]!r} is not a browser id (hex digits)")
+        self._writable()
         with self._db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO owners (owner, run_id, added) VALUES (?, ?, ?)",
                 (owner, check_run_id(rid), time.time()),
             )
 
+    @guarded()
     def remove_owner(self, owner: str, rid: str) -> None:
         """Take ``rid`` off ``owner``'s list; the run itself goes when nobody else keeps it."""
+        self._writable()
         with self._db() as db:
             db.execute("DELETE FROM owners WHERE owner = ? AND run_id = ?", (owner, rid))
             left = db.execute("SELECT 1 FROM owners WHERE run_id = ?", (rid,)).fetchone()
@@ -360,41 +268,68 @@ class Store:
         if left is None and info is not None and not info.pinned:
             self.delete_run(rid)
 
+    @guarded(bool)
     def delete_run(self, rid: str) -> bool:
         """Remove a run and what was computed from it; True if it was there."""
         check_run_id(rid)
+        if self.read_only:
+            raise StoreError(f"data folder {self.root} is read-only: nothing was deleted")
         with self._db() as db:
             rows = db.execute("SELECT kind, key FROM entries WHERE run_id = ?", (rid,)).fetchall()
+            db.execute("DELETE FROM entries WHERE run_id = ?", (rid,))
             db.execute("DELETE FROM owners WHERE run_id = ?", (rid,))
-        for kind, key in rows:
-            self._remove(kind, key)
+        self._unlink(rows)
         return any(kind == "run" for kind, _ in rows)
 
+    @guarded(bool)
     def pin(self, rid: str, pinned: bool = True) -> bool:
         """Pin (or unpin) a run for the Classroom list; False if no such run is stored."""
         check_run_id(rid)
+        if self.read_only:
+            raise StoreError(f"data folder {self.root} is read-only: no run can be pinned")
         with self._db() as db:
             cur = db.execute(
                 "UPDATE entries SET pinned = ? WHERE kind = 'run' AND run_id = ?",
                 (int(pinned), rid),
             )
+            key = self._key_of(rid)
+        if key is not None:  # where a rebuilt index finds the pin
+            mark = self.root / "pins" / key
+            mark.touch() if pinned else mark.unlink(missing_ok=True)
         return cur.rowcount > 0
 
+    @guarded()
     def lease(self, rid: str, holder: str, seconds: float = LEASE_SECONDS) -> None:
         """Protect ``rid`` (and its results) from eviction while ``holder`` shows it."""
+        check_run_id(rid)
+        if self.read_only:
+            return  # nothing is evicted from a read-only folder
         with self._db() as db:
             db.execute(
                 "INSERT INTO leases (run_id, holder, until) VALUES (?, ?, ?) "
                 "ON CONFLICT (run_id, holder) DO UPDATE SET until = excluded.until",
-                (check_run_id(rid), holder, time.time() + seconds),
+                (rid, holder, time.time() + seconds),
             )
 
     @contextlib.contextmanager
     def claim(self, key: str) -> Iterator[None]:
-        """Hold the cross-process lock of ``key`` (one trainer/computer of it at a time)."""
+        """Hold the cross-process lock of ``key`` (one trainer/computer of it at a time); on a
+        read-only folder (nothing is stored there) and, for the app's store, a folder whose
+        lock cannot be taken, no lock."""
         if not KEY_RE.fullmatch(key):
             raise ValueError(f"bad lock key {key!r}")
-        with open(self.root / "locks" / f"{key}.lock", "a+b") as fh:
+        try:
+            fh = None if self.read_only else open(self.root / "locks" / f"{key}.lock", "a+b")  # noqa: SIM115 - closed below
+        except OSError as e:
+            err = StoreError(f"data folder {self.root}: cannot take a lock ({e.strerror})")
+            if self.strict:
+                raise err from None
+            self.note_problem(str(err))
+            fh = None
+        if fh is None:
+            yield
+            return
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -403,86 +338,52 @@ class Store:
 
     # ------------------------------------------------------------------------- results
 
+    @guarded()
     def put_object(self, kind: str, key: str, obj, rid: str | None = None, name: str = "") -> None:
         """Keep a landscape/comparison result ``obj`` under ``key`` (see ``object_key``)."""
-        path = self._write(kind, key, codec.to_bytes(obj))
+        path = self._put(kind, key, codec.to_bytes(obj))
         self._index(kind, key, rid, name, None, path)
         self.evict()
 
+    @guarded()
     def get_object(self, kind: str, key: str, notes: list[str] | None = None):
-        """The stored result, or None (unknown, evicted, or damaged: dropped with a note)."""
-        with self._db() as db:
-            known = db.execute(
-                "SELECT 1 FROM entries WHERE kind = ? AND key = ?", (kind, key)
-            ).fetchone()
+        """The stored result, or None (unknown, evicted, or damaged: quarantined with a note)."""
+        self._path(kind, key)  # ValueError for a malformed kind or key
+        known = (
+            self._conn()
+            .execute("SELECT 1 FROM entries WHERE kind = ? AND key = ?", (kind, key))
+            .fetchone()
+        )
         if known is None:
             return None
-        data = self._read(kind, key, notes)
-        if data is None:
-            return None
-        try:
-            return codec.from_bytes(data)
-        except Exception as e:  # noqa: BLE001 - see get_run
-            self._drop_damaged(kind, key, key[:RUN_ID_LEN], e, notes)
-            return None
+        return self._load(kind, key, key[:RUN_ID_LEN], codec.from_bytes, notes)
 
     # ------------------------------------------------------------------------- size
 
+    @guarded(dict)
     def usage(self) -> dict:
-        """{"bytes", "max_bytes", "runs", "entries", "pinned"} of the folder now."""
-        with self._db() as db:
-            total, n = db.execute(
-                "SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM entries"
-            ).fetchone()
-            runs, pinned = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(pinned), 0) FROM entries WHERE kind = 'run'"
-            ).fetchone()
+        """{"bytes", "max_bytes", "runs", "entries", "pinned", "quarantined",
+        "quarantined_bytes"} of the folder now."""
+        conn = self._conn()
+        total, n = conn.execute("SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM entries").fetchone()
+        runs, pinned = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(pinned), 0) FROM entries WHERE kind = 'run'"
+        ).fetchone()
+        aside = list((self.root / "quarantine").glob("*/*"))
         return {"bytes": total, "max_bytes": self.max_bytes, "runs": runs, "entries": n,
-                "pinned": pinned}  # fmt: skip
+                "pinned": pinned, "quarantined": len(aside),
+                "quarantined_bytes": sum(size_of(p) for p in aside)}  # fmt: skip
 
+    @guarded(list)
     def evict(self) -> list[tuple[str, str]]:
         """Drop least-recently-used entries until under the cap; returns (kind, key) dropped.
 
         Never dropped: pinned runs, runs under a live lease, and results computed from either.
         A run that goes takes its results with it (they cannot be shown without it).
         """
-        dropped: list[tuple[str, str]] = []
-        with self._db() as db:
-            total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM entries").fetchone()[0]
-            if total <= self.max_bytes:
-                return dropped
-            now = time.time()
-            db.execute("DELETE FROM leases WHERE until < ?", (now,))
-            rows = db.execute(
-                "SELECT kind, key, run_id, bytes FROM entries e WHERE NOT EXISTS ("
-                "  SELECT 1 FROM entries p WHERE p.kind = 'run' AND p.run_id = e.run_id "
-                "  AND p.pinned = 1) "
-                "AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.run_id = e.run_id) "
-                "ORDER BY used, created"
-            ).fetchall()
-            gone: set[tuple[str, str]] = set()
-            for kind, key, rid, size in rows:
-                if total <= self.max_bytes:
-                    break
-                if (kind, key) in gone:
-                    continue
-                victims = [(kind, key, size)]
-                if kind == "run":
-                    victims += db.execute(
-                        "SELECT kind, key, bytes FROM entries WHERE run_id = ? AND kind != 'run'",
-                        (rid,),
-                    ).fetchall()
-                    db.execute("DELETE FROM owners WHERE run_id = ?", (rid,))
-                for vk, vkey, vsize in victims:
-                    if (vk, vkey) not in gone:
-                        db.execute("DELETE FROM entries WHERE kind = ? AND key = ?", (vk, vkey))
-                        gone.add((vk, vkey))
-                        dropped.append((vk, vkey))
-                        total -= vsize
-        for kind, key in dropped:
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                self._path(kind, key).unlink()
-        return dropped
+        if self.read_only:
+            return []
+        return self._evict() or []
 
 
 # ----------------------------------------------------------------------------- process-wide
@@ -492,20 +393,29 @@ _stores_lock = threading.Lock()
 
 
 def default_store() -> Store:
-    """The store of this process's environment (one per folder and cap, created once)."""
+    """The app's store of this process's environment (one per folder and cap, created once;
+    ``strict=False``: after it opened, failures are recorded in ``problem``, never raised)."""
     key = (str(dir_from_env()), max_mb_from_env())
     with _stores_lock:
         if key not in _stores:
-            _stores[key] = Store(*key)
+            _stores[key] = Store(*key, strict=False)
         return _stores[key]
 
 
-def train_stored(config: Config, progress=None, store: Store | None = None, train=None) -> Run:
+def train_stored(
+    config: Config,
+    progress=None,
+    store: Store | None = None,
+    train=None,
+    notes: list[str] | None = None,
+) -> Run:
     """The run of ``config``: from the store, or trained now and kept.
 
     One trainer per config across every process sharing the folder: the others wait on the
     config's lock and then read the stored run. Runs in the worker processes. ``train``:
-    the trainer (default ``training.train``).
+    the trainer (default ``training.train``). A run that was trained but cannot be kept
+    (read-only or full folder, over the cap) is still returned; why it was not kept goes to
+    ``notes`` (and, for the app's store, ``store.problem``).
     """
     store = store or default_store()
     train = train or training.train
@@ -516,5 +426,10 @@ def train_stored(config: Config, progress=None, store: Store | None = None, trai
         run = store.find_run(config)
         if run is None:
             run = train(config, progress)
-            store.put_run(run)
+            try:
+                kept = store.put_run(run)  # None: the app's store did not keep it (problem)
+            except StoreError as e:  # the training is paid for: hand the run back
+                kept, store.problem = None, str(e)
+            if kept is None and notes is not None:
+                notes.append(store.problem or f"data folder {store.root}: the run was not stored")
     return run

@@ -1,8 +1,8 @@
 """A plane surface as a 3D mesh: ParaView ``.vtp``, Wavefront ``.obj``, binary ``.stl``.
 
-``python -m landscape export PREFIX.npz --vtp [--obj] [--stl] [--log] [--zmax Z]`` reads a
-surface file (``landscape.storage.formats``) and writes the loss (or accuracy) over the plane as a
-height field: vertex ``(xs[j], ys[i], z[i, j])``, one quad per grid cell (two triangles in
+``export`` (the command ``python -m landscape export PREFIX.npz --vtp [--obj] [--stl] [--log]
+[--zmax Z]``, ``landscape.cli.export``) reads a surface file (``landscape.storage.formats``)
+and writes the loss (or accuracy) over the plane as a height field: vertex ``(xs[j], ys[i], z[i, j])``, one quad per grid cell (two triangles in
 STL, which has only triangles). Any grid shape works, square or not.
 
 As the original loss-landscape's ``h52vtp``: ``--zmax`` clips heights above it, then
@@ -18,15 +18,15 @@ OBJ text, and STL's 80-byte header + triangle records. Tests read all three back
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from landscape.engine.distributed import write_atomic
+from landscape.core.files import write_atomic
 from landscape.storage import formats as store
+from landscape.storage import h5
 
-FORMATS = ("vtp", "obj", "stl")
+FORMATS = ("vtp", "obj", "stl", "h5")  # h5: the original code's layout (landscape.storage.h5)
 LOG_OFFSET = 0.1  # --log draws ln(z + 0.1), as the original h52vtp
 
 
@@ -137,7 +137,7 @@ def export(
     under a temporary name, then renamed).
     """
     if not formats:
-        raise ValueError("no format asked for: pass --vtp, --obj and/or --stl")
+        raise ValueError("no format asked for: pass --vtp, --obj, --stl and/or --h5")
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"format={bad[0]!r} is not allowed: must be one of {list(FORMATS)}")
@@ -147,10 +147,21 @@ def export(
             surface = store.load_surface(f)
     except OSError as e:
         raise ValueError(f"cannot read surface file {str(npz)!r}: {e.strerror}") from None
-    points, quads, values = height_field(surface, field, log, zmax)
     base = Path(out) if out is not None else npz.with_suffix("")
-    name = field + ("_log" if log else "")
     written = []
+    if "h5" in formats:  # the surface itself, any kind: no mesh, no --log or --zmax
+        path = base.with_name(f"{base.name}.h5")
+        data = h5.surface_to_h5(surface)
+        write_atomic(path, lambda f: f.write(data))
+        written.append(path)
+        formats = [f for f in formats if f != "h5"]
+        if not formats:
+            return written
+    points, quads, values = height_field(surface, field, log, zmax)
+    name = field + ("_log" if log else "")
+    if log:  # the scalar holds what its name says: ln(z + 0.1), as the heights
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.log(values + LOG_OFFSET)
     for fmt in formats:
         path = base.with_name(f"{base.name}.{fmt}")
         if fmt == "vtp":
@@ -161,42 +172,3 @@ def export(
             write_atomic(path, lambda f: write_stl(f, points, quads, name))
         written.append(path)
     return written
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def add_parser(sub) -> argparse.ArgumentParser:
-    """The ``export`` subcommand of ``python -m landscape``."""
-    p = sub.add_parser(
-        "export",
-        help="write a plane surface as a 3D mesh (ParaView .vtp, .obj, .stl)",
-        description="Write a plane surface file (.npz) as a 3D mesh: ParaView .vtp, "
-        "Wavefront .obj (Blender), binary .stl (3D printing).",
-    )
-    p.add_argument("surface", metavar="PREFIX.npz", help="a plane surface written by 'plane'")
-    for fmt, text in (
-        ("vtp", "ParaView PolyData (VTK XML)"),
-        ("obj", "Wavefront OBJ (Blender)"),
-        ("stl", "binary STL (3D printing)"),
-    ):
-        p.add_argument(f"--{fmt}", action="store_true", help=f"write OUT.{fmt}: {text}")
-    p.add_argument(
-        "--field",
-        choices=["loss", "accuracy"],
-        default="loss",
-        help="height of the mesh (default: loss)",
-    )
-    p.add_argument("--log", action="store_true", help="height ln(z + 0.1), as the original h52vtp")
-    p.add_argument("--zmax", type=float, help="clip heights above this value (before --log)")
-    p.add_argument(
-        "--out", metavar="OUT", help="write OUT.vtp/.obj/.stl (default: the input without .npz)"
-    )
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    formats = [f for f in FORMATS if getattr(args, f)]
-    for path in export(args.surface, formats, args.field, args.log, args.zmax, args.out):
-        print(f"wrote {path}")
-    return 0

@@ -4,15 +4,11 @@ Both formats are plain NumPy .npz archives (a zip of .npy members) of numeric ar
 text: no pickle is ever written or read, so loading never executes code from the file.
 
 Reading (`run_from_bytes`, `load_run`, `load_surface`, `load_directions`,
-`surface_from_bytes`) goes through `_Archive`, which checks before inflating anything:
+`surface_from_bytes`) goes through `landscape.storage.archive.Archive`, which checks before
+inflating anything:
 
-- the zip's central directory: at most MAX_MEMBERS members, unique ``*.npy`` names, no
-  encryption, compression stored or deflate only (bzip2/lzma refused), and the members'
-  total uncompressed size at most ``max_bytes`` (MAX_FILE_BYTES by default);
-- every member's .npy header (read from its first bytes only): a whitelisted dtype (booleans,
-  integers, floats; unicode text for a surface's JSON; never object dtype), and a shape whose
-  size matches the member's size in the directory, so a header claiming 10^12 floats is
-  refused without allocating them;
+- the zip's directory and every member's .npy header (``landscape.storage.archive``: member
+  count, names, compression, sizes, whitelisted dtypes, shapes that match the sizes);
 - then the JSON members (capped at MAX_JSON_BYTES, nesting depth at MAX_JSON_DEPTH), every
   field of the metadata, and every array's shape and dtype against the format and, for a run,
   against its config: the state dict must have the keys, shapes and dtypes of the model the
@@ -50,22 +46,19 @@ import io
 import json
 import math
 import os
-import re
-import struct
-import zipfile
-import zlib
 from collections.abc import Sequence
 from typing import IO
 
 import numpy as np
 import torch
-from numpy.lib import format as npy
 from torch import Tensor
 
+from landscape.core import files
 from landscape.data import datasets as data
 from landscape.data import models, upload
 from landscape.data.config import Config
 from landscape.engine.surface import MAX_AXIS, Surface
+from landscape.storage import archive
 from landscape.training import loop as training
 
 FORMAT = "landscape-surface"
@@ -78,232 +71,12 @@ RUN_VERSION = 1
 MAX_FILE_BYTES = 32 * 2**20
 #: The command line reads bigger runs: the training caps allow a 400 MB trajectory.
 MAX_CLI_FILE_BYTES = 1024 * 2**20
-MAX_MEMBERS = 4096  # members of one archive (a run has ~10 + its state tensors)
-MAX_JSON_BYTES = 2**20  # one JSON member
-MAX_JSON_DEPTH = 32  # nesting of JSON arrays/objects
 MAX_NAME_CHARS = 300  # a run's display name
 
 PathOrFile = str | os.PathLike | IO[bytes]
 
-_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
-_NUMERIC = {
-    np.dtype(t)
-    for t in (
-        "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-        "float16", "float32", "float64",
-    )
-}  # fmt: skip
-#: What a damaged archive can raise while zipfile reads it.
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    OSError,
-    EOFError,
-    NotImplementedError,
-    zlib.error,
-    struct.error,
-)
 _HISTORY_KEYS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
 _DATA_KEYS = ("X_train", "y_train", "X_test", "y_test")
-
-
-def _fail(label: str, what: str) -> ValueError:
-    return ValueError(f"{label}: {what}")
-
-
-# ----------------------------------------------------------------------------- safe archive
-
-
-class _Archive:
-    """A .npz archive whose directory and .npy headers were checked; nothing inflated yet.
-
-    ``shapes[name]``, ``dtypes[name]``: what each member's header declares (name without
-    ``.npy``). ``array(name)`` inflates one member; ``json(name)`` parses a JSON member.
-    """
-
-    def __init__(
-        self, file: PathOrFile, label: str, max_bytes: int = MAX_FILE_BYTES, what: str = ".npz"
-    ):
-        self.label = label
-        try:
-            self._zip = zipfile.ZipFile(file)
-        except FileNotFoundError:
-            raise _fail(label, "cannot read it: no such file") from None
-        except (PermissionError, IsADirectoryError) as e:
-            raise _fail(label, f"cannot read it: {e.strerror}") from None
-        except (*_READ_ERRORS, ValueError) as e:
-            raise _fail(
-                label, f"not a {what} file: it is not a complete zip archive ({e})"
-            ) from None
-        try:
-            self._check_directory(max_bytes)
-            self._read_headers()
-        except BaseException:
-            self._zip.close()
-            raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._zip.close()
-
-    def _check_directory(self, max_bytes: int) -> None:
-        infos = self._zip.infolist()
-        if not infos:
-            raise _fail(self.label, "the archive is empty")
-        if len(infos) > MAX_MEMBERS:
-            raise _fail(self.label, f"{len(infos)} members: the cap is {MAX_MEMBERS}")
-        names = [i.filename for i in infos]
-        if len(set(names)) != len(names):
-            raise _fail(self.label, "the archive lists a member twice")
-        total = 0
-        for info in infos:
-            if not info.filename.endswith(".npy") or len(info.filename) > 300:
-                raise _fail(self.label, f"member {info.filename[:80]!r} is not a .npy array")
-            if info.flag_bits & 0x1:
-                raise _fail(self.label, "the archive is encrypted")
-            if info.compress_type not in _COMPRESSIONS:
-                raise _fail(
-                    self.label,
-                    f"member {info.filename!r} uses compression method {info.compress_type}: "
-                    f"only stored or deflate are read",
-                )
-            total += info.file_size
-        if total > max_bytes:
-            raise _fail(
-                self.label,
-                f"the arrays inside take {total / 2**20:.1f} MiB uncompressed: the cap is "
-                f"{max_bytes / 2**20:.0f} MiB",
-            )
-        self._infos = {i.filename[: -len(".npy")]: i for i in infos}
-
-    def _read_headers(self) -> None:
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        self.dtypes: dict[str, np.dtype] = {}
-        self._fortran: dict[str, bool] = {}
-        self._offset: dict[str, int] = {}
-        for name, info in self._infos.items():
-            try:
-                with self._zip.open(info) as fp:
-                    version = npy.read_magic(fp)
-                    if version == (1, 0):
-                        shape, fortran, dtype = npy.read_array_header_1_0(fp)
-                    elif version == (2, 0):
-                        shape, fortran, dtype = npy.read_array_header_2_0(fp)
-                    else:
-                        raise ValueError(f"unknown .npy version {version}")
-                    offset = fp.tell()
-            except (ValueError, SyntaxError, RecursionError, TypeError, OverflowError) as e:
-                raise _fail(self.label, f"array {name!r} has a bad header ({e})") from None
-            except _READ_ERRORS as e:
-                raise _fail(self.label, f"array {name!r} cannot be read ({e})") from None
-            if dtype.hasobject or not (dtype in _NUMERIC or (dtype.kind == "U" and shape == ())):
-                raise _fail(
-                    self.label,
-                    f"array {name!r} has type {dtype}: only numbers are read (never objects)",
-                )
-            n = math.prod(shape) * dtype.itemsize
-            if n != info.file_size - offset:
-                raise _fail(
-                    self.label,
-                    f"array {name!r} declares shape {shape} ({n} bytes) but holds "
-                    f"{info.file_size - offset} bytes",
-                )
-            self.shapes[name], self.dtypes[name] = tuple(shape), dtype
-            self._fortran[name], self._offset[name] = fortran, offset
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._infos)
-
-    def require(self, name: str, dtypes: Sequence, ndim: int | None = None) -> tuple[int, ...]:
-        """The declared shape of member `name`, checked to exist with one of `dtypes`."""
-        if name not in self.shapes:
-            raise _fail(self.label, f"the array {name!r} is missing")
-        dt, shape = self.dtypes[name], self.shapes[name]
-        if dt not in {np.dtype(d) for d in dtypes}:
-            allowed = " or ".join(str(np.dtype(d)) for d in dtypes)
-            raise _fail(self.label, f"the array {name!r} has type {dt}: must be {allowed}")
-        if ndim is not None and len(shape) != ndim:
-            raise _fail(self.label, f"the array {name!r} has shape {shape}: must be {ndim}-D")
-        return shape
-
-    def array(self, name: str) -> np.ndarray:
-        """Inflate one member into a buffer of its declared size (CRC checked at the end)."""
-        info, shape, dtype = self._infos[name], self.shapes[name], self.dtypes[name]
-        nbytes = info.file_size - self._offset[name]
-        buf = bytearray(nbytes)
-        try:
-            with self._zip.open(info) as fp:
-                fp.read(self._offset[name])
-                view, got = memoryview(buf), 0
-                while got < nbytes:
-                    k = fp.readinto(view[got:])
-                    if not k:
-                        raise EOFError("the member ends early")
-                    got += k
-                if fp.read(1):  # also makes zipfile compare the CRC
-                    raise ValueError("the member is longer than its header says")
-        except (*_READ_ERRORS, ValueError) as e:
-            raise _fail(self.label, f"array {name!r} is damaged ({e})") from None
-        order = "F" if self._fortran[name] else "C"
-        return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
-
-    def json(self, name: str):
-        """Parse a JSON member (UTF-8 bytes as uint8, or a 0-d unicode string)."""
-        shape = self.shapes.get(name)
-        if shape is None:
-            raise _fail(self.label, f"the metadata {name!r} is missing")
-        nbytes = math.prod(shape) * self.dtypes[name].itemsize
-        if nbytes > MAX_JSON_BYTES:
-            raise _fail(self.label, f"the metadata {name!r} is over {MAX_JSON_BYTES} bytes")
-        if self.dtypes[name] == np.uint8 and len(shape) == 1:
-            try:
-                text = self.array(name).tobytes().decode("utf-8")
-            except UnicodeDecodeError:
-                raise _fail(self.label, f"the metadata {name!r} is not UTF-8 text") from None
-        elif self.dtypes[name].kind == "U":
-            text = str(self.array(name)[()])
-        else:
-            raise _fail(self.label, f"the metadata {name!r} is not text")
-        if _depth(text) > MAX_JSON_DEPTH:
-            raise _fail(self.label, f"the metadata {name!r} is nested too deeply")
-        try:
-            return json.loads(text)
-        except (ValueError, RecursionError) as e:
-            raise _fail(self.label, f"the metadata {name!r} is not valid JSON ({e})") from None
-
-
-def _depth(text: str) -> int:
-    """Deepest bracket nesting in JSON text, strings skipped (checked before parsing, so a
-    deeply nested file is refused without recursion)."""
-    depth = deepest = 0
-    for token in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
-        t = token.group()
-        if t in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif t in "]}":
-            depth -= 1
-    return deepest
-
-
-def _label(name) -> str:
-    return f"file {str(name)!r}" if name else "the file"
-
-
-def _version(label: str, what: str, version, current: int) -> None:
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise _fail(label, f"not a {what} file (its format version is {version!r})")
-    if version > current:
-        raise _fail(
-            label,
-            f"this {what} file has format version {version}, made by a newer version of Loss "
-            f"Landscape Lab; this one reads version {current}: update, or save it again with "
-            f"this version",
-        )
-    if version < 1:
-        raise _fail(label, f"not a {what} file (unknown format version {version})")
 
 
 # ----------------------------------------------------------------------------- surfaces
@@ -357,62 +130,62 @@ def save_surface(
 _FLOATS = ("float64", "float32")
 
 
-def _read_surface(arc: _Archive) -> tuple[Surface, list[dict[str, Tensor]]]:
+def _read_surface(arc: archive.Archive) -> tuple[Surface, list[dict[str, Tensor]]]:
     """Check every field and shape of a surface file, then inflate it."""
     label = arc.label
     header = arc.json("header")
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise _fail(label, "not a landscape surface file (its header names another format)")
-    _version(label, "surface", header.get("version"), VERSION)
+        raise archive.fail(label, "not a landscape surface file (its header names another format)")
+    archive.check_version(label, "surface", header.get("version"), VERSION)
     kind = header.get("kind")
     if kind not in ("line", "plane"):
-        raise _fail(label, f"surface kind={kind!r} is unknown: must be 'line' or 'plane'")
+        raise archive.fail(label, f"surface kind={kind!r} is unknown: must be 'line' or 'plane'")
     has_ys, has_acc = header.get("has_ys"), header.get("has_accuracy")
     if not isinstance(has_ys, bool) or not isinstance(has_acc, bool):
-        raise _fail(label, "the header's has_ys/has_accuracy must be true or false")
+        raise archive.fail(label, "the header's has_ys/has_accuracy must be true or false")
     if has_ys != (kind == "plane"):
-        raise _fail(label, f"a {kind} {'must' if kind == 'plane' else 'cannot'} have ys")
+        raise archive.fail(label, f"a {kind} {'must' if kind == 'plane' else 'cannot'} have ys")
     (nx,) = arc.require("xs", _FLOATS, 1)
     want = (nx,)
     if has_ys:
         (ny,) = arc.require("ys", _FLOATS, 1)
         want = (ny, nx)
         if not 1 <= ny <= MAX_AXIS:
-            raise _fail(label, f"ys has {ny} points: must be 1 to {MAX_AXIS}")
+            raise archive.fail(label, f"ys has {ny} points: must be 1 to {MAX_AXIS}")
     if not 1 <= nx <= MAX_AXIS:
-        raise _fail(label, f"xs has {nx} points: must be 1 to {MAX_AXIS}")
+        raise archive.fail(label, f"xs has {nx} points: must be 1 to {MAX_AXIS}")
     for name in ("loss", "accuracy") if has_acc else ("loss",):
         shape = arc.require(name, _FLOATS)
         if shape != want:
-            raise _fail(
+            raise archive.fail(
                 label, f"{name} has shape {shape} but the axes give {want}: they must agree"
             )
     dirs = header.get("directions", [])
     if not isinstance(dirs, list) or not all(
         isinstance(d, list) and all(isinstance(n, str) for n in d) for d in dirs
     ):
-        raise _fail(label, "the header's directions must be lists of parameter names")
+        raise archive.fail(label, "the header's directions must be lists of parameter names")
     expected = {"header", "meta", "xs", "loss"} | ({"ys"} if has_ys else set())
     expected |= {"accuracy"} if has_acc else set()
     for i, names in enumerate(dirs):
         for n in names:
             shape = arc.require(f"d{i}/{n}", _FLOATS + ("float16",))
             if i and (n not in dirs[0] or shape != arc.shapes[f"d0/{n}"]):
-                raise _fail(label, f"direction {i + 1} does not match direction 1 at {n!r}")
+                raise archive.fail(label, f"direction {i + 1} does not match direction 1 at {n!r}")
             expected.add(f"d{i}/{n}")
     extra = set(arc.names) - expected
     if extra:
-        raise _fail(label, f"unexpected arrays {sorted(extra)[:5]}")
+        raise archive.fail(label, f"unexpected arrays {sorted(extra)[:5]}")
     meta = arc.json("meta")
     if not isinstance(meta, dict):
-        raise _fail(label, "the surface's meta must be a JSON object")
+        raise archive.fail(label, "the surface's meta must be a JSON object")
     xs = arc.array("xs")
     ys = arc.array("ys") if has_ys else None
     for name, axis in (("xs", xs), ("ys", ys)):
         if axis is not None and (
             not np.all(np.isfinite(axis)) or (axis.size > 1 and not np.all(np.diff(axis) > 0))
         ):
-            raise _fail(label, f"{name} must be finite and strictly increasing")
+            raise archive.fail(label, f"{name} must be finite and strictly increasing")
     surface = Surface(
         kind=kind,
         xs=xs,
@@ -430,7 +203,7 @@ def _read_surface(arc: _Archive) -> tuple[Surface, list[dict[str, Tensor]]]:
 
 def _surface_file(file: PathOrFile, max_bytes: int):
     name = getattr(file, "name", None) if not isinstance(file, str | os.PathLike) else file
-    with _Archive(file, _label(name), max_bytes, "surface") as arc:
+    with archive.Archive(file, archive.label(name), max_bytes, "surface") as arc:
         return _read_surface(arc)
 
 
@@ -456,7 +229,7 @@ def surface_from_bytes(
 ) -> tuple[Surface, list[dict[str, Tensor]]]:
     """The Surface and its directions from bytes made by ``surface_to_bytes`` (e.g. an
     upload named `name`, used in messages)."""
-    with _Archive(io.BytesIO(bytes(data)), _label(name), max_bytes, "surface") as arc:
+    with archive.Archive(io.BytesIO(bytes(data)), archive.label(name), max_bytes, "surface") as arc:
         return _read_surface(arc)
 
 
@@ -510,14 +283,13 @@ def run_to_bytes(run) -> bytes:
 
 
 def save_run(path: str | os.PathLike, run) -> None:
-    """Write `run_to_bytes(run)` to `path`."""
-    with open(path, "wb") as f:
-        f.write(run_to_bytes(run))
+    """Write `run_to_bytes(run)` to `path` (atomically: `landscape.core.files`)."""
+    files.write_atomic(path, run_to_bytes(run))
 
 
 def load_run(path: str | os.PathLike, max_bytes: int = MAX_CLI_FILE_BYTES):
     """The Run saved at `path` (read as `run_from_bytes` does, without reading it whole)."""
-    with _Archive(path, _label(path), max_bytes, "saved run") as arc:
+    with archive.Archive(path, archive.label(path), max_bytes, "saved run") as arc:
         return _read_run(arc)
 
 
@@ -525,21 +297,23 @@ def run_from_bytes(b: bytes, name: str | None = None, max_bytes: int = MAX_FILE_
     """The Run in bytes made by `run_to_bytes`; never unpickles. One ValueError naming the
     file (`name`, e.g. the upload's file name) and what is wrong if it is not such a file."""
     if not isinstance(b, bytes | bytearray | memoryview):
-        raise ValueError(f"{_label(name)}: expected the file's bytes, got {type(b).__name__}")
-    with _Archive(io.BytesIO(bytes(b)), _label(name), max_bytes, "saved run") as arc:
+        raise ValueError(
+            f"{archive.label(name)}: expected the file's bytes, got {type(b).__name__}"
+        )
+    with archive.Archive(io.BytesIO(bytes(b)), archive.label(name), max_bytes, "saved run") as arc:
         return _read_run(arc)
 
 
-def _read_meta(arc: _Archive) -> dict:
+def _read_meta(arc: archive.Archive) -> dict:
     label = arc.label
     if "meta_json" not in arc.shapes:
-        raise _fail(label, "not a saved run of Loss Landscape Lab (no run metadata)")
+        raise archive.fail(label, "not a saved run of Loss Landscape Lab (no run metadata)")
     meta = arc.json("meta_json")
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if not isinstance(fmt, str) or not fmt.startswith(RUN_FORMAT + "/"):
-        raise _fail(label, "not a saved run of Loss Landscape Lab (no run metadata)")
+        raise archive.fail(label, "not a saved run of Loss Landscape Lab (no run metadata)")
     version = fmt.split("/", 1)[1]
-    _version(label, "run", int(version) if version.isdigit() else version, RUN_VERSION)
+    archive.check_version(label, "run", int(version) if version.isdigit() else version, RUN_VERSION)
     want = {
         "diverged": bool,
         "diverged_epoch": (int, type(None)),
@@ -551,58 +325,66 @@ def _read_meta(arc: _Archive) -> dict:
     }
     for key, types in want.items():
         if key not in meta:
-            raise _fail(label, f"the run's metadata has no {key!r}")
+            raise archive.fail(label, f"the run's metadata has no {key!r}")
         value = meta[key]
         if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
-            raise _fail(label, f"the run's {key}={str(value)[:60]} has the wrong type")
+            raise archive.fail(label, f"the run's {key}={str(value)[:60]} has the wrong type")
     if not all(isinstance(k, str) for k in meta["state_keys"]):
-        raise _fail(label, "the run's state_keys must be names")
+        raise archive.fail(label, "the run's state_keys must be names")
     if len(meta["name"]) > MAX_NAME_CHARS:
-        raise _fail(label, f"the run's name is over {MAX_NAME_CHARS} characters")
+        raise archive.fail(label, f"the run's name is over {MAX_NAME_CHARS} characters")
     if not (math.isfinite(meta["seconds"]) and meta["seconds"] >= 0):
-        raise _fail(label, f"the run's seconds={meta['seconds']} must be a finite time")
+        raise archive.fail(label, f"the run's seconds={meta['seconds']} must be a finite time")
     return meta
 
 
-def _register_data(arc: _Archive, meta: dict, dataset_name) -> None:
+def _register_data(arc: archive.Archive, meta: dict, dataset_name) -> None:
     """Rebuild the uploaded data a run carries and register it under its content name."""
 
     label, spec = arc.label, meta["data"]
     if not isinstance(spec, dict):
-        raise _fail(label, "the run's data description must be a JSON object")
+        raise archive.fail(label, "the run's data description must be a JSON object")
     task, k, names = spec.get("task"), spec.get("n_classes"), spec.get("feature_names")
     desc = spec.get("description")
     if task not in ("classification", "regression"):
-        raise _fail(label, f"the run's data task={task!r} is unknown")
+        raise archive.fail(label, f"the run's data task={task!r} is unknown")
     max_classes = upload.MAX_CLASSES if task == "classification" else 0
     lo = 2 if task == "classification" else 0
     if isinstance(k, bool) or not isinstance(k, int) or not lo <= k <= max_classes:
-        raise _fail(label, f"the run's data n_classes={k!r} must be in [{lo}, {max_classes}]")
+        raise archive.fail(
+            label, f"the run's data n_classes={k!r} must be in [{lo}, {max_classes}]"
+        )
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise _fail(label, "the run's data feature_names must be a list of names")
+        raise archive.fail(label, "the run's data feature_names must be a list of names")
     if not isinstance(desc, str) or len(desc) > 2000:
-        raise _fail(label, "the run's data description must be text")
+        raise archive.fail(label, "the run's data description must be text")
     n_feat = len(names)
     if not 1 <= n_feat <= upload.MAX_COLS - 1:
-        raise _fail(label, f"the run's data has {n_feat} features: 1 to {upload.MAX_COLS - 1}")
+        raise archive.fail(
+            label, f"the run's data has {n_feat} features: 1 to {upload.MAX_COLS - 1}"
+        )
     ydt = "int64" if task == "classification" else "float32"
     rows = 0
     for split in ("train", "test"):
         xs = arc.require(f"data/X_{split}", ("float32",), 2)
         (n,) = arc.require(f"data/y_{split}", (ydt,), 1)
         if xs != (n, n_feat) or n < 1:
-            raise _fail(label, f"the run's data/X_{split} has shape {xs}: must be ({n}, {n_feat})")
+            raise archive.fail(
+                label, f"the run's data/X_{split} has shape {xs}: must be ({n}, {n_feat})"
+            )
         rows += n
     if rows > upload.MAX_ROWS:
-        raise _fail(label, f"the run's data has {rows} rows: the cap is {upload.MAX_ROWS}")
+        raise archive.fail(label, f"the run's data has {rows} rows: the cap is {upload.MAX_ROWS}")
     t = {key: torch.from_numpy(arc.array(f"data/{key}").copy()) for key in _DATA_KEYS}
     for key in ("X_train", "X_test") + (("y_train", "y_test") if task == "regression" else ()):
         if not torch.isfinite(t[key]).all():
-            raise _fail(label, f"the run's data/{key} has non-finite values")
+            raise archive.fail(label, f"the run's data/{key} has non-finite values")
     if task == "classification":
         for key in ("y_train", "y_test"):
             if t[key].min() < 0 or t[key].max() >= k:
-                raise _fail(label, f"the run's data/{key} has class indices outside 0..{k - 1}")
+                raise archive.fail(
+                    label, f"the run's data/{key} has class indices outside 0..{k - 1}"
+                )
     ds = data.Dataset(
         name="",
         task=task,
@@ -613,24 +395,26 @@ def _register_data(arc: _Archive, meta: dict, dataset_name) -> None:
         **t,
     )
     if upload.PREFIX + upload.content_hash(ds) != dataset_name:
-        raise _fail(label, "the data in the run is not the data its config names (edited file?)")
+        raise archive.fail(
+            label, "the data in the run is not the data its config names (edited file?)"
+        )
     upload.register(ds)
 
 
-def _config(arc: _Archive, cfg: dict):
+def _config(arc: archive.Archive, cfg: dict):
 
     label = arc.label
     try:
         return Config.from_dict(cfg)
     except (ValueError, TypeError) as e:
         if upload.is_upload(cfg.get("dataset")) and cfg["dataset"] not in upload.registered():
-            raise _fail(
+            raise archive.fail(
                 label,
                 "this run was trained on an uploaded CSV that the file does not carry (saved "
                 "by an older version) and that is no longer on the server: upload the CSV on "
                 "the Train page and train the run again",
             ) from None
-        raise _fail(label, f"the run's config is not valid: {e}") from None
+        raise archive.fail(label, f"the run's config is not valid: {e}") from None
 
 
 def _expected_state(config) -> tuple[dict[str, tuple[tuple, np.dtype]], int]:
@@ -647,26 +431,28 @@ def _expected_state(config) -> tuple[dict[str, tuple[tuple, np.dtype]], int]:
     return state, models.count_params(model)
 
 
-def _read_run(arc: _Archive):
+def _read_run(arc: archive.Archive):
 
     label = arc.label
     meta = _read_meta(arc)
     cfg = arc.json("config_json")
     if not isinstance(cfg, dict):
-        raise _fail(label, "the run's config must be a JSON object")
+        raise archive.fail(label, "the run's config must be a JSON object")
     expected = {"config_json", "meta_json", "step_loss", "trajectory"}
     expected |= {f"history/{k}" for k in _HISTORY_KEYS}
     if "data" in meta:
         expected |= {f"data/{k}" for k in _DATA_KEYS}
 
         if not upload.is_upload(cfg.get("dataset")):
-            raise _fail(label, "the run carries data but its config names a built-in dataset")
+            raise archive.fail(
+                label, "the run carries data but its config names a built-in dataset"
+            )
         _register_data(arc, meta, cfg["dataset"])
     config = _config(arc, cfg)
     state, n_params = _expected_state(config)
     keys = meta["state_keys"]
     if keys != list(state):
-        raise _fail(
+        raise archive.fail(
             label,
             f"the weights do not fit the model its config builds ({config.model}): the file "
             f"has {len(keys)} tensors, the model {len(state)}",
@@ -674,50 +460,50 @@ def _read_run(arc: _Archive):
     for i, (key, (shape, dtype)) in enumerate(state.items()):
         got = arc.require(f"state/{i}", (dtype,))
         if got != shape:
-            raise _fail(
+            raise archive.fail(
                 label, f"weight {key!r} has shape {got}: the model its config builds has {shape}"
             )
         expected.add(f"state/{i}")
     if meta["n_params"] != n_params:
-        raise _fail(label, f"n_params={meta['n_params']} but the model has {n_params:,}")
+        raise archive.fail(label, f"n_params={meta['n_params']} but the model has {n_params:,}")
     extra = set(arc.names) - expected
     if extra:
-        raise _fail(label, f"unexpected arrays {sorted(extra)[:5]}")
+        raise archive.fail(label, f"unexpected arrays {sorted(extra)[:5]}")
     lengths = {arc.require(f"history/{k}", ("float64",), 1)[0] for k in _HISTORY_KEYS}
     n = lengths.pop()
     if lengths:
-        raise _fail(label, "the history arrays have different lengths")
+        raise archive.fail(label, "the history arrays have different lengths")
     if not 1 <= n <= config.epochs + 1:
-        raise _fail(
+        raise archive.fail(
             label, f"the history has {n} entries: must be 1 to epochs + 1 = {config.epochs + 1}"
         )
     traj = arc.require("trajectory", ("float32",), 2)
     if traj != (n, n_params):
-        raise _fail(
+        raise archive.fail(
             label, f"the trajectory has shape {traj}: must be ({n}, {n_params}), one row per epoch"
         )
     (steps,) = arc.require("step_loss", ("float64",), 1)
     if steps > training.MAX_STEPS:
-        raise _fail(label, f"step_loss has {steps} entries: the cap is {training.MAX_STEPS}")
+        raise archive.fail(label, f"step_loss has {steps} entries: the cap is {training.MAX_STEPS}")
     diverged, d_epoch = meta["diverged"], meta["diverged_epoch"]
     last = meta["last_finite_loss"]
     if diverged:
         if d_epoch != n or last is None or not math.isfinite(last):
-            raise _fail(
+            raise archive.fail(
                 label,
                 f"the run says it diverged in epoch {d_epoch} with last finite loss "
                 f"{meta['last_finite_loss']}: a diverged run needs epoch {n} (after its last "
                 f"saved epoch) and a finite last loss",
             )
     elif d_epoch is not None or n != config.epochs + 1:
-        raise _fail(
+        raise archive.fail(
             label,
             f"the run did not diverge but has {n - 1} of {config.epochs} epochs "
             f"(diverged_epoch={d_epoch})",
         )
     history = {k: arc.array(f"history/{k}").tolist() for k in _HISTORY_KEYS}
     if history["epoch"] != list(range(n)):
-        raise _fail(label, "the history's epochs must be 0, 1, 2, ...")
+        raise archive.fail(label, "the history's epochs must be 0, 1, 2, ...")
     history["epoch"] = [int(e) for e in history["epoch"]]
     return training.Run(
         config=config,

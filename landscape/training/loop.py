@@ -5,6 +5,11 @@ flattened parameters at initialisation and after every epoch (the trajectory for
 plane of Li et al. 2018), and the final weights. Same config (seed included) -> the same
 numbers, bit for bit: data, initial weights and batch order all come from `config.seed`.
 
+One loop: `Trainer` holds the model, optimiser, schedule, data, batch order, history and
+divergence rule and advances by steps or epochs; `train` runs it to the end, live training
+(`landscape.training.live`) in chunks and the edge-of-stability tracker
+(`landscape.measures.stability`) one full-batch step at a time, so they cannot drift apart.
+
 Speed: no DataLoader. The whole (small) dataset is a tensor; each epoch draws a seeded
 permutation and slices index batches, and train/test loss are evaluated in one full-batch
 no-grad pass per epoch (times: benchmarks/bench_training.py).
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -108,9 +114,9 @@ def make_loss_fn(
     def loss_fn(out, y):
         return spec(out, y, **params)
 
-    if config.loss == "cross_entropy":  # the zoo's is torch's: many surface points at once
+    if config.loss == "cross_entropy":  # many surface points at once, the zoo's formula
         smoothing = spec.resolve(**params)["label_smoothing"]
-        loss_fn.batched = pointwise.cross_entropy_batched(label_smoothing=smoothing)
+        loss_fn.batched = pointwise.zoo_cross_entropy_batched(smoothing)
     return loss_fn
 
 
@@ -235,9 +241,10 @@ def _evaluate(model, loss_fn, acc_fn, ds) -> dict[str, float]:
     return out
 
 
-def make_scheduler(config: Config, opt, steps_per_epoch: int):
-    """The per-step learning-rate schedule of `config`, or None for a constant lr without
-    warm-up (then the optimiser is left untouched, so default runs stay bit for bit the same).
+def lr_factor(config: Config, steps_per_epoch: int, epochs: int | None = None):
+    """The per-step learning-rate multiplier of `config`'s schedule, or None for a constant lr
+    without warm-up (then the optimiser's lr is left untouched, so default runs stay bit for
+    bit the same). `epochs` overrides `config.epochs` as the schedule's length.
 
     Step k (0-based) of T = epochs x steps_per_epoch uses lr x f(k): during the W =
     warmup_epochs x steps_per_epoch warm-up steps f(k) = (k + 1) / W; after them f = 1
@@ -245,8 +252,9 @@ def make_scheduler(config: Config, opt, steps_per_epoch: int):
     """
     if config.schedule == "constant" and config.warmup_epochs == 0:
         return None
+    epochs = config.epochs if epochs is None else epochs
     warm = config.warmup_epochs * steps_per_epoch
-    rest = max(1, config.epochs * steps_per_epoch - warm)
+    rest = max(1, epochs * steps_per_epoch - warm)
     cosine = config.schedule == "cosine"
 
     def factor(k: int) -> float:
@@ -254,46 +262,233 @@ def make_scheduler(config: Config, opt, steps_per_epoch: int):
             return (k + 1) / warm
         return 0.5 * (1 + math.cos(math.pi * min(k - warm, rest) / rest)) if cosine else 1.0
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return factor
 
 
-def _steps_per_epoch(n: int, batch: int, skip_singletons: bool) -> int:
-    full, last = divmod(n, batch)
+def steps_per_epoch(n_train: int, batch: int, skip_singletons: bool) -> int:
+    """Optimiser steps in one pass over n_train points (a BatchNorm net skips a last batch of
+    one: it cannot normalise it)."""
+    full, last = divmod(n_train, batch)
     return full + (1 if last and not (skip_singletons and last < 2) else 0)
 
 
-def _epoch(
-    model, opt, loss_fn, ds, batch, gen, skip_singletons, limit, sched=None
-) -> tuple[list[float], bool]:
-    """One pass in seeded random order; returns step losses and whether all stayed sane
-    (finite and <= limit); stops at the first step that is not. `sched` (if any) steps after
-    every optimiser step."""
-    n = ds.n_train
-    perm = torch.randperm(n, generator=gen)
-    losses_ = []
-    for i in range(0, n, batch):
-        idx = perm[i : i + batch]
-        if skip_singletons and len(idx) < 2:  # BatchNorm cannot normalise a batch of one
-            continue
-        loss = loss_fn(model(ds.X_train[idx]), ds.y_train[idx])
-        value = loss.item()
-        if not _sane(value, limit):
-            return losses_, False
-        losses_.append(value)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-    return losses_, True
-
-
-def _sane(value: float, limit: float) -> bool:
+def is_sane(value: float, limit: float) -> bool:
     return math.isfinite(value) and value <= limit
 
 
-def _has_batchnorm(model) -> bool:
+def has_batchnorm(model) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+class Trainer:
+    """The one training loop: `train` runs it to the end, live training advances it in chunks
+    (`landscape.training.live`), the edge-of-stability tracker one full-batch step at a time
+    (`landscape.measures.stability`). Whatever the chunks, the same config gives the same
+    numbers: state lives here, not in the caller.
+
+    Each epoch draws a seeded permutation and slices index batches; before every optimiser
+    step the lr is set to config.lr x the schedule's factor of that step (`lr_factor`); at the
+    end of every epoch the train/test loss and accuracy are evaluated (one full-batch no-grad
+    pass each) and appended to `history`, the flat weights to `trajectory`, and the weights
+    kept as the last sane point. The divergence rule is the module docstring's: the first
+    insane step loss or epoch loss stops it (`diverged_epoch`, 1-based; `diverged_step`: the
+    optimiser steps taken when the insane loss was seen; `blowup`: that loss).
+
+    `epochs` and `batch_size` override the config's (the edge-of-stability tracker runs more
+    full-batch steps than a Config allows epochs); `keep_trajectory=False` records no
+    trajectory; `evaluate=False` skips the per-epoch evaluation (the history keeps the initial
+    point only; divergence is then judged on the step losses, which for full-batch GD are the
+    training loss of every step). `progress` is called after every epoch (and on
+    divergence), see `train`.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        keep_trajectory: bool = True,
+        evaluate: bool = True,
+        progress: Callable[[dict], None] | None = None,
+    ):
+        t0 = time.perf_counter()
+        self.config = config
+        self.n_epochs = config.epochs if epochs is None else epochs
+        self.progress = progress
+        self.keep_trajectory, self.evaluate_epochs = keep_trajectory, evaluate
+        self.ds = ds = config.make_dataset()
+        self.model = models.build(config, ds)
+        self.loss_fn, self.acc_fn = make_loss_fn(config, ds), make_accuracy_fn(config, ds)
+        self.opt = make_optimizer(config, self.model)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.batch = min(config.batch_size if batch_size is None else batch_size, ds.n_train)
+        self.bn = has_batchnorm(self.model)
+        self.steps_per_epoch = steps_per_epoch(ds.n_train, self.batch, self.bn)
+        self.factor = lr_factor(config, self.steps_per_epoch, self.n_epochs)
+        self.steps = 0  # optimiser steps taken
+        self.epochs_done = 0  # epochs completed (evaluated and sane)
+        self.step_loss: list[float] = []
+        self.diverged_epoch: int | None = None
+        self.diverged_step: int | None = None
+        self.blowup: float | None = None  # the insane loss that stopped it
+        self._batches: deque[torch.Tensor] = deque()  # index batches left in this epoch
+        self._epoch_steps: list[float] = []  # step losses of the current epoch
+        self._in_epoch = False  # this epoch's order is drawn (its batches may be used up)
+        first = _evaluate(self.model, self.loss_fn, self.acc_fn, ds)
+        self.history = {k: [v] for k, v in first.items()}
+        self.history["epoch"] = [0]
+        self.limit = (
+            DIVERGENCE_FACTOR * max(first["train_loss"], 1.0)
+            if math.isfinite(first["train_loss"])
+            else math.inf
+        )
+        self.trajectory = [flat_params(self.model).numpy()] if keep_trajectory else []
+        self.last_good = self._weights()
+        self.seconds = time.perf_counter() - t0  # time spent in the loop (not between chunks)
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_epoch is not None
+
+    @property
+    def finished(self) -> bool:
+        """Diverged, or all epochs done."""
+        return self.diverged or self.epochs_done >= self.n_epochs
+
+    @property
+    def epoch(self) -> float:
+        """Progress in epochs (fractional)."""
+        return self.steps / max(1, self.steps_per_epoch)
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _start_epoch(self) -> None:
+        n, b = self.ds.n_train, self.batch
+        perm = torch.randperm(n, generator=self.gen)
+        batches = (perm[i : i + b] for i in range(0, n, b))
+        self._batches = deque(x for x in batches if not (self.bn and len(x) < 2))
+        self._in_epoch = True
+
+    def next_batch(self) -> torch.Tensor:
+        """The index batch the next step trains on (drawing the epoch's order if needed)."""
+        if not self._in_epoch:
+            self._start_epoch()
+        return self._batches[0]
+
+    def step(self, n: int = 1) -> int:
+        """Up to `n` optimiser steps (fewer when it diverges or finishes); returns how many."""
+        return self._chunk(lambda done: done < n)
+
+    def step_epoch(self) -> int:
+        """Steps to the end of the current epoch (a whole epoch at an epoch boundary)."""
+        start = self.epochs_done
+        return self._chunk(lambda done: self.epochs_done == start)
+
+    def _chunk(self, more: Callable[[int], bool]) -> int:
+        self._chunk_t0, done = time.perf_counter(), 0
+        self.model.train()
+        while more(done) and not self.finished:
+            done += self._advance()
+        self.seconds += time.perf_counter() - self._chunk_t0
+        return done
+
+    def _advance(self) -> int:
+        """One optimiser step, then the epoch's end if it was the last; returns steps taken."""
+        if not self._in_epoch:
+            self._start_epoch()
+        if not self._batches:  # an epoch without a step (every batch skipped)
+            self._end_epoch()
+            return 0
+        idx = self._batches.popleft()
+        loss = self.loss_fn(self.model(self.ds.X_train[idx]), self.ds.y_train[idx])
+        value = loss.item()
+        if not is_sane(value, self.limit):
+            self._diverge(value)
+            return 0
+        self.step_loss.append(value)
+        self._epoch_steps.append(value)
+        if self.factor is not None:  # LambdaLR's rule: base lr x factor(step)
+            for g in self.opt.param_groups:
+                g["lr"] = self.config.lr * self.factor(self.steps)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.steps += 1
+        if not self._batches:
+            self._end_epoch()
+        return 1
+
+    def _end_epoch(self) -> None:
+        self._in_epoch = False
+        ev = (
+            _evaluate(self.model, self.loss_fn, self.acc_fn, self.ds)
+            if self.evaluate_epochs
+            else {}
+        )
+        bad = [
+            ev[k] for k in ("train_loss", "test_loss") if k in ev and not is_sane(ev[k], self.limit)
+        ]
+        if bad:
+            self._diverge(bad[0], ev)
+            return
+        self.epochs_done += 1
+        if ev:
+            for k, v in ev.items():
+                self.history[k].append(v)
+            self.history["epoch"].append(self.epochs_done)
+        if self.keep_trajectory:
+            self.trajectory.append(flat_params(self.model).numpy())
+        self.last_good = self._weights()
+        self._report(ev)
+
+    def _diverge(self, value: float, ev: dict | None = None) -> None:
+        self.diverged_epoch = self.epochs_done + 1
+        self.diverged_step, self.blowup = self.steps, value
+        self._report(ev or {})
+
+    def _report(self, ev: dict) -> None:
+        steps, self._epoch_steps = self._epoch_steps, []
+        if self.progress is None:
+            return
+        nan = float("nan")
+        self.progress(
+            {
+                "epoch": self.epochs_done + self.diverged,
+                "epochs": self.n_epochs,
+                "train_loss": ev.get("train_loss", nan),
+                "test_loss": ev.get("test_loss", nan),
+                "train_acc": ev.get("train_acc", nan),
+                "test_acc": ev.get("test_acc", nan),
+                "step_loss": steps,
+                "diverged": self.diverged,
+                "seconds": self.seconds + time.perf_counter() - self._chunk_t0,
+            }
+        )
+
+    def run(self) -> Run:
+        """Step to the end and return the Run."""
+        while not self.finished:
+            self.step_epoch()
+        return self.result()
+
+    def result(self) -> Run:
+        """The Run so far: history, trajectory and weights end at the last sane epoch."""
+        return Run(
+            config=self.config,
+            history={k: list(v) for k, v in self.history.items()},
+            step_loss=list(self.step_loss),
+            trajectory=np.stack(self.trajectory).astype(np.float32),
+            state_dict=self.last_good,
+            diverged=self.diverged,
+            diverged_epoch=self.diverged_epoch,
+            last_finite_loss=self.step_loss[-1]
+            if self.step_loss
+            else self.history["train_loss"][0],
+            n_params=models.count_params(self.model),
+            seconds=self.seconds,
+        )
 
 
 def train(config: Config, progress: Callable[[dict], None] | None = None) -> Run:
@@ -302,70 +497,7 @@ def train(config: Config, progress: Callable[[dict], None] | None = None) -> Run
     progress, if given, is called after every epoch with a dict: epoch, epochs, train_loss,
     test_loss, train_acc, test_acc, step_loss (this epoch's step losses), diverged, seconds.
     """
-    t0 = time.perf_counter()
-    ds = config.make_dataset()
-    model = models.build(config, ds)
-    loss_fn, acc_fn = make_loss_fn(config, ds), make_accuracy_fn(config, ds)
-    opt = make_optimizer(config, model)
-    gen = torch.Generator().manual_seed(config.seed)
-    batch, bn = min(config.batch_size, ds.n_train), _has_batchnorm(model)
-    sched = make_scheduler(config, opt, _steps_per_epoch(ds.n_train, batch, bn))
-
-    first = _evaluate(model, loss_fn, acc_fn, ds)
-    history = {k: [v] for k, v in first.items()}
-    history["epoch"] = [0]
-    limit = (
-        DIVERGENCE_FACTOR * max(first["train_loss"], 1.0)
-        if math.isfinite(first["train_loss"])
-        else math.inf
-    )
-    trajectory, step_loss = [flat_params(model).numpy()], []
-    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    diverged_epoch = None
-    for epoch in range(1, config.epochs + 1):
-        steps, sane = _epoch(model, opt, loss_fn, ds, batch, gen, bn, limit, sched)
-        step_loss += steps
-        ev = _evaluate(model, loss_fn, acc_fn, ds) if sane else {}
-        if not sane or not all(_sane(ev[k], limit) for k in ("train_loss", "test_loss")):
-            diverged_epoch = epoch
-        else:
-            for k, v in ev.items():
-                history[k].append(v)
-            history["epoch"].append(epoch)
-            trajectory.append(flat_params(model).numpy())
-            last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if progress is not None:
-            progress(_progress_info(epoch, config, ev, steps, diverged_epoch, t0))
-        if diverged_epoch is not None:
-            break
-    finite_steps = [v for v in step_loss if math.isfinite(v)]
-    return Run(
-        config=config,
-        history=history,
-        step_loss=step_loss,
-        trajectory=np.stack(trajectory).astype(np.float32),
-        state_dict=last_good,
-        diverged=diverged_epoch is not None,
-        diverged_epoch=diverged_epoch,
-        last_finite_loss=finite_steps[-1] if finite_steps else history["train_loss"][0],
-        n_params=models.count_params(model),
-        seconds=time.perf_counter() - t0,
-    )
-
-
-def _progress_info(epoch, config, ev, steps, diverged_epoch, t0) -> dict:
-    nan = float("nan")
-    return {
-        "epoch": epoch,
-        "epochs": config.epochs,
-        "train_loss": ev.get("train_loss", nan),
-        "test_loss": ev.get("test_loss", nan),
-        "train_acc": ev.get("train_acc", nan),
-        "test_acc": ev.get("test_acc", nan),
-        "step_loss": steps,
-        "diverged": diverged_epoch is not None,
-        "seconds": time.perf_counter() - t0,
-    }
+    return Trainer(config, progress=progress).run()
 
 
 # ----------------------------------------------------------------------------- (de)serialise

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 
 from landscape.engine.subject import fingerprint
-from landscape.pipelines import comparisons
+from landscape.pipelines import comparison_presets, comparisons
 from landscape.pipelines.comparisons import Comparison, Panel, Settings
 from landscape.storage import datastore
 from landscape.training.loop import Run
@@ -62,10 +62,10 @@ def _measure(wrap: Callable, label: str):
 
 @cached_job(CACHE_ENTRIES)
 def _preset(key: str, scale: float, settings: Settings, _progress=None, _wrap=None) -> Comparison:
-    preset = comparisons.get(key).scaled(scale)
+    preset = comparison_presets.get(key).scaled(scale)
     return _kept(
         ("preset", key, scale, dataclasses.asdict(settings)),
-        lambda: comparisons.run_preset(
+        lambda: comparison_presets.run_preset(
             preset,
             settings,
             _progress,
@@ -101,7 +101,7 @@ def _kept(parts: tuple, compute: Callable[[], Comparison]) -> Comparison:
 
 def preset(key: str, settings: Settings, progress: Progress = None) -> Comparison:
     """The preset ``key`` measured with ``settings`` (scaled by ``preset_scale()``), cached."""
-    comparisons.get(key)  # ValueError for an unknown key, before touching the cache
+    comparison_presets.get(key)  # ValueError for an unknown key, before touching the cache
     return _preset(key, preset_scale(), settings, _progress=progress)
 
 

@@ -58,6 +58,8 @@ def run_picker(label: str = "Run", key: str = "run__pick", param: str | None = N
         links.handled(param)
         asked = st.query_params.get(param)
         known = isinstance(asked, str) and bool(datastore.RUN_ID_RE.fullmatch(asked))
+        if asked is not None and not known:
+            links.reject(param)  # not a run id (e.g. a path): noted, and it leaves the address
         if known and load_into_session(asked) is None and links.opened_with(param):
             st.info(f"Run {asked} of the link is not in this server's data folder.")
     runs = ui_runs.get_runs()
@@ -211,13 +213,22 @@ def classroom() -> None:
 def usage_line() -> None:
     """The data folder, its size against the cap."""
     s = store()
-    if s is None:
-        st.warning(f"Runs are kept in memory only: {store_error()}")
+    if s is None:  # the notice (kept.show_notes) said why
+        st.caption(f"Data folder: off on this server ({store_error()}).")
         return
-    u = s.usage()
+    u = s.usage() or {}
+    if not u:  # the notice says why
+        return
+    aside = (
+        f" {u['quarantined']} damaged entries ({u['quarantined_bytes'] / 1e6:.1f} MB) are set "
+        f"aside in {s.root / 'quarantine'}, outside the cap."
+        if u["quarantined"]
+        else ""
+    )
     st.caption(
-        f"Data folder `{s.root}`: {u['bytes'] / 1e6:.1f} MB of {u['max_bytes'] / 1e6:.0f} MB "
+        f"Data folder `{s.root}`{' (read-only)' if s.read_only else ''}: "
+        f"{u['bytes'] / 1e6:.1f} MB of {u['max_bytes'] / 1e6:.0f} MB "
         f"({u['runs']} runs, {u['entries'] - u['runs']} results, {u['pinned']} pinned). "
         f"Set by {datastore.DATA_DIR_ENV} and {datastore.MAX_MB_ENV}; the least recently used "
-        "entries go first when it is full."
+        f"entries go first when it is full.{aside}"
     )

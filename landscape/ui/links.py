@@ -11,7 +11,11 @@ state is shared by every page).
 ``begin()``/``end()`` run around the page (lab.py): ``begin`` keeps the query string the
 page was opened with; ``end`` says, in one caption, which of its parameters were not
 applied: those Streamlit's binding removed from the address (invalid or out of range) and
-unknown ones (no widget of that name here), which it removes too. Nothing in a URL can raise.
+unknown ones (no widget of that name here), which it removes too, and values a page reading
+a parameter itself refused (``reject``: e.g. ``?run=../../etc/passwd``). Nothing in a URL
+can raise, and the work is bounded: the address is read in one pass and every ignored
+parameter leaves it in one message (a pop per parameter re-encodes the whole query string:
+1,000 junk parameters cost seconds of server time per run).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import secrets
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+# The query string read and trimmed in one pass each; st.query_params has no bulk removal.
+from streamlit.runtime.state.session_state_proxy import get_session_state
+
 from landscape.storage import datastore
 
 COOKIE = "llab_browser"  # this browser's id: its "My runs" list in the data folder
@@ -29,6 +36,8 @@ _SNAPSHOT = "_links_snapshot"  # session key: (page, query dict) the page was op
 _OWNER = "_links_owner"  # session key: the id used until the cookie comes back
 _NOTE = "_links_note"  # session key: the placeholder of the note
 _HANDLED = "_links_handled"  # session key: parameters a page reads itself (not a widget's)
+_REJECTED = "_links_rejected"  # session key: handled parameters whose value the page refused
+NOTE_NAMES = 12  # parameter names the note lists (the rest are counted)
 
 
 def url(key: str) -> dict:
@@ -37,8 +46,17 @@ def url(key: str) -> dict:
 
 
 def _params() -> dict[str, str | list[str]]:
-    qp = st.query_params
-    return {k: (v if len(v := qp.get_all(k)) > 1 else v[0]) for k in qp if qp.get_all(k)}
+    with get_session_state().query_params() as qp:
+        return {k: (v if len(v) > 1 else v[0]) for k in list(qp) if (v := qp.get_all(k))}
+
+
+def _drop(names: list[str]) -> None:
+    """Take ``names`` out of the address in one message; one bound by a widget of another
+    page cannot be taken out and stays."""
+    with get_session_state().query_params() as qp:
+        gone = [k for k in names if not qp.is_bound(k) and qp.discard_param_no_forward_msg(k)]
+        if gone:
+            qp.update()  # sends the address that is left, once
 
 
 def begin(page: str) -> None:
@@ -53,6 +71,11 @@ def begin(page: str) -> None:
 def handled(name: str) -> None:
     """``?name=`` is read by the page itself (not a bound widget): never "ignored"."""
     st.session_state.setdefault(_HANDLED, set()).add(name)
+
+
+def reject(name: str) -> None:
+    """The page refused the value of ``?name=`` (which it reads itself): noted and dropped."""
+    st.session_state.setdefault(_REJECTED, set()).add(name)
 
 
 def first_run() -> bool:
@@ -75,26 +98,34 @@ def opened_with(name: str) -> bool:
 
 def end() -> None:
     """After the page ran: note (quietly) what the opening address asked but did not get."""
+    rejected = st.session_state.pop(_REJECTED, set())
     snap = st.session_state.get(_SNAPSHOT)
     if not snap or snap[2]:
         return
     page, asked, _ = snap
     st.session_state[_SNAPSHOT] = (page, asked, True)
-    ignored = []
+    ignored, drop = [], []
     present = _params()  # Streamlit took out of the address what its widgets refused
+    handled = st.session_state.get(_HANDLED, set())
     for k in asked:
-        if k in st.session_state.get(_HANDLED, ()):
+        if k in rejected:
+            ignored.append(k)
+            if present.get(k) == asked[k]:  # not yet replaced by the page
+                drop.append(k)
+        elif k in handled:
             continue
-        if k not in present:
+        elif k not in present:
             ignored.append(k)  # invalid or out of range (or, written by hand, the default)
         elif k not in st.session_state or str(k).startswith("_"):
             ignored.append(k)
-            # An unknown parameter leaves the address (a copied link stays clean); one bound
-            # on another page cannot be popped and stays.
-            with contextlib.suppress(StreamlitAPIException):
-                st.query_params.pop(k, None)
+            drop.append(k)  # an unknown parameter leaves the address: a copied link is clean
+    with contextlib.suppress(StreamlitAPIException):
+        _drop(drop)
     if ignored:
-        shown = ", ".join(sorted(str(k)[:30] for k in ignored)[:12])
+        names = sorted(str(k)[:30] for k in ignored)
+        shown = ", ".join(names[:NOTE_NAMES])
+        if len(names) > NOTE_NAMES:
+            shown += f" and {len(names) - NOTE_NAMES} more"
         st.session_state[_NOTE].caption(
             f"ℹ️ The link's settings {shown} were ignored (unknown here, invalid or out of "
             "range); the rest was applied.",

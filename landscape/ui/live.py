@@ -8,8 +8,15 @@ on the page reruns. FRAME_S is shorter than a chunk on purpose: Streamlit queues
 rerun that arrives while the fragment runs (one at most: requests are coalesced) and never
 lets it interrupt the run, so chunks follow each other without idle gaps, and a click on
 Pause waits at most one chunk. The set-up widgets store their current values under SETUP; a changed learning
-rate, momentum, weight decay or optimiser is applied at the next chunk and training goes on
-from the current weights; a changed data set, model or loss starts a new live run.
+rate, momentum, weight decay, optimiser or epoch count is applied at the next chunk and
+training goes on from the current weights; a changed data set, model or loss starts a new
+live run. Play stops after Epochs epochs (or at divergence), as Train would.
+
+A live run that finished under one setting is `train(config)` bit for bit, so it becomes a
+normal Run: it joins this session's runs (and the data folder and the training cache, as a
+trained run does) and opens on the Landscape page. A run whose settings changed mid-way is
+described by no Config, so it stays here (keeping it under its last Config would hand other
+users weights that Config does not produce).
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ import streamlit as st
 
 from landscape.data.config import Config
 from landscape.plots import training as plots
+from landscape.storage import datastore
 from landscape.training import live
 from landscape.training import loop as training
-from landscape.ui.common import show_error
+from landscape.ui import kept
+from landscape.ui import runs as ui_runs
+from landscape.ui.common import md_escape, show_error
 
 SETUP = "tr_live_setup"  # session key: the Train page's current Config keywords
 TRAINER = "tr_live"  # session key: the LiveTrainer
@@ -30,7 +40,10 @@ PLAYING = "tr_live_playing"  # session key: True while Play is on
 PACER = "tr_live_pacer"  # session key: the FramePacer
 SPEED = "tr_live_speed"  # widget key: steps per frame ("as fast as it goes" or a number)
 PINNED = "tr_live_pinned"  # session key: a demo's note while its own config, not SETUP, trains
+KEPT = "tr_live_kept"  # session key: (id of the trainer, its config, its name in the runs)
 FRAME_S = 0.25  # run_every while playing (frames follow back to back; see the docstring)
+LANDSCAPE_PAGE = "app_pages/loss_landscape.py"
+LANDSCAPE_PICKER = "run"  # the Landscape page's run picker (library.run_picker's key)
 
 
 SPEEDS = ["full speed", 1, 3, 10, 100]
@@ -95,10 +108,7 @@ def _controls(cfg: Config) -> None:
     if c[2].button("Step", key="tr_live_step", icon=":material/skip_next:", disabled=playing,
                    help="One epoch (a pass over the training set), then pause.", width="stretch"):  # fmt: skip
         t = _trainer(cfg)
-        t.run_for(0)  # at least one step ...
-        t.step(
-            max(0, t.steps_per_epoch - 1 - (t.steps - 1) % t.steps_per_epoch)
-        )  # ... to the epoch's end
+        t.step_epoch()
         t.evaluate()
     if c[3].button("Reset", key="tr_live_reset", icon=":material/restart_alt:", width="stretch"):
         st.session_state.pop(TRAINER, None)
@@ -110,29 +120,72 @@ def _controls(cfg: Config) -> None:
 
 def _status(t: live.LiveTrainer) -> None:
     cfg = t.config
-    h = t.history
+    h = t.frames
     text = (
-        f"step {t.steps:,} · epoch {t.epoch:.1f} · train loss {h['train_loss'][-1]:.4g} · "
-        f"{training.OPTIMIZERS[cfg.optimizer]}, lr {cfg.lr:g}"
+        f"step {t.steps:,} · epoch {t.epoch:.1f} of {t.n_epochs} · train loss "
+        f"{h['train_loss'][-1]:.4g} · {training.OPTIMIZERS[cfg.optimizer]}, lr {cfg.lr:g}"
     )
     st.caption(text)
     if st.session_state.get(PINNED):
         st.caption(st.session_state[PINNED] + " Reset returns to the set-up above.")
     if t.diverged:
+        # the step count is the status line's: the weights after that many steps blew up
         st.warning(
-            f"Diverged at step {t.steps + 1}: the loss blew up (marked with an x on the log-scale "
-            "curve). Lower the learning rate and press Reset.",
+            f"Diverged after step {t.diverged_step:,}: the loss blew up (marked with an x on "
+            "the log-scale curve). Lower the learning rate and press Reset.",
             icon=":material/warning:",
+        )
+    elif t.finished:
+        st.info(
+            f"Finished: {t.epochs_done} epochs, the Epochs set above. Raise Epochs and press "
+            "Play to go on, or Reset to start again."
         )
     elif t.steps >= t.max_steps:
         st.info(f"Stopped at the live-run cap of {t.max_steps:,} steps; Reset to start again.")
+    if t.finished:
+        _offer_run(t)
+
+
+def _keep(t: live.LiveTrainer) -> str | None:
+    """The finished, reproducible live run as a normal Run in this session's list (and the
+    data folder and training cache, like a trained run); its name there, or None."""
+    if not (t.finished and t.reproducible):
+        return None
+    done = st.session_state.get(KEPT)
+    if done is None or done[:2] != (id(t), t.config):  # a longer run after Epochs was raised
+        run = t.result()
+        s = kept.store()
+        if s is not None and not s.has_run(datastore.run_id(run.config)):
+            s.put_run(run)
+        ui_runs.run_cache().put(run)
+        done = (id(t), t.config, ui_runs.add_run(run))
+        st.session_state[KEPT] = done
+    return done[2] if done[2] in ui_runs.get_runs() else None
+
+
+def _offer_run(t: live.LiveTrainer) -> None:
+    name = _keep(t)
+    if name is None:
+        if not t.reproducible:
+            st.caption(
+                "The settings changed during this run, so no configuration reproduces it: it "
+                "is not added to the runs. Train the final settings with **Train** for a run "
+                "the Landscape page can slice."
+            )
+        return
+    c1, c2 = st.columns([3, 1])
+    c1.caption(f"In this session's runs as **{md_escape(name)}**.")
+    if c2.button("Open in Landscape", key="tr_live_open", icon=":material/landscape:"):
+        ui_runs.select_run(name, key=LANDSCAPE_PICKER)
+        st.switch_page(LANDSCAPE_PAGE)
 
 
 def _draw(t: live.LiveTrainer) -> None:
-    h = t.history
+    h = t.frames
     stop = None
-    if t.diverged and t.step_loss:
-        stop = (t.steps / t.steps_per_epoch + 1 / t.steps_per_epoch, abs(t.step_loss[-1]))
+    if t.diverged:  # where it stopped: the step after the last finite one, at its loss
+        last = t.step_loss[-1] if t.step_loss else h["train_loss"][0]
+        stop = ((t.steps + 1) / t.steps_per_epoch, last)
     hist = {"epoch": h["epoch"], "train_loss": h["train_loss"], "test_loss": h["test_loss"]}
     curve = plots.loss_curves(hist, t.step_loss, title="Loss (live)",
                               steps_per_epoch=t.steps_per_epoch, stop=stop)  # fmt: skip

@@ -21,6 +21,7 @@ import io
 import numpy as np
 import streamlit as st
 
+from landscape.cli import reproduce
 from landscape.pipelines import operator_models as om
 from landscape.pipelines import pictures
 from landscape.plots import compare as compare_plots
@@ -471,14 +472,8 @@ def operator_slice(prefix: str) -> None:
         st.caption(f"Hessian eigenvalues of the two directions: λ1 = {ev[0]:.4g}, λ2 = {ev[1]:.4g}")
     dirs = result.directions[:1] if result.request.dim == 1 else result.directions
     draw(result.main, dirs, f"{prefix}_om_view", name, result)
-    line = om.command(result)
-    if line is None:
-        st.caption(
-            "Hessian directions have no command line (`landscape.measures.curvature.top_eigen`)."
-        )
-    else:
-        st.caption("Reproduce it, in the folder of the operator's models file:")
-        st.code(line, language="bash", wrap_lines=True)
+    st.caption("Reproduce it, in the folder of the operator's models file:")
+    st.code(reproduce.own_model_command(result), language="bash", wrap_lines=True)
 
 
 def operator_compare(prefix: str) -> dict | None:

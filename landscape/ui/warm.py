@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from landscape.data.config import Config
-from landscape.pipelines import comparisons, presets
+from landscape.pipelines import comparison_presets, presets
 from landscape.storage import datastore
 from landscape.training import loop as training
 
@@ -34,7 +34,7 @@ NICE = 19  # the lowest priority there is
 def configs() -> list[Config]:
     """Every preset's default run, each once: the named presets, then the Compare presets'."""
     out = [presets.get(name) for name in presets.PRESETS]
-    for preset in comparisons.PRESETS.values():
+    for preset in comparison_presets.PRESETS.values():
         out += [panel.config for panel in preset.panels]
     return list(dict.fromkeys(out))
 

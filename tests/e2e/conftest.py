@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,7 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("LANDSCAPE_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(os.environ.get("LANDSCAPE_SHOTS", ROOT / "out" / "e2e-screenshots"))
+# outside the checkout: the suite never writes into the repository unless asked to
+SHOTS = Path(os.environ.get("LANDSCAPE_SHOTS", Path(tempfile.gettempdir()) / "landscape-e2e-shots"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

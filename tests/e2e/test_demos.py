@@ -1,8 +1,8 @@
 """The teaching demos in a real browser: live training (Step, Play, Pause), the gallery, and
 every page on a phone (390x844, a mobile browser) and at 1280x720.
 
-Screenshots go to the shots folder and to docs/screenshots/ (unless
-LANDSCAPE_SCREENSHOTS_TO_DOCS=0): train_live.png (1400 px), gallery.png (1400 px),
+Screenshots go to the shots folder and, with LANDSCAPE_SCREENSHOTS_TO_DOCS=1, to
+docs/screenshots/: train_live.png (1400 px), gallery.png (1400 px),
 gallery_1280x720.png and landscape_1280x720.png (the window as a laptop shows it), and
 phone_<page>.png (390 px wide).
 """
@@ -109,7 +109,7 @@ def _window_shot(page, shots_dir, name: str, scroll_to: str | None = None) -> No
         time.sleep(0.5)
     path = shots_dir / f"{name}.png"
     page.screenshot(path=str(path))
-    if os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "1") != "0":
+    if os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "0") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS / f"{name}.png")
 
@@ -145,7 +145,7 @@ def test_every_page_is_usable_on_a_phone(browser, app_url, shots_dir):
                 assert p["w"] >= 200, f"{name}: a plot area only {p['w']} px wide ({p})"
             path_png = shots_dir / f"phone_{name}.png"
             screenshot(page, path_png, width=390)
-            if os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "1") != "0":
+            if os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "0") == "1":
                 shutil.copyfile(path_png, DOCS / f"phone_{name}.png")
             assert_clean(page)
         # the sidebar: opened, a page chosen, and it gets out of the way

@@ -6,8 +6,8 @@ The Train -> Landscape -> Compare tests share one browser page (one Streamlit se
 user does: the small run trained on the Train page is the one sliced and compared. Settings
 are small (100 samples, 10 epochs, 21x21 and 11x11 grids) so the suite stays short.
 
-Each page's screenshot goes to the shots folder (printed at the end of the run) and, unless
-LANDSCAPE_SCREENSHOTS_TO_DOCS=0, to docs/screenshots/<page>.png (the README shows them).
+Each page's screenshot goes to the shots folder (printed at the end of the run) and, with
+LANDSCAPE_SCREENSHOTS_TO_DOCS=1, to docs/screenshots/<page>.png (the README shows them).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def shoot(page, shots_dir, name: str, docs_name: str | None = None) -> None:
     """Screenshot to the shots folder; with docs_name, also to docs/screenshots/."""
     path = shots_dir / f"{name}.png"
     screenshot(page, path)
-    if docs_name and os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "1") != "0":
+    if docs_name and os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "0") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS / f"{docs_name}.png")
 

@@ -40,6 +40,9 @@ from landscape.training.loop import Run, train
 
 HERE = Path(__file__).parent
 DEPTHS = (8, 20, 32, 56)  # conv + linear layers, 6 * blocks_per_stage + 2 (ResNet-N)
+#: The contour lines the gallery draws: Li et al.'s (their plot_2D.py draws loss 0.1 to 10 every
+#: 0.5). Their chaotic pictures are closed lines (islands) below 10 on a well-trained net.
+LEVELS = (0.1, 9.6, 0.5)  # (first, last, step), loss units
 # the shipped training settings (config_for's and the command line's defaults)
 EPOCHS, LR, WARMUP_EPOCHS = 80, 0.01, 10
 
@@ -138,6 +141,7 @@ def measure(run: Run, sl: Slice, progress: Callable[[str], None] | None = None):
     t0 = time.perf_counter()
     surf = S.plane(model, loss_fn, data, d1, d2, axis, axis, accuracy_fn=acc_fn)
     metrics = {**roughness.summary(surf.loss), "slice_seconds": time.perf_counter() - t0}
+    metrics.update(regions(surf.loss))
     finite = surf.loss[np.isfinite(surf.loss)]
     metrics["loss_min"], metrics["loss_max"] = float(finite.min()), float(finite.max())
     metrics["centre_loss"] = float(surf.loss[sl.res // 2, sl.res // 2])
@@ -155,6 +159,19 @@ def measure(run: Run, sl: Slice, progress: Callable[[str], None] | None = None):
         metrics.update(roughness.convexity_summary(ratio))
         metrics["convexity_seconds"] = time.perf_counter() - t0
     return surf, conv, metrics
+
+
+def levels() -> np.ndarray:
+    """The values of ``LEVELS``, one per drawn contour line."""
+    first, last, step = LEVELS
+    return np.arange(first, last + step / 2, step)
+
+
+def regions(loss) -> dict:
+    """How many separate low-loss regions the drawn lines enclose: the most regions below any
+    one level of ``LEVELS`` (1 for a bowl), and that level."""
+    n, level = roughness.low_loss_regions(loss, levels())
+    return {"low_loss_regions": n, "regions_level": level}
 
 
 def build(
@@ -241,13 +258,10 @@ def entries(folder: Path = HERE) -> list[Entry]:
             if not path.exists():
                 continue
             surf = store.load_surface(path)
+            row = {**surf.meta["gallery"], **regions(surf.loss)}  # files of 0.1 lack them
             cpath = path.with_name(path.stem + "_convexity.npz")
             conv = store.load_surface(cpath) if cpath.exists() else None
-            out.append(
-                Entry(
-                    n, skip, surf, conv, surf.meta["gallery"], Config.from_dict(surf.meta["config"])
-                )
-            )
+            out.append(Entry(n, skip, surf, conv, row, Config.from_dict(surf.meta["config"])))
     return out
 
 
@@ -274,29 +288,47 @@ def table(rows: list[dict]) -> str:
 
 # ----------------------------------------------------------------------------- reading
 
-#: Verdicts from the roughness numbers. A slice through a single bowl has one local minimum
-#: and turns about once per grid line; these bounds say when a picture stops looking like that.
-SMOOTH_MAX_MINIMA, SMOOTH_MAX_TURNS = 1, 1.5
-CHAOTIC_MIN_MINIMA, CHAOTIC_MIN_TURNS = 5, 2.5
+#: Verdicts from measured figures of the drawn picture. A bowl encloses one low-loss region at
+#: every drawn level and turns about once per grid line; islands are separate regions.
+SMOOTH_MAX_REGIONS, SMOOTH_MAX_TURNS = 1, 1.5
+CHAOTIC_MIN_REGIONS = 3
 
 
 def verdict(row: dict) -> str:
-    """ "smooth", "chaotic" or "rough (in between)" from a row's local minima and turns/line."""
-    if row["local_minima"] <= SMOOTH_MAX_MINIMA and row["turns_per_line"] <= SMOOTH_MAX_TURNS:
-        return "smooth"
-    if row["local_minima"] >= CHAOTIC_MIN_MINIMA or row["turns_per_line"] >= CHAOTIC_MIN_TURNS:
+    """ "smooth", "chaotic" or "rough (in between)" from a row's low-loss regions (below one
+    drawn level) and turns per grid line, by the thresholds above."""
+    n = row["low_loss_regions"]
+    if n >= CHAOTIC_MIN_REGIONS:
         return "chaotic"
+    if n <= SMOOTH_MAX_REGIONS and row["turns_per_line"] <= SMOOTH_MAX_TURNS:
+        return "smooth"
     return "rough (in between)"
+
+
+def verdict_rule() -> str:
+    """The thresholds of ``verdict`` in words (shown beside the pictures)."""
+    first, last, step = LEVELS
+    return (
+        f"smooth: one low-loss region below every drawn level and at most {SMOOTH_MAX_TURNS:g} "
+        f"slope turns per grid line; chaotic: {CHAOTIC_MIN_REGIONS} or more separate regions "
+        f"below one level (islands); rough: in between. Levels: loss {first:g} to {last:g} "
+        f"every {step:g}."
+    )
 
 
 def caption(entry: Entry) -> str:
     """One line of measured numbers for the picture of `entry`."""
     r = entry.row
     return (
-        f"{verdict(r)}: {r['local_minima']} local minim{'um' if r['local_minima'] == 1 else 'a'} on the {entry.surface.loss.shape[0]}x"
-        f"{entry.surface.loss.shape[1]} grid, {r['turns_per_line']:.1f} slope turns per grid "
+        f"{verdict(r)}: {r['low_loss_regions']} separate low-loss "
+        f"region{'' if r['low_loss_regions'] == 1 else 's'} inside the drawn lines"
+        + (f" (below loss {r['regions_level']:g})" if r["low_loss_regions"] > 1 else "")
+        + f", {r['local_minima']} local minim{'um' if r['local_minima'] == 1 else 'a'} on the "
+        f"{entry.surface.loss.shape[0]}x{entry.surface.loss.shape[1]} grid, "
+        f"{r['turns_per_line']:.1f} slope turns per grid "
         f"line, loss {r['loss_min']:.3g} to {r['loss_max']:.3g}. Trained: train loss "
-        f"{r['train_loss']:.3f}, test accuracy {r['test_acc']:.0%}."
+        f"{r['train_loss']:.3f}, train accuracy {r['train_acc']:.0%}, test accuracy "
+        f"{r['test_acc']:.0%}."
     )
 
 
@@ -335,6 +367,22 @@ def training_finding(items: list[Entry]) -> tuple[bool, str]:
     return ok, (
         f"without skips the deepest net trains worst in the same {items[0].config.epochs} epochs "
         f"(train loss by depth, {losses}; with skips at {deepest} layers: {twin})"
+    )
+
+
+#: A net counts as trained (its picture shows a minimum, not an unfinished net) from here.
+TRAINED_ACC = 0.95
+
+
+def trained_finding(items: list[Entry]) -> tuple[bool, str]:
+    """Li et al. slice nets trained to a low training loss: is every shipped net trained?"""
+    low = [e for e in items if e.row["train_acc"] < TRAINED_ACC]
+    if not low:
+        return True, f"every net reached at least {TRAINED_ACC:.0%} training accuracy"
+    names = ", ".join(f"{e.label} {e.row['train_acc']:.0%}" for e in low)
+    return False, (
+        f"every net reached at least {TRAINED_ACC:.0%} training accuracy (below it: {names}; "
+        "part of such a slice's roughness is that of an unfinished net)"
     )
 
 

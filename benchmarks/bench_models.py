@@ -1,0 +1,250 @@
+"""Your own model, four kinds: the tool against a plain full-batch loop and loss-landscapes.
+
+Run from the repository root:  python benchmarks/bench_models.py [--steps 7] [--repeats 2]
+
+Four small nets with random weights (seed 0) and random data, defined below: a one-layer
+``nn.TransformerEncoderLayer`` classifier on token sequences, a Conv1d + BatchNorm + GRU net
+(neither of which the surface fast path supports), a CNN and an MLP (which it does). For each,
+in one process, interleaved, minimum over ``--repeats`` of a ``--steps`` x ``--steps`` plane of
+cross-entropy on [-1, 1]^2:
+
+  (a) the tool: ``landscape.engine.own.open_model("bench_models:<net>", weights, data)``, then
+      ``.plane(...)`` (timed; opening is not), the path the command line takes, with the
+      batch size it chooses from the
+      data and memory (no --batch-size); and again with ``batch_size=256`` (the former
+      default) for comparison;
+  (b) a plain loop written in ten lines: copy each point's weights into the model in place,
+      one full-batch forward, ``F.cross_entropy``;
+  (c) ``loss_landscapes.random_plane`` (PyPI loss-landscapes 3.0.6, filter normalisation;
+      its normalisation divides by every bias entry, so zero biases, such as attention's,
+      get a small random value first).
+
+Ratios are the other method's seconds over the tool's (above 1: the tool is faster). It also
+checks that (a) equals (b) along the same directions (max relative difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_models:<factory>
+
+VOCAB, SEQ, CLASSES = 50, 16, 4
+
+
+# ----------------------------------------------------------------------------- the models
+
+
+class Transformer(nn.Module):
+    """Token embedding + one TransformerEncoderLayer + mean pooling + a linear head."""
+
+    def __init__(self, d_model: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, d_model)
+        self.pos = nn.Parameter(torch.randn(SEQ, d_model) * 0.1)
+        self.layer = nn.TransformerEncoderLayer(d_model, 4, 64, dropout=0.1, batch_first=True)
+        self.head = nn.Linear(d_model, CLASSES)
+
+    def forward(self, x):
+        return self.head(self.layer(self.embed(x) + self.pos).mean(1))
+
+
+class GRUNet(nn.Module):
+    """Conv1d + BatchNorm1d + ReLU, a GRU over the sequence, a linear head on its last state."""
+
+    def __init__(self, channels: int = 4, hidden: int = 24) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, 16, 3, padding=1)
+        self.bn = nn.BatchNorm1d(16)
+        self.gru = nn.GRU(16, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, CLASSES)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x))).transpose(1, 2)
+        return self.head(self.gru(h)[0][:, -1])
+
+
+def transformer() -> nn.Module:
+    return Transformer()
+
+
+def gru() -> nn.Module:
+    return GRUNet()
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * 4 * 4, CLASSES),
+    )  # fmt: skip
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(20, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, CLASSES)
+    )
+
+
+def data_for(name: str, n: int, g: torch.Generator):
+    if name == "transformer":
+        X = torch.randint(0, VOCAB, (n, SEQ), generator=g)
+    elif name == "gru":
+        X = torch.randn(n, 4, 32, generator=g)
+    elif name == "cnn":
+        X = torch.randn(n, 1, 16, 16, generator=g)
+    else:
+        X = torch.randn(n, 20, generator=g)
+    return X, torch.randint(0, CLASSES, (n,), generator=g)
+
+
+MODELS = {"transformer": transformer, "gru": gru, "cnn": cnn, "mlp": mlp}
+
+
+def build(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    net = MODELS[name]()
+    with torch.no_grad():
+        for m in net.modules():  # BatchNorm statistics that are not the identity
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.normal_(0.0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+        for p in net.parameters():  # loss-landscapes divides by each bias entry's norm
+            if p.ndim == 1 and not bool(p.all()):
+                p.add_(torch.randn(p.shape) * 0.01)
+    return net.eval()
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def open_tool(name, folder: Path, batch_size=None):
+    from landscape.engine import own
+
+    return own.open_model(
+        f"bench_models:{name}",
+        folder / f"{name}.safetensors",
+        str(folder / f"{name}.npz"),
+        device="cpu",
+        batch_size=batch_size,
+    )
+
+
+def run_tool(m, d1, d2, xs):
+    """The plane of an opened model (files read and checked before: not timed)."""
+    s = m.plane(d1, d2, xs, xs)
+    return s.loss.ravel(), s.meta
+
+
+@torch.no_grad()
+def run_plain_loop(model, X, y, d1, d2, xs):
+    """Write each point's weights into the model in place, one full-batch forward."""
+    params = dict(model.named_parameters())
+    center = {k: p.detach().clone() for k, p in params.items()}
+    out = []
+    try:
+        for b in xs:
+            for a in xs:
+                for k, p in params.items():
+                    p.copy_(center[k] + float(a) * d1[k] + float(b) * d2[k])
+                out.append(nn.functional.cross_entropy(model(X), y).item())
+    finally:
+        for k, p in params.items():
+            p.copy_(center[k])
+    return np.array(out)
+
+
+def run_loss_landscapes(model, X, y, steps: int):
+    import loss_landscapes
+    from loss_landscapes.metrics import Loss
+
+    metric = Loss(nn.functional.cross_entropy, X, y)
+    with torch.no_grad():
+        return loss_landscapes.random_plane(
+            model, metric, distance=1, steps=steps, normalization="filter", deepcopy_model=True
+        )
+
+
+def _seconds(fn):
+    """(wall seconds, CPU seconds of this process, result): on a machine shared with other
+    jobs the CPU time is the steadier figure (the wall time includes waiting for a core)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return (time.perf_counter() - start, time.process_time() - cpu), out
+
+
+def measure(name, folder, model, X, y, d1, d2, xs, args):
+    """Each method ``args.repeats`` times, interleaved: {method: [(wall, cpu), ...]}, and the
+    tool's and the plain loop's losses (the last run)."""
+    times: dict[str, list] = {k: [] for k in ("tool", "tool256", "plain", "ll")}
+    for _ in range(args.repeats):
+        tool, tool256 = open_tool(name, folder), open_tool(name, folder, 256)
+        t, (ours, meta) = _seconds(lambda m=tool: run_tool(m, d1, d2, xs))
+        times["tool"].append(t)
+        t, _ = _seconds(lambda m=tool256: run_tool(m, d1, d2, xs))
+        times["tool256"].append(t)
+        t, plain = _seconds(lambda: run_plain_loop(model, X, y, d1, d2, xs))
+        times["plain"].append(t)
+        t, _ = _seconds(lambda: run_loss_landscapes(model, X, y, args.steps))
+        times["ll"].append(t)
+    return times, ours, meta, plain
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=2, help="runs of each method (default: 2)")
+    p.add_argument("--steps", type=int, default=7, help="grid points per axis (default: 7)")
+    p.add_argument("--samples", type=int, default=2048, help="samples per net (default: 2048)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from safetensors.torch import save_file
+
+    from landscape.core.directions import random_directions
+    from landscape.engine import batched
+
+    xs = np.linspace(-1.0, 1.0, args.steps)
+    print(
+        f"{args.samples} samples per net, {args.steps}x{args.steps} grid, {args.threads} "
+        f"thread(s), minimum of {args.repeats} interleaved runs; ratios = other's s / tool's s"
+    )
+    print(
+        "| net | parameters | fast path | tool path, batch | tool s | plain loop | "
+        "vs plain | vs plain at --batch-size 256 | loss-landscapes s | vs loss-landscapes | "
+        "max rel. diff |"
+    )
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in args.models:
+            model = build(name)
+            X, y = data_for(name, args.samples, torch.Generator().manual_seed(1))
+            save_file(model.state_dict(), folder / f"{name}.safetensors")
+            np.savez(folder / f"{name}.npz", X=X.numpy(), y=y.numpy())
+            d1, d2 = random_directions(model, 2, seed=0)
+            times, ours, meta, plain = measure(name, folder, model, X, y, d1, d2, xs, args)
+            cpu = {k: min(t[1] for t in v) for k, v in times.items()}
+            rel = float(np.max(np.abs(ours - plain) / np.maximum(np.abs(plain), 1e-12)))
+            n_params = sum(p.numel() for p in model.parameters())
+            print(
+                f"| {name} | {n_params:,} | {batched.supports(model)} | {meta['method']}, "
+                f"{meta['batch_size']} | {cpu['tool']:.2f} | {cpu['plain']:.2f} | "
+                f"{cpu['plain'] / cpu['tool']:.2f}x | {cpu['plain'] / cpu['tool256']:.2f}x | "
+                f"{cpu['ll']:.2f} | {cpu['ll'] / cpu['tool']:.2f}x | {rel:.1e} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
