@@ -16,7 +16,8 @@ import streamlit as st  # noqa: E402
 
 @asynccontextmanager
 async def _warm(_app):
-    """Import what every page needs and start the worker processes, before serving."""
+    """Import what every page needs and start the worker processes, before serving; then
+    train the presets' runs in the background (landscape.ui.warm)."""
     import pandas  # noqa: F401 - imported whole before any page: see lab.py
     import plotly.graph_objects  # noqa: F401
 
@@ -26,10 +27,14 @@ async def _warm(_app):
     import landscape.ui.library  # noqa: F401
     import landscape.ui.links  # noqa: F401
     import landscape.ui.runs  # noqa: F401
-    from landscape.ui import workers
+    from landscape.ui import warm, workers
 
     workers.shared_pool().start()
-    yield
+    presets = warm.start()  # every preset's run into the data folder, at the lowest priority
+    try:
+        yield
+    finally:
+        warm.stop(presets)
 
 
 app = st.App("lab.py", lifespan=_warm)

@@ -56,15 +56,40 @@ if pio.templates.default != "lab":
 # - display formulas too wide for their column scroll sideways instead of being cut off, and
 #   shrink on narrow screens;
 # - on a phone, Plotly's toolbar (zoom, pan, download) is hidden: it covered chart titles,
-#   and touch gestures zoom anyway.
+#   and touch gestures zoom anyway; so is a table's (search, download, full screen), which
+#   covered the heading above it ("This session's runs").
 STYLE = """<style>
 .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0 6px; }
 @media (max-width: 900px) { .katex-display { font-size: 0.82em; } }
 @media (max-width: 640px) {
   .katex-display { font-size: 0.58em; }
   .js-plotly-plot .modebar-container { display: none !important; }
+  [data-testid="stElementToolbar"] { display: none !important; }
 }
+OFFLINE
 </style>"""
+# While the server is down Streamlit's frontend opens its stock "Connection error" dialog
+# ("... restart it in your terminal: streamlit run yourscript.py"), which has no setting.
+# The page's style stays in the browser meanwhile, so it hides that dialog and says, in plain
+# words, that the page reconnects by itself (the restart notice then says what was lost).
+# It keys on the app's connection-state attribute, which is Streamlit's test hook rather
+# than a documented API: if a Streamlit release renames it, the stock dialog shows again.
+_DOWN = [f'.stApp[data-test-connection-state="{state}"]'
+         for state in ("PINGING_SERVER", "DISCONNECTED_FOREVER")]  # fmt: skip
+OFFLINE_STYLE = (
+    ", ".join(
+        f'body:has({d}) [data-testid="stDialog"], body:has({d}) div[role="dialog"]' for d in _DOWN
+    )  # fmt: skip
+    + " { display: none !important; }\n"
+    + ", ".join(f"{d}::before" for d in _DOWN)
+    + """ {
+  content: "The server is not answering (restarting?). This page reconnects by itself.";
+  position: fixed; top: 3.5rem; left: 50%; transform: translateX(-50%); z-index: 1000100;
+  background: #fff4e5; color: #663c00; border: 1px solid #ffb74d; border-radius: 0.5rem;
+  padding: 0.6rem 1rem; font-size: 0.95rem; max-width: 90vw;
+}"""
+)
+STYLE = STYLE.replace("OFFLINE", OFFLINE_STYLE)
 
 # The favicon stays an emoji: a Material icon there is fetched from fonts.gstatic.com.
 st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")

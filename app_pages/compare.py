@@ -135,10 +135,10 @@ def _runs_picker() -> dict | None:
         return None
     c1, c2 = st.columns(2)
     with c1:
-        a = ui_runs.pick_run("Left run", key="cmp_run_a")
+        a = library.run_picker("Left run", "cmp_run_a")
         na = st.selectbox("Directions", directions.NORMS, **url("cmp_norm_a"))
     with c2:
-        b = ui_runs.pick_run("Right run", key="cmp_run_b")
+        b = library.run_picker("Right run", "cmp_run_b")
         nb = st.selectbox("Directions", directions.NORMS, **url("cmp_norm_b"))
     if a is None or b is None or not st.button("Compare these runs", key="cmp_go_runs"):
         return None
@@ -410,6 +410,9 @@ result = st.session_state.get(RESULT)
 if result is None:
     st.info("Pick a preset above (or two of your runs) to see them side by side.")
 else:
+    # A page switch leaves the page's own parameters behind: the comparison shown goes back
+    # into the address on every run, so Copy link and a reload name it.
+    _keep_in_url(st.session_state.get(REQUEST, {"kind": "operator"}))
     _story(result)
     st.dataframe(_table(result["comparison"]), key="cmp_table", width="stretch")
     _charts(result["comparison"])

@@ -13,11 +13,12 @@ from landscape.plots import compare as cplots
 from landscape.plots import surfaces as plots
 from landscape.ui import gallery as ui
 from landscape.ui.common import torch_threads
+from landscape.ui.links import url
 
 torch_threads()
 
 HEIGHT = 420
-ZMAX = 10.0  # colours clipped at loss 10, as in Li et al.'s own contour plots (vmax = 10)
+ZMAX = ui.ZMAX  # colours clipped at loss 10, as in Li et al.'s plots (and on Landscape)
 
 
 def _figure(entry: gallery.Entry, kind: str):
@@ -139,8 +140,8 @@ st.markdown(
 )
 depths = sorted({e.n_layers for e in items})
 c1, c2 = st.columns([2, 1])
-depth = c1.segmented_control("Layers", depths, default=depths[-1], key="gal_depth")
-kind = c2.segmented_control("Plot", ["contour", "3D"], default="contour", key="gal_kind")
+depth = c1.segmented_control("Layers", depths, default=depths[-1], **url("gal_depth"))
+kind = c2.segmented_control("Plot", ["contour", "3D"], default="contour", **url("gal_kind"))
 depth = depth or depths[-1]
 pair = [e for e in items if e.n_layers == depth]
 pair = sorted(pair, key=lambda e: e.skip)

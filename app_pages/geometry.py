@@ -9,9 +9,11 @@ import streamlit as st
 
 from landscape.pipelines import presets
 from landscape.plots import research as plots
+from landscape.ui import library
 from landscape.ui import research as ui
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import plot_text, show_error, torch_threads
+from landscape.ui.links import url
 
 torch_threads()
 
@@ -26,15 +28,15 @@ def _connect_tab() -> None:
         "along the straight line, and along a curve with one trained middle point."
     )
     c1, c2, c3 = st.columns(3)
-    name = c1.selectbox("Network and data", STARTS, key="geo_preset")
+    name = c1.selectbox("Network and data", STARTS, **url("geo_preset"))
     st.caption(presets.PRESETS[name][1])
-    seed_a = c2.number_input("Seed of net A", 0, 2**31 - 1, 0, key="geo_seed_a")
-    seed_b = c2.number_input("Seed of net B", 0, 2**31 - 1, 1, key="geo_seed_b")
-    kind = c3.radio("Curve", ["bezier", "chain"], key="geo_kind", horizontal=True,
+    seed_a = c2.number_input("Seed of net A", 0, 2**31 - 1, 0, **url("geo_seed_a"))
+    seed_b = c2.number_input("Seed of net B", 0, 2**31 - 1, 1, **url("geo_seed_b"))
+    kind = c3.radio("Curve", ["bezier", "chain"], **url("geo_kind"), horizontal=True,
                     format_func={"bezier": "quadratic Bezier", "chain": "polygonal chain"}.get)  # fmt: skip
     steps = c3.select_slider("Curve training steps", [50, 100, 200, 300, 500, 1000], 300,
-                             key="geo_steps")  # fmt: skip
-    res = c3.select_slider("Plane resolution", [11, 15, 21, 31], 21, key="geo_res")
+                             **url("geo_steps"))  # fmt: skip
+    res = c3.select_slider("Plane resolution", [11, 15, 21, 31], 21, **url("geo_res"))
     if st.button("Train both nets and connect them", key="geo_go", type="primary"):
         if seed_a == seed_b:
             st.error("The two seeds are equal: the nets are the same (barrier 0). Pick two seeds.")
@@ -78,16 +80,18 @@ def _spectrum_tab() -> None:
     c1, c2 = st.columns([2, 1])
     with c1:
         source = st.radio(
-            "Net", ["a preset", "a run of this session"], key="geo_src", horizontal=True
+            "Net", ["a preset", "a run of this session"], **url("geo_src"), horizontal=True
         )
         if source == "a preset":
-            pname = st.selectbox("Preset", STARTS, key="geo_spec_preset")
+            pname = st.selectbox("Preset", STARTS, **url("geo_spec_preset"))
             run = None
         else:
-            run = ui_runs.pick_run("Run", key="geo_spec_run")
-    vectors = c2.slider("Random vectors", 1, 20, 5, key="geo_vectors")
+            run = library.run_picker("Run", "geo_spec_run")
+            if run is None:
+                st.info("No trained runs in this session yet: train one on the Train page.")
+    vectors = c2.slider("Random vectors", 1, 20, 5, **url("geo_vectors"))
     steps = c2.select_slider(
-        "Lanczos steps per vector", [20, 40, 60, 80, 100], 60, key="geo_lsteps"
+        "Lanczos steps per vector", [20, 40, 60, 80, 100], 60, **url("geo_lsteps")
     )
     if st.button("Compute the spectrum", key="geo_spec_go", type="primary"):
         try:
@@ -105,7 +109,9 @@ def _spectrum_tab() -> None:
     res, name = got
     m = st.columns(4)
     m[0].metric("Parameters", f"{res.n_params:,}")
-    m[1].metric("λmax", f"{res.top[0]:.4g}" if len(res.top) else "—")
+    m[1].metric("λmax", f"{res.top[0]:.4g}" if len(res.top) else "—",
+                help="Over every parameter, biases included. The Landscape page's Hessian plane "
+                "leaves biases and BatchNorm out by default, so its λ1 can be smaller.")  # fmt: skip
     m[2].metric("Share of eigenvalues < 0", f"{100 * res.mass_below(0.0):.1f} %")
     m[3].metric("Time (SLQ + top-k)", f"{res.seconds + res.seconds_top:.1f} s")
     st.plotly_chart(

@@ -16,6 +16,7 @@ from landscape.pipelines import pictures, presets
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.storage import formats as store
+from landscape.ui import gallery as ui_gallery
 from landscape.ui import landscape_page as ui
 from landscape.ui import library, links
 from landscape.ui import own_models as ui_own
@@ -26,6 +27,7 @@ from landscape.ui.links import url
 torch_threads()
 
 RESULT = "lp_result"  # session key: the last computed LandscapeResult
+RUN_PICK = "run__pick"  # the run picker (its choice is ?run=<short id>)
 VIEW_OF = "lp_view_of"  # session key: the result the picture widgets were set up for
 RESULT_WIDGETS = ("lp_crange", "lp_epoch")  # their options come from the result
 RESULT_RUNS = "lp_result_runs"  # session key: (centre run, other run or None) of that result
@@ -79,7 +81,7 @@ def _train_preset() -> None:
         return
     finally:
         bar.empty()
-    ui_runs.select_run(ui_runs.add_run(run), key="run")
+    ui_runs.select_run(ui_runs.add_run(run), key=RUN_PICK)
     st.rerun()
 
 
@@ -97,18 +99,27 @@ def _load_saved() -> None:
         show_error(e)
         return
     done.add(file.file_id)
-    ui_runs.select_run(ui_runs.add_run(run), key="run")
+    ui_runs.select_run(ui_runs.add_run(run), key=RUN_PICK)
     st.rerun()
 
 
 def choose_run():
     """Section 1: the session's runs, or a preset trained here, or a saved run; the run."""
     st.subheader("1 · A trained network")
-    run = library.run_picker("Run", key="run")  # ?run=<short id>, loaded from the store
+    run = library.run_picker("Run", RUN_PICK, param="run")  # ?run=<short id>, from the store
     runs = ui_runs.get_runs()
     if run is not None and st.button("Open in Train", key="lp_open_train"):
         library.open_in_train(run.config)
-    if not runs:
+    shown = ui_gallery.of_result(st.session_state.get(RESULT))
+    if shown is not None:
+        st.caption(
+            f"The picture below is the Gallery's {shown.label} slice, computed when the app was "
+            "built; its weights do not ship with the app. To slice that net anew, open it in "
+            "Train and train it (minutes on a CPU), or pick a run of this session."
+        )
+        if st.button("Open the Gallery's net in Train", key="lp_gallery_train"):
+            library.open_in_train(shown.config)
+    elif not runs:
         st.info(
             "No trained network in this session yet. Train one on the **Train** page and come "
             "back, train one of the ready presets below (a few seconds), or load a run you "
@@ -335,10 +346,13 @@ def _colour_range(result) -> tuple[float | None, float | None]:
     options = [float(v) for v in grid]
     if not set(st.session_state.get("lp_crange") or ()) <= set(options):
         st.session_state.pop("lp_crange", None)  # a range of another picture
+    top = options[-1]
+    if ui_gallery.of_result(result) is not None:  # clipped as the Gallery draws it
+        top = max((v for v in options if v <= ui_gallery.ZMAX), default=top)
     a, b = st.select_slider(
         "Colour range (values outside are clipped to the end colours)",
         options=options,
-        value=(options[0], options[-1]),
+        value=(options[0], top),
         format_func=_short_number,
         **url("lp_crange"),
     )
@@ -368,34 +382,31 @@ def _plane_picture(result):
     kind = c1.radio("Plot", ["contour", "heatmap", "3D"], **url("lp_plot"), horizontal=True)
     log = c2.toggle("Log colour scale", True, **url("lp_logc"))
     zmin, zmax = _colour_range(result)
-    surf, titles = result.main, _axis_titles(result)
-    kw = {"log": log, "zmin": zmin, "zmax": zmax, **titles}
-    if kind == "3D":
-        fig = plots.surface3d_figure(surf, **kw)
-        if log:
-            fig = page_plots.log_colours_3d(fig, surf, zmin, zmax)
-        return page_plots.mark_minimum(fig, surf, three_d=True)
-    if req.direction == "pca" and result.path is not None:
+    path = labels = None
+    if req.direction == "pca" and result.path is not None and kind != "3D":
         px, py = result.path
         last = len(px) - 1
         if st.session_state.get("lp_epoch", 0) > last:
             st.session_state.pop("lp_epoch")  # an epoch of a longer run
-        k = st.slider("Path up to epoch", 0, last, last, **url("lp_epoch"))
-        labels = [f"epoch {int(e)}" for e in result.path_epochs]
-        if kind == "contour":
-            return plots.trajectory_figure(
-                surf,
-                px[: k + 1],
-                py[: k + 1],
-                result.explained,
-                labels[: k + 1],
-                **{k2: v for k2, v in kw.items() if k2 not in ("x_title", "y_title")},
-            )
-        fig = page_plots.mark_minimum(plots.heatmap_figure(surf, **kw), surf)
-        return page_plots.add_path(fig, px[: k + 1], py[: k + 1], labels[: k + 1])
-    if kind == "contour":
-        return plots.contour_figure(surf, **kw)
-    return page_plots.mark_minimum(plots.heatmap_figure(surf, **kw), surf)
+        k = st.slider("Path up to epoch", 0, last, last, **url("lp_epoch")) + 1
+        path = (px[:k], py[:k])
+        labels = [f"epoch {int(e)}" for e in result.path_epochs][:k]
+    return page_plots.plane_figure(
+        result.main, kind, log=log, zmin=zmin, zmax=zmax, path=path, path_labels=labels,
+        explained=result.explained, **_axis_titles(result),
+    )  # fmt: skip
+
+
+def hessian_note(ignore: str) -> str:
+    """Whose curvature λ1 and λ2 are: the weights the slice moves (Geometry's λmax counts
+    every parameter, so the same run can show a different number there)."""
+    if ignore == "biasbn":
+        return (
+            "λ1, λ2: the Hessian's top eigenvalues over the weights this slice moves; biases "
+            "and BatchNorm parameters are left out ('not moved'), so λ1 can differ from "
+            "Geometry's λmax, which counts every parameter. Choose 'moved too' to include them."
+        )
+    return "λ1, λ2: the Hessian's top eigenvalues over every parameter, biases included."
 
 
 def _warn_parallel(result) -> None:
@@ -425,6 +436,8 @@ def _warn_nonfinite(result) -> None:
 def _facts(result) -> None:
     req, surf = result.request, result.main
     ui.metrics(result, "Loss of the trained net")
+    if req.direction == "hessian" and result.eigenvalues is not None:
+        st.caption(hessian_note(req.ignore))
     st.caption(
         f"{req.label()} · {result.n_total()} points in {result.seconds:.2f} s "
         f"({surf.meta.get('method', '?')} evaluation)"
@@ -504,8 +517,7 @@ def picture() -> None:
 
 
 def _draw(result) -> None:
-    run = st.session_state.get(RESULT_RUNS, (None, None))[0]
-    st.markdown(f"**{md_escape(getattr(run, 'name', ''))}** · {md_escape(result.request.label())}")
+    st.markdown(f"**{md_escape(_shown_name(result))}** · {md_escape(result.request.label())}")
     _warn_nonfinite(result)
     _warn_parallel(result)
     if result.request.dim == 1:
@@ -515,6 +527,31 @@ def _draw(result) -> None:
     st.plotly_chart(fig, key="lp_chart")
     _facts(result)
     _downloads(result, fig)
+
+
+def _shown_name(result) -> str:
+    """The name of the net a result slices: its run's, or the Gallery entry's."""
+    run = st.session_state.get(RESULT_RUNS, (None, None))[0]
+    if run is not None:
+        return run.name
+    entry = ui_gallery.of_result(result)
+    return f"Gallery: {entry.label}" if entry is not None else "the net"
+
+
+def gallery_link() -> None:
+    """``?gallery=<layers>-<0|1>`` names a Gallery slice: a link (or a reload) shows it; the
+    address keeps it while that slice is the picture, and drops it when another is."""
+    links.handled(ui_gallery.PARAM)
+    asked = st.query_params.get(ui_gallery.PARAM)
+    entry = ui_gallery.find(asked)
+    linked = entry is not None and links.first_run() and links.opened_with(ui_gallery.PARAM)
+    if linked and ui_gallery.of_result(st.session_state.get(RESULT)) is not entry:
+        ui_gallery.show_in_landscape(entry)
+    shown = ui_gallery.of_result(st.session_state.get(RESULT))
+    if shown is None:
+        st.query_params.pop(ui_gallery.PARAM, None)
+    elif asked != ui_gallery.ident(shown):
+        st.query_params[ui_gallery.PARAM] = ui_gallery.ident(shown)
 
 
 def notes() -> None:
@@ -560,6 +597,7 @@ try:
     if ui_own.source("lp") == ui_own.OPERATOR:
         ui_own.operator_slice("lp")
     else:
+        gallery_link()
         the_run = choose_run()
         asked = slice_form(the_run)
         st.subheader("3 · The picture")

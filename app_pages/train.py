@@ -32,6 +32,7 @@ from landscape.ui.upload import upload_widget
 torch_threads()
 
 SHOW_KEY = "tr_show"  # the run shown in the results section
+CHANCE_MARGIN = 0.02  # a final training accuracy this close to chance gets a warning
 CACHE_NOTE = "tr_cache_note"
 OVERLAY_NEW = "tr_overlay_new"  # runs trained since the overlay was last drawn
 CHART_EVERY_S = 0.3  # redraw the live loss chart at most this often (seconds)
@@ -154,7 +155,7 @@ def _optimiser_widgets() -> tuple[dict, bool]:
             disabled=kw["optimizer"] != "momentum",
             help="Used by SGD + momentum only (Adam keeps its own running averages).",
         )  # fmt: skip
-        kw["eos"] = ui_research.eos_checkbox(c3)
+        kw["eos"] = ui_research.eos_checkbox(c3, kw["optimizer"])
         submitted = st.button("Train", type="primary", key="tr_train")
     return kw, submitted
 
@@ -204,7 +205,10 @@ def setup_panel() -> None:
     eos = opt_kw.pop("eos")  # full-batch GD with λmax tracked (edge of stability)
     st.session_state[live_panel.SETUP] = kw | opt_kw  # what Play / Step train (live panel)
     if submitted:
-        (ui_research.eos_run if eos else _train_and_show)(kw | opt_kw)
+        if eos:
+            ui_research.eos_run(kw | opt_kw, show_key=SHOW_KEY)
+        else:
+            _train_and_show(kw | opt_kw)
 
 
 # ----------------------------------------------------------------------------- training
@@ -296,9 +300,31 @@ def _metrics(run) -> None:
     cols[4].metric("Training time", f"{run.seconds:.1f} s", help=f"{run.epochs_done} epochs")
 
 
+def _chance_warning(run) -> None:
+    """A run that ends no better than guessing the commonest class (SGD at lr 10 on moons:
+    50 %) gets a warning: nothing else on the page would say that it learnt nothing."""
+    if run.diverged or run.accuracy_fn() is None:
+        return
+    y = run.dataset().y_train
+    chance = float(y.bincount().max()) / max(len(y), 1)
+    acc = run.history["train_acc"][-1]
+    if math.isfinite(acc) and acc <= chance + CHANCE_MARGIN:
+        st.warning(
+            f"**No better than guessing**: the training accuracy is {acc:.1%}, and always "
+            f"answering the commonest class scores {chance:.1%}. The net did not learn: the "
+            "learning rate may be too large (each step jumps across the valley) or too small, "
+            "or the net too small for the data. Try a learning rate 10x smaller first.",
+            icon=":material/warning:",
+        )
+
+
 @st.fragment
 def _curves(run) -> None:
-    log_y = st.toggle("Log-scale loss", False, **url("tr_log"))
+    if run.diverged:  # a blow-up spans orders of magnitude: always drawn on a log axis
+        st.caption("The loss axis is logarithmic: the diverged losses span orders of magnitude.")
+        log_y = True
+    else:
+        log_y = st.toggle("Log-scale loss", False, **url("tr_log"))
     c1, c2 = st.columns(2)
     fig = plots.loss_curves(run.history, run.step_loss, log_y=log_y,
                             steps_per_epoch=_steps_per_epoch(run), stop=_stop(run))  # fmt: skip
@@ -313,7 +339,8 @@ def _curves(run) -> None:
 def _has_picture(run) -> bool:
     """2D data (decision regions) or one input feature (fitted function / class probabilities)."""
     kind = data.info(run.config.dataset).kind
-    return kind in ("2d", "1d") or tuple(run.dataset().input_shape) == (1,)
+    shape, task = tuple(run.dataset().input_shape), data.info(run.config.dataset).task
+    return kind in ("2d", "1d") or shape == (1,) or (shape == (2,) and task == "classification")
 
 
 def _picture(run) -> None:
@@ -329,13 +356,26 @@ def _picture(run) -> None:
         xs, yhat = predictions.regression_curve(model, ds)
         fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
                                    ds.y_test.numpy())  # fmt: skip
-    elif kind == "2d":
+    elif ds.input_shape == (2,) and ds.task == "classification":  # moons, or a 2-feature CSV
         xs, ys, probs = predictions.decision_grid(model, ds, resolution=120)
         fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
                                       ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
     else:
         st.caption(
             md_escape(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
+        )
+        return
+    if kind == "tabular":  # a table's columns are standardised: say so, in the column's name
+        names = [plot_text(f"{n} (standardised)") for n in ds.feature_names[:2]]
+        fig.update_layout(**dict(zip(("xaxis_title", "yaxis_title"), names)))
+        st.plotly_chart(fig, key="tr_picture")
+        st.caption(
+            md_escape(
+                "Plotted in standardised units: each feature minus its mean, divided by its "
+                "standard deviation, on the training split (what the net sees): "
+                + ", ".join(ds.feature_names[:2])
+                + "."
+            )
         )
         return
     st.plotly_chart(fig, key="tr_picture")
@@ -363,10 +403,11 @@ def results_section() -> None:
             "Press **Train** above: the curves and the picture of the trained net appear here."
         )
         return
-    run = ui_runs.pick_run("Run shown", key=SHOW_KEY)
+    run = library.run_picker("Run shown", SHOW_KEY)
     if st.session_state.pop(CACHE_NOTE, False):
         st.info("This configuration was trained before: the result comes from the cache.")
     _divergence_warning(run)
+    _chance_warning(run)
     _metrics(run)
     _curves(run)
     if run.accuracy_fn() is not None and _has_picture(run):
@@ -413,8 +454,9 @@ def stability_demo() -> None:
 # ----------------------------------------------------------------------------- run list
 
 
-def _finite(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+def _percent(v: float) -> str:
+    """An accuracy for the table; a dash where there is none (regression: NaN)."""
+    return f"{v:.1%}" if math.isfinite(v) else "—"
 
 
 def _run_table(runs: dict) -> None:
@@ -424,7 +466,7 @@ def _run_table(runs: dict) -> None:
             "epochs": r.epochs_done,
             "train loss": r.history["train_loss"][-1],
             "test loss": r.history["test_loss"][-1],
-            "test acc": _finite(r.history["test_acc"][-1]),  # NaN for regression
+            "test acc": _percent(r.history["test_acc"][-1]),  # NaN for regression
             "diverged": f"epoch {r.diverged_epoch}" if r.diverged else "",
             "params": r.n_params,
             "seconds": round(r.seconds, 2),

@@ -8,3 +8,6 @@ import tempfile
 
 def pytest_configure(config):
     os.environ["LANDSCAPE_DATA_DIR"] = tempfile.mkdtemp(prefix="landscape-test-data-")
+    # The servers tests start do not train the presets in the background (tests/test_warm.py
+    # checks that warm-up on its own): it would take CPU from the tests that time things.
+    os.environ.setdefault("LANDSCAPE_WARM_PRESETS", "0")

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from landscape.data.config import Config
 from landscape.pipelines import comparison_presets
+from landscape.storage import datastore
 from landscape.training.loop import train
 from landscape.ui import compare as ui
 from landscape.ui import kept
@@ -116,8 +117,8 @@ def test_session_runs_side_by_side(two_runs):
     a, b = two_runs
     at = page(a, b)
     names = list(at.session_state[ui_runs._SESSION_KEY])
-    at.selectbox(key="cmp_run_a").set_value(names[0])
-    at.selectbox(key="cmp_run_b").set_value(names[1])
+    at.selectbox(key="cmp_run_a").set_value(_rid(at, names[0]))
+    at.selectbox(key="cmp_run_b").set_value(_rid(at, names[1]))
     at.selectbox(key="cmp_norm_b").set_value("layer")
     at.button(key="cmp_go_runs").click().run()
     assert not at.exception and not at.error
@@ -138,8 +139,8 @@ def test_session_runs_side_by_side(two_runs):
 def test_settings_apply_recomputes_and_clip_is_shared(two_runs):
     at = page(*two_runs)
     names = list(at.session_state[ui_runs._SESSION_KEY])
-    at.selectbox(key="cmp_run_a").set_value(names[0])
-    at.selectbox(key="cmp_run_b").set_value(names[1])
+    at.selectbox(key="cmp_run_a").set_value(_rid(at, names[0]))
+    at.selectbox(key="cmp_run_b").set_value(_rid(at, names[1]))
     at.button(key="cmp_go_runs").click().run()
     at.select_slider(key="cmp_res").set_value(11)
     at.slider(key="cmp_ndirs").set_value(2)
@@ -245,3 +246,31 @@ def test_colour_scale_log_linear_clip_and_nan():
         plots.contour_panels([a], ["a"], zmax=0.1)
     with pytest.raises(ValueError, match="names"):
         plots.contour_panels([a, b], ["a"])
+
+
+def _rid(at, name: str) -> str:
+    """The picker's value of the session run ``name``: its short id."""
+    return datastore.run_id(at.session_state[ui_runs._SESSION_KEY][name].config)
+
+
+def test_the_address_names_the_comparison_after_a_page_switch_and_a_reload(monkeypatch):
+    """Issue 25: after a page switch and back the page still showed the comparison, but the
+    address had lost ?preset=, so Copy link gave a bare /compare; a reload of the address
+    brings back the comparison and the log-axis toggle."""
+    monkeypatch.setenv(ui.SCALE_ENV, "0.2")
+    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=600)
+    at.switch_page("app_pages/compare.py").run()
+    at.button(key="cmp_preset_norm").click().run()
+    at.checkbox(key="cmp_log_y").check().run()
+    assert at.query_params["preset"] == "norm"
+    at.switch_page("app_pages/home.py").run()
+    at.query_params.clear()  # the browser opens the other page without this page's parameters
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert at.query_params["preset"] == "norm"
+    reload = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=600).run()  # a fresh tab
+    reload.query_params.update({"preset": "norm", "cmp_log_y": "true"})  # the copied link
+    reload.switch_page("app_pages/compare.py").run()
+    assert not reload.exception, reload.exception
+    assert reload.checkbox(key="cmp_log_y").value is True
+    assert reload.dataframe and any("Normalisation" in s.value for s in reload.subheader)

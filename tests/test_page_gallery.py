@@ -35,3 +35,49 @@ def test_gallery_shows_the_deepest_pair_with_measured_captions():
         assert finding in text
         assert (("Reproduced: " + finding) in text) == ok
     assert len(at.dataframe) == 1
+
+
+LAB = str(Path(__file__).resolve().parents[1] / "lab.py")
+
+
+def test_gallery_settings_are_in_the_address_and_survive_a_page_switch():
+    """Issue 25: the depth and plot type were not in the address and went back to their
+    defaults after a page switch (depth 20 -> 56)."""
+    at = AppTest.from_file(LAB, default_timeout=60)
+    at.switch_page("app_pages/gallery.py").run()
+    depths = sorted({e.n_layers for e in gallery.entries()})
+    at.segmented_control(key="gal_depth").set_value(depths[0]).run()
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/gallery.py").run()
+    assert not at.exception, at.exception
+    assert at.segmented_control(key="gal_depth").value == depths[0]
+    assert at.query_params["gal_depth"] == str(depths[0])
+    link = AppTest.from_file(LAB, default_timeout=60).run()  # a fresh tab, then the link
+    link.query_params.update({"gal_depth": str(depths[0]), "gal_kind": "3D"})
+    link.switch_page("app_pages/gallery.py").run()
+    assert link.segmented_control(key="gal_depth").value == depths[0]
+    assert link.segmented_control(key="gal_kind").value == "3D"
+
+
+def test_open_in_landscape_titles_links_and_clips_like_the_gallery():
+    """Issue 25: the Landscape page showed the title `**** · 2D random…`, said "No trained
+    network in this session yet" above the picture, kept nothing in the address and ran the
+    colours unclipped from 0.46 to 2e5."""
+    deepest = max(e.n_layers for e in gallery.entries())
+    at = AppTest.from_file(LAB, default_timeout=60)
+    at.switch_page("app_pages/gallery.py").run()
+    at.button(key=f"gal_{deepest}_0_open").click().run()
+    assert not at.exception, at.exception
+    for page in (at, None):
+        if page is None:  # the address, reloaded in a fresh session
+            page = AppTest.from_file(LAB, default_timeout=60).run()
+            page.query_params["gallery"] = f"{deepest}-0"
+            page.switch_page("app_pages/loss_landscape.py").run()
+            assert not page.exception, page.exception
+        assert page.query_params["gallery"] == f"{deepest}-0"
+        title = next(m.value for m in page.markdown if "2D random" in m.value)
+        assert "****" not in title and f"ResNet\\-{deepest}" in title
+        assert not any("No trained network" in i.value for i in page.info)
+        assert any("weights do not ship" in c.value for c in page.caption)
+        crange = page.select_slider(key="lp_crange")
+        assert crange.value[1] <= 10.0 < float(crange.options[-1])

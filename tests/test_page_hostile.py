@@ -202,6 +202,27 @@ def test_one_feature_csv_works_everywhere_on_the_train_page(task):
     want = "Class probabilities" if task == "classification" else "Fitted function"
     assert want in titles, titles
     assert at.button(key="tr_delete")  # the run list and its Delete button
+    # Issue 25: the picture is in standardised x, and says so
+    picture = next(f for f in figures(at) if f["layout"].get("title", {}).get("text") == want)
+    assert picture["layout"]["xaxis"]["title"]["text"] == "x (standardised)"
+    assert any("standardised units" in shown(c.value) for c in at.caption)
+
+
+def test_two_feature_csv_gets_decision_regions():
+    """Issue 25: a 2-feature CSV run got no decision-region plot (moons does)."""
+    raw = csv("a,b,label", [f"{a:.4f},{-a / 2:.4f},{int(a > 0)}" for a in X])
+    at = upload_csv(page(TRAIN), "two.csv", raw)
+    train_small(at)
+    assert not at.error, errors(at)
+    regions = [
+        f for f in figures(at) if f["layout"].get("title", {}).get("text") == "Decision regions"
+    ]
+    assert regions, "no decision-region plot"
+    layout = regions[0]["layout"]
+    assert (layout["xaxis"]["title"]["text"], layout["yaxis"]["title"]["text"]) == (
+        "a (standardised)",
+        "b (standardised)",
+    )
 
 
 def test_value_beyond_float32_is_rejected_naming_column_and_row():
@@ -251,7 +272,8 @@ def test_train_page_with_a_run_whose_data_is_gone_keeps_its_delete_button():
 def test_run_named_like_a_link_on_the_train_page(tiny):
     r = store.run_from_bytes(edit(store.run_to_bytes(tiny), meta={"name": EVIL_LINK}))
     at = page(TRAIN, r)
-    assert at.selectbox(key="tr_show").value == EVIL_LINK
+    assert at.selectbox(key="tr_show").value == datastore.run_id(r.config)
+    assert at.selectbox(key="tr_show").options[0].startswith(EVIL_LINK)  # options: plain text
     no_live_markup(at)
     overlay = [f for f in figures(at) if any(t.get("name") for t in f["data"])]
     for f in overlay:  # legends show the name with its brackets, not a Plotly <a> link
@@ -273,6 +295,9 @@ def test_tab_from_a_previous_server_is_told_and_can_start_afresh(data_folder, mo
     boot.set_value("0123456789ab")  # what a tab opened on the previous server sends back
     settle(at)
     (warning,) = [w for w in at.warning if "restarted" in w.value]
+    assert (
+        warning.proto.icon == ":material/refresh:"
+    )  # an emoji was an empty box in Debian's Chromium
     if data_folder:  # the runs are kept: the notice says where
         assert "My runs" in shown(warning.value) and "are gone" not in shown(warning.value)
     else:

@@ -348,6 +348,8 @@ def test_direction_kinds_and_normalisations_rerun_cleanly(tiny):
     go(at)
     assert "λ1" in figure(at)["layout"]["xaxis"]["title"]["text"]
     assert not at.error
+    # Issue 25: λ1 here and Geometry's λmax differ because biases are left out: said here
+    assert any("biases" in c.value and "Geometry" in c.value for c in at.caption)
 
 
 # ----------------------------------------------------------------------------- extremes

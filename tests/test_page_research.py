@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from landscape.data.config import Config
+from landscape.data.config import MAX_BATCH, Config
 from landscape.measures import connectivity, curvature, sharpness, stability
 from landscape.pipelines import presets
+from landscape.storage import datastore
 from landscape.training.loop import train
 from landscape.ui import research as ui
 from landscape.ui import runs as ui_runs
@@ -84,8 +84,8 @@ def test_compare_sharpness_section_and_rescaling_demo(tiny_run):
     other = train(TINY.replace(seed=1, optimizer="sgd", lr=0.1))
     at = page("compare.py", tiny_run, other)
     names = list(at.session_state[ui_runs._SESSION_KEY])
-    at.selectbox(key="cmp_run_a").set_value(names[0])
-    at.selectbox(key="cmp_run_b").set_value(names[1])
+    at.selectbox(key="cmp_run_a").set_value(_rid(at, names[0]))
+    at.selectbox(key="cmp_run_b").set_value(_rid(at, names[1]))
     at.button(key="cmp_go_runs").click().run()
     at.button(key="rs_sharp_go").click().run()
     assert not at.exception and not at.error, (at.exception, at.error)
@@ -107,7 +107,7 @@ def test_compare_sharpness_section_and_rescaling_demo(tiny_run):
 
 def test_train_page_edge_of_stability_option():
     at = page("train.py")
-    at.selectbox(key="tr_opt").set_value("sgd")
+    at.selectbox(key="tr_opt").set_value("sgd").run()  # the option is offered with SGD
     at.select_slider(key="tr_lr").set_value(1.0)
     at.slider(key="tr_epochs").set_value(20)
     at.checkbox(key="tr_eos").check()
@@ -119,11 +119,57 @@ def test_train_page_edge_of_stability_option():
     assert metric(at, "2/η") == "2"
     shapes = [json.loads(c.proto.spec)["layout"].get("shapes", []) for c in at.get("plotly_chart")]
     assert any(s.get("y0") == 2.0 for ss in shapes for s in ss)  # the 2/η line
+    # Issue 25: the run joins the session's runs and is the one section 2 shows (it said
+    # "Press Train above", and the run could not be sliced).
+    runs = at.session_state[ui_runs._SESSION_KEY]
+    assert len(runs) == 1
+    (run,) = runs.values()
+    assert run.config == res.config.replace(batch_size=MAX_BATCH)
+    assert at.selectbox(key="tr_show").value == datastore.run_id(run.config)
+    assert not any("Press **Train** above" in c.value for c in at.caption)
+    # the full-batch run is the tracked one: the same losses, step by step
+    assert np.allclose(run.history["train_loss"][-1], res.loss[-1], rtol=1e-4)
 
 
-def test_train_page_edge_of_stability_rejects_adam():
+def test_train_page_offers_sharpness_tracking_only_with_gradient_descent():
+    """Issue 25: with Adam (the default) the option could be ticked and Train showed a red
+    `optimizer='adam' is not allowed...`; now it is not offered, and the page says why."""
     at = page("train.py")
-    at.checkbox(key="tr_eos").check()
+    assert at.selectbox(key="tr_opt").value == "adam"
+    assert at.checkbox(key="tr_eos").disabled
+    assert any("needs optimiser SGD" in c.value for c in at.caption)
+    at.selectbox(key="tr_opt").set_value("sgd").run()
+    assert not at.checkbox(key="tr_eos").disabled
+    at.checkbox(key="tr_eos").check().run()
+    at.selectbox(key="tr_opt").set_value("adam").run()  # ticked, then back to Adam
+    at.slider(key="tr_epochs").set_value(2)
     at.button[[b.label for b in at.button].index("Train")].click().run()
-    assert not at.exception
-    assert "optimizer='adam' is not allowed" in shown(at.error[0].value)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert ui.EOS_KEY not in at.session_state  # trained as usual, without tracking
+
+
+def _rid(at, name: str) -> str:
+    """The picker's value of the session run ``name``: its short id."""
+    return datastore.run_id(at.session_state[ui_runs._SESSION_KEY][name].config)
+
+
+def test_geometry_settings_are_in_the_address_and_survive_a_page_switch():
+    """Issue 25: Geometry's settings were not in the address, and a page switch set them back
+    (seed B 7 -> 1)."""
+    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    at.switch_page("app_pages/geometry.py").run()
+    at.number_input(key="geo_seed_b").set_value(7).run()
+    at.radio(key="geo_src").set_value("a run of this session").run()
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/geometry.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="geo_seed_b").value == 7
+    assert at.query_params["geo_seed_b"] == "7"
+    link = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    other = list(presets.PRESETS)[1]
+    link.query_params.update({"geo_seed_b": "7", "geo_vectors": "9", "geo_preset": other})
+    link.switch_page("app_pages/geometry.py").run()
+    assert link.number_input(key="geo_seed_b").value == 7
+    assert link.selectbox(key="geo_preset").value == other
+    assert link.slider(key="geo_vectors").value == 9
+    assert not any("ignored" in c.value for c in link.caption)

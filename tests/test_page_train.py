@@ -279,6 +279,50 @@ def test_stability_demo_trains_both_sides_of_the_limit():
     assert _arr(by["converged"]["x"])[0] < limit < _arr(by["diverged"]["x"])[0]
 
 
+def test_a_run_that_blew_up_at_once_is_drawn_and_labelled_honestly():
+    """Issue 25, lr 1e6: the loss chart showed two dots and an X on an axis titled "loss
+    (log)" beside a Log-scale toggle that was off, and the accuracy chart was empty."""
+    at = _app()
+    at.select_slider(key="tr_lr").set_value(1e6)
+    at.slider(key="tr_epochs").set_value(5)
+    _submit(at)
+    (run,) = at.session_state["landscape_runs"].values()
+    assert run.diverged and run.diverged_epoch == 1
+    assert "tr_log" not in [t.key for t in at.toggle]  # no toggle that says "off"
+    assert any("loss axis is logarithmic" in c.value for c in at.caption)
+    loss = _figs(at)["Loss"]
+    steps = next(d for d in loss["data"] if d["name"] == "train (each step)")
+    assert "markers" in steps["mode"]  # each of the few steps is a visible point
+    acc = _figs(at)["Accuracy"]
+    assert all(d["mode"] == "markers" and len(_arr(d["y"])) == 1 for d in acc["data"])
+
+
+def test_sgd_that_ends_at_chance_gets_a_warning():
+    """Issue 25: SGD at lr 10 on moons ended at 50 % accuracy with no word on the page."""
+    at = _app()
+    at.selectbox(key="tr_opt").set_value("sgd").run()
+    at.slider(key="tr_epochs").set_value(30)
+    at.select_slider(key="tr_lr").set_value(10.0)
+    _submit(at)
+    (run,) = at.session_state["landscape_runs"].values()
+    y = run.dataset().y_train
+    chance = float(y.bincount().max()) / len(y)
+    acc = run.history["train_acc"][-1]
+    said = [w.value for w in at.warning if "No better than guessing" in w.value]
+    assert bool(said) == (not run.diverged and acc <= chance + 0.02), (acc, chance, run.diverged)
+    assert said, "lr 10 with SGD should end at chance on moons"
+
+
+def test_the_run_table_says_dash_not_none_for_a_regression_run():
+    """Issue 25: the run table showed "test acc None" for a regression run."""
+    run = training.train(Config(dataset="sine", n_samples=100, epochs=2, loss="mse"))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["landscape_runs"] = {"sine": run}
+    at.run()
+    (table,) = [d.value for d in at.dataframe if "test acc" in d.value.columns]
+    assert list(table["test acc"]) == ["—"]
+
+
 def _play_to_the_end(at, max_frames=20):
     at.button(key="tr_live_play").click()
     at.run()

@@ -7,6 +7,7 @@ import pytest
 
 from landscape.engine.surface import Surface
 from landscape.plots import surfaces as P
+from landscape.plots.landscape_page import plane_figure
 
 XS = np.linspace(-1, 1, 7)
 YS = np.array([-0.5, 0.0, 0.5, 1.0])
@@ -116,6 +117,52 @@ def test_bad_arguments_raise():
         P.line_figure([line], names=["a", "b"])
     with pytest.raises(ValueError, match="path_x"):
         P.trajectory_figure(bowl(), [0.0, 1.0], [0.0])
+
+
+def _marks(fig):
+    return {t.name.split(" ")[0]: t for t in fig.data if t.type == "scatter"}
+
+
+def test_heatmap_marks_like_the_contour():
+    """Issue 25: the heatmap marked the lowest loss with the contour view's trained-model
+    cross and dropped the trained-model marker; both views now use the same symbols."""
+    s = bowl()
+    for fig in (P.contour_figure(s), P.heatmap_figure(s)):
+        marks = _marks(fig)
+        assert marks["min"].marker.symbol == "star"
+        assert (marks["min"].x[0], marks["min"].y[0]) == (XS[4], 0.5)
+        assert marks["trained"].marker.symbol == "x"
+        assert (marks["trained"].x[0], marks["trained"].y[0]) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "i, j, where",
+    [(3, 6, "bottom left"), (3, 0, "bottom right"), (0, 3, "top center"), (1, 6, "top left")],
+)
+def test_min_label_stays_inside_the_plot(i, j, where):
+    """Issue 25: the PCA plane's "min" label was cut off at the plot's edge (it always sat
+    above its marker); next to an edge it now sits on the side away from it."""
+    loss = np.ones((len(YS), len(XS)))
+    loss[i, j] = 0.1
+    fig = P.contour_figure(Surface("plane", XS, YS, loss, None, {}))
+    assert _marks(fig)["min"].textposition == where
+
+
+def test_one_plane_figure_for_every_view():
+    s = bowl()
+    path = (np.array([0.9, 0.5, 0.1]), np.array([0.9, 0.4, 0.2]))
+    contour = plane_figure(s, "contour", path=path, explained=[0.6, 0.3])
+    assert [t.name for t in contour.data][-2:] == ["training path", "initialisation"]
+    assert contour.layout.xaxis.title.text.startswith("PC1")
+    heat = plane_figure(s, "heatmap", path=path, path_labels=["a", "b", "c"])
+    assert heat.data[0].type == "heatmap" and heat.data[-1].name == "training path"
+    assert list(heat.data[-1].text) == ["a", "b", "c"]
+    three = plane_figure(s, "3D", zmax=1.0)
+    assert three.data[0].type == "surface" and three.data[-1].name.startswith("min loss")
+    acc = plane_figure(s, "heatmap", field="accuracy")
+    assert _marks(acc)["max"].marker.symbol == "star"
+    with pytest.raises(ValueError, match="kind"):
+        plane_figure(s, "pie")
 
 
 def test_line_contours_draw_the_given_levels_and_name_them():

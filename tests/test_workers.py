@@ -19,8 +19,8 @@ from landscape.data import upload
 from landscape.data.config import Config
 from landscape.pipelines import pictures
 from landscape.training import loop as training
+from landscape.ui import common, workers
 from landscape.ui import runs as ui_runs
-from landscape.ui import workers
 
 SMALL = dict(n_samples=200, epochs=5, width=8)
 
@@ -105,7 +105,7 @@ def test_at_most_size_jobs_run_at_once_and_the_rest_wait(pool, tmp_path):
 
     def go(tag):
         results[tag] = pool.call(
-            jobs.timed_sleep, 0.8, str(log), tag, on_wait=lambda: waited.append(tag)
+            jobs.timed_sleep, 0.8, str(log), tag, on_wait=lambda ahead: waited.append(tag)
         )
 
     threads = [threading.Thread(target=go, args=(f"j{i}",)) for i in range(pool.size + 1)]
@@ -171,10 +171,56 @@ def test_inline_pool_has_the_same_interface(tmp_path):
     t = threading.Thread(target=p.call, args=(jobs.timed_sleep, 0.5, str(log), "a"))
     t.start()
     time.sleep(0.1)
-    p.call(jobs.timed_sleep, 0.0, str(log), "b", on_wait=lambda: waited.append(1))
+    p.call(jobs.timed_sleep, 0.0, str(log), "b", on_wait=waited.append)
     t.join()
     assert log.read_text().split() == ["start", "a", "end", "a", "start", "b", "end", "b"]
-    assert waited == [1]
+    assert waited == [0]  # no one else was waiting
+
+
+def test_queued_calls_know_their_place_and_start_in_arrival_order(tmp_path):
+    """Issue 25: a queued job shows its place ("2 jobs ahead of yours"), and the note leaves
+    when the job starts (on_start, before the job's first line), not when it ends."""
+    p = workers.Pool(size=1).start()
+    log, go = tmp_path / "log.txt", tmp_path / "go"
+    places: dict[str, list[int]] = {}
+    try:
+        holder = threading.Thread(target=p.call, args=(jobs.wait_for_file, str(go)))
+        holder.start()
+        _until(lambda: p.busy() == 1)
+        threads = []
+        for k, tag in enumerate("abc"):
+            places[tag] = []
+
+            def queued(tag=tag):
+                p.call(jobs.timed_sleep, 0.0, str(log), tag,
+                       on_wait=places[tag].append,
+                       on_start=lambda: log.open("a").write(f"on_start {tag}\n"))  # fmt: skip
+
+            threads.append(threading.Thread(target=queued))
+            threads[-1].start()
+            _until(lambda k=k: p.waiting() == k + 1)  # a definite arrival order
+        go.touch()
+        for t in (holder, *threads):
+            t.join(60)
+        assert places == {"a": [0], "b": [1, 0], "c": [2, 1, 0]}
+        lines = log.read_text().split("\n")[:-1]
+        assert lines == [f"{w} {t}" for t in "abc" for w in ("on_start", "start", "end")]
+        assert p.waiting() == 0 and p.busy() == 0
+    finally:
+        p.shutdown()
+
+
+def _until(cond, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_queued_note_names_the_place():
+    assert "training is queued (2 jobs ahead of yours)" in common.queued_note("training", 2)
+    assert "(1 job ahead of yours)" in common.queued_note("training", 1)
+    assert "(yours is next)" in common.queued_note("training", 0)
 
 
 def test_shutdown_stops_the_workers():

@@ -86,10 +86,10 @@ def hold_the_worker_until_a_job_queues(pool, monkeypatch, path: str):
     real_call = pool.call
 
     def call(fn, *args, on_wait=None, **kw):
-        def waiting():
+        def waiting(ahead):
             Path(path).touch()  # releases the holding job: the caller is now queued
             if on_wait is not None:
-                on_wait()
+                on_wait(ahead)
 
         return real_call(fn, *args, on_wait=waiting, **kw)
 

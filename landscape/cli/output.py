@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from landscape.engine import surface as S
 from landscape.plots import surfaces as P
+from landscape.plots.landscape_page import plane_figure
 
 
 class ProgressBar:
@@ -47,12 +48,15 @@ def figure(surf: S.Surface, title: str, args: argparse.Namespace):
             x_title, marks = "step along d1", {"trained": 0.0}
         names = [surf.meta.get("split", "")]
         return P.line_figure(surf, names, args.log, title=title, x_title=x_title, marks=marks)
-    kw = {"title": title, "zmax": args.zmax, "log": False if args.linear else None}
-    if "path" in surf.meta:
-        path = surf.meta["path"]
-        ratio = surf.meta.get("explained_variance")
-        return P.trajectory_figure(surf, path["x"], path["y"], ratio, **kw)
-    return P.contour_figure(surf, **kw)
+    path = surf.meta.get("path")
+    return plane_figure(
+        surf,
+        title=title,
+        zmax=args.zmax,
+        log=False if args.linear else None,
+        path=None if path is None else (path["x"], path["y"]),
+        explained=surf.meta.get("explained_variance"),
+    )
 
 
 # ----------------------------------------------------------------------------- output files

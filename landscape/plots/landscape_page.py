@@ -1,8 +1,10 @@
-"""Figure touches the Landscape page needs beyond ``landscape.plots.surfaces``.
+"""THE figure of a plane (``plane_figure``: contour, heatmap or 3-D, with the path of a PCA
+plane), shared by the Landscape page, the operator's models and the command line, and the
+touches it needs beyond ``landscape.plots.surfaces``.
 
-``surfaces.contour_figure`` marks the minimum itself; the heatmap and the 3-D surface do not,
-so the page adds the marker here. Arrays in, figure out; no numerics beyond locating the
-lowest finite grid point.
+``surfaces.contour_figure`` and ``heatmap_figure`` mark the lowest point (star) and the
+trained model (cross) themselves; the 3-D surface gets its minimum marked here. Arrays in,
+figure out; no numerics beyond locating the lowest finite grid point.
 """
 
 from __future__ import annotations
@@ -13,8 +15,54 @@ import numpy as np
 import plotly.graph_objects as go
 
 from landscape.engine.surface import Surface
+from landscape.plots import surfaces as plots
 
-MIN_STYLE = {"symbol": "x", "size": 12, "color": "white", "line": {"width": 2, "color": "black"}}
+KINDS = ("contour", "heatmap", "3D")
+
+
+def plane_figure(
+    surface: Surface,
+    kind: str = "contour",
+    *,
+    field: str = "loss",
+    log: bool | None = True,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    path: tuple | None = None,
+    path_labels=None,
+    explained=None,
+    title: str | None = None,
+    x_title: str = "d1",
+    y_title: str = "d2",
+) -> go.Figure:
+    """The figure of a plane as ``kind`` (contour, heatmap or 3D).
+
+    ``log``: log colours for the loss (None: when possible); ``zmin``/``zmax`` clip the
+    colours; ``path`` = (xs, ys) of a projected training path, drawn over the 2-D views with
+    ``path_labels`` for the hover and ``explained`` (PCA variance ratios) in the axis titles.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} must be one of {KINDS}")
+    log = log if field == "loss" else False
+    kw = {"field": field, "log": log, "zmin": zmin, "zmax": zmax, "title": title}
+    if path is not None:
+        x_title, y_title = plots.pca_axis_titles(explained)
+    titles = {"x_title": x_title, "y_title": y_title}
+    if kind == "3D":
+        fig = plots.surface3d_figure(surface, **{**kw, "log": bool(log)}, **titles)
+        if log:
+            fig = log_colours_3d(fig, surface, zmin, zmax)
+        return mark_minimum(fig, surface) if field == "loss" else fig
+    if path is not None and kind == "contour":
+        return plots.trajectory_figure(surface, *path, explained, path_labels, **kw, **titles)
+    figure = plots.contour_figure if kind == "contour" else plots.heatmap_figure
+    fig = figure(surface, **kw, **titles)
+    if path is not None:
+        labels = (
+            path_labels if path_labels is not None else [f"epoch {k}" for k in range(len(path[0]))]
+        )
+        fig = add_path(fig, *path, labels)
+    return fig
 
 
 def argmin(surface: Surface) -> tuple[int, int] | None:
@@ -26,22 +74,23 @@ def argmin(surface: Surface) -> tuple[int, int] | None:
     return int(i), int(j)
 
 
-def mark_minimum(fig: go.Figure, surface: Surface, three_d: bool = False) -> go.Figure:
-    """Add a marker at the lowest finite loss of ``surface`` (a plane) to ``fig``."""
+def mark_minimum(fig: go.Figure, surface: Surface) -> go.Figure:
+    """Add a marker at the lowest finite loss of ``surface`` (a plane) to a 3-D ``fig``."""
     ij = argmin(surface)
     if ij is None:
         return fig
     i, j = ij
     x, y, z = float(surface.xs[j]), float(surface.ys[i]), float(surface.loss[i, j])
-    name = f"min loss {z:.4g}"
-    if three_d:
-        fig.add_trace(
-            go.Scatter3d(
-                x=[x], y=[y], z=[z], mode="markers", marker={"size": 6, "color": "red"}, name=name
-            )
+    fig.add_trace(
+        go.Scatter3d(
+            x=[x],
+            y=[y],
+            z=[z],
+            mode="markers",
+            marker={"size": 6, "color": "red"},
+            name=f"min loss {z:.4g}",
         )
-    else:
-        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", marker=MIN_STYLE, name=name))
+    )
     return fig
 
 

@@ -64,7 +64,13 @@ def rescaling_figure(panels: Sequence, measures: Sequence[str], labels: dict) ->
         )  # fmt: skip
     fig.add_hline(y=1.0, line_dash="dash", line_color="grey", annotation_text="unchanged")
     fig.update_layout(barmode="group")
-    fig.update_yaxes(type="log")
+    # Ticks of our own: Plotly labels a short log axis with bare digits between powers of ten
+    # (a lone "9" beside the bars), which reads as a value.
+    finite = [r for p in panels[1:] for m in measures
+              if np.isfinite(r := p.values[m] / base.values[m] if base.values[m] else np.nan) and r > 0]  # fmt: skip
+    lo, hi = min(finite + [1.0]) / 1.5, max(finite + [1.0]) * 1.5
+    ticks = [m * 10.0**e for e in range(-6, 7) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"x{t:g}" for t in ticks])
     return _layout(
         fig, "Same function, rescaled weights: measure ÷ its value at α = 1", "", "ratio (log)"
     )
@@ -72,6 +78,8 @@ def rescaling_figure(panels: Sequence, measures: Sequence[str], labels: dict) ->
 
 # ---------------------------------------------------------------------------------------------
 # mode connectivity
+
+LEGEND_GROUND = "rgba(50, 50, 50, 0.85)"
 
 
 def connectivity_lines(res) -> go.Figure:
@@ -105,7 +113,9 @@ def connectivity_plane(res, log: bool = True) -> go.Figure:
         marker=dict(size=11, color="black", line=dict(color="white", width=2)),
         textfont=dict(color="white", size=14),
     )  # fmt: skip
-    fig.update_layout(height=460, legend=dict(orientation="h", y=-0.15))
+    # The paths are white on the contour; the legend gets a dark ground so they show there too.
+    fig.update_layout(height=460, legend=dict(orientation="h", y=-0.15, bgcolor=LEGEND_GROUND,
+                                              font=dict(color="white")))  # fmt: skip
     return fig
 
 
@@ -143,9 +153,13 @@ def spectrum_figure(res, title: str | None = None) -> go.Figure:
     fig.add_scatter(
         x=res.grid, y=dens, name="SLQ density", fill="tozeroy", line=dict(color=COLORS[0])
     )
-    for i, lam in enumerate(res.top):
-        label = {"annotation_text": f"λ{i + 1} = {lam:.3g}"} if i < 3 else {}
-        fig.add_vline(x=float(lam), line_dash="dash", line_color=COLORS[1], **label)
+    for i, lam in enumerate(res.top):  # every dashed line named; the first three with values
+        text = f"λ{i + 1} = {lam:.3g}" if i < 3 else f"λ{i + 1}"
+        fig.add_vline(x=float(lam), line_dash="dash", line_color=COLORS[1], annotation_text=text,
+                      annotation_position="top right" if i % 2 == 0 else "bottom right")  # fmt: skip
+    if len(res.top):  # and the legend says what the dashed lines are
+        fig.add_scatter(x=[None], y=[None], mode="lines", name="top eigenvalues (Lanczos)",
+                        line=dict(color=COLORS[1], dash="dash"))  # fmt: skip
     fig.update_yaxes(type="log")
     return _layout(fig, title or f"Hessian eigenvalue density ({res.n_params:,} parameters)",
                    "eigenvalue", "density (log)")  # fmt: skip

@@ -141,7 +141,7 @@ def _markers(fig: go.Figure, surface: Surface, z: np.ndarray, field: str) -> Non
                 mode="markers+text",
                 marker={"symbol": "star", "size": 14, "color": "white", "line": {"width": 1}},
                 text=[f"{label} {z[i, j]:.3g}"],
-                textposition="top center",
+                textposition=_label_position(i, j, z.shape),
                 textfont={"color": "white"},
                 cliponaxis=False,
                 name=f"{label} {field} {z[i, j]:.4g}",
@@ -158,6 +158,17 @@ def _markers(fig: go.Figure, surface: Surface, z: np.ndarray, field: str) -> Non
                 name="trained model (0, 0)",
             )
         )
+
+
+def _label_position(i: int, j: int, shape: tuple[int, int]) -> str:
+    """Where a marker's label goes so that it stays inside the plot: away from the nearest
+    edges (row i of ``shape[0]`` counts up from the bottom, column j from the left)."""
+    rows, cols = shape
+    vertical = "bottom" if i >= rows - max(2, rows // 6) else "top"
+    horizontal = (
+        "right" if j < max(2, cols // 5) else "left" if j >= cols - max(2, cols // 5) else "center"
+    )
+    return f"{vertical} {horizontal}"
 
 
 def _layout(fig: go.Figure, title: str | None, x_title: str, y_title: str) -> go.Figure:
@@ -324,8 +335,10 @@ def heatmap_figure(
     title: str | None = None,
     x_title: str = "d1",
     y_title: str = "d2",
+    mark: bool = True,
 ) -> go.Figure:
-    """Heatmap of a plane: every grid point one cell, no interpolation between points."""
+    """Heatmap of a plane: every grid point one cell, no interpolation between points;
+    ``mark`` as in ``contour_figure`` (the same symbols in both views)."""
     _plane(surface)
     raw = _field(surface, field)
     z, notes = _clip(raw, zmin, zmax)
@@ -341,6 +354,8 @@ def heatmap_figure(
         name=field,
     )
     fig = go.Figure(heat)
+    if mark:
+        _markers(fig, surface, raw, field)
     _layout(fig, title, x_title, y_title)
     return add_notes(fig, _masked_note(surface.loss) + notes)
 

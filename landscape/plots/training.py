@@ -8,6 +8,8 @@ initialisation); NaN entries (accuracy of regression runs) are simply not drawn.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -40,6 +42,7 @@ def _positive(y, log_y: bool) -> np.ndarray:
 
 
 STOP_COLOR = "#d62728"
+FEW_STEPS = 30  # at most this many steps: each is drawn as a point too
 
 
 def step_positions(n_steps: int, steps_per_epoch: int) -> np.ndarray:
@@ -74,7 +77,9 @@ def loss_curves(history: dict, step_loss=None, log_y: bool = False, epochs: int 
             else np.arange(1, len(step_loss) + 1) * (x[-1] / len(step_loss))
         )
         faint = STEP_COLOR if len(x) > 1 else TRAIN_COLOR  # the only line left: draw it clearly
-        traces.append(go.Scatter(x=steps, y=_positive(step_loss, log_y), mode="lines",
+        # a handful of steps (a run that blew up at once): each one a visible point
+        step_mode = "lines+markers" if len(step_loss) <= FEW_STEPS else "lines"
+        traces.append(go.Scatter(x=steps, y=_positive(step_loss, log_y), mode=step_mode,
                                  name="train (each step)", line=dict(color=faint, width=1),
                                  hoverinfo="skip"))  # fmt: skip
     mode = "lines" if len(x) > 1 else "markers"
@@ -93,12 +98,15 @@ def loss_curves(history: dict, step_loss=None, log_y: bool = False, epochs: int 
 
 
 def accuracy_curves(history: dict, title: str = "Accuracy") -> go.Figure:
+    """Train and test accuracy per epoch (points when there is one epoch: a run that diverged
+    in its first epoch has only its start, which a line would not show)."""
     x = np.asarray(history["epoch"], dtype=float)
     traces = [
         go.Scatter(
             x=x,
             y=np.asarray(history[k], dtype=float),
-            mode="lines",
+            mode="lines" if len(x) > 1 else "markers",
+            marker=dict(color=color, size=9),
             name=label,
             line=dict(color=color, width=2.2),
         )  # fmt: skip
@@ -161,6 +169,11 @@ def stability_figure(lr_limit: float, runs: list[tuple[float, float, bool]]) -> 
     layout = _layout("Step size vs the stable limit", "learning rate", "final loss (log)", True)
     layout["xaxis"]["type"] = "log"
     layout["hovermode"] = "closest"
+    # The x range frames the points and the limit (a margin of a factor each side): Plotly's
+    # own range crammed the points at the left.
+    xs = [lr for lr, _, _ in runs if lr > 0] + [lr_limit]
+    span = max(math.log10(max(xs) / min(xs)), 0.1)
+    layout["xaxis"]["range"] = [math.log10(min(xs)) - 0.3 * span, math.log10(max(xs)) + 0.3 * span]
     fig = go.Figure(data=traces, layout=layout)
     fig.add_vline(x=lr_limit, line=dict(color="black", dash="dash"),
                   annotation_text=f"2 / λmax = {lr_limit:.3g}", annotation_position="top left")  # fmt: skip

@@ -16,6 +16,8 @@ run sets one thread for its light work (loss curves, figures).
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import re
 from collections.abc import Callable
 
@@ -47,21 +49,20 @@ def run_heavy(
     **kwargs,
 ):
     """``fn(*args, **kwargs)`` in a worker process, with live ``callbacks`` (see
-    landscape.ui.workers.Pool.call) and a note on the page while no worker is free.
+    landscape.ui.workers.Pool.call) and, while no worker is free, a note on the page with
+    the job's place in the queue, taken down when the job starts.
 
-    ``wrap`` is applied to the note's drawing and removal: inside an ``st.cache_data``
-    function pass one that runs them outside Streamlit's replay recording (see
-    landscape_page._outside), or a cache hit would try to replay the note.
+    ``wrap`` is applied to the note's drawing and removal: inside a ``cached_job``
+    function pass its ``_wrap``, which runs them outside Streamlit's replay recording, or a
+    cache hit would try to replay the note.
     """
     wrap = wrap or (lambda f: f)
     shown: list = []
 
-    def on_wait() -> None:
-        note = st.empty()
-        note.info(
-            f"The server is busy with other users' jobs; {label} is queued and will start shortly."
-        )
-        shown.append(note)
+    def on_wait(ahead: int) -> None:
+        if not shown:
+            shown.append(st.empty())
+        shown[0].info(queued_note(label, ahead))
 
     def clear() -> None:
         for note in shown:
@@ -69,11 +70,63 @@ def run_heavy(
 
     try:
         return workers.shared_pool().call(
-            fn, *args, callbacks=callbacks, on_wait=wrap(on_wait), **kwargs
+            fn, *args, callbacks=callbacks, on_wait=wrap(on_wait), on_start=wrap(clear), **kwargs
         )
     finally:
         if shown:
             wrap(clear)()
+
+
+def queued_note(label: str, ahead: int) -> str:
+    """What a queued job's note says: its place in the queue."""
+    place = f"{ahead} job{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
+    return (
+        f"The server is busy with other users' jobs: {label} is queued ({place}) and starts "
+        "as soon as a worker is free."
+    )
+
+
+def outside() -> Callable[[Callable | None], Callable | None]:
+    """A wrapper running callbacks in a copy of the calling context, taken now.
+
+    Streamlit records every element call made while an ``st.cache_data`` function runs, to
+    replay it on a cache hit; a progress bar created outside the function and updated inside
+    it would be recorded against an element the replay cannot find
+    (``CacheReplayClosureError`` on the second, cached call). Calls made in a copy of the
+    context taken before entering the cache are not recorded: the bar moves live and nothing
+    is replayed.
+    """
+    ctx = contextvars.copy_context()
+
+    def wrap(fn: Callable | None) -> Callable | None:
+        return None if fn is None else (lambda *args: ctx.run(fn, *args))
+
+    return wrap
+
+
+def cached_job(max_entries: int):
+    """THE cache of the app's heavy jobs: ``st.cache_data`` (bounded, no spinner) around a
+    function that runs a job through ``run_heavy`` with live callbacks.
+
+    The decorated function takes its callbacks as keyword arguments whose names start with
+    ``_`` (so the cache does not hash them) and a ``_wrap`` to pass on to ``run_heavy``; the
+    caller passes the callbacks only (``f(key, _progress=bar_update)``), and this runs them,
+    and the queue note, outside the replay recording (see ``outside``). A cached answer calls
+    no callback and never queues. ``f.clear()`` empties the cache.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        cached = st.cache_data(max_entries=max_entries, show_spinner=False)(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **callbacks):
+            wrap = outside()
+            return cached(*args, **{k: wrap(v) for k, v in callbacks.items()}, _wrap=wrap)
+
+        call.clear = cached.clear
+        return call
+
+    return decorate
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character

@@ -7,20 +7,15 @@ the runs a preset trains go through the process-wide run cache of ``landscape.ui
 run trained for one preset, or on the Train page, is not trained again for another), then
 one worker job measures every panel.
 
-Progress inside a cached function: Streamlit records element calls made while a cached
-function runs, to replay them on a hit; a bar created outside and updated inside would break
-the replay. The callback therefore runs in a copy of the caller's context taken before
-entering the cache, where nothing is recorded (the same device as landscape.ui.landscape_page).
+Progress inside a cached function: ``landscape.ui.common.cached_job`` runs the callbacks
+outside Streamlit's cache-replay recording.
 """
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import os
 from collections.abc import Callable
-
-import streamlit as st
 
 from landscape.engine.subject import fingerprint
 from landscape.pipelines import comparison_presets, comparisons
@@ -28,7 +23,7 @@ from landscape.pipelines.comparisons import Comparison, Panel, Settings
 from landscape.storage import datastore
 from landscape.training.loop import Run
 from landscape.ui import kept
-from landscape.ui.common import run_heavy
+from landscape.ui.common import cached_job, run_heavy
 from landscape.ui.runs import train_cached
 
 CACHE_ENTRIES = 12  # comparisons kept per server (each a few MB: runs, surfaces)
@@ -65,8 +60,8 @@ def _measure(wrap: Callable, label: str):
     return measure
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _preset(key: str, scale: float, settings: Settings, _progress, _wrap) -> Comparison:
+@cached_job(CACHE_ENTRIES)
+def _preset(key: str, scale: float, settings: Settings, _progress=None, _wrap=None) -> Comparison:
     preset = comparison_presets.get(key).scaled(scale)
     return _kept(
         ("preset", key, scale, dataclasses.asdict(settings)),
@@ -80,8 +75,9 @@ def _preset(key: str, scale: float, settings: Settings, _progress, _wrap) -> Com
     )
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _progress, _wrap):
+@cached_job(CACHE_ENTRIES)
+def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _progress=None,
+          _wrap=None):  # fmt: skip
     items = [(r, Panel(lab, r.config, norm=n)) for r, lab, n in zip(_runs, labels, norms)]
     return _kept(
         ("runs", keys, labels, norms, dataclasses.asdict(settings)),
@@ -106,10 +102,7 @@ def _kept(parts: tuple, compute: Callable[[], Comparison]) -> Comparison:
 def preset(key: str, settings: Settings, progress: Progress = None) -> Comparison:
     """The preset ``key`` measured with ``settings`` (scaled by ``preset_scale()``), cached."""
     comparison_presets.get(key)  # ValueError for an unknown key, before touching the cache
-    ctx = contextvars.copy_context()
-    return _preset(
-        key, preset_scale(), settings, _outside(ctx, progress), lambda fn: _outside(ctx, fn)
-    )
+    return _preset(key, preset_scale(), settings, _progress=progress)
 
 
 def runs(
@@ -118,23 +111,7 @@ def runs(
     """Runs of this session side by side; the runs' weight fingerprints key the cache."""
     keys = tuple(fingerprint(r) for _, r in named)
     labels = tuple(name for name, _ in named)
-    ctx = contextvars.copy_context()
-    return _runs(
-        keys,
-        labels,
-        tuple(norms),
-        settings,
-        [r for _, r in named],
-        _outside(ctx, progress),
-        lambda fn: _outside(ctx, fn),
-    )
-
-
-def _outside(ctx: contextvars.Context, fn: Callable | None) -> Callable | None:
-    """``fn`` run in ``ctx``: Streamlit calls in it are not recorded for cache replay."""
-    if fn is None:
-        return None
-    return lambda *args: ctx.run(fn, *args)
+    return _runs(keys, labels, tuple(norms), settings, [r for _, r in named], _progress=progress)
 
 
 def clear() -> None:

@@ -5,18 +5,12 @@
 another server process (the request is the key; the run objects are not hashed, the
 request's fingerprints stand for them). A new request is computed in a worker process
 (``landscape.ui.common.run_heavy``); a cached one is answered at once, without queueing.
-
-Progress inside a cached function needs care: Streamlit records every element call made
-while a cached function runs, to replay it on a cache hit. A progress bar created outside
-the function and updated inside it would be recorded against an element the replay cannot
-find (``CacheReplayClosureError`` on the second, cached call). So the callback runs the
-update in a copy of the caller's context, taken before entering the cache, where Streamlit
-is not recording: the bar moves live and nothing is replayed.
+The progress and preview callbacks run outside Streamlit's cache-replay recording
+(``landscape.ui.common.cached_job``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 from collections.abc import Callable
 
@@ -27,13 +21,15 @@ from landscape.pipelines import pictures
 from landscape.pipelines.pictures import LandscapeResult, SurfaceRequest
 from landscape.storage import datastore
 from landscape.ui import kept
-from landscape.ui.common import run_heavy
+from landscape.ui.common import cached_job, run_heavy
 
 CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _compute(request: SurfaceRequest, _run, _other, _progress, _preview, _wrap) -> LandscapeResult:
+@cached_job(CACHE_ENTRIES)
+def _compute(
+    request: SurfaceRequest, _run, _other, _progress=None, _preview=None, _wrap=None
+) -> LandscapeResult:
     key = datastore.object_key("landscape", dataclasses.asdict(request))
     kept = _store()
     if kept is not None:
@@ -72,22 +68,7 @@ def compute(
     ``progress(fraction, text)`` and ``preview(coarse_result)`` draw live while a new
     request is computed; a cached request calls neither.
     """
-    outside = contextvars.copy_context()
-    return _compute(
-        request,
-        run,
-        other,
-        _outside(outside, progress),
-        _outside(outside, preview),
-        lambda fn: _outside(outside, fn),
-    )
-
-
-def _outside(ctx: contextvars.Context, fn: Callable | None) -> Callable | None:
-    """``fn`` run in ``ctx``: Streamlit calls in it are not recorded for cache replay."""
-    if fn is None:
-        return None
-    return lambda *args: ctx.run(fn, *args)
+    return _compute(request, run, other, _progress=progress, _preview=preview)
 
 
 def clear() -> None:

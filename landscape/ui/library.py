@@ -43,32 +43,36 @@ def load_into_session(rid: str) -> Run | None:
     return run
 
 
-def run_picker(label: str = "Run", key: str = "run") -> Run | None:
-    """A selectbox over this session's runs, kept in the address as ``?run=<short id>``.
+def run_picker(label: str = "Run", key: str = "run__pick", param: str | None = None) -> Run | None:
+    """THE run picker: a selectbox (widget ``key``) over this session's runs, newest first,
+    each shown as "name · short id"; None when the session holds none.
 
-    A run named in the address that this session does not hold is loaded from the store
-    first, so a link opens on a fresh browser and after a server restart. (Not a bound
-    widget: binding would put the run's whole label in the URL; the id is short.)
+    ``param``: the choice is kept in the address as ``?param=<short id>``, and a run named
+    there that this session does not hold is loaded from the store first, so a link opens on
+    a fresh browser and after a server restart. (Not a bound widget: binding would put the
+    run's whole label in the URL; the id is short.) ``ui_runs.select_run(run, key)`` makes a
+    run the choice of the next draw.
     """
-    links.handled(key)
-    pick = f"{key}__pick"
-    asked = st.query_params.get(key)
-    known = isinstance(asked, str) and datastore.RUN_ID_RE.fullmatch(asked)
-    if asked is not None and not known:
-        links.reject(key)  # not a run id (e.g. a path): noted, and it leaves the address
-    if known and load_into_session(asked) is None and links.opened_with(key):
-        st.info(f"Run {asked} of the link is not in this server's data folder.")
+    asked, known = None, False
+    if param is not None:
+        links.handled(param)
+        asked = st.query_params.get(param)
+        known = isinstance(asked, str) and bool(datastore.RUN_ID_RE.fullmatch(asked))
+        if asked is not None and not known:
+            links.reject(param)  # not a run id (e.g. a path): noted, and it leaves the address
+        if known and load_into_session(asked) is None and links.opened_with(param):
+            st.info(f"Run {asked} of the link is not in this server's data folder.")
     runs = ui_runs.get_runs()
     if not runs:
         return None
     by_id = {datastore.run_id(r.config): (name, r) for name, r in reversed(runs.items())}
     pending = st.session_state.pop(f"{key}__pending", None)  # see ui_runs.select_run
     if pending in runs:
-        st.session_state[pick] = datastore.run_id(runs[pending].config)
-    elif known and asked in by_id and links.opened_with(key) and links.first_run():
-        st.session_state[pick] = asked
-    if st.session_state.get(pick) not in (None, *by_id):
-        del st.session_state[pick]
+        st.session_state[key] = datastore.run_id(runs[pending].config)
+    elif known and asked in by_id and links.opened_with(param) and links.first_run():
+        st.session_state[key] = asked
+    if st.session_state.get(key) not in (None, *by_id):  # its run was deleted meanwhile
+        del st.session_state[key]
     # The format function holds only these strings, never the runs: Streamlit keeps a widget's
     # metadata (and what its callables hold) for the whole session.
     labels = {i: f"{n} · {i}" for i, (n, _) in by_id.items()}
@@ -76,15 +80,15 @@ def run_picker(label: str = "Run", key: str = "run") -> Run | None:
         label,
         list(by_id),
         format_func=labels.__getitem__,
-        key=pick,
+        key=key,
         persist_state="session",
     )
     if rid is None:
         return None
-    if st.query_params.get(key) != rid:
-        st.query_params[key] = rid
+    if param is not None and st.query_params.get(param) != rid:
+        st.query_params[param] = rid
     run = by_id[rid][1]
-    lease(run)
+    lease(run)  # shown: not evicted from the data folder meanwhile
     return run
 
 

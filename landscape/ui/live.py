@@ -43,7 +43,7 @@ PINNED = "tr_live_pinned"  # session key: a demo's note while its own config, no
 KEPT = "tr_live_kept"  # session key: (id of the trainer, its config, its name in the runs)
 FRAME_S = 0.25  # run_every while playing (frames follow back to back; see the docstring)
 LANDSCAPE_PAGE = "app_pages/loss_landscape.py"
-LANDSCAPE_PICKER = "run"  # the Landscape page's run picker (library.run_picker's key)
+LANDSCAPE_PICKER = "run__pick"  # the Landscape page's run picker: library.run_picker's widget key
 
 
 SPEEDS = ["full speed", 1, 3, 10, 100]

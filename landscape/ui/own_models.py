@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import io
 
 import numpy as np
@@ -30,7 +29,7 @@ from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.storage import formats as store
 from landscape.ui import landscape_page
-from landscape.ui.common import run_heavy, show_error
+from landscape.ui.common import cached_job, run_heavy, show_error
 from landscape.ui.links import url
 
 MAX_FILE_BYTES = store.MAX_FILE_BYTES  # the upload cap of the hostile-file rules
@@ -154,29 +153,17 @@ def figure(surf, key: str, title: str | None = None, lines: dict | None = None):
         field = c3.radio("Field", ["loss", "accuracy"], key=f"{key}_field", horizontal=True)
     zmin, zmax = _colour_range(surf, key) if field == "loss" else (None, None)
     path, ratio = _path_of(meta)
-    xt, yt = plots.pca_axis_titles(ratio) if path else ("d1", "d2")
-    kw = {"field": field, "log": log and field == "loss", "zmin": zmin, "zmax": zmax}
-    if kind == "3D":
-        fig = plots.surface3d_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-        if kw["log"]:
-            fig = page_plots.log_colours_3d(fig, surf, zmin, zmax)
-        return fig
+    labels = None
     if path:  # as the built-in runs' PCA plane: the path up to a chosen checkpoint
         px, py = path
         last = len(px) - 1
         k = st.slider("Path up to checkpoint", 0, last, last, key=f"{key}_upto{last}") + 1
-        px, py, labels = px[:k], py[:k], path_labels(meta, last + 1)[:k]
-    if kind == "contour" and path and field == "loss":
-        return plots.trajectory_figure(
-            surf, px, py, ratio, labels, title=title,
-            **{k: v for k, v in kw.items() if k != "field"},
-        )  # fmt: skip
-    if kind == "contour":
-        return plots.contour_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-    fig = plots.heatmap_figure(surf, title=title, x_title=xt, y_title=yt, **kw)
-    if field == "loss":
-        fig = page_plots.mark_minimum(fig, surf)
-    return page_plots.add_path(fig, px, py, labels) if path else fig
+        path, labels = (px[:k], py[:k]), path_labels(meta, last + 1)[:k]
+    return page_plots.plane_figure(
+        surf, kind, field=field, log=log, zmin=zmin, zmax=zmax,
+        path=path if kind != "3D" else None, path_labels=labels, explained=ratio, title=title,
+        **dict(zip(("x_title", "y_title"), plots.pca_axis_titles(ratio) if path else ("d1", "d2"))),
+    )  # fmt: skip
 
 
 def _path_of(meta: dict):
@@ -339,18 +326,14 @@ def available() -> dict:
         return {}
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _compute(req: om.OwnRequest, _wrap):
+@cached_job(16)
+def _compute(req: om.OwnRequest, _wrap=None):
     return run_heavy(om.compute, req, label="this slice", wrap=_wrap)
 
 
 def compute(req: om.OwnRequest):
-    """The slice, from the bounded cache or the worker pool (keyed with the files' times).
-
-    The queued note runs outside Streamlit's cache-replay recording (see landscape_page).
-    """
-    stamped = req.replace(stamp=om.file_stamp(om.get(req.entry)))
-    return _compute(stamped, _outside(None)[1])
+    """The slice, from the bounded cache or the worker pool (keyed with the files' times)."""
+    return _compute(req.replace(stamp=om.file_stamp(om.get(req.entry))))
 
 
 LABELS = {
@@ -515,8 +498,8 @@ def operator_compare(prefix: str) -> dict | None:
     return {"kind": "operator", "names": list(names), "norm": norm}
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress, _wrap):
+@cached_job(8)
+def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress=None, _wrap=None):
     return run_heavy(
         om.compare,
         list(names),
@@ -528,16 +511,6 @@ def _compare(names: tuple, norm: str, settings, stamps: tuple, _progress, _wrap)
     )
 
 
-def _outside(progress):
-    """(progress, wrap) run in this context: outside Streamlit's cache-replay recording."""
-    ctx = contextvars.copy_context()
-
-    def wrap(fn):
-        return None if fn is None else (lambda *a: ctx.run(fn, *a))
-
-    return wrap(progress), wrap
-
-
 def _stamps(names) -> tuple:
     return tuple(om.file_stamp(om.get(n)) for n in names)
 
@@ -545,11 +518,11 @@ def _stamps(names) -> tuple:
 def compare_models(names: list[str], norm: str, settings, progress=None):
     """``operator_models.compare`` in the worker pool, from a bounded cache keyed with the
     entries' file times (a changed file measures again)."""
-    return _compare(tuple(names), norm, settings, _stamps(names), *_outside(progress))
+    return _compare(tuple(names), norm, settings, _stamps(names), _progress=progress)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _sharpness(names: tuple, stamps: tuple, _progress, _wrap):
+@cached_job(8)
+def _sharpness(names: tuple, stamps: tuple, _progress=None, _wrap=None):
     return run_heavy(
         om.sharpness_panels,
         list(names),
@@ -561,4 +534,4 @@ def _sharpness(names: tuple, stamps: tuple, _progress, _wrap):
 
 def sharpness_panels(names: list[str], progress=None):
     """``operator_models.sharpness_panels`` in the worker pool, cached like compare_models."""
-    return _sharpness(tuple(names), _stamps(names), *_outside(progress))
+    return _sharpness(tuple(names), _stamps(names), _progress=progress)

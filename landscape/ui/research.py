@@ -3,34 +3,29 @@ edge-of-stability option of the Train page, and the Geometry page's two tools (p
 minima, the Hessian's spectrum).
 
 Every computation runs in the worker pool (``run_heavy``) behind a bounded ``st.cache_data``
-keyed on the runs' weight fingerprints and the settings; progress callbacks run outside the
-cache's replay recording (the device of ``landscape.ui.compare``).
+keyed on the runs' weight fingerprints and the settings (``landscape.ui.common.cached_job``:
+progress callbacks run outside the cache's replay recording).
 """
 
 from __future__ import annotations
 
-import contextvars
 import time
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from landscape.data.config import Config
+from landscape.data.config import MAX_BATCH, Config
 from landscape.engine.subject import fingerprint
 from landscape.measures import connectivity, sharpness, spectrum, stability
 from landscape.pipelines import presets
 from landscape.plots import research as plots
-from landscape.ui.common import run_heavy, show_error
-from landscape.ui.runs import train_cached
+from landscape.ui.common import cached_job, run_heavy, show_error
+from landscape.ui.runs import add_run, select_run, train_cached
 
 CACHE_ENTRIES = 12
 EOS_KEY = "eos_result"  # session key: the last edge-of-stability result
 CHART_EVERY_S = 0.3
-
-
-def _outside(ctx: contextvars.Context, fn):
-    return None if fn is None else (lambda *a: ctx.run(fn, *a))
 
 
 def _bar():
@@ -49,15 +44,16 @@ def _fmt(x) -> str:
 # ============================================================================ sharpness
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _panels(keys: tuple, labels: tuple, rescales: tuple, split: str, _runs, _progress, _wrap):
+@cached_job(CACHE_ENTRIES)
+def _panels(keys: tuple, labels: tuple, rescales: tuple, split: str, _runs, _progress=None,
+            _wrap=None):  # fmt: skip
     items = list(zip(labels, _runs, rescales))
     return run_heavy(sharpness.run_panels, items, sharpness.PanelSettings(), split,
                      label="the sharpness measures", callbacks={"progress": _progress}, wrap=_wrap)  # fmt: skip
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _rescaled(key: str, alpha: float, split: str, _run, _progress, _wrap):
+@cached_job(CACHE_ENTRIES)
+def _rescaled(key: str, alpha: float, split: str, _run, _progress=None, _wrap=None):
     return run_heavy(sharpness.rescaling_for_run, _run, (1.0, alpha), sharpness.PanelSettings(),
                      split, label="the rescaling demo", callbacks={"progress": _progress},
                      wrap=_wrap)  # fmt: skip
@@ -103,11 +99,9 @@ def sharpness_section(comparison, split: str = "train", measure=None) -> None:
     if st.button("Measure λmax, trace, ε-, ρ- and adaptive sharpness and basin width",
                  key="rs_sharp_go"):  # fmt: skip
         bar, progress = _bar()
-        ctx = contextvars.copy_context()
         try:
             st.session_state["rs_sharp"] = (state_key, _panels(
-                keys, labels, rescales, split, [p.run for p in panels],
-                _outside(ctx, progress), lambda fn: _outside(ctx, fn))
+                keys, labels, rescales, split, [p.run for p in panels], _progress=progress)
                 if measure is None else measure(list(labels), progress))  # fmt: skip
         except (ValueError, RuntimeError) as e:
             show_error(e)
@@ -143,11 +137,9 @@ def _rescaling_demo(comparison, split: str) -> None:
             return
     else:
         bar, progress = _bar()
-        ctx = contextvars.copy_context()
         try:
             run = runs[0] if runs else train_cached(presets.DEFAULT)
-            got = _rescaled(fingerprint(run), float(alpha), split, run,
-                            _outside(ctx, progress), lambda fn: _outside(ctx, fn))  # fmt: skip
+            got = _rescaled(fingerprint(run), float(alpha), split, run, _progress=progress)
             st.session_state["rs_rescale"] = got
         except (ValueError, RuntimeError) as e:
             show_error(e)
@@ -175,17 +167,25 @@ EOS_NOTICE = (
 )
 
 
-def eos_checkbox(container=st) -> bool:
-    """The Train form's option (inside the form)."""
-    return container.checkbox(
-        "Track sharpness (edge of stability)", key="tr_eos",
+def eos_checkbox(container=st, optimizer: str = "sgd") -> bool:
+    """The Train form's option; offered only with an optimiser it works with (the 2/η line is
+    a gradient-descent result), and said why otherwise."""
+    allowed = optimizer in stability.OPTIMIZERS
+    ticked = container.checkbox(
+        "Track sharpness (edge of stability)", key="tr_eos", disabled=not allowed,
         help="Full-batch gradient descent with λmax measured every few steps against 2/η "
         "(Cohen et al. 2021). Needs optimiser SGD or SGD + momentum; the batch size is ignored.",
     )  # fmt: skip
+    if not allowed:
+        container.caption("Sharpness tracking needs optimiser SGD or SGD + momentum.")
+    return ticked and allowed
 
 
-def eos_run(config_kw: dict, every: int = 5) -> None:
-    """Train ``config_kw`` with full-batch GD and λmax tracking, live, in a worker."""
+def eos_run(config_kw: dict, every: int = 5, show_key: str | None = None) -> None:
+    """Train ``config_kw`` with full-batch GD and λmax tracking, live, in a worker.
+
+    The same full-batch run then joins the session's runs (shown by the picker ``show_key``),
+    so it can be sliced and compared like any other."""
     try:
         config = Config(**config_kw)
     except ValueError as e:
@@ -208,6 +208,8 @@ def eos_run(config_kw: dict, every: int = 5) -> None:
     try:
         res = run_heavy(stability.track, config, every=every, label="the edge-of-stability run",
                         callbacks={"progress": progress})  # fmt: skip
+        # Full-batch GD, one step per epoch: the run stability.track stepped through.
+        run = train_cached(config.replace(batch_size=MAX_BATCH))
     except (ValueError, RuntimeError) as e:
         show_error(e)
         return
@@ -215,6 +217,9 @@ def eos_run(config_kw: dict, every: int = 5) -> None:
         bar.empty()
         chart.empty()
     st.session_state[EOS_KEY] = res
+    name = add_run(run)
+    if show_key is not None:
+        select_run(name, key=show_key)
     st.rerun()  # the result is drawn by eos_section, outside the Train form's fragment
 
 
@@ -249,9 +254,16 @@ def eos_section() -> None:
 # ============================================================================ geometry page
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+@cached_job(CACHE_ENTRIES)
 def _connect(
-    keys: tuple, split: str, kind: str, steps: int, plane_res: int, _runs, _progress, _wrap
+    keys: tuple,
+    split: str,
+    kind: str,
+    steps: int,
+    plane_res: int,
+    _runs,
+    _progress=None,
+    _wrap=None,
 ):
     return run_heavy(connectivity.for_runs, _runs[0], _runs[1], split, kind=kind, steps=steps,
                      plane_res=plane_res, label="the paths between minima",
@@ -260,27 +272,25 @@ def _connect(
 
 def connect(run_a, run_b, split="train", kind="bezier", steps=300, plane_res=21):
     bar, progress = _bar()
-    ctx = contextvars.copy_context()
     try:
         return _connect((fingerprint(run_a), fingerprint(run_b)), split, kind, steps, plane_res,
-                        [run_a, run_b], _outside(ctx, progress), lambda fn: _outside(ctx, fn))  # fmt: skip
+                        [run_a, run_b], _progress=progress)  # fmt: skip
     finally:
         bar.empty()
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def _spectrum(key: str, split: str, vectors: int, steps: int, top_k: int, _run, _progress, _wrap):
+@cached_job(CACHE_ENTRIES)
+def _spectrum(key: str, split: str, vectors: int, steps: int, top_k: int, _run, _progress=None,
+              _wrap=None):  # fmt: skip
     return run_heavy(spectrum.for_run, _run, split, n_vectors=vectors, steps=steps, top_k=top_k,
                      label="the Hessian spectrum", callbacks={"progress": _progress}, wrap=_wrap)  # fmt: skip
 
 
 def hessian_spectrum(run, split="train", vectors=5, steps=60, top_k=5):
     bar, progress = _bar()
-    ctx = contextvars.copy_context()
-    cb = _outside(ctx, lambda d, n: progress(d / n, f"{d}/{n} Lanczos runs"))
     try:
-        return _spectrum(fingerprint(run), split, vectors, steps, top_k, run, cb,
-                         lambda fn: _outside(ctx, fn))  # fmt: skip
+        return _spectrum(fingerprint(run), split, vectors, steps, top_k, run,
+                         _progress=lambda d, n: progress(d / n, f"{d}/{n} Lanczos runs"))  # fmt: skip
     finally:
         bar.empty()
 
@@ -289,8 +299,10 @@ CONNECT_NOTICE = (
     "- **Barrier height** (Frankle et al. 2020): the highest loss on the straight line minus the "
     "mean of the two ends. Two seeds of the same net usually have a clear barrier: the straight "
     "line leaves the low region.\n"
-    "- **The learned curve** (Garipov et al. 2018) bends through one trained point θ and stays "
-    "low almost all the way: the two minima are *connected*, parts of one valley.\n"
+    "- **The learned curve** (Garipov et al. 2018) has one trained point θ and stays low almost "
+    "all the way: the two minima are *connected*, parts of one valley. The polygonal chain "
+    "passes through θ; the quadratic Bézier only bends towards it (θ is its control point: "
+    "halfway along, the curve is midway between θ and the middle of A and B).\n"
     "- **The plane** through A, B and θ holds both paths exactly (white: dashed straight line, "
     "solid curve); the contours show the ridge the line crosses and the valley the curve follows."
 )

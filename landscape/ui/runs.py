@@ -65,6 +65,9 @@ _RECONNECT_WATCH = """<script>
   }, 250);
 })();
 </script>"""
+#: A Material icon (shipped with Streamlit's frontend): an emoji needs a system emoji font, and
+#: Debian's Chromium without one drew the old 🔄 as an empty box.
+RESTART_ICON = ":material/refresh:"
 _SESSION_KEY = "landscape_runs"
 _DROPPED_KEY = "landscape_runs_dropped"
 
@@ -214,8 +217,9 @@ def run_name_of(run: Run) -> str | None:
     return None
 
 
-def select_run(run: Run | str, key: str = "pick_run") -> None:
-    """Make `run` (a Run or its list name) the one `pick_run(key=key)` shows on its next call.
+def select_run(run: Run | str, key: str) -> None:
+    """Make `run` (a Run or its list name) the one ``library.run_picker(key=key)`` shows on its
+    next draw.
 
     Safe to call after the picker was drawn in this script run: the choice is parked under a
     separate key and applied before the selectbox is created next time.
@@ -223,25 +227,6 @@ def select_run(run: Run | str, key: str = "pick_run") -> None:
     name = run if isinstance(run, str) else run_name_of(run)
     if name is not None:
         st.session_state[f"{key}__pending"] = name
-
-
-def pick_run(label: str = "Run", key: str = "pick_run") -> Run | None:
-    """A selectbox over this session's runs (newest first); None (with a hint) when empty."""
-    runs = get_runs()
-    if not runs:
-        st.info("No trained runs in this session yet: train one on the Train page.")
-        return None
-    names = list(runs)[::-1]
-    pending = st.session_state.pop(f"{key}__pending", None)
-    if pending in runs:
-        st.session_state[key] = pending
-    if st.session_state.get(key) not in (None, *names):  # its run was deleted meanwhile
-        del st.session_state[key]
-    name = st.selectbox(label, names, key=key)
-    run = runs.get(name)
-    if run is not None:
-        kept.lease(run)  # shown: not evicted from the data folder meanwhile
-    return run
 
 
 # ----------------------------------------------------------------------------- restarts
@@ -287,7 +272,7 @@ def restart_notice() -> bool:
     box = st.container(border=True)
     box.warning(
         f"**The server was restarted since this tab was opened.** {message}",
-        icon="🔄",
+        icon=RESTART_ICON,
     )
     if box.button("OK, start afresh", key="landscape_restart_ok"):
         st.session_state.pop(_RESTARTED_KEY, None)

@@ -19,7 +19,10 @@ message intact). ``fn`` must be importable by name (a module-level function). Ea
 ``callbacks`` becomes a keyword argument of ``fn`` in the worker: a stand-in that sends its
 arguments back, and the caller's callable runs with them *in the calling thread*, so a
 Streamlit progress bar updates as if the job ran in the page. When every worker is busy the
-call waits (``on_wait()`` is called once first, so the page can say it is queued).
+call waits in a first-come-first-served queue: ``on_wait(ahead)`` is called when it starts to
+wait and whenever its place changes (``ahead``: queued jobs in front of it), and
+``on_start()`` once it gets a worker, so the page can say where it is and take the note down
+when the job starts.
 
 - At most ``size`` jobs run at once (LANDSCAPE_MAX_HEAVY_JOBS, default 2); each worker uses
   ``threads`` torch threads (the cores divided by the workers, at least one).
@@ -234,6 +237,7 @@ class Pool:
         self._all: list[_Worker] = []
         self._made = 0
         self._closed = False
+        self._queue: list[object] = []  # tickets of the calls waiting, first come first served
 
     # -- life cycle
 
@@ -276,7 +280,8 @@ class Pool:
         fn: Callable,
         *args,
         callbacks: dict[str, Callable | None] | None = None,
-        on_wait: Callable[[], None] | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        on_start: Callable[[], None] | None = None,
         wait_timeout: float = WAIT_TIMEOUT_S,
         **kwargs,
     ) -> Any:
@@ -285,7 +290,13 @@ class Pool:
             (fn, args, kwargs, list(callbacks), _registered_sets_in((args, kwargs))),
             protocol=pickle.HIGHEST_PROTOCOL,
         )
-        w = self._acquire(on_wait, wait_timeout)
+        w, waited = self._acquire(on_wait, wait_timeout)
+        if waited and on_start is not None:
+            try:
+                on_start()
+            except BaseException:
+                self._release(w)
+                raise
         finished = False
         try:
             while True:
@@ -338,7 +349,11 @@ class Pool:
             pass
         self._release(self._replace(w))
 
-    def _acquire(self, on_wait, timeout: float) -> _Worker:
+    def _acquire(self, on_wait, timeout: float) -> tuple[_Worker, bool]:
+        """A free worker, and whether the call had to queue for it. Calls queue in arrival
+        order; ``on_wait(ahead)`` runs (outside the lock: it may draw on a page) when a call
+        starts to wait and whenever its place in the queue changes."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
@@ -348,26 +363,51 @@ class Pool:
                     self.start()
                 finally:
                     self._cond.acquire()
-            if not self._free and on_wait is not None:
-                self._cond.release()  # on_wait may draw on a page: not under our lock
-                try:
-                    on_wait()
-                finally:
-                    self._cond.acquire()
-            if not self._cond.wait_for(lambda: self._free or self._closed, timeout):
-                raise Busy(BUSY_MESSAGE)
+            waited = bool(self._queue) or not self._free
+            if waited:
+                self._wait_turn(on_wait, deadline)
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
             w = self._free.pop()
         if not w.alive():
             w = self._replace(w)
-        return w
+        return w, waited
+
+    def _wait_turn(self, on_wait, deadline: float) -> None:
+        """Queue (lock held) until this call is first in line and a worker is free."""
+        ticket, said = object(), None
+        self._queue.append(ticket)
+        try:
+            while not self._closed:
+                ahead = self._queue.index(ticket)
+                if ahead == 0 and self._free:
+                    return
+                if on_wait is not None and ahead != said:
+                    said = ahead
+                    self._cond.release()
+                    try:
+                        on_wait(ahead)
+                    finally:
+                        self._cond.acquire()
+                    continue  # the queue may have moved meanwhile
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Busy(BUSY_MESSAGE)
+                self._cond.wait(min(left, 1.0))
+        finally:
+            self._queue.remove(ticket)
+            self._cond.notify_all()  # the places behind this one moved
+
+    def waiting(self) -> int:
+        """Calls queued for a worker right now."""
+        with self._cond:
+            return len(self._queue)
 
     def _release(self, w: _Worker) -> None:
         with self._cond:
             if w in self._all and not self._closed:
                 self._free.append(w)
-                self._cond.notify()
+                self._cond.notify_all()  # the first in line must wake, whichever it is
                 return
         w.stop()  # the pool was shut down meanwhile
 
@@ -387,6 +427,7 @@ class InlinePool:
         self.size = max(1, size)
         self._slots = threading.BoundedSemaphore(self.size)
         self._busy = 0
+        self._waiting = 0
         self._lock = threading.Lock()
 
     def start(self) -> InlinePool:
@@ -401,14 +442,32 @@ class InlinePool:
     def busy(self) -> int:
         return self._busy
 
-    def call(self, fn, *args, callbacks=None, on_wait=None, wait_timeout=WAIT_TIMEOUT_S, **kw):
+    def waiting(self) -> int:
+        return self._waiting
+
+    def call(
+        self, fn, *args, callbacks=None, on_wait=None, on_start=None,
+        wait_timeout=WAIT_TIMEOUT_S, **kw,
+    ):  # fmt: skip
         import torch
 
         if not self._slots.acquire(blocking=False):
-            if on_wait is not None:
-                on_wait()
-            if not self._slots.acquire(timeout=wait_timeout):
-                raise Busy(BUSY_MESSAGE)
+            with self._lock:
+                ahead, self._waiting = self._waiting, self._waiting + 1
+            try:
+                if on_wait is not None:
+                    on_wait(ahead)  # not kept up to date here: a thread pool for debugging
+                if not self._slots.acquire(timeout=wait_timeout):
+                    raise Busy(BUSY_MESSAGE)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+            if on_start is not None:
+                try:
+                    on_start()
+                except BaseException:
+                    self._slots.release()
+                    raise
         before = torch.get_num_threads()
         with self._lock:
             self._busy += 1

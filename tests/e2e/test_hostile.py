@@ -160,12 +160,24 @@ def test_tab_that_outlived_a_server_restart_is_told(browser):
                 open_page(page, url + "/loss-shapes", "Loss shapes")
                 assert page.get_by_text("server was restarted").count() == 0
                 stop_server(proc)
+                # Issue 25: while it is down, a plain note, not Streamlit's stock "Connection
+                # error" dialog ("... streamlit run yourscript.py")
+                page.wait_for_function(
+                    "document.querySelector('[data-testid=stApp]').dataset"
+                    ".testConnectionState === 'PINGING_SERVER'", timeout=60_000
+                )  # fmt: skip
+                page.wait_for_timeout(8_000)  # the stock dialog opens after a few failed pings
+                assert not page.get_by_text("Connection error").is_visible()
+                assert "reconnects by itself" in page.evaluate(
+                    "getComputedStyle(document.querySelector('.stApp'), '::before').content"
+                )
                 proc = start_server(port, log)
                 # the tab reconnects by itself and asks for a full run: the notice comes
                 # without the user doing anything
                 notice = page.get_by_text("The server was restarted since this tab was opened")
                 notice.wait_for(timeout=90_000)
                 settle(page)
+                assert "🔄" not in page.locator('[data-testid="stAlert"]').first.inner_text()
                 # ... and a slider inside a fragment works again (the new server knows the
                 # fragments): the section's note follows the slider
                 assert page.get_by_text("and C = 10 the minimum").count() == 1

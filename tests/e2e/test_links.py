@@ -115,6 +115,18 @@ def test_compare_link(browser, server):
         )
         assert "preset=loss" in page.url and "cmp_ndirs=2" in page.url
         assert_clean(page)
+        # Issue 25: a page switch and back kept the comparison but lost ?preset= from the
+        # address; a reload then opened an empty page and lost the log-axis toggle
+        page.locator("[data-testid=stMain] .st-key-cmp_log_y label").first.click()
+        page.wait_for_function("() => location.search.includes('cmp_log_y=true')")
+        go_via_sidebar(page, "geometry", "Geometry")
+        go_via_sidebar(page, "compare", "Compare")
+        page.get_by_text("Computed in").first.wait_for(timeout=120_000)
+        page.wait_for_function("() => location.search.includes('preset=loss')", timeout=30_000)
+        page.reload()
+        page.get_by_text("Computed in").first.wait_for(timeout=240_000)
+        assert page.locator(".st-key-cmp_log_y input").first.is_checked()
+        assert "preset=loss" in page.url
 
 
 def _landscape(page, server, shots_dir=None, tag=""):

@@ -1,0 +1,102 @@
+"""Presets computed ahead: at server start, every preset's default run (the Train,
+Landscape and Geometry presets and the runs of every Compare preset) is trained into the data
+folder in the background, so that a class opening a preset gets it from the store.
+
+Never in a user's way: it runs in a process of its own (not one of the pool's workers, so it
+never holds a worker a user's job could queue for), at the lowest scheduling priority (nice
+19) with one torch thread, so every user's job and page gets the CPU first; and it takes no
+config's training lock (a user asking for the same config trains it, or reads it from the
+store, without waiting for this process). It stops when the server does, and between runs
+when the server's process is gone.
+
+``python -m landscape.ui.warm`` is what ``start()`` runs. LANDSCAPE_WARM_PRESETS=0 turns it
+off (tests, benchmarks that time cold computations).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+
+import torch
+
+from landscape.data.config import Config
+from landscape.pipelines import comparison_presets, presets
+from landscape.storage import datastore
+from landscape.training import loop as training
+
+ENV = "LANDSCAPE_WARM_PRESETS"  # "0": no background warm-up
+NICE = 19  # the lowest priority there is
+
+
+def configs() -> list[Config]:
+    """Every preset's default run, each once: the named presets, then the Compare presets'."""
+    out = [presets.get(name) for name in presets.PRESETS]
+    for preset in comparison_presets.PRESETS.values():
+        out += [panel.config for panel in preset.panels]
+    return list(dict.fromkeys(out))
+
+
+def warm(
+    store: datastore.Store,
+    todo: Iterable[Config],
+    train: Callable[[Config], training.Run] | None = None,
+    alive: Callable[[], bool] = lambda: True,
+) -> list[Config]:
+    """Train and keep each config the store does not hold yet; returns the ones trained.
+
+    No training lock is taken (see the module doc): a run a user kept meanwhile wins, and
+    this one is dropped."""
+    train = train or training.train
+    done = []
+    for config in todo:
+        if not alive():
+            break
+        if store.find_run(config) is not None:
+            continue
+        run = train(config)
+        if store.find_run(config) is None:
+            store.put_run(run)
+        done.append(config)
+    return done
+
+
+def start() -> subprocess.Popen | None:
+    """The warm-up process, started at the lowest priority (None when it is turned off)."""
+    if os.environ.get(ENV, "1") == "0":
+        return None
+    env = {**os.environ, "LANDSCAPE_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "landscape.ui.warm", str(os.getpid())],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.nice(NICE),  # noqa: PLW1509 - only os.nice, before exec
+    )
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(1)
+    parent = int(argv[0]) if argv else os.getppid()
+    try:
+        store = datastore.default_store()
+    except (ValueError, OSError):
+        return 0  # no data folder: nothing to keep the runs in
+    warm(store, configs(), alive=lambda: os.getppid() == parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
