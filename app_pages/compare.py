@@ -15,11 +15,12 @@ import pandas as pd
 import streamlit as st
 
 from landscape.core import directions
-from landscape.pipelines import comparison_presets, comparisons
+from landscape.pipelines import comparison_presets, comparisons, gallery
 from landscape.pipelines.comparisons import Comparison, Settings
 from landscape.plots import compare as plots
 from landscape.storage import datastore
 from landscape.ui import compare as ui
+from landscape.ui import gallery as ui_gallery
 from landscape.ui import library, links
 from landscape.ui import own_models as ui_own
 from landscape.ui import research as ui_research
@@ -282,6 +283,10 @@ def _story(result: dict) -> None:
             st.caption(
                 f"Scaled-down preset (scale {ui.preset_scale():g}): numbers differ from the text."
             )
+        if p.claims:  # the text's figures as this run measured them (the table's numbers)
+            st.caption("Measured in this run: " + "; ".join(comparison_presets.measured(p, comp)))
+        if p.key == "skip":
+            _deep_pair()
     st.caption(
         f"Computed in {comp.seconds:.1f} s on this server (training {comp.train_seconds:.1f} s); "
         f"repeats are answered from the cache."
@@ -289,6 +294,23 @@ def _story(result: dict) -> None:
     for panel in comp.panels:
         for note in panel.notes:
             st.warning(md_escape(f"{panel.label}: {note}"))
+
+
+def _deep_pair() -> None:
+    """The lesson at depth: the Gallery's deepest pair, drawn as the Gallery draws it."""
+    items = ui_gallery.entries()
+    if not items:
+        return
+    deepest = max(e.n_layers for e in items)
+    pair = sorted((e for e in items if e.n_layers == deepest), key=lambda e: not e.skip)
+    st.markdown(
+        f"**At {deepest} layers** (the Gallery's ResNets on the digits, trained as Li et al. "
+        "train theirs): without skips the slice breaks into islands, closed contour lines "
+        "apart from the main basin; with skips it stays one bowl."
+    )
+    for col, entry in zip(st.columns(len(pair)), pair):
+        col.plotly_chart(ui_gallery.figure(entry, height=360), key=f"cmp_deep_{int(entry.skip)}")
+        col.caption(gallery.caption(entry))
 
 
 @st.fragment

@@ -10,7 +10,6 @@ import streamlit as st
 from landscape.data import datasets as data
 from landscape.pipelines import gallery
 from landscape.plots import compare as cplots
-from landscape.plots import surfaces as plots
 from landscape.ui import gallery as ui
 from landscape.ui.common import torch_threads
 from landscape.ui.links import url
@@ -21,19 +20,10 @@ HEIGHT = 420
 ZMAX = ui.ZMAX  # colours clipped at loss 10, as in Li et al.'s plots (and on Landscape)
 
 
-def _figure(entry: gallery.Entry, kind: str):
-    title = f"{entry.label}: {gallery.verdict(entry.row)}"
-    if kind == "3D":
-        fig = plots.surface3d_figure(entry.surface, log=True, zmax=ZMAX, title=title)
-    else:  # Li et al.'s contour lines: islands below the top level show as closed lines
-        fig = plots.contour_figure(entry.surface, lines=gallery.LEVELS, title=title)
-    return fig.update_layout(height=HEIGHT, margin=dict(l=0, r=0, t=50, b=0))
-
-
 def _panel(col, entry: gallery.Entry, kind: str) -> None:
     with col:
         key = f"gal_{entry.n_layers}_{int(entry.skip)}"
-        st.plotly_chart(_figure(entry, kind), key=f"{key}_chart")
+        st.plotly_chart(ui.figure(entry, kind, HEIGHT), key=f"{key}_chart")
         st.caption(gallery.caption(entry))
         if st.button("Open in Landscape", key=f"{key}_open", icon=":material/open_in_new:"):
             ui.open_in_landscape(entry)

@@ -53,7 +53,14 @@ def specs(at: AppTest) -> list[dict]:
 
 
 def contours(at: AppTest) -> list[dict]:
-    return [t for s in specs(at) for t in s["data"] if t["type"] == "contour"]
+    """The comparison's contour panels (not the Gallery's pair the skip preset shows too)."""
+    return [
+        t
+        for s in specs(at)
+        if not s["layout"].get("title", {}).get("text", "").startswith("ResNet-")
+        for t in s["data"]
+        if t["type"] == "contour"
+    ]
 
 
 def arr(value) -> np.ndarray:
@@ -178,6 +185,28 @@ def test_scaled_presets_for_speed_run_too(monkeypatch):
     assert not at.exception and not at.error
     assert any("Scaled-down preset" in c.value for c in at.caption)
     assert_one_scale(contours(at))
+
+
+def test_the_skip_preset_shows_the_deep_pair_and_the_tables_figures(monkeypatch):
+    """The headline lesson on Compare: the Gallery's deepest pair, drawn with Li et al.'s
+    contour lines, chaotic without skips and smooth with; the claims' figures under the text
+    are the table's."""
+    monkeypatch.setenv(ui.SCALE_ENV, "0.2")
+    at = page()
+    at.button(key="cmp_preset_skip").click().run()
+    assert not at.exception and not at.error
+    deep = [s for s in specs(at) if s["layout"]["title"]["text"].startswith("ResNet-56")]
+    titles = sorted(s["layout"]["title"]["text"] for s in deep)
+    assert titles == ["ResNet-56, no skips: chaotic", "ResNet-56, with skips: smooth"]
+    for s in deep:
+        (c,) = [t for t in s["data"] if t["type"] == "contour"]
+        assert c["contours"]["coloring"] == "lines" and c["contours"]["size"] == 0.5
+    (measured,) = [c.value for c in at.caption if c.value.startswith("Measured in this run")]
+    table = at.dataframe[0].value
+    top = table.loc["top Hessian eigenvalue λmax"]
+    # the same four significant digits as the table
+    assert f"no skips {top['no skips']} = " in measured
+    assert f"with skips's {top['with skips']} " in measured
 
 
 @pytest.mark.slow

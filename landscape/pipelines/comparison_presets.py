@@ -69,11 +69,11 @@ class Claim:
         the caption's figures are the table's."""
         a = values[self.panel][self.metric]
         if self.other is None:
-            return f"{self.metric}: {self.panel} {a:.3g} (the text says {self.op} {self.factor:g})"
+            return f"{self.metric}: {self.panel} {a:.4g} (the text says {self.op} {self.factor:g})"
         b = values[self.other][self.metric]
         ratio = f"{a / b:.3g}x" if b else "∞"
         return (
-            f"{self.metric}: {self.panel} {a:.3g} = {ratio} {self.other}'s {b:.3g} "
+            f"{self.metric}: {self.panel} {a:.4g} = {ratio} {self.other}'s {b:.4g} "
             f"(the text says {self.op} {self.factor:g}x)"
         )
 

@@ -7,12 +7,25 @@ from __future__ import annotations
 import streamlit as st
 
 from landscape.pipelines import gallery
+from landscape.plots import surfaces as plots
 
 LANDSCAPE_RESULT = "lp_result"  # the Landscape page's session keys (app_pages/loss_landscape.py)
 LANDSCAPE_RUNS = "lp_result_runs"
 LANDSCAPE_PAGE = "app_pages/loss_landscape.py"
 PARAM = "gallery"  # the Landscape page's query parameter naming a gallery slice
 ZMAX = 10.0  # colours clipped at loss 10, as in Li et al.'s own contour plots (vmax = 10)
+
+
+def figure(entry: gallery.Entry, kind: str = "contour", height: int = 420):
+    """The picture of ``entry`` as the Gallery draws it (the Compare page shows the same):
+    Li et al.'s contour lines, so islands below the top level show as closed lines; in 3D a
+    log z-axis and log colours, clipped at ZMAX."""
+    title = f"{entry.label}: {gallery.verdict(entry.row)}"
+    if kind == "3D":
+        fig = plots.surface3d_figure(entry.surface, log=True, zmax=ZMAX, title=title)
+    else:
+        fig = plots.contour_figure(entry.surface, lines=gallery.LEVELS, title=title)
+    return fig.update_layout(height=height, margin=dict(l=0, r=0, t=50, b=0))
 
 
 @st.cache_resource(show_spinner=False)
