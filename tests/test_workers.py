@@ -59,7 +59,9 @@ def test_training_in_a_worker_equals_training_here(pool):
 
 def test_surface_in_a_worker_equals_surface_here(pool):
     run = training.train(Config(**SMALL))
-    req = pictures.SurfaceRequest.for_run(run, dim=2, nx=7, ny=5)
+    # one method in both processes: "auto" races the two and may pick either, whose sums
+    # differ in the last bit
+    req = pictures.SurfaceRequest.for_run(run, dim=2, nx=7, ny=5, method="loop")
     fracs, previews = [], []
     far = pool.call(
         pictures.compute,
