@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_models:<factory>
+
+from bench_own_model import _seconds, run_loss_landscapes, run_plain_loop  # noqa: E402
 
 VOCAB, SEQ, CLASSES = 50, 16, 4
 
@@ -144,43 +145,6 @@ def run_tool(m, d1, d2, xs):
     """The plane of an opened model (files read and checked before: not timed)."""
     s = m.plane(d1, d2, xs, xs)
     return s.loss.ravel(), s.meta
-
-
-@torch.no_grad()
-def run_plain_loop(model, X, y, d1, d2, xs):
-    """Write each point's weights into the model in place, one full-batch forward."""
-    params = dict(model.named_parameters())
-    center = {k: p.detach().clone() for k, p in params.items()}
-    out = []
-    try:
-        for b in xs:
-            for a in xs:
-                for k, p in params.items():
-                    p.copy_(center[k] + float(a) * d1[k] + float(b) * d2[k])
-                out.append(nn.functional.cross_entropy(model(X), y).item())
-    finally:
-        for k, p in params.items():
-            p.copy_(center[k])
-    return np.array(out)
-
-
-def run_loss_landscapes(model, X, y, steps: int):
-    import loss_landscapes
-    from loss_landscapes.metrics import Loss
-
-    metric = Loss(nn.functional.cross_entropy, X, y)
-    with torch.no_grad():
-        return loss_landscapes.random_plane(
-            model, metric, distance=1, steps=steps, normalization="filter", deepcopy_model=True
-        )
-
-
-def _seconds(fn):
-    """(wall seconds, CPU seconds of this process, result): on a machine shared with other
-    jobs the CPU time is the steadier figure (the wall time includes waiting for a core)."""
-    start, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return (time.perf_counter() - start, time.process_time() - cpu), out
 
 
 def measure(name, folder, model, X, y, d1, d2, xs, args):

@@ -3,7 +3,13 @@ is written under the real home (LANDSCAPE_DATA_DIR is inherited by worker proces
 the servers the browser tests start)."""
 
 import os
+import shutil
+import sys
 import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 
 def pytest_configure(config):
@@ -11,3 +17,23 @@ def pytest_configure(config):
     # The servers tests start do not train the presets in the background (tests/test_warm.py
     # checks that warm-up on its own): it would take CPU from the tests that time things.
     os.environ.setdefault("LANDSCAPE_WARM_PRESETS", "0")
+
+
+@pytest.fixture
+def user(tmp_path, monkeypatch):
+    """A user's folder with tests/own_net.py (conv + BatchNorm + scalar parameters), its
+    weights (net.safetensors, other.safetensors) and data.npz; the working folder is there."""
+    from safetensors.torch import save_file
+
+    shutil.copy(Path(__file__).parent / "own_net.py", tmp_path / "own_net.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("own_net", None)
+    import own_net
+
+    save_file(own_net.make_net().state_dict(), "net.safetensors")
+    save_file(own_net.make_net(seed=5).state_dict(), "other.safetensors")
+    X, y = own_net.make_data(n=30)
+    np.savez("data.npz", X=X, y=y)
+    yield own_net
+    sys.modules.pop("own_net", None)

@@ -98,30 +98,6 @@ def test_every_research_flag_has_help():
 # ----------------------------------------------------------------------------- your own model
 
 
-@pytest.fixture
-def user(tmp_path, monkeypatch):
-    """A user's folder (tests/own_net.py: conv + BatchNorm + scalar parameters), cwd there."""
-    import shutil
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-    from safetensors.torch import save_file
-
-    shutil.copy(Path(__file__).parent / "own_net.py", tmp_path / "own_net.py")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("own_net", None)
-    import own_net
-
-    save_file(own_net.make_net().state_dict(), "net.safetensors")
-    save_file(own_net.make_net(seed=5).state_dict(), "other.safetensors")
-    X, y = own_net.make_data(n=30)
-    np.savez("data.npz", X=X, y=y)
-    yield own_net
-    sys.modules.pop("own_net", None)
-
-
 def _json(prefix):
     from pathlib import Path
 

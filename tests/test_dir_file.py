@@ -7,11 +7,7 @@ computed plainly (model + x d1 + y d2, one forward pass, torch's own loss).
 from __future__ import annotations
 
 import copy
-import shutil
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,25 +16,6 @@ from landscape.cli.main import main
 from landscape.storage import formats
 
 TINY = ["--n-samples", "100", "--epochs", "3", "--width", "8", "--quiet"]
-
-
-@pytest.fixture
-def user(tmp_path, monkeypatch):
-    """A user's folder with tests/own_net.py (conv + BatchNorm + scalar parameters), cwd there."""
-    from safetensors.torch import save_file
-
-    shutil.copy(Path(__file__).parent / "own_net.py", tmp_path / "own_net.py")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("own_net", None)
-    import own_net
-
-    save_file(own_net.make_net().state_dict(), "net.safetensors")
-    save_file(own_net.make_net(seed=5).state_dict(), "other.safetensors")
-    X, y = own_net.make_data(n=30)
-    np.savez("data.npz", X=X, y=y)
-    yield own_net
-    sys.modules.pop("own_net", None)
 
 
 def own(weights="net.safetensors"):

@@ -7,8 +7,6 @@ diagonalised by ``torch.linalg.eigvalsh``; full-batch runs of the same commands.
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +17,6 @@ from torch.func import functional_call
 
 from landscape.cli.main import main
 from landscape.measures import curvature, stability
-
-
-@pytest.fixture
-def user(tmp_path, monkeypatch):
-    """A user's folder with tests/own_net.py (conv + BatchNorm + scalar parameters), cwd there."""
-    from safetensors.torch import save_file
-
-    shutil.copy(Path(__file__).parent / "own_net.py", tmp_path / "own_net.py")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("own_net", None)
-    import own_net
-
-    save_file(own_net.make_net().state_dict(), "net.safetensors")
-    save_file(own_net.make_net(seed=5).state_dict(), "other.safetensors")
-    X, y = own_net.make_data(n=30)
-    np.savez("data.npz", X=X, y=y)
-    yield own_net
-    sys.modules.pop("own_net", None)
-
 
 OWN = ["--model-factory", "own_net:make_net", "--weights", "net.safetensors", "--data",
        "data.npz", "--quiet"]  # fmt: skip

@@ -289,6 +289,11 @@ def contour_figure(
         line={"width": 0.5, "color": "rgba(255,255,255,0.5)"},
         name=field,
     )
+    return _contour_done(contour, surface, raw, field, mark, title, x_title, y_title, notes)
+
+
+def _contour_done(contour, surface, raw, field, mark, title, x_title, y_title, notes) -> go.Figure:
+    """The contour trace as a figure: markers, layout, the grid's ranges and the notes."""
     fig = go.Figure(contour)
     if mark:
         _markers(fig, surface, raw, field)
@@ -318,12 +323,7 @@ def _line_contours(surface, raw, field, lines, title, x_title, y_title, mark) ->
         line={"width": 1.5},
         name=field,
     )
-    fig = go.Figure(contour)
-    if mark:
-        _markers(fig, surface, raw, field)
-    _layout(fig, title, x_title, y_title)
-    _grid_ranges(fig, surface)
-    return add_notes(fig, _masked_note(surface.loss))
+    return _contour_done(contour, surface, raw, field, mark, title, x_title, y_title, [])
 
 
 def heatmap_figure(
