@@ -42,7 +42,7 @@ def test_pip_install_gives_a_landscape_command_that_works_from_another_folder(tm
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = (
-        "import landscape, landscape.pipelines.gallery as g, landscape.pipelines.comparisons as c;"
+        "import landscape, landscape.pipelines.gallery as g, landscape.pipelines.comparison_presets as c;"
         "print(landscape.__file__);"
         "print(len(list(g.HERE.glob('*.npz'))), len(list(c.PRESETS_DATA.glob('*.json'))))"
     )

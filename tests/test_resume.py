@@ -355,8 +355,10 @@ def test_a_torchrun_job_killed_at_any_moment_resumes_to_the_one_process_surface(
     out = own_folder / "out"
     meta = out / "p.zarr" / "slice0" / "zarr.json"
 
-    def n_chunks(k):
-        return lambda: len(chunks(own_folder)) >= k
+    base = {"chunks": 0}  # chunks on disk when the current job started
+
+    def n_chunks(k):  # k more chunks than the job found (a late kill before wrote some)
+        return lambda: len(chunks(own_folder)) >= base["chunks"] + k
 
     def writing():  # rank 0's temporary .npz exists: the points are done, the rename is not
         return any(out.glob(".p.npz.*"))
@@ -366,11 +368,13 @@ def test_a_torchrun_job_killed_at_any_moment_resumes_to_the_one_process_surface(
     moments = [
         (2, lambda: meta.exists(), "the store exists, before the first chunk"),
         (2, n_chunks(2), "two chunks are written"),
-        (1, n_chunks(N_BLOCKS // 2), "half way"),  # 2 killed, 1 resuming
+        # 2 killed, 1 resuming: half the blocks on disk, and at least one written by this job
+        (1, lambda: len(chunks(own_folder)) >= max(base["chunks"] + 1, N_BLOCKS // 2), "half way"),
         (2, writing, "the final .npz is written"),  # 1 killed, 2 resuming
     ]
     on_disk = 0
     for ranks, ready, what in moments:
+        base["chunks"] = len(chunks(own_folder))
         job = launch(own_folder, ranks)
         n = kill_when(job, own_folder, ready, what)
         err = job.stderr.read()
@@ -378,7 +382,9 @@ def test_a_torchrun_job_killed_at_any_moment_resumes_to_the_one_process_surface(
         time.sleep(0.5)
         assert len(chunks(own_folder)) == n, f"chunks were written after the kill ({what})"
         on_disk = written_points(own_folder)
-        assert on_disk < RES * RES or what == moments[-1][2], what
+        # a busy machine may let the one resuming rank finish before "half way" is seen:
+        # then the next job only writes the files, which is the moment it is killed at anyway
+        assert on_disk < RES * RES or what in ("half way", moments[-1][2]), what
     assert on_disk == RES * RES  # killed while the .npz was written: every point was on disk
     # 2 killed, 1 resuming (one plain process, as without torchrun): nothing left to compute
     with one_thread():

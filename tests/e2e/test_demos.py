@@ -57,7 +57,13 @@ def test_live_training_step_play_pause(page, app_url, shots_dir):
     assert _status(page) == 13
     assert trace(traces(page, LIVE), name="train (each step)")["n"] == 13
     assert trace(traces(page, ".st-key-tr_live_picture"), type="image")["n"] > 0
-    # play: the curve and the regions redraw on their own, frame after frame
+    # play: the curve and the regions redraw on their own, frame after frame; one step a
+    # frame, so Play (which stops at Epochs) is still going when it is paused
+    speed = page.locator(".st-key-tr_live_speed input").first
+    speed.click()
+    speed.fill("1")  # the searchable select keeps 1, 10 and 100, in that order
+    page.keyboard.press("Enter")
+    settle(page)
     _button(page, "play").click()
     for _ in range(3):  # (never idle while playing: wait for the data, not for the app)
         before = signature(page, LIVE)
