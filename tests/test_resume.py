@@ -266,6 +266,8 @@ def job_env():
     # same order, so 1 and 2 processes give the same bits
     e["LANDSCAPE_TORCH_THREADS"] = "1"
     e["LANDSCAPE_TEST_HOLD_OUTPUT"] = "60"  # rank 0 holds the finished .npz before renaming
+    # each block takes at least this long, so the kill moments are hit on a busy machine too
+    e["LANDSCAPE_TEST_HOLD_BLOCK"] = "0.4"
     return e
 
 

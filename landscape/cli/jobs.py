@@ -4,11 +4,8 @@ under torchrun, resumably) and write its files."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -186,10 +183,8 @@ def surface_job(args, start, work, extra_outputs=None) -> int:
 
 def _save_surface(f, surf, dirs) -> None:
     store.save_surface(f, surf, dirs)
-    # Test hook, inert unless set: hold the finished temporary file this many seconds before
-    # the rename, so a test can kill the job "while the final .npz is written".
-    with contextlib.suppress(ValueError, OverflowError):
-        time.sleep(max(0.0, float(os.environ.get("LANDSCAPE_TEST_HOLD_OUTPUT", "0"))))
+    # the finished temporary file is held before its rename when a test asks (inert otherwise)
+    dist_.test_hold("LANDSCAPE_TEST_HOLD_OUTPUT")
 
 
 def run_train(args) -> int:
