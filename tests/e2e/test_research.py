@@ -1,6 +1,6 @@
 """The research tools in a real browser: paths between minima and the spectrum on the
 Geometry page, the sharpness section and rescaling demo on Compare, the edge-of-stability
-demo on Train. Each ends with a screenshot (docs/screenshots/<name>.png, see test_pages)."""
+demo on Train. Each ends with a screenshot (to docs/screenshots/<name>.png with LANDSCAPE_SCREENSHOTS_TO_DOCS=1, see test_pages)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def shoot_from(page, heading: str, path, width: int = 1400) -> None:
     """The page from the element with text `heading` down to the end, 1400 px wide (for the
     docs: the Compare page's new section, without the charts above it)."""
-    if os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "1") == "0":
+    if os.environ.get("LANDSCAPE_SCREENSHOTS_TO_DOCS", "0") != "1":
         return
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     old = page.viewport_size
