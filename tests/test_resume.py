@@ -164,21 +164,9 @@ ARGV = ["plane", "--model-factory", "own_net:make_net", "--weights", "net.safete
 
 
 @pytest.fixture
-def own_folder(tmp_path, monkeypatch):
-    """A user's folder with tests/own_net.py, its weights and data (imported from there)."""
-    from safetensors.torch import save_file
-
-    shutil.copy(ROOT / "tests" / "own_net.py", tmp_path / "own_net.py")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("own_net", None)
-    import own_net
-
-    save_file(own_net.make_net().state_dict(), "net.safetensors")
-    X, y = own_net.make_data(n=12)
-    np.savez("data.npz", X=X, y=y)
-    yield tmp_path
-    sys.modules.pop("own_net", None)
+def own_folder(user, tmp_path):
+    """A user's folder with tests/own_net.py, its weights and data (conftest's ``user``)."""
+    return tmp_path
 
 
 def crash_after(monkeypatch, k):
