@@ -238,3 +238,14 @@ def test_a_thousand_unknown_parameters_cost_what_three_do(tmp_path, monkeypatch)
         work[n] = (len(sent), sum(sent))  # messages, and parameters encoded in them
     assert work[990] == work[3], work
     kept._store_or_error.clear()
+
+
+def test_the_private_streamlit_query_params_api_links_uses_is_still_there():
+    """links.py trims the address in one message through Streamlit's internal QueryParams
+    (st.query_params has no bulk removal): fail loudly here when an upgrade changes it."""
+    from streamlit.runtime.state.query_params import QueryParams
+    from streamlit.runtime.state.session_state_proxy import get_session_state
+
+    assert callable(get_session_state)
+    for name in ("get_all", "is_bound", "discard_param_no_forward_msg", "update"):
+        assert callable(getattr(QueryParams, name, None)), name
