@@ -84,7 +84,9 @@ def timed_run(at: AppTest) -> float:
 def page_times(run) -> tuple[float, float, float]:
     """(cold, cached, redraw) seconds for one fresh page session."""
     ui.clear()
-    at = AppTest.from_file(str(ROOT / "app_pages" / "loss_landscape.py"), default_timeout=300)
+    at = AppTest.from_file(
+        str(ROOT / "landscape/ui/server/app_pages" / "loss_landscape.py"), default_timeout=300
+    )
     at.session_state[ui_runs._SESSION_KEY] = {run.name: run}  # as if trained on the Train page
     at.run()
     assert at.slider(key="lp_nx2").value == RES and at.slider(key="lp_ny2").value == RES

@@ -33,7 +33,7 @@ from landscape.core import losses, robust  # noqa: E402
 from landscape.plots import losses as plots  # noqa: E402
 from landscape.ui.common import torch_threads  # noqa: E402
 
-PAGE = ROOT / "app_pages" / "loss_shapes.py"
+PAGE = ROOT / "landscape/ui/server/app_pages" / "loss_shapes.py"
 TARGET_MS = 150.0
 
 BASELINE = """

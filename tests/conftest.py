@@ -4,8 +4,10 @@ the servers the browser tests start)."""
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +39,39 @@ def user(tmp_path, monkeypatch):
     np.savez("data.npz", X=X, y=y)
     yield own_net
     sys.modules.pop("own_net", None)
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A `pip install .` of the tracked files into `site`, and a folder far from the clone."""
+
+    site: Path
+    elsewhere: Path
+    env: dict
+
+    @property
+    def command(self) -> Path:
+        return self.site / "bin" / "landscape"
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Installed:
+    """The project installed as a user installs it (its dependencies are this venv's)."""
+    root = Path(__file__).resolve().parents[1]
+    tmp = tmp_path_factory.mktemp("installed")
+    src = tmp / "src"  # a copy of the tracked files: building writes into the tree
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        rel = name.decode()
+        if (root / rel).is_symlink() or not (root / rel).is_file():
+            continue
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes((root / rel).read_bytes())
+    site = tmp / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*pip, "--target", str(site), str(src)], check=True, cwd=tmp)
+    elsewhere = tmp / "elsewhere"
+    elsewhere.mkdir()
+    return Installed(site, elsewhere, {**os.environ, "PYTHONPATH": str(site)})

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_home_page_renders_and_links_every_page():
-    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Loss Landscape Lab"
     text = " ".join(m.value for m in at.markdown)
@@ -32,20 +32,22 @@ def _navigation() -> list[str]:
         return real(path, *args, **kw)
 
     with mock.patch.object(st, "Page", page):
-        at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=60).run()
+        at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     return seen
 
 
 def test_navigation_lists_every_page_file_once():
     pages = _navigation()
-    assert sorted(pages) == sorted(f"app_pages/{p.name}" for p in (ROOT / "app_pages").glob("*.py"))
+    assert sorted(pages) == sorted(
+        f"app_pages/{p.name}" for p in (ROOT / "landscape/ui/server/app_pages").glob("*.py")
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["app_pages/geometry.py", "app_pages/loss_shapes.py"])
 def test_a_page_of_the_navigation_opens_from_the_frame(path):
-    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=120).run()
     at.switch_page(path).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -85,7 +87,7 @@ def test_the_server_entry_serves_the_frame_and_warms_up():
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert Path(got["script"]) == ROOT / "lab.py"
+    assert Path(got["script"]) == ROOT / "landscape/ui/server/lab.py"
     assert got["started"] == 1  # the pool starts once, before the first request is served
     pages_need = {
         "landscape.ui.library",

@@ -34,7 +34,7 @@ from landscape.training.loop import train
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ROOT / "app_pages"
+PAGES = ROOT / "landscape/ui/server/app_pages"
 KINDS = ("slider", "select_slider", "number_input", "selectbox", "multiselect", "radio")
 KINDS += ("checkbox", "toggle", "text_input")
 UNBOUNDED = 1e9  # what a user can type into a number box without min/max
@@ -296,7 +296,7 @@ def plotly_specs(at) -> list[dict]:
 
 
 def test_app_frame_and_home():
-    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=60)
     run_ok(at, "lab.py")
     # nothing to set on the home page (the hidden server-instance widget is not for users)
     assert [w for w in inputs(at) if w[1] != ui_runs.BOOT_KEY] == []

@@ -138,7 +138,9 @@ def widget(at, kind, key):
 
 
 def test_train_page_widgets_stop_at_the_library_caps():
-    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=60)
+    at = AppTest.from_file(
+        str(ROOT / "landscape/ui/server/app_pages" / "train.py"), default_timeout=60
+    )
     at.run()
     assert not at.exception
     assert widget(at, "slider", "tr_epochs").max == training.MAX_EPOCHS
@@ -151,7 +153,9 @@ def test_train_page_widgets_stop_at_the_library_caps():
 
 def test_landscape_page_grid_stops_at_the_cap():
     run = training.train(Config(n_samples=100, epochs=1, width=4))
-    at = AppTest.from_file(str(ROOT / "app_pages" / "loss_landscape.py"), default_timeout=60)
+    at = AppTest.from_file(
+        str(ROOT / "landscape/ui/server/app_pages" / "loss_landscape.py"), default_timeout=60
+    )
     at.session_state[ui_runs._SESSION_KEY] = {run.name: run}
     at.run()
     assert not at.exception

@@ -19,7 +19,7 @@ from landscape.engine.own import loading
 from landscape.pipelines import operator_models as om
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "app_pages" / "loss_landscape.py")
+PAGE = str(ROOT / "landscape/ui/server/app_pages" / "loss_landscape.py")
 DEEP = 100_000
 
 

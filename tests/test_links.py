@@ -16,7 +16,7 @@ from landscape.data.config import Config
 from landscape.pipelines import presets
 from landscape.ui import kept, library
 
-PAGES = Path(__file__).resolve().parents[1] / "app_pages"
+PAGES = Path(__file__).resolve().parents[1] / "landscape/ui/server/app_pages"
 
 # Parameter names the pages bind, plus unknown ones; values from every family of junk.
 NAMES = ["out_delta", "out_n", "out_c", "reg_range", "reg_losses", "ce_classes", "bin_losses",

@@ -22,8 +22,8 @@ from landscape.pipelines import operator_models as om
 from landscape.storage import formats as store
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "app_pages" / "loss_landscape.py")
-COMPARE = str(ROOT / "app_pages" / "compare.py")
+PAGE = str(ROOT / "landscape/ui/server/app_pages" / "loss_landscape.py")
+COMPARE = str(ROOT / "landscape/ui/server/app_pages" / "compare.py")
 
 TOML = """
 [[model]]

@@ -24,23 +24,8 @@ def test_the_package_pins_what_requirements_txt_pins():
 
 
 @pytest.mark.slow
-def test_pip_install_gives_a_landscape_command_that_works_from_another_folder(tmp_path):
-    src = tmp_path / "src"  # a copy of the tracked files: building writes into the tree
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        rel = name.decode()
-        if not (ROOT / rel).is_file():
-            continue
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_bytes((ROOT / rel).read_bytes())
-    site = tmp_path / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q"]
-    subprocess.run([*pip, "--target", str(site), str(src)], check=True, cwd=tmp_path)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(site)}
+def test_pip_install_gives_a_landscape_command_that_works_from_another_folder(installed):
+    site, elsewhere, env = installed.site, installed.elsewhere, installed.env
     code = (
         "import landscape, landscape.pipelines.gallery as g, landscape.pipelines.comparison_presets as c;"
         "print(landscape.__file__);"
@@ -55,11 +40,44 @@ def test_pip_install_gives_a_landscape_command_that_works_from_another_folder(tm
     shipped, presets = map(int, counts.split())
     assert shipped == len(list((ROOT / "landscape/pipelines/gallery").glob("*.npz"))) > 0
     assert presets == len(list((ROOT / "landscape/pipelines/presets_data").glob("*.json"))) > 0
-    script = site / "bin" / "landscape"
     run = subprocess.run(
-        [str(script), "plane", "--dataset", "moons", "--n-samples", "60", "--depth", "1",
+        [str(installed.command), "plane", "--dataset", "moons", "--n-samples", "60", "--depth", "1",
          "--width", "4", "--epochs", "2", "--res", "3", "--quiet", "--out", "p"],
         cwd=elsewhere, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert (elsewhere / "p.npz").is_file() and "wrote p.npz" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_installed_copy_holds_the_whole_app(installed):
+    """Every script the server runs, and its settings, are in the installed package."""
+    server = ROOT / "landscape/ui/server"
+    shipped = {
+        p.relative_to(server)
+        for p in server.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    got = {p.relative_to(installed.site / "landscape/ui/server") for p in (installed.site / "landscape/ui/server").rglob("*")
+           if p.is_file() and "__pycache__" not in p.parts}  # fmt: skip
+    assert Path(".streamlit/config.toml") in shipped and Path("app_pages/train.py") in shipped
+    assert shipped <= got
+
+
+def test_landscape_app_runs_streamlit_on_the_packages_own_server(monkeypatch):
+    """`landscape app --server.port N` becomes `streamlit run <package>/ui/server/app.py
+    --server.port N` in the same process; other commands still refuse unknown flags."""
+    from landscape.cli import app as cli_app
+    from landscape.cli.main import main
+
+    ran = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: ran.append((path, argv)))
+    assert main(["app", "--server.port", "8502", "--server.headless", "true"]) == 0
+    path, argv = ran[0]
+    assert path == sys.executable
+    assert argv[1:4] == ["-m", "streamlit", "run"]
+    assert Path(argv[4]) == ROOT / "landscape/ui/server/app.py" == cli_app.SERVER
+    assert argv[5:] == ["--server.port", "8502", "--server.headless", "true"]
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--server.port", "8502"])
+    assert e.value.code == 2

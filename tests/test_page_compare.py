@@ -23,7 +23,7 @@ from landscape.ui import kept
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "app_pages" / "compare.py")
+PAGE = str(ROOT / "landscape/ui/server/app_pages" / "compare.py")
 TINY = Config(n_samples=200, epochs=8, width=8)
 
 
@@ -287,7 +287,7 @@ def test_the_address_names_the_comparison_after_a_page_switch_and_a_reload(monke
     address had lost ?preset=, so Copy link gave a bare /compare; a reload of the address
     brings back the comparison and the log-axis toggle."""
     monkeypatch.setenv(ui.SCALE_ENV, "0.2")
-    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=600)
     at.switch_page("app_pages/compare.py").run()
     at.button(key="cmp_preset_norm").click().run()
     at.checkbox(key="cmp_log_y").check().run()
@@ -297,7 +297,9 @@ def test_the_address_names_the_comparison_after_a_page_switch_and_a_reload(monke
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception, at.exception
     assert at.query_params["preset"] == "norm"
-    reload = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=600).run()  # a fresh tab
+    reload = AppTest.from_file(
+        str(ROOT / "landscape/ui/server/lab.py"), default_timeout=600
+    ).run()  # a fresh tab
     reload.query_params.update({"preset": "norm", "cmp_log_y": "true"})  # the copied link
     reload.switch_page("app_pages/compare.py").run()
     assert not reload.exception, reload.exception

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from landscape.pipelines import gallery
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "gallery.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "landscape/ui/server/app_pages" / "gallery.py")
 
 
 def test_gallery_shows_the_deepest_pair_with_measured_captions():
@@ -37,7 +37,7 @@ def test_gallery_shows_the_deepest_pair_with_measured_captions():
     assert len(at.dataframe) == 1
 
 
-LAB = str(Path(__file__).resolve().parents[1] / "lab.py")
+LAB = str(Path(__file__).resolve().parents[1] / "landscape/ui/server/lab.py")
 
 
 def test_gallery_settings_are_in_the_address_and_survive_a_page_switch():

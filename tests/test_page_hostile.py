@@ -25,8 +25,8 @@ from landscape.ui import landscape_page as lp_ui
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-LANDSCAPE = str(ROOT / "app_pages" / "loss_landscape.py")
-TRAIN = str(ROOT / "app_pages" / "train.py")
+LANDSCAPE = str(ROOT / "landscape/ui/server/app_pages" / "loss_landscape.py")
+TRAIN = str(ROOT / "landscape/ui/server/app_pages" / "train.py")
 EVIL_LINK = "[re-login](http://example.invalid)"
 EVIL_IMAGE = "![x](http://example.invalid/x.png)"
 TEXT_KINDS = ("markdown", "caption", "error", "warning", "info", "success", "subheader", "title")
@@ -287,7 +287,7 @@ def test_run_named_like_a_link_on_the_train_page(tiny):
 def test_tab_from_a_previous_server_is_told_and_can_start_afresh(data_folder, monkeypatch):
     if not data_folder:  # a server without its data folder: the runs really are gone
         monkeypatch.setattr(kept, "store", lambda: None)
-    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=60)
     settle(at)
     boot = at.text_input(key=ui_runs.BOOT_KEY)
     assert boot.value == ui_runs.BOOT_ID

@@ -34,7 +34,7 @@ from landscape.ui import landscape_page as ui
 from landscape.ui import runs as ui_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "app_pages" / "loss_landscape.py")
+PAGE = str(ROOT / "landscape/ui/server/app_pages" / "loss_landscape.py")
 TINY = Config(n_samples=200, epochs=8, width=8)
 
 

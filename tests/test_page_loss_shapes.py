@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from landscape.core import losses, robust
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "loss_shapes.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "landscape/ui/server/app_pages" / "loss_shapes.py")
 REG = ["Loss ρ(r)", "Influence ψ(r) = dρ/dr", "Weight ψ(r)/r of a point in robust regression"]
 BIN = ["Binary losses vs margin"]
 CE = ["Cross-entropy vs predicted probability of the true class"]

@@ -29,7 +29,7 @@ def tiny_run():
 
 
 def page(name: str, *runs) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app_pages" / name), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/app_pages" / name), default_timeout=600)
     if runs:
         at.session_state[ui_runs._SESSION_KEY] = {r.name + f" #{i}": r for i, r in enumerate(runs)}
     at.run()
@@ -156,7 +156,7 @@ def _rid(at, name: str) -> str:
 def test_geometry_settings_are_in_the_address_and_survive_a_page_switch():
     """Issue 25: Geometry's settings were not in the address, and a page switch set them back
     (seed B 7 -> 1)."""
-    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=120).run()
     at.switch_page("app_pages/geometry.py").run()
     at.number_input(key="geo_seed_b").set_value(7).run()
     at.radio(key="geo_src").set_value("a run of this session").run()
@@ -165,7 +165,7 @@ def test_geometry_settings_are_in_the_address_and_survive_a_page_switch():
     assert not at.exception, at.exception
     assert at.number_input(key="geo_seed_b").value == 7
     assert at.query_params["geo_seed_b"] == "7"
-    link = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    link = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=120).run()
     other = list(presets.PRESETS)[1]
     link.query_params.update({"geo_seed_b": "7", "geo_vectors": "9", "geo_preset": other})
     link.switch_page("app_pages/geometry.py").run()

@@ -348,7 +348,7 @@ def app_folder(monkeypatch):
 
 
 def _home(tmp_path) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "lab.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=120).run()
     assert not at.exception, at.exception
     return at
 

@@ -4,7 +4,8 @@
 load, with ``--load-run``) a run, compute a loss surface around its final weights with a
 progress bar on stderr, and write ``OUT.npz`` (``landscape.storage.formats`` format: surface,
 directions, metadata) and ``OUT.html`` (a self-contained Plotly figure that opens offline).
-``export`` writes a plane surface file as a 3D mesh (ParaView .vtp, .obj, .stl).
+``export`` writes a plane surface file as a 3D mesh (ParaView .vtp, .obj, .stl). ``app``
+starts the web app.
 
 Exit status: 0 on success; 2 on a bad flag or a bad value (one line on stderr, no traceback).
 """
@@ -18,6 +19,7 @@ import sqlite3
 
 import torch
 
+from landscape.cli import app as cli_app
 from landscape.cli import dirfile
 from landscape.cli import export as cli_export
 from landscape.cli import own as cli_own
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(
         dest="command",
         required=True,
-        metavar="{train,line,plane,export,sharpness,connect,eos,spectrum,pin,unpin,runs}",
+        metavar="{app,train,line,plane,export,sharpness,connect,eos,spectrum,pin,unpin,runs}",
     )
     t = sub.add_parser(
         "train",
@@ -61,12 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     cli_store.add_commands(sub)
     cli_export.add_parser(sub)
     cli_research.register(sub)
+    cli_app.register(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "app":
+        args.streamlit_args = unknown  # Streamlit's options, for `streamlit run`
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # as parse_args says it
     try:
         if args.command in cli_store.COMMANDS:
             return cli_store.run(args)

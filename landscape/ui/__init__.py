@@ -1,1 +1,1 @@
-"""Streamlit glue: the only Streamlit code outside app.py, lab.py and app_pages/."""
+"""Streamlit glue: the only Streamlit code outside the server scripts (ui/server/)."""

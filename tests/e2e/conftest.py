@@ -49,12 +49,16 @@ def _need_browser() -> None:
         pytest.skip(msg)
 
 
-def start_server(port: int, log, env: dict | None = None, app: str = "app.py") -> subprocess.Popen:
-    """``streamlit run APP`` on 127.0.0.1:``port`` (output to ``log``), once healthy."""
+def start_server(
+    port: int, log, env: dict | None = None, app: str = "app.py", command=None, cwd=ROOT
+) -> subprocess.Popen:
+    """``streamlit run APP`` in the clone (or ``command`` in ``cwd``, given Streamlit's
+    options) on 127.0.0.1:``port`` (output to ``log``), once healthy."""
+    command = command or [sys.executable, "-m", "streamlit", "run", app]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", app, "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+        [*map(str, command), "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true"],
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 90
     while True:
