@@ -55,6 +55,7 @@ MAX_POINTS = 201 * 201  # most grid points of one plane
 CHUNK_ROWS = 16384  # forward at most this many samples at once (bounds activation memory)
 METHODS = ("auto", "loop", "batched")
 STREAM_BYTES = 512 * 2**20  # bytes: inputs + activations of one pass over streamed data
+SCORE_BYTES = 4 * 2**20  # the loop scores the outputs of its points in groups of about this size
 PROBE_SAMPLES = 64  # samples of the probe that measures a streamed sample's bytes
 
 
@@ -233,15 +234,28 @@ class LoopSession:
             if self.flat is not None:
                 vector, center, dirs = self.flat
                 points = points.to(vector.dtype)
+            pending: list[Tensor] = []  # outputs whose loss is not computed yet
+
+            def score(first: int) -> None:
+                outs = torch.stack(pending)  # (G, N, ...)
+                losses[first : first + len(pending)] = self.loss.values(outs)
+                if accs is not None:
+                    accs[first : first + len(pending)] = self.accuracy.values(outs)
+                pending.clear()
+
             for p, point in enumerate(coords):
                 if self.flat is not None:  # every moved tensor at once: center + D @ c
                     torch.addmv(center, dirs, points[p], out=vector)
                 else:
                     self._set(point)
-                out = _forward(self.frozen, self.X)[None]  # one point: (1, N, ...)
-                losses[p] = self.loss.values(out)[0]
-                if accs is not None:
-                    accs[p] = self.accuracy.values(out)[0]
+                out = _forward(self.frozen, self.X)
+                pending.append(out)
+                # the loss of several points in one call: a small net's loss costs about a
+                # fifth of its forward when computed point by point (kernel launches)
+                if len(pending) * out.nelement() * out.element_size() >= SCORE_BYTES or (
+                    p + 1 == len(coords)
+                ):
+                    score(p + 1 - len(pending))
                 if progress is not None:
                     progress(p + 1, len(coords))
         return losses, accs
