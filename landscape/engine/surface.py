@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from landscape.core.directions import _check_keys, buffers_of, cosine, weights_of
 from landscape.core.pointwise import Pointwise
-from landscape.engine import batched, race
+from landscape.engine import batched, inputlayer, race
 from landscape.engine.subject import Loss
 
 MAX_AXIS = 1001  # most coordinates along one axis (line points, or xs / ys of a plane)
@@ -181,9 +181,16 @@ class LoopSession:
             for k in center
         }
         self.flat = self._flatten(directions)
+        self.directions = directions
+        # the layers that read X, computed once (landscape.engine.inputlayer): None until the
+        # first point's forward has shown which they are
+        self.inputs: inputlayer.InputLayers | None = None
 
     def bind(self, X: Tensor, y: Tensor) -> None:
         """Evaluate later points on other data (the next batch of a stream)."""
+        if self.inputs is not None:
+            self.inputs.remove()
+            self.inputs = None
         self.X, self.y = X, y
         self.loss = Pointwise(self.loss.fn, y, "loss_fn")
         if self.accuracy is not None:
@@ -243,12 +250,24 @@ class LoopSession:
                     accs[first : first + len(pending)] = self.accuracy.values(outs)
                 pending.clear()
 
+            rows = np.asarray(coords, dtype=np.float64)
+            watch = None
+            if self.inputs is None and self.X.shape[0] <= CHUNK_ROWS:
+                watch = inputlayer.Watch(self.frozen, self.X)
             for p, point in enumerate(coords):
                 if self.flat is not None:  # every moved tensor at once: center + D @ c
                     torch.addmv(center, dirs, points[p], out=vector)
                 else:
                     self._set(point)
+                if self.inputs is not None:
+                    self.inputs.coefficients = rows[p]
                 out = _forward(self.frozen, self.X)
+                if watch is not None:  # the first point showed which layers read X
+                    self.inputs = inputlayer.InputLayers(
+                        watch.close(), self.X, self.center, self.directions
+                    )
+                    self.inputs.install()
+                    watch = None
                 pending.append(out)
                 # the loss of several points in one call: a small net's loss costs about a
                 # fifth of its forward when computed point by point (kernel launches)
