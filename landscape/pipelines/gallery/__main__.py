@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="map convexity only for nets of at least this many layers")  # fmt: skip
     p.add_argument("--dataset", default="digits", help="image set: digits or shapes")
     p.add_argument("--n-samples", type=int, default=0, help="images (0: the default 1,797)")
-    p.add_argument("--optimizer", default="momentum", help="sgd, momentum, adam or adamw")
+    p.add_argument("--optimizer", default=gallery.OPTIMIZER, help="sgd, momentum, adam or adamw")
     p.add_argument("--lr", type=float, default=gallery.LR, help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
+    p.add_argument("--weight-decay", type=float, default=gallery.WEIGHT_DECAY, help="weight decay")
     p.add_argument(
         "--schedule", default="cosine", help="lr schedule after warm-up: constant or cosine"
     )
