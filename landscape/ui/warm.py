@@ -20,6 +20,7 @@ off (tests, benchmarks that time cold computations).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,6 +36,21 @@ from landscape.training import loop as training
 
 ENV = "LANDSCAPE_WARM_PRESETS"  # "0": no background warm-up
 NICE = 19  # the lowest priority there is
+
+
+class ServerGone(Exception):
+    """The server's process is gone: the warm-up stops where it is."""
+
+
+def _watch(alive: Callable[[], bool]) -> Callable:
+    """A progress callback (training's, a slice's, a comparison's) that stops the work at
+    its next step once the server is gone, rather than at the end of a long computation."""
+
+    def progress(*_) -> None:
+        if not alive():
+            raise ServerGone
+
+    return progress
 
 
 def configs() -> list[Config]:
@@ -62,7 +78,7 @@ def warm(
             break
         if store.find_run(config) is not None:
             continue
-        run = train(config)
+        run = train(config, _watch(alive))
         if store.find_run(config) is None:
             store.put_run(run)
         done.append(config)
@@ -89,7 +105,7 @@ def landscapes(
 
         def compute(request=request, run=run, computed=computed):
             computed.append(True)
-            return pictures.compute(request, run)
+            return pictures.compute(request, run, progress=_watch(alive))
 
         pictures.kept_or_computed(store, request, compute)
         if computed:
@@ -120,7 +136,7 @@ def comparisons(
 
         def compute(preset=preset, computed=computed):
             computed.append(True)
-            return comparison_presets.run_preset(preset, settings, train=train)
+            return comparison_presets.run_preset(preset, settings, _watch(alive), train=train)
 
         datastore.stored_or_computed(
             store,
@@ -173,7 +189,8 @@ def main(argv: list[str]) -> int:
         store = datastore.default_store()
     except (ValueError, OSError):
         return 0  # no data folder: nothing to keep the runs in
-    warm_all(store, alive=lambda: os.getppid() == parent)
+    with contextlib.suppress(ServerGone):
+        warm_all(store, alive=lambda: os.getppid() == parent)
     return 0
 
 
