@@ -34,7 +34,7 @@ def two_runs():
 
 @pytest.fixture(autouse=True)
 def real_scale(monkeypatch):
-    monkeypatch.delenv(ui.SCALE_ENV, raising=False)
+    monkeypatch.delenv(comparison_presets.SCALE_ENV, raising=False)
     ui.clear()
     yield
 
@@ -179,7 +179,7 @@ def test_one_run_twice_and_clip_below_every_value_is_a_message(two_runs):
 
 def test_scaled_presets_for_speed_run_too(monkeypatch):
     """The scale switch the tests may use is honoured and said on the page."""
-    monkeypatch.setenv(ui.SCALE_ENV, "0.2")
+    monkeypatch.setenv(comparison_presets.SCALE_ENV, "0.2")
     at = page()
     at.button(key="cmp_preset_norm").click().run()
     assert not at.exception and not at.error
@@ -191,7 +191,7 @@ def test_the_skip_preset_shows_the_deep_pair_and_the_tables_figures(monkeypatch)
     """The headline lesson on Compare: the Gallery's deepest pair, drawn with Li et al.'s
     contour lines, chaotic without skips and smooth with; the claims' figures under the text
     are the table's."""
-    monkeypatch.setenv(ui.SCALE_ENV, "0.2")
+    monkeypatch.setenv(comparison_presets.SCALE_ENV, "0.2")
     at = page()
     at.button(key="cmp_preset_skip").click().run()
     assert not at.exception and not at.error
@@ -217,7 +217,7 @@ def test_a_queued_preset_waits_then_draws_and_is_cached(monkeypatch, tmp_path):
 
     from landscape.ui import workers
 
-    monkeypatch.setenv(ui.SCALE_ENV, "0.2")
+    monkeypatch.setenv(comparison_presets.SCALE_ENV, "0.2")
     ui_runs.run_cache().clear()
     # An empty data folder: runs or results kept by an earlier test would not queue.
     monkeypatch.setenv("LANDSCAPE_DATA_DIR", str(tmp_path / "data"))
@@ -286,7 +286,7 @@ def test_the_address_names_the_comparison_after_a_page_switch_and_a_reload(monke
     """Issue 25: after a page switch and back the page still showed the comparison, but the
     address had lost ?preset=, so Copy link gave a bare /compare; a reload of the address
     brings back the comparison and the log-axis toggle."""
-    monkeypatch.setenv(ui.SCALE_ENV, "0.2")
+    monkeypatch.setenv(comparison_presets.SCALE_ENV, "0.2")
     at = AppTest.from_file(str(ROOT / "landscape/ui/server/lab.py"), default_timeout=600)
     at.switch_page("app_pages/compare.py").run()
     at.button(key="cmp_preset_norm").click().run()

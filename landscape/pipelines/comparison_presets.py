@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,10 +32,12 @@ from landscape.pipelines.comparisons import (
     compare,
     table,
 )
+from landscape.storage import datastore
 from landscape.training import loop as training
 from landscape.training.loop import Run
 
 PRESETS_DATA = Path(__file__).with_name("presets_data")  # <key>.json per preset: measurements
+SCALE_ENV = "LANDSCAPE_COMPARE_SCALE"  # tests: run presets scaled down, in (0, 1]; default 1
 
 
 @dataclass(frozen=True)
@@ -335,3 +338,21 @@ def get(key: str) -> Preset:
     if key not in PRESETS:
         raise ValueError(f"preset={key!r} is unknown: must be one of {list(PRESETS)}")
     return PRESETS[key]
+
+
+def scale_from_env() -> float:
+    """The preset scale from ``LANDSCAPE_COMPARE_SCALE`` (1 = the real presets)."""
+    raw = os.environ.get(SCALE_ENV, "1")
+    try:
+        scale = float(raw)
+    except ValueError:
+        raise ValueError(f"{SCALE_ENV}={raw!r} is not a number: must be in (0, 1]") from None
+    if not 0 < scale <= 1:
+        raise ValueError(f"{SCALE_ENV}={raw!r} is out of range: must be in (0, 1]")
+    return scale
+
+
+def store_key(key: str, scale: float, settings: Settings) -> str:
+    """Where the data folder keeps preset ``key`` (at ``scale``) measured with ``settings``
+    (kind "comparison"): the Compare page and the background warm-up (landscape.ui.warm)."""
+    return datastore.object_key("comparison", "preset", key, scale, dataclasses.asdict(settings))

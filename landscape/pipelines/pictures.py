@@ -20,6 +20,7 @@ train and the test split.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +35,12 @@ from landscape.pipelines.slices import (
     SliceResult,
     path_share,
 )
-from landscape.storage import codec
+from landscape.storage import codec, datastore
 
 __all__ = [
     "LINE_KINDS", "PLANE_KINDS", "SPLITS", "SurfaceRequest", "LandscapeResult", "compute",
-    "fingerprint", "path_share", "same_architecture", "to_csv", "directions",
+    "fingerprint", "path_share", "same_architecture", "to_csv", "directions", "DEFAULT",
+    "default_request", "store_key", "kept_or_computed",
 ]  # fmt: skip
 
 MAX_RES = 101  # most points along one axis on the page (101 x 101 = 10201 points)
@@ -99,6 +101,38 @@ class SurfaceRequest(slices.SliceRequest):
 
 
 codec.register("surface-request", SurfaceRequest)
+
+#: The Landscape page's slice form as a first visitor finds it: its widgets take their
+#: defaults from these fields (the fields' own defaults), so ``default_request`` is what
+#: pressing Compute with them asks for.
+DEFAULT = slices.SliceRequest()
+
+
+def default_request(run) -> SurfaceRequest:
+    """The slice of ``run`` the Landscape page computes when Compute is pressed with the
+    form's defaults (or a link ``?run=<id>`` opens the run): a preset's default landscape."""
+    return SurfaceRequest.for_run(run)
+
+
+def store_key(req: SurfaceRequest) -> str:
+    """Where the data folder keeps the result of ``req`` (kind "landscape")."""
+    return datastore.object_key("landscape", dataclasses.asdict(req))
+
+
+def kept_or_computed(
+    store: datastore.Store | None, req: SurfaceRequest, compute: Callable[[], LandscapeResult]
+) -> LandscapeResult:
+    """The result of ``req`` from the data folder, else ``compute()`` kept there (tied to the
+    centre run when that is stored); see ``datastore.stored_or_computed``. The Landscape page
+    and the background warm-up (landscape.ui.warm) both go through here."""
+    return datastore.stored_or_computed(
+        store,
+        "landscape",
+        store_key(req),
+        compute,
+        accept=lambda found: isinstance(found, SliceResult) and found.request == req,
+        rid=datastore.run_id(req.config),
+    )
 
 
 def compute(

@@ -50,7 +50,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -433,3 +433,33 @@ def train_stored(
             if kept is None and notes is not None:
                 notes.append(store.problem or f"data folder {store.root}: the run was not stored")
     return run
+
+
+def stored_or_computed(
+    store: Store | None,
+    kind: str,
+    key: str,
+    compute: Callable[[], object],
+    accept: Callable[[object], bool],
+    rid: str | None = None,
+):
+    """THE data-folder step of a derived result (a landscape, a comparison): the one stored
+    under ``key`` when ``accept(found)``, else ``compute()``, kept under ``key`` (tied to run
+    ``rid`` when that run is stored: it is evicted with it, and protected by its pin).
+
+    No lock is taken: two processes asking at once may both compute. The one stored first
+    wins: a result found under ``key`` once ``compute()`` returns is handed back instead and
+    this one is dropped, so every reader gets the same stored object (the background warm-up
+    never overwrites what a user's job kept). ``store`` None: computed, nothing kept."""
+    if store is not None:
+        found = store.get_object(kind, key)
+        if found is not None and accept(found):
+            return found
+    result = compute()
+    if store is None:
+        return result
+    found = store.get_object(kind, key)
+    if found is not None and accept(found):
+        return found
+    store.put_object(kind, key, result, rid=rid if rid is not None and store.has_run(rid) else None)
+    return result

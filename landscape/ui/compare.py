@@ -14,7 +14,6 @@ outside Streamlit's cache-replay recording.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 
 from landscape.engine.subject import fingerprint
@@ -27,21 +26,8 @@ from landscape.ui.common import cached_job, run_heavy
 from landscape.ui.runs import train_cached
 
 CACHE_ENTRIES = 12  # comparisons kept per server (each a few MB: runs, surfaces)
-SCALE_ENV = "LANDSCAPE_COMPARE_SCALE"  # tests: run presets scaled down, in (0, 1]; default 1
 
 Progress = Callable[[float, str], None] | None
-
-
-def preset_scale() -> float:
-    """The preset scale from the environment (1 = the real presets)."""
-    raw = os.environ.get(SCALE_ENV, "1")
-    try:
-        scale = float(raw)
-    except ValueError:
-        raise ValueError(f"{SCALE_ENV}={raw!r} is not a number: must be in (0, 1]") from None
-    if not 0 < scale <= 1:
-        raise ValueError(f"{SCALE_ENV}={raw!r} is out of range: must be in (0, 1]")
-    return scale
 
 
 def _measure(wrap: Callable, label: str):
@@ -64,7 +50,7 @@ def _measure(wrap: Callable, label: str):
 def _preset(key: str, scale: float, settings: Settings, _progress=None, _wrap=None) -> Comparison:
     preset = comparison_presets.get(key).scaled(scale)
     return _kept(
-        ("preset", key, scale, dataclasses.asdict(settings)),
+        comparison_presets.store_key(key, scale, settings),
         lambda: comparison_presets.run_preset(
             preset,
             settings,
@@ -80,29 +66,25 @@ def _runs(keys: tuple, labels: tuple, norms: tuple, settings: Settings, _runs, _
           _wrap=None):  # fmt: skip
     items = [(r, Panel(lab, r.config, norm=n)) for r, lab, n in zip(_runs, labels, norms)]
     return _kept(
-        ("runs", keys, labels, norms, dataclasses.asdict(settings)),
+        datastore.object_key(
+            "comparison", "runs", keys, labels, norms, dataclasses.asdict(settings)
+        ),
         lambda: _measure(_wrap, "the comparison")(items, settings, _progress),
     )
 
 
-def _kept(parts: tuple, compute: Callable[[], Comparison]) -> Comparison:
+def _kept(key: str, compute: Callable[[], Comparison]) -> Comparison:
     """``compute()``, answered from the data folder when it was measured before."""
-
-    folder, key = kept.store(), datastore.object_key("comparison", *parts)
-    if folder is not None:
-        found = folder.get_object("comparison", key)
-        if isinstance(found, Comparison):
-            return found
-    result = compute()
-    if folder is not None:
-        folder.put_object("comparison", key, result)
-    return result
+    return datastore.stored_or_computed(
+        kept.store(), "comparison", key, compute, accept=lambda found: isinstance(found, Comparison)
+    )
 
 
 def preset(key: str, settings: Settings, progress: Progress = None) -> Comparison:
-    """The preset ``key`` measured with ``settings`` (scaled by ``preset_scale()``), cached."""
+    """The preset ``key`` measured with ``settings`` (scaled by
+    ``comparison_presets.scale_from_env()``), cached."""
     comparison_presets.get(key)  # ValueError for an unknown key, before touching the cache
-    return _preset(key, preset_scale(), settings, _progress=progress)
+    return _preset(key, comparison_presets.scale_from_env(), settings, _progress=progress)
 
 
 def runs(

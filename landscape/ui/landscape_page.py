@@ -11,7 +11,6 @@ The progress and preview callbacks run outside Streamlit's cache-replay recordin
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -19,7 +18,6 @@ import streamlit as st
 
 from landscape.pipelines import pictures
 from landscape.pipelines.pictures import LandscapeResult, SurfaceRequest
-from landscape.storage import datastore
 from landscape.ui import kept
 from landscape.ui.common import cached_job, run_heavy
 
@@ -30,30 +28,19 @@ CACHE_ENTRIES = 32  # computed pictures kept per server (each a few MB at most)
 def _compute(
     request: SurfaceRequest, _run, _other, _progress=None, _preview=None, _wrap=None
 ) -> LandscapeResult:
-    key = datastore.object_key("landscape", dataclasses.asdict(request))
-    kept = _store()
-    if kept is not None:
-        found = kept.get_object("landscape", key)
-        if isinstance(found, LandscapeResult) and found.request == request:
-            return found
-    result = run_heavy(
-        pictures.compute,
+    return pictures.kept_or_computed(
+        kept.store(),
         request,
-        _run,
-        _other,
-        label="this landscape",
-        callbacks={"progress": _progress, "preview": _preview},
-        wrap=_wrap,
+        lambda: run_heavy(
+            pictures.compute,
+            request,
+            _run,
+            _other,
+            label="this landscape",
+            callbacks={"progress": _progress, "preview": _preview},
+            wrap=_wrap,
+        ),
     )
-    if kept is not None:
-        rid = datastore.run_id(request.config)
-        kept.put_object("landscape", key, result, rid=rid if kept.has_run(rid) else None)
-    return result
-
-
-def _store():
-
-    return kept.store()
 
 
 def compute(

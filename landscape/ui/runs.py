@@ -7,8 +7,9 @@
   tab cannot hold on to unbounded memory.
 - `train_cached(config, progress)`: trains in a worker process (landscape.ui.common.run_heavy)
   with live progress; the same Config is never trained twice while its Run is in the cache,
-  nor ever while it is in the data folder (landscape.storage.datastore: the worker reads it from
-  there, or trains it and keeps it there). The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
+  nor ever while it is in the data folder (landscape.storage.datastore: a kept run is read
+  from there in the calling thread, without taking a worker; else the worker trains it and
+  keeps it there). The cache is one LRU per server process (at most MAX_CACHED_RUNS runs and
   MAX_CACHED_MB megabytes of trajectories), shared by all sessions: runs are deterministic, so
   one user's run is exactly what another would get. Runs in it are shared objects: read-only.
 
@@ -145,13 +146,16 @@ def train_cached(config: Config, progress=None, wrap=None) -> Run:
     with cache.key_lock(config):
         run = cache.get(config)  # another session may have trained it while we waited
         if run is None:
-            run = run_heavy(
-                datastore.train_stored,
-                config,
-                label="training",
-                callbacks={"progress": progress},
-                wrap=wrap,
-            )
+            store = kept.store()  # a kept run (a warmed preset) is read here, never queued
+            run = None if store is None else store.find_run(config)
+            if run is None:
+                run = run_heavy(
+                    datastore.train_stored,
+                    config,
+                    label="training",
+                    callbacks={"progress": progress},
+                    wrap=wrap,
+                )
             cache.put(run)
     return run
 

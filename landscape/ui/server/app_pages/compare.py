@@ -279,9 +279,9 @@ def _story(result: dict) -> None:
         c1, c2 = st.columns(2)
         c1.markdown(f"**What the literature found.** {p.literature}")
         c2.markdown(f"**What this run shows.** {p.shows}")
-        if ui.preset_scale() < 1:
+        if comparison_presets.scale_from_env() < 1:
             st.caption(
-                f"Scaled-down preset (scale {ui.preset_scale():g}): numbers differ from the text."
+                f"Scaled-down preset (scale {comparison_presets.scale_from_env():g}): numbers differ from the text."
             )
         if p.claims:  # the text's figures as this run measured them (the table's numbers)
             st.caption("Measured in this run: " + "; ".join(comparison_presets.measured(p, comp)))

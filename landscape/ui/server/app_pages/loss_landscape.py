@@ -33,6 +33,9 @@ RESULT_WIDGETS = ("lp_crange", "lp_epoch")  # their options come from the result
 RESULT_RUNS = "lp_result_runs"  # session key: (centre run, other run or None) of that result
 UPLOADED = "lp_uploaded"  # session key: file ids of uploads already added as runs
 PLANE_HEIGHT = 600  # px: planes need room for the colour bar and the legend
+#: The form's defaults (a 2D random plane): what Compute asks for before anything is changed,
+#: and what the background warm-up computes for every preset (landscape.ui.warm).
+DEFAULT = pictures.DEFAULT
 
 LINE_LABELS = {
     "random": "Random direction(s), filter-normalised",
@@ -178,12 +181,19 @@ def _line_form(run, kind: str) -> dict:
 
 def _norm_inputs(prefix: str) -> dict:
     c1, c2 = st.columns(2)
+    norms = pictures.directions.NORMS
     norm = c1.selectbox(
-        "Normalisation", pictures.directions.NORMS, **url(f"{prefix}_norm"), help=NORM_HELP
+        "Normalisation",
+        norms,
+        norms.index(DEFAULT.norm),
+        **url(f"{prefix}_norm"),
+        help=NORM_HELP,
     )
+    ignores = ["biasbn", "none"]
     ignore = c2.radio(
         "Biases and BatchNorm",
-        ["biasbn", "none"],
+        ignores,
+        ignores.index(DEFAULT.ignore or "none"),
         format_func={"biasbn": "not moved", "none": "moved too"}.get,
         **url(f"{prefix}_ignore"),
         horizontal=True,
@@ -198,10 +208,12 @@ def _plane_form(kind: str) -> dict:
     kw: dict = {"dim": 2, "direction": kind}
     if kind in ("random", "hessian"):
         c1, c2 = st.columns(2)
-        kw["seed"] = int(c1.number_input("Seed", 0, 2**31 - 1, 0, **url(f"lp_seed2{kind}")))
+        seed = c1.number_input("Seed", 0, 2**31 - 1, DEFAULT.seed, **url(f"lp_seed2{kind}"))
+        kw["seed"] = int(seed)
         if kind == "random":
             kw["orthogonal"] = c2.checkbox(
                 "Make d2 orthogonal to d1",
+                DEFAULT.orthogonal,
                 **url("lp_orth"),
                 help="Gram-Schmidt before normalising.",
             )
@@ -215,12 +227,16 @@ def _plane_form(kind: str) -> dict:
             "whole path.",
         )
         st.caption("The x/y ranges below apply when the range is not taken from the path.")
-    kw["xmin"], kw["xmax"] = _range_inputs(f"lp2{kind}", "x", -1.0, 1.0)
-    kw["ymin"], kw["ymax"] = _range_inputs(f"lp2{kind}", "y", -1.0, 1.0)
+    kw["xmin"], kw["xmax"] = _range_inputs(f"lp2{kind}", "x", DEFAULT.xmin, DEFAULT.xmax)
+    kw["ymin"], kw["ymax"] = _range_inputs(f"lp2{kind}", "y", DEFAULT.ymin, DEFAULT.ymax)
     c1, c2 = st.columns(2)
-    kw["nx"] = c1.slider("Points along x", pictures.MIN_RES, pictures.MAX_RES, 41, **url("lp_nx2"))
-    kw["ny"] = c2.slider("Points along y", pictures.MIN_RES, pictures.MAX_RES, 41, **url("lp_ny2"))
-    kw["split"] = st.radio("Data", pictures.SPLITS, **url("lp_split"), horizontal=True)
+    lo, hi = pictures.MIN_RES, pictures.MAX_RES
+    kw["nx"] = c1.slider("Points along x", lo, hi, DEFAULT.nx, **url("lp_nx2"))
+    kw["ny"] = c2.slider("Points along y", lo, hi, DEFAULT.ny, **url("lp_ny2"))
+    splits = pictures.SPLITS
+    kw["split"] = st.radio(
+        "Data", splits, splits.index(DEFAULT.split), **url("lp_split"), horizontal=True
+    )
     return kw
 
 
@@ -228,10 +244,12 @@ def slice_form(run):
     """Section 2: what to slice. Returns (request, other run) when submitted, else None."""
     st.subheader("2 · The slice")
     c1, c2 = st.columns([1, 2])
-    dim = c1.radio("Slice", ["2D plane", "1D line"], **url("lp_dim"), horizontal=True)
+    dims = ["2D plane", "1D line"]
+    dim = c1.radio("Slice", dims, 2 - DEFAULT.dim, **url("lp_dim"), horizontal=True)
     labels = PLANE_LABELS if dim == "2D plane" else LINE_LABELS
+    first = list(labels).index(DEFAULT.direction) if DEFAULT.direction in labels else 0
     kind = c2.selectbox(
-        "Directions", list(labels), format_func=labels.get, **url(f"lp_kind{dim[0]}")
+        "Directions", list(labels), first, format_func=labels.get, **url(f"lp_kind{dim[0]}")
     )
     if kind in ("random", "hessian"):
         st.caption(FILTER_WHY)
