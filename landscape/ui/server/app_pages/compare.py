@@ -303,10 +303,18 @@ def _deep_pair() -> None:
         return
     deepest = max(e.n_layers for e in items)
     pair = sorted((e for e in items if e.n_layers == deepest), key=lambda e: not e.skip)
+    said = [
+        f"{'with' if e.skip else 'without'} skips {gallery.verdict(e.row)} "
+        f"({e.row['low_loss_regions']} separate low-loss region"
+        f"{'s' if e.row['low_loss_regions'] != 1 else ''} inside the drawn lines, "
+        f"{e.row['train_acc']:.0%} training accuracy)"
+        for e in pair
+    ]
     st.markdown(
-        f"**At {deepest} layers** (the Gallery's ResNets on the digits, trained as Li et al. "
-        "train theirs): without skips the slice breaks into islands, closed contour lines "
-        "apart from the main basin; with skips it stays one bowl."
+        f"**At {deepest} layers** (the Gallery's ResNets on the digits, all trained the same "
+        f"way; islands are closed contour lines apart from the main basin): "
+        + "; ".join(said)
+        + "."
     )
     for col, entry in zip(st.columns(len(pair)), pair):
         col.plotly_chart(ui_gallery.figure(entry, height=360), key=f"cmp_deep_{int(entry.skip)}")
