@@ -28,7 +28,7 @@ def plain(model, X, y, center, dirs, coords):
 class ReluInPlace(nn.Module):
     def __init__(self):
         super().__init__()
-        self.first = nn.Linear(6, 16)
+        self.first = nn.Linear(12, 16)
         self.act = nn.ReLU(inplace=True)  # changes the first layer's output in place
         self.head = nn.Linear(16, 3)
 
@@ -56,15 +56,15 @@ class Twice(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.lin = nn.Linear(6, 6)
-        self.head = nn.Linear(6, 3)
+        self.lin = nn.Linear(12, 12)
+        self.head = nn.Linear(12, 3)
 
     def forward(self, x):
         return self.head(torch.tanh(self.lin(torch.tanh(self.lin(x)))))
 
 
 def mlp():
-    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    return nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
 def cnn():
@@ -75,20 +75,23 @@ def cnn():
 
 
 def data_for(name, g):
+    if name == "narrow":
+        return torch.randn(40, 2, generator=g)
     if name == "cnn":
         return torch.randn(40, 1, 5, 5, generator=g)
     if name.startswith("tokens"):
         return torch.randint(0, 11, (40, 7), generator=g)
-    return torch.randn(40, 6, generator=g)
+    return torch.randn(40, 12, generator=g)
 
 
 MODELS = {
     "mlp": (mlp, True),
     "relu_in_place": (ReluInPlace, True),
     "cnn": (cnn, True),
-    "tokens": (Tokens, True),
+    "tokens": (Tokens, False),  # a lookup: as cheap as the sum, left as it is
     "tokens_max_norm": (lambda: Tokens(max_norm=1.0), False),
-    "own_linear": (lambda: nn.Sequential(OwnLinear(6, 16), nn.ReLU(), nn.Linear(16, 3)), False),
+    "narrow": (lambda: nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3)), False),
+    "own_linear": (lambda: nn.Sequential(OwnLinear(12, 16), nn.ReLU(), nn.Linear(16, 3)), False),
     "twice": (Twice, True),
 }
 
@@ -120,7 +123,7 @@ def test_every_point_equals_a_plain_loop(name, skip_biases):
 def test_a_layer_no_direction_moves_is_computed_once_and_still_fresh_per_point():
     torch.manual_seed(0)
     model = ReluInPlace().eval()
-    X, y = torch.randn(30, 6), torch.randint(0, 3, (30,))
+    X, y = torch.randn(30, 12), torch.randint(0, 3, (30,))
     center = {k: p.detach().clone() for k, p in model.named_parameters()}
     dirs = [
         {k: torch.zeros_like(p) if k.startswith("first") else torch.randn_like(p)
@@ -140,7 +143,7 @@ def test_new_data_drops_the_terms_of_the_old():
     center = {k: p.detach().clone() for k, p in model.named_parameters()}
     dirs = [{k: torch.randn_like(p) for k, p in center.items()}]
     coords = np.linspace(-1, 1, 5)[:, None]
-    X1, X2 = torch.randn(20, 6), torch.randn(25, 6)
+    X1, X2 = torch.randn(20, 12), torch.randn(25, 12)
     y1, y2 = torch.randint(0, 3, (20,)), torch.randint(0, 3, (25,))
     session = LoopSession(model, F.cross_entropy, X1, y1, center, dirs)
     session.run(coords)
@@ -154,7 +157,7 @@ def test_the_terms_stay_within_their_memory_bound(monkeypatch):
     monkeypatch.setattr(inputlayer, "BASIS_BYTES", 100)  # less than one layer's output
     torch.manual_seed(0)
     model = mlp().eval()
-    X, y = torch.randn(20, 6), torch.randint(0, 3, (20,))
+    X, y = torch.randn(20, 12), torch.randint(0, 3, (20,))
     center = {k: p.detach().clone() for k, p in model.named_parameters()}
     dirs = [{k: torch.randn_like(p) for k, p in center.items()}]
     coords = np.linspace(-1, 1, 3)[:, None]

@@ -1,7 +1,7 @@
 """The layer that reads the data, computed once per surface instead of once per point.
 
-A ``Linear``, ``Conv1d/2d/3d`` or ``Embedding`` applied to the data tensor itself is linear
-in its parameters: with ``theta = theta* + sum_j c_j d_j``,
+A ``Linear`` or ``Conv1d/2d/3d`` applied to the data tensor itself is linear in its
+parameters: with ``theta = theta* + sum_j c_j d_j``,
 ``layer(X; theta) = layer(X; theta*) + sum_j c_j layer(X; d_j)``. The reference loop
 computes the right-hand terms once for the surface (one forward of that layer per
 direction) and then builds each point's output with one multiply-add per moving
@@ -10,22 +10,24 @@ direction, where a point would otherwise redo the layer's whole product (for an 
 often more). The sum is the same function of the weights; it rounds differently, to
 float32's precision (relative ~1e-7).
 
-It applies only where it is certain to be exact: a module of exactly one of those types
-(a subclass may override ``forward``), with no hooks or parametrisations, no
-``max_norm`` (an ``Embedding`` that renormalises is not linear), whose input is the data
-tensor object itself (found by watching the first point's forward), and whose terms fit
-``BASIS_BYTES``. Everywhere else the module runs as written.
+It applies only where it is certain to be exact and pays: a module of exactly one of those
+types (a subclass may override ``forward``), with no hooks or parametrisations, whose input
+is the data tensor object itself (found by watching the first point's forward), whose terms
+fit ``BASIS_BYTES``, and whose products take more than twice the work of the sum per output
+(fan-in > 2 x terms; an ``Embedding`` is a lookup, as cheap as the sum, so it is left as it
+is). Everywhere else the module runs as written.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.utils import parametrize
 
-LINEAR_IN_WEIGHTS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+LINEAR_IN_WEIGHTS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 BASIS_BYTES = 64 * 2**20  # most bytes of precomputed terms (all input layers together)
 
 
@@ -37,10 +39,15 @@ def candidates(model: nn.Module) -> dict[str, nn.Module]:
             continue
         if m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m):
             continue
-        if isinstance(m, nn.Embedding) and m.max_norm is not None:
-            continue
         out[name] = m
     return out
+
+
+def fan_in(m: nn.Module) -> int:
+    """Multiply-adds per output element."""
+    if isinstance(m, nn.Linear):
+        return m.in_features
+    return m.in_channels // m.groups * math.prod(m.kernel_size)
 
 
 class Watch:
@@ -89,6 +96,8 @@ class InputLayers:
                 zero = {n: center[k].new_zeros(center[k].shape) for n, k in keys.items()}
                 moved = {n: d[k] if k in d else zero[n] for n, k in keys.items()}
                 terms.append((j, functional_call(m, moved, (X,))))
+            if fan_in(m) <= 2 * (1 + len(terms)):
+                continue  # the sum would cost about what the layer does
             used += base.nelement() * base.element_size() * (1 + len(terms))
             if used > BASIS_BYTES:
                 break
