@@ -54,8 +54,9 @@ JS_PANEL = """() => {
 
 
 def test_live_panel_stays_opaque_while_playing(page, app_url, shots_dir):
-    # 500 epochs (the URL's Epochs): Play is still going when the sampling ends
-    open_page(page, app_url + "/train?tr_epochs=500", "Train")
+    # 500 epochs of 5000 points (the URL sets Epochs and Samples): Play is still going when
+    # the sampling ends
+    open_page(page, app_url + "/train?tr_epochs=500&tr_n_moons=5000", "Train")
     wait_charts(page, 1)
     page.locator(".st-key-tr_live_play button").first.click()
     for key in ("curve", "picture"):  # the first frame: the loss curves and the regions
