@@ -30,7 +30,9 @@ SAMPLE_EVERY_S = 0.15
 # The live panel found from its Play button, not from the container key the fix added, so the
 # test measures the same elements before and after it: the nearest vertical block holding the
 # row of buttons. Per element container and Plotly chart shown in it: its opacity as drawn
-# (its own times its ancestors'). Hidden elements (display: none) are not drawn: left out.
+# (its own times its ancestors'). Hidden elements (display: none) are left out. Streamlit
+# starts the fade 0.5 s into a rerun: frames that long come with a busy server (a class);
+# on an idle machine the old page could pass this test.
 JS_PANEL = """() => {
   const play = document.querySelector('.st-key-tr_live_play');
   if (!play) return null;
@@ -46,6 +48,7 @@ JS_PANEL = """() => {
     .map(e => e.innerText).find(t => /^step [\\d,]+ · epoch/.test(t));
   return {
     dimmed: shown.map(e => [name(e), drawn(e)]).filter(([, o]) => o < 0.999),
+    stale: shown.filter(e => e.dataset.stale === 'true').length,
     elements: shown.length,
     charts: shown.filter(e => e.classList.contains('js-plotly-plot')).length,
     step: step ? parseInt(step.slice(5).replace(/,/g, '')) : null,
@@ -54,9 +57,9 @@ JS_PANEL = """() => {
 
 
 def test_live_panel_stays_opaque_while_playing(page, app_url, shots_dir):
-    # 500 epochs of 5000 points (the URL sets Epochs and Samples): Play is still going when
+    # 500 epochs (the URL sets Epochs): Play is still going when
     # the sampling ends
-    open_page(page, app_url + "/train?tr_epochs=500&tr_n_moons=5000", "Train")
+    open_page(page, app_url + "/train?tr_epochs=500", "Train")
     wait_charts(page, 1)
     page.locator(".st-key-tr_live_play button").first.click()
     for key in ("curve", "picture"):  # the first frame: the loss curves and the regions
@@ -74,8 +77,12 @@ def test_live_panel_stays_opaque_while_playing(page, app_url, shots_dir):
     assert steps and steps[-1] > steps[0], steps
     pause = page.locator(".st-key-tr_live_pause button:not([disabled])").first
     assert pause.count() == 1, "Play stopped during the sampling: raise Epochs in the test"
-    assert not dimmed, f"{len(dimmed)} of {SAMPLES} samples dimmed: {dimmed[:5]}"
-    assert charts == {2}, f"the number of charts shown changed while playing: {charts}"
+    # the samples caught frames being redrawn (else there was nothing to dim)
+    assert any(s["stale"] for s in samples), "no sample caught a frame mid-rerun"
+    counts = [s["charts"] for s in samples]
+    assert not dimmed and charts == {2}, (
+        f"{len(dimmed)} of {SAMPLES} samples dimmed: {dimmed[:3]}; charts shown: {counts}"
+    )
     assert all(s["elements"] == samples[0]["elements"] for s in samples), [
         s["elements"] for s in samples
     ]
