@@ -361,9 +361,7 @@ def test_live_play_stops_at_epochs_and_the_net_becomes_a_normal_run():
 
 
 def test_live_run_opens_on_the_landscape_page():
-    at = AppTest.from_file(
-        str(Path(PAGE).parents[1] / "landscape/ui/server/lab.py"), default_timeout=120
-    ).run()
+    at = AppTest.from_file(str(Path(PAGE).parents[1] / "lab.py"), default_timeout=120).run()
     at.switch_page("app_pages/train.py").run()
     assert not at.exception, at.exception
     at.slider(key="tr_n_moons").set_value(300)

@@ -4,7 +4,9 @@ The session keeps one `landscape.training.live.LiveTrainer`. While playing, the 
 with `run_every=FRAME_S`: each run trains one bounded chunk in the script thread (at most
 `live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~10% of the server time),
 then redraws the loss curves and the decision regions (or the regression fit). Nothing else
-on the page reruns. FRAME_S is shorter than a chunk on purpose: Streamlit queues a timer
+on the page reruns, and nothing in the panel is dimmed while it does (Streamlit greys out
+elements a rerun has not written yet; lab.py's STYLE keeps the PANEL container opaque, and
+every frame writes the same elements in the same order). FRAME_S is shorter than a chunk on purpose: Streamlit queues a timer
 rerun that arrives while the fragment runs (one at most: requests are coalesced) and never
 lets it interrupt the run, so chunks follow each other without idle gaps, and a click on
 Pause waits at most one chunk. The set-up widgets store their current values under SETUP; a changed learning
@@ -42,6 +44,7 @@ SPEED = "tr_live_speed"  # widget key: steps per frame ("as fast as it goes" or 
 PINNED = "tr_live_pinned"  # session key: a demo's note while its own config, not SETUP, trains
 KEPT = "tr_live_kept"  # session key: (id of the trainer, its config, its name in the runs)
 FRAME_S = 0.25  # run_every while playing (frames follow back to back; see the docstring)
+PANEL = "tr_live_panel"  # container key: lab.py's STYLE keeps this panel opaque while it reruns
 LANDSCAPE_PAGE = "app_pages/loss_landscape.py"
 LANDSCAPE_PICKER = "run__pick"  # the Landscape page's run picker: library.run_picker's widget key
 
@@ -209,6 +212,13 @@ def _body() -> None:
     cfg = _config()
     if cfg is None:
         return
+    # Every frame writes the same elements in the same order (controls, status, two charts):
+    # an element that appears or goes away between frames makes the panel flash.
+    with st.container(key=PANEL):
+        _frame(cfg)
+
+
+def _frame(cfg: Config) -> None:
     try:
         _controls(cfg)
         t = st.session_state.get(TRAINER)

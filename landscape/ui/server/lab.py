@@ -19,7 +19,7 @@ import plotly.graph_objects as go  # noqa: E402
 import plotly.io as pio  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from landscape.ui import kept, links, workers  # noqa: E402
+from landscape.ui import kept, links, live, workers  # noqa: E402
 from landscape.ui.common import torch_threads  # noqa: E402
 from landscape.ui.runs import restart_notice  # noqa: E402
 
@@ -56,16 +56,24 @@ if pio.templates.default != "lab":
 # - display formulas too wide for their column scroll sideways instead of being cut off, and
 #   shrink on narrow screens;
 # - on a phone, Plotly's toolbar (zoom, pan, download) is hidden: it covered chart titles,
-#   and touch gestures zoom anyway; so is a table's (search, download, full screen), which
+#   and touch gestures zoom anyway; so is Streamlit's full-screen button over other elements.
+#   A table keeps its toolbar (search, download, full screen: a wide table needs them on a
+#   phone most), in a strip of its own above the table: drawn 44 px above the table's top, it
 #   covered the heading above it ("This session's runs").
+# - the live training panel (landscape.ui.live.PANEL) reruns every frame while playing, and
+#   Streamlit dims an element (data-stale, to a third of its opacity after 0.5 s) from the
+#   moment a rerun starts until it is written again: the charts pulsed and faded. There the
+#   rerun is the animation, so nothing in the panel is dimmed.
 STYLE = """<style>
 .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0 6px; }
 @media (max-width: 900px) { .katex-display { font-size: 0.82em; } }
 @media (max-width: 640px) {
   .katex-display { font-size: 0.58em; }
   .js-plotly-plot .modebar-container { display: none !important; }
-  [data-testid="stElementToolbar"] { display: none !important; }
+  [data-testid="stElementToolbar"]:not([data-testid="stDataFrame"] > *) { display: none !important; }
+  .stElementContainer:has(> * > [data-testid="stDataFrame"]) { margin-top: 2.75rem; }
 }
+.st-key-LIVE_PANEL [data-stale="true"] { opacity: 1 !important; transition: none !important; }
 OFFLINE
 </style>"""
 # While the server is down Streamlit's frontend opens its stock "Connection error" dialog
@@ -89,7 +97,7 @@ OFFLINE_STYLE = (
   padding: 0.6rem 1rem; font-size: 0.95rem; max-width: 90vw;
 }"""
 )
-STYLE = STYLE.replace("OFFLINE", OFFLINE_STYLE)
+STYLE = STYLE.replace("OFFLINE", OFFLINE_STYLE).replace("LIVE_PANEL", live.PANEL)
 
 # The favicon stays an emoji: a Material icon there is fetched from fonts.gstatic.com.
 st.set_page_config(page_title="Loss Landscape Lab", page_icon="⛰️", layout="wide")
