@@ -930,8 +930,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.sessions, args.duration = 3, 30.0
-    if not (1 <= args.sessions <= 50 and 5 <= args.duration <= 3600):
-        p.error("--sessions must be in [1, 50] and --duration in [5, 3600]")
+    if not (1 <= args.sessions <= 100 and 5 <= args.duration <= 3600):
+        p.error("--sessions must be in [1, 100] and --duration in [5, 3600]")
     if not 3 <= args.res <= 101:
         p.error("--res must be in [3, 101]")
     return args
