@@ -207,7 +207,9 @@ def test_a_library_error_is_shown_in_its_section_and_the_rest_still_renders(monk
         raise ValueError("focal: gamma=-1 is out of range: must be in [0, inf)")
 
     monkeypatch.setattr(losses, "margin_curve", broken)
-    st.cache_data.clear()  # the page's caches must not answer for the broken function
+    # the page's caches (numbers and charts) must not answer for the broken function
+    st.cache_data.clear()
+    st.cache_resource.clear()
     try:
         at = _app()
         assert not at.exception
@@ -217,3 +219,4 @@ def test_a_library_error_is_shown_in_its_section_and_the_rest_still_renders(monk
         assert set(_charts(at)) == set(REG + CE + OUT)  # only the binary chart is missing
     finally:
         st.cache_data.clear()
+        st.cache_resource.clear()

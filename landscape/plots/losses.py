@@ -117,23 +117,18 @@ def margin_figure(m: np.ndarray, series: dict, y_max: float | None = None) -> go
 
 def cross_entropy_figure(p: np.ndarray, series: dict, minima: dict[str, float]) -> go.Figure:
     """Cross-entropy vs p(true class); a marker at the minimum of each curve."""
-    fig = curves_figure(
-        p,
-        series,
-        "Cross-entropy vs predicted probability of the true class",
-        "p(true class)",
-        "loss",
+    marker = go.Scatter(
+        x=list(minima.values()),
+        y=[float(np.interp(v, p, series[k][1])) for k, v in minima.items()],
+        mode="markers",
+        marker=dict(size=10, color="#d62728", symbol="diamond"),
+        name="minimum",
     )
-    fig.add_trace(
-        go.Scatter(
-            x=list(minima.values()),
-            y=[float(np.interp(v, p, series[k][1])) for k, v in minima.items()],
-            mode="markers",
-            marker=dict(size=10, color="#d62728", symbol="diamond"),
-            name="minimum",
-        )
+    data = [_line(p, np.asarray(y), key, label) for key, (label, y) in series.items()]
+    layout = _layout(
+        "Cross-entropy vs predicted probability of the true class", "p(true class)", "loss"
     )
-    return fig
+    return go.Figure(data=[*data, marker], layout=layout)
 
 
 def outlier_figure(

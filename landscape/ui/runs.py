@@ -28,6 +28,7 @@ from collections import OrderedDict
 import streamlit as st
 
 from landscape.data.config import Config
+from landscape.engine import subject
 from landscape.storage import datastore
 from landscape.training.loop import Run
 from landscape.ui import kept
@@ -211,6 +212,16 @@ def dropped_note() -> None:
 
 def delete_run(name: str) -> None:
     get_runs().pop(name, None)
+
+
+def ident(run: Run) -> str:
+    """Which net `run` is (its config, final weights and trajectory): a key for what is drawn
+    from it. Hashed once per Run object (a digits CNN's trajectory is megabytes)."""
+    known = run.__dict__.get("_ident")
+    if known is None:
+        known = datastore.run_key(run.config)[:16] + subject.fingerprint(run)
+        run.__dict__["_ident"] = known  # derived from the run itself: safe on a shared Run
+    return known
 
 
 def run_name_of(run: Run) -> str | None:

@@ -16,9 +16,9 @@ from landscape.pipelines import pictures, presets
 from landscape.plots import landscape_page as page_plots
 from landscape.plots import surfaces as plots
 from landscape.storage import formats as store
+from landscape.ui import charts, library, links
 from landscape.ui import gallery as ui_gallery
 from landscape.ui import landscape_page as ui
-from landscape.ui import library, links
 from landscape.ui import own_models as ui_own
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import md_escape, show_error, torch_threads
@@ -345,8 +345,11 @@ def _line_picture(result):
         "interpolation": "t (0 = initialisation, 1 = trained net)",
         "between": "t (0 = this run, 1 = the second run)",
     }[req.direction]
-    return plots.line_figure(
-        list(result.surfaces.values()), names, log_y=log, show_accuracy=acc, x_title=x_title
+    return charts.chart(
+        ("lp_line", result.request, log, acc),
+        lambda: plots.line_figure(
+            list(result.surfaces.values()), names, log_y=log, show_accuracy=acc, x_title=x_title
+        ),
     )
 
 
@@ -409,10 +412,15 @@ def _plane_picture(result):
         k = st.slider("Path up to epoch", 0, last, last, **url("lp_epoch")) + 1
         path = (px[:k], py[:k])
         labels = [f"epoch {int(e)}" for e in result.path_epochs][:k]
-    return page_plots.plane_figure(
-        result.main, kind, log=log, zmin=zmin, zmax=zmax, path=path, path_labels=labels,
-        explained=result.explained, **_axis_titles(result),
-    )  # fmt: skip
+
+    def build():
+        return page_plots.plane_figure(
+            result.main, kind, log=log, zmin=zmin, zmax=zmax, path=path, path_labels=labels,
+            explained=result.explained, **_axis_titles(result),
+        ).update_layout(height=PLANE_HEIGHT)  # fmt: skip
+
+    shown_path = None if path is None else len(path[0])
+    return charts.chart(("lp_plane", result.request, kind, log, zmin, zmax, shown_path), build)
 
 
 def hessian_note(ignore: str) -> str:
@@ -538,10 +546,7 @@ def _draw(result) -> None:
     st.markdown(f"**{md_escape(_shown_name(result))}** · {md_escape(result.request.label())}")
     _warn_nonfinite(result)
     _warn_parallel(result)
-    if result.request.dim == 1:
-        fig = _line_picture(result)
-    else:
-        fig = _plane_picture(result).update_layout(height=PLANE_HEIGHT)
+    fig = _line_picture(result) if result.request.dim == 1 else _plane_picture(result)
     st.plotly_chart(fig, key="lp_chart")
     _facts(result)
     _downloads(result, fig)

@@ -7,11 +7,9 @@ numbers come from `landscape.core.losses` / `landscape.core.robust` (through bou
 
 import functools
 
-import numpy as np
 import streamlit as st
 
 from landscape.core import losses
-from landscape.plots import losses as plots
 from landscape.ui import loss_page as ui
 from landscape.ui.common import show_error
 from landscape.ui.links import url
@@ -121,29 +119,10 @@ def regression_section() -> None:
                 f"MSLE is not a function of r alone: it is drawn at target y = "
                 f"{losses.CURVE_TARGET['msle']:g} (ŷ = y − r, clamped at 0)."
             )
-    curves = {n: ui.regression_curves(n, lo, hi, ui.frozen(params[n])) for n in chosen}
-    r = next(iter(curves.values()))["r"]
-    labels = {n: _label(n, params[n]) for n in chosen}
-    for key, fig, note in (
-        ("rho", plots.loss_figure, NOTE_RHO),
-        ("psi", plots.influence_figure, NOTE_PSI),
-        ("weight", plots.weight_figure, NOTE_WEIGHT),
-    ):
-        series = {n: (labels[n], curves[n][key]) for n in chosen}
-        chart_with_note(fig(r, series), f"reg_chart_{key}", note)
-
-
-SYMBOL = {"alpha": "α", "delta": "δ", "beta": "β", "tau": "τ", "gamma": "γ", "margin": "Δ"}
-
-
-def _label(name: str, params: dict) -> str:
-    """Legend text: the loss and its parameter values, e.g. "Huber (δ=1.5)"."""
-    if not params:
-        return display(name)
-    shown = ", ".join(
-        f"{SYMBOL.get(k, k)}={'−∞' if v == -np.inf else f'{v:g}'}" for k, v in params.items()
-    )
-    return f"{display(name)} ({shown})"
+    given = tuple((n, ui.frozen(params[n])) for n in chosen)
+    charts = ui.regression_charts(tuple(chosen), lo, hi, given)
+    for key, note in (("rho", NOTE_RHO), ("psi", NOTE_PSI), ("weight", NOTE_WEIGHT)):
+        chart_with_note(charts[key], f"reg_chart_{key}", note)
 
 
 # ----------------------------------------------------------------------------- binary
@@ -179,13 +158,8 @@ def binary_section() -> None:
         return
     with chart:
         lo, hi = checked_range(lo, hi, "margin")
-        m = np.linspace(lo, hi, ui.N_POINTS)
-        series = {
-            n: (_label(n, params[n]), ui.margin_curve(n, lo, hi, ui.frozen(params[n])))
-            for n in chosen
-        }
-        y_max = max(2.0, 2.0 - lo)  # keep the interesting part; exp(-m) runs off the top
-        chart_with_note(plots.margin_figure(m, series, y_max), "bin_chart", NOTE_BINARY)
+        given = tuple((n, ui.frozen(params[n])) for n in chosen)
+        chart_with_note(ui.margin_chart(tuple(chosen), lo, hi, given), "bin_chart", NOTE_BINARY)
         if "bce" in chosen:
             st.caption(
                 "BCE takes probabilities: it is drawn at p = σ(m), where it equals logistic."
@@ -203,14 +177,7 @@ def cross_entropy_section() -> None:
         n_classes = st.slider("Classes C", 2, 100, 10, **url("ce_classes"))
         eps = st.slider("Label smoothing ε", 0.0, 0.5, 0.1, step=0.01, **url("ce_smoothing"))
         st.latex(losses.get("cross_entropy").latex)
-    p, plain = ui.cross_entropy_curve(n_classes, 0.0)
-    series = {"ce_plain": ("ε = 0", plain)}
-    minima = {"ce_plain": float(p[-1])}
     best = 1 - eps + eps / n_classes
-    if eps > 0:
-        _, smooth = ui.cross_entropy_curve(n_classes, eps)
-        series["ce_smooth"] = (f"ε = {eps:g}", smooth)
-        minima["ce_smooth"] = float(p[np.argmin(smooth)])
     note = f"""
 **What to notice**
 
@@ -220,7 +187,7 @@ the minimum moves to p = 1 − ε + ε/C = **{best:.3f}**: being more confident 
 *penalised*, so the net stays calibrated-ish and its logits stay finite.
 """
     with chart:
-        chart_with_note(plots.cross_entropy_figure(p, series, minima), "ce_chart", note)
+        chart_with_note(ui.cross_entropy_chart(n_classes, eps), "ce_chart", note)
 
 
 # ----------------------------------------------------------------------------- outliers
@@ -238,8 +205,7 @@ def outlier_section() -> None:
         delta = st.slider("Huber δ", 0.1, 5.0, 1.0, step=0.1, **url("out_delta"))
         c = st.slider("Cauchy scale c (Barron α = 0)", 0.1, 5.0, 1.0, step=0.1, **url("out_c"))
         seed = st.slider("Data seed", 0, 20, 0, **url("out_seed"))
-    demo = ui.outlier_demo(n_out, offset, delta, c, seed)
-    slopes = {k: v[1] for k, v in demo["fits"].items()}
+    fig, slopes = ui.outlier_chart(n_out, offset, delta, c, seed, (TRUE_SLOPE, TRUE_INTERCEPT))
     note = f"""
 **What to notice**
 
@@ -252,9 +218,6 @@ outliers cluster together, every fit breaks down, since no loss can tell which g
 points is "right".
 """
     with chart:
-        fig = plots.outlier_figure(
-            demo["x"], demo["y"], demo["is_outlier"], demo["fits"], (TRUE_SLOPE, TRUE_INTERCEPT)
-        )
         chart_with_note(fig, "out_chart", note)
 
 

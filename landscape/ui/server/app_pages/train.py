@@ -20,7 +20,7 @@ from landscape.plots import training as plots
 from landscape.storage import formats
 from landscape.training import loop as training
 from landscape.training import predictions
-from landscape.ui import library
+from landscape.ui import charts, library
 from landscape.ui import live as live_panel
 from landscape.ui import research as ui_research
 from landscape.ui import runs as ui_runs
@@ -163,21 +163,28 @@ def _optimiser_widgets() -> tuple[dict, bool]:
 def _preview(cfg_kw: dict) -> None:
     seed = int(st.session_state.get("tr_seed", 0))
     extra = {k: cfg_kw[k] for k in ("outliers", "outlier_scale") if k in cfg_kw}
-    ds = data.make(
-        cfg_kw["dataset"], cfg_kw["n_samples"], cfg_kw.get("noise", 0.2), 0.2, seed, **extra
-    )
-    kind = data.info(ds.name).kind
-    fig = plots.data_preview(ds.X_train.numpy(), ds.y_train.numpy(), kind,
-                             title=f"{len(ds.y_train)} training points (seed {seed})",
-                             feature_names=[plot_text(n) for n in ds.feature_names[:2]])  # fmt: skip
-    fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0))
+    args = (cfg_kw["dataset"], cfg_kw["n_samples"], cfg_kw.get("noise", 0.2), 0.2, seed)
+
+    def build():
+        ds = data.make(*args, **extra)
+        fig = plots.data_preview(ds.X_train.numpy(), ds.y_train.numpy(), data.info(ds.name).kind,
+                                 title=f"{len(ds.y_train)} training points (seed {seed})",
+                                 feature_names=[plot_text(n) for n in ds.feature_names[:2]])  # fmt: skip
+        return fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0))
+
+    fig = charts.chart(("tr_preview", *args, tuple(sorted(extra.items()))), build)
     st.plotly_chart(fig, key="tr_preview", config={"displayModeBar": False})
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _count_params(key: str, _kw: dict) -> int:
+    cfg = Config(**_kw)
+    return models.count_params(models.build(cfg, cfg.make_dataset()))
 
 
 def _param_count(kw: dict) -> None:
     try:
-        cfg = Config(**kw)
-        n = models.count_params(models.build(cfg, cfg.make_dataset()))
+        n = _count_params(repr(sorted(kw.items())), kw)
     except ValueError as e:
         show_error(e)
         return
@@ -326,11 +333,16 @@ def _curves(run) -> None:
     else:
         log_y = st.toggle("Log-scale loss", False, **url("tr_log"))
     c1, c2 = st.columns(2)
-    fig = plots.loss_curves(run.history, run.step_loss, log_y=log_y,
-                            steps_per_epoch=_steps_per_epoch(run), stop=_stop(run))  # fmt: skip
+    ident = ui_runs.ident(run)
+    fig = charts.chart(
+        ("tr_loss", ident, log_y),
+        lambda: plots.loss_curves(run.history, run.step_loss, log_y=log_y,
+                                  steps_per_epoch=_steps_per_epoch(run), stop=_stop(run)),
+    )  # fmt: skip
     c1.plotly_chart(fig, key="tr_loss_chart")
     if run.accuracy_fn() is not None:
-        c2.plotly_chart(plots.accuracy_curves(run.history), key="tr_acc_chart")
+        acc = charts.chart(("tr_acc", ident), lambda: plots.accuracy_curves(run.history))
+        c2.plotly_chart(acc, key="tr_acc_chart")
     else:
         with c2:
             _picture(run)
@@ -346,29 +358,15 @@ def _has_picture(run) -> bool:
 def _picture(run) -> None:
     """Decision regions over 2D data, the fitted function over one feature of regression data,
     or the class probabilities along one feature of classification data."""
-    ds, model = run.dataset(), run.model()
-    kind = data.info(ds.name).kind
-    if ds.input_shape == (1,) and ds.task == "classification":
-        xs, probs = predictions.class_probability_curve(model, ds)
-        fig = plots.class_probabilities_1d(xs, probs, ds.X_train.numpy(), ds.y_train.numpy(),
-                                           ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
-    elif ds.input_shape == (1,):
-        xs, yhat = predictions.regression_curve(model, ds)
-        fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
-                                   ds.y_test.numpy())  # fmt: skip
-    elif ds.input_shape == (2,) and ds.task == "classification":  # moons, or a 2-feature CSV
-        xs, ys, probs = predictions.decision_grid(model, ds, resolution=120)
-        fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
-                                      ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
-    else:
+    ds = run.dataset()
+    if not (ds.input_shape == (1,) or (ds.input_shape == (2,) and ds.task == "classification")):
         st.caption(
             md_escape(f"{ds.name}: {ds.input_shape} inputs have no 2D picture; see the curves.")
         )
         return
-    if kind == "tabular":  # a table's columns are standardised: say so, in the column's name
-        names = [plot_text(f"{n} (standardised)") for n in ds.feature_names[:2]]
-        fig.update_layout(**dict(zip(("xaxis_title", "yaxis_title"), names)))
-        st.plotly_chart(fig, key="tr_picture")
+    st.plotly_chart(charts.chart(("tr_picture", ui_runs.ident(run)), lambda: _picture_figure(run)),
+                    key="tr_picture")  # fmt: skip
+    if data.info(ds.name).kind == "tabular":
         st.caption(
             md_escape(
                 "Plotted in standardised units: each feature minus its mean, divided by its "
@@ -377,8 +375,26 @@ def _picture(run) -> None:
                 + "."
             )
         )
-        return
-    st.plotly_chart(fig, key="tr_picture")
+
+
+def _picture_figure(run):
+    ds, model = run.dataset(), run.model()
+    if ds.input_shape == (1,) and ds.task == "classification":
+        xs, probs = predictions.class_probability_curve(model, ds)
+        fig = plots.class_probabilities_1d(xs, probs, ds.X_train.numpy(), ds.y_train.numpy(),
+                                           ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
+    elif ds.input_shape == (1,):
+        xs, yhat = predictions.regression_curve(model, ds)
+        fig = plots.regression_fit(xs, yhat, ds.X_train.numpy(), ds.y_train.numpy(), ds.X_test.numpy(),
+                                   ds.y_test.numpy())  # fmt: skip
+    else:  # 2D classification: moons, or a 2-feature CSV
+        xs, ys, probs = predictions.decision_grid(model, ds, resolution=120)
+        fig = plots.decision_boundary(xs, ys, probs, ds.X_train.numpy(), ds.y_train.numpy(),
+                                      ds.X_test.numpy(), ds.y_test.numpy())  # fmt: skip
+    if data.info(ds.name).kind == "tabular":  # standardised columns: say so in the axis titles
+        names = [plot_text(f"{n} (standardised)") for n in ds.feature_names[:2]]
+        fig.update_layout(**dict(zip(("xaxis_title", "yaxis_title"), names)))
+    return fig
 
 
 def _downloads(run) -> None:
@@ -491,14 +507,21 @@ def _overlay(runs: dict) -> None:
                       format_func=lambda m: m.replace("_", " "))  # fmt: skip
     log_y = c2.toggle("Log scale", False, key="tr_overlay_log", disabled=metric.endswith("acc"))
     if picked:
-        stops = {n: _stop(runs[n]) for n in picked if runs[n].diverged}
-        fig = plots.overlay_curves(
-            {plot_text(n): runs[n].history for n in picked},
-            metric,
-            log_y and "loss" in metric,
-            {plot_text(n): v for n, v in stops.items()},
+        key = ("tr_overlay", tuple((n, ui_runs.ident(runs[n])) for n in picked), metric, log_y)
+        fig = charts.chart(
+            key, lambda: _overlay_figure({n: runs[n] for n in picked}, metric, log_y)
         )
         st.plotly_chart(fig, key="tr_overlay_chart")
+
+
+def _overlay_figure(runs: dict, metric: str, log_y: bool):
+    stops = {n: _stop(r) for n, r in runs.items() if r.diverged}
+    return plots.overlay_curves(
+        {plot_text(n): r.history for n, r in runs.items()},
+        metric,
+        log_y and "loss" in metric,
+        {plot_text(n): v for n, v in stops.items()},
+    )
 
 
 def _delete(runs: dict) -> None:
