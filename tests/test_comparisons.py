@@ -16,6 +16,7 @@ from landscape.pipelines import comparison_presets as CPP
 from landscape.pipelines import comparisons as CP
 from landscape.pipelines.comparisons import Panel, Settings
 from landscape.training.loop import train
+from tests.real_presets import GROUP, measured
 
 TINY = Config(n_samples=200, epochs=8, width=8)  # ReLU MLP 2x8 on moons: well under a second
 FAST = Settings(resolution=5, line_points=11, n_dirs=2, trace_samples=4, eig_max_iter=20)
@@ -230,13 +231,14 @@ def test_scaled_preset_runs_end_to_end():
 
 
 @pytest.mark.slow
+@GROUP
 def test_skip_preset_no_skips_is_sharper_and_narrower():
     """Li et al. (2018): without skips the minimum is sharper and the basin narrower.
 
     Measured on the real preset (seed 0). What does *not* reproduce at this scale (the
     non-convexity figure, see the preset text) is deliberately not asserted here.
     """
-    comp = CPP.run_preset(CPP.get("skip"))
+    comp = measured("skip")
     skip, noskip = comp.panels
     assert noskip.top_eigenvalue > 2 * skip.top_eigenvalue  # measured 4x (2 threads), 21x (1)
     assert noskip.trace - 3 * noskip.trace_stderr > skip.trace + 3 * skip.trace_stderr
@@ -245,6 +247,7 @@ def test_skip_preset_no_skips_is_sharper_and_narrower():
 
 
 @pytest.mark.slow
+@GROUP
 @pytest.mark.parametrize("key", list(CPP.PRESETS))
 def test_every_preset_text_claim_holds_for_its_measured_numbers(key):
     """The `shows` text of each preset is backed by Claims; run the full preset and check
@@ -253,7 +256,7 @@ def test_every_preset_text_claim_holds_for_its_measured_numbers(key):
     assert preset.claims, f"{key}: its text quotes numbers, so it must carry claims"
     labels = {p.label for p in preset.panels}
     assert all(c.panel in labels and c.other in (None, *labels) for c in preset.claims)
-    values = CPP.claim_values(CPP.run_preset(preset))
+    values = CPP.claim_values(measured(key))
     failed = [str(c) for c in preset.claims if not c.holds(values)]
     assert not failed, f"{key}: claims not borne out: {failed}; measured {values}"
 

@@ -21,6 +21,7 @@ from landscape.training.loop import train
 from landscape.ui import compare as ui
 from landscape.ui import kept
 from landscape.ui import runs as ui_runs
+from tests import real_presets
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "landscape/ui/server/app_pages" / "compare.py")
@@ -97,10 +98,13 @@ def test_empty_page_explains_what_to_do():
 
 
 @pytest.mark.slow
+@real_presets.GROUP
 @pytest.mark.parametrize("key", list(comparison_presets.PRESETS))
 def test_every_real_preset_runs_and_shares_one_colour_scale(key):
-    """One preset per test, so the test processes share them out."""
+    """Each real preset drawn from its measurement (made once for this and
+    tests/test_comparisons.py: see tests/real_presets.py)."""
     preset = comparison_presets.PRESETS[key]
+    real_presets.measured(key)
     at = page()
     at.button(key=f"cmp_preset_{key}").click().run()
     assert not at.exception, (key, at.exception)

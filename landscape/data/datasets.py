@@ -32,10 +32,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
 
 from landscape.core import checks, robust
+
+
+# scikit-learn is imported when a set is first made, not with this module: it takes about a
+# second to import, and a command on your own model (or a mistyped flag) never needs it.
+def train_test_split(*args, **kwargs):
+    """sklearn.model_selection.train_test_split (the one split of every data set here)."""
+    from sklearn.model_selection import train_test_split as split
+
+    return split(*args, **kwargs)
+
+
+def _sklearn_datasets():
+    from sklearn import datasets
+
+    return datasets
+
 
 #: Bounds on the arguments of `make` (Config uses the same): keep every set small and fast.
 MIN_SAMPLES, MAX_SAMPLES = 20, 5000
@@ -228,12 +242,14 @@ def _class_counts(n: int, k: int) -> list[int]:
 
 
 def _moons(n, noise, rng):
-    X, y = skd.make_moons(n, noise=noise, random_state=rng.integers(2**31))
+    X, y = _sklearn_datasets().make_moons(n, noise=noise, random_state=rng.integers(2**31))
     return X - np.array([0.5, 0.25]), y  # centre the pair of moons on the origin
 
 
 def _circles(n, noise, rng):
-    X, y = skd.make_circles(n, noise=noise, factor=0.5, random_state=rng.integers(2**31))
+    X, y = _sklearn_datasets().make_circles(
+        n, noise=noise, factor=0.5, random_state=rng.integers(2**31)
+    )
     return X, y
 
 
@@ -354,17 +370,17 @@ def _outlier_line(n, noise, seed, outliers, outlier_scale):
 
 # ----------------------------------------------------------------------------- shipped sets
 
-_LOADERS = {
-    "digits": skd.load_digits,
-    "iris": skd.load_iris,
-    "wine": skd.load_wine,
-    "breast_cancer": skd.load_breast_cancer,
+_LOADERS = {  # sklearn.datasets loaders
+    "digits": "load_digits",
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
 }
 
 
 @functools.lru_cache(maxsize=8)
 def _load_shipped(name: str):
-    bunch = _LOADERS[name]()
+    bunch = getattr(_sklearn_datasets(), _LOADERS[name])()
     names = tuple(str(f) for f in bunch.feature_names)
     return bunch.data.astype(np.float64), bunch.target.astype(np.int64), names
 

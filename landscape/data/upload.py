@@ -32,7 +32,6 @@ import re
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 
 from landscape.core import checks
 from landscape.data import datasets as data
@@ -351,7 +350,7 @@ def _split_classification(X, y, classes, features, target, test_fraction, seed) 
             f"{len(y)} rows are too few to split {len(classes)} classes into train and test "
             f"with test_fraction={test_fraction}: upload more rows"
         )
-    Xtr, Xte, ytr, yte = train_test_split(
+    Xtr, Xte, ytr, yte = data.train_test_split(
         X, y, test_size=test_fraction, stratify=y, random_state=seed
     )
     Xtr, Xte = data._standardise(Xtr, Xte)
@@ -363,7 +362,7 @@ def _split_classification(X, y, classes, features, target, test_fraction, seed) 
 
 
 def _split_regression(X, y, features, target, test_fraction, seed) -> data.Dataset:
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_fraction, random_state=seed)
+    Xtr, Xte, ytr, yte = data.train_test_split(X, y, test_size=test_fraction, random_state=seed)
     mu, sd = ytr.mean(), ytr.std()
     if not sd > 1e-12:
         raise ValueError(

@@ -29,6 +29,9 @@ def _freeze_startup_heap() -> bool:
     """Move everything loaded at start-up (torch, plotly, pandas, the library: millions of
     objects that live as long as the server) out of the garbage collector's way, once, so
     its full collections only walk what the sessions allocate."""
+    import sklearn.datasets  # noqa: F401 - the data sets import it on first use
+    import sklearn.model_selection  # noqa: F401
+
     import landscape.pipelines.pictures  # noqa: F401
     import landscape.plots  # noqa: F401
     import landscape.training.loop  # noqa: F401
