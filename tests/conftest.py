@@ -21,6 +21,18 @@ def pytest_configure(config):
     os.environ.setdefault("LANDSCAPE_WARM_PRESETS", "0")
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_main_module():
+    """Streamlit's AppTest runs its script as ``__main__`` and leaves it in ``sys.modules``. A
+    later test in the same process that starts a "spawn" Pool would then have every child
+    re-run that script's temporary file as its main module and die at start, and the Pool
+    would wait for them forever. So each test gets the real ``__main__`` back."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def user(tmp_path, monkeypatch):
     """A user's folder with tests/own_net.py (conv + BatchNorm + scalar parameters), its
