@@ -3,9 +3,10 @@
 Measuring a real preset takes 10-30 s, and three tests want each one (its claims, the
 skip-connection direction, and the Compare page drawing it). So the measurement is kept in
 the process's data folder under the key the Compare page looks up for its default settings:
-whichever of those tests runs first measures, the others read it (the page then tests its
-drawing of a stored comparison; its measuring path is tested at a small scale elsewhere).
-The tests that use it share an xdist group, so they run in one process.
+whichever of those tests runs first in a test process measures, the others there read it
+(the page then tests its drawing of a stored comparison; its measuring path is tested at a
+small scale elsewhere). They carry one xdist group: with ``--dist loadgroup`` they would all
+share one process (the default ``load`` keeps the e2e modules' shared browser page in order).
 """
 
 from __future__ import annotations
