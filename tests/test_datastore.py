@@ -29,6 +29,9 @@ def runs():
     return [training.train(Config(seed=s, **TINY)) for s in range(4)]
 
 
+POOL_TIMEOUT_S = 300  # the spawned jobs take seconds; a dead child would wait forever
+
+
 def _same_run(a, b):
     assert a.config == b.config and a.name == b.name and a.history == b.history
     assert np.array_equal(a.trajectory, b.trajectory)
@@ -70,7 +73,8 @@ def test_train_stored_trains_a_config_once(store, tmp_path):
 def test_same_config_from_several_processes_is_trained_once(tmp_path):
     root, marker = str(tmp_path / "data"), str(tmp_path / "trained")
     with mp.get_context("spawn").Pool(3) as pool:
-        ids = pool.starmap(train_once, [(root, marker, 7)] * 3)
+        # a child that dies is replaced and its task never answers: fail, never hang the suite
+        ids = pool.starmap_async(train_once, [(root, marker, 7)] * 3).get(timeout=POOL_TIMEOUT_S)
     assert len(set(ids)) == 1
     assert Path(marker).read_text().count("\n") == 1  # one process trained; two read its run
 
@@ -79,7 +83,9 @@ def test_same_config_from_several_processes_is_trained_once(tmp_path):
 def test_concurrent_writers(tmp_path):
     root = str(tmp_path / "data")
     with mp.get_context("spawn").Pool(4) as pool:
-        keys = pool.starmap(write_many, [(root, t, 15) for t in range(4)])
+        keys = pool.starmap_async(write_many, [(root, t, 15) for t in range(4)]).get(
+            timeout=POOL_TIMEOUT_S
+        )
     store = datastore.Store(root, max_mb=100)
     assert store.usage()["entries"] == 60
     for t, ks in enumerate(keys):
