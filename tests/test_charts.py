@@ -44,6 +44,9 @@ def test_a_kept_figure_sends_the_same_spec_as_its_figure():
     assert pio.to_json(kept.to_dict(), validate=False) == expected
     assert json.loads(expected)["layout"]["height"] == 321
     assert charts.kept(kept) is kept  # keeping twice is a no-op
+    with pytest.raises(TypeError, match="read-only"):
+        kept.update_layout(height=10)  # would change nothing that is shown
+    assert json.loads(pio.to_json(kept.to_dict()))["layout"]["height"] == 321
 
 
 def test_a_kept_figure_is_shown_by_streamlit_like_the_original():

@@ -32,6 +32,12 @@ class KeptFigure(go.Figure):
         # The same dict every time: st.plotly_chart only reads it (it encodes it to JSON).
         return self._kept_dict
 
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a kept figure is shared and read-only: change the figure before kept()")
+
+    # A change after keeping would never reach the dict shown: refuse it loudly.
+    update = update_layout = update_traces = add_trace = add_traces = _read_only
+
 
 def kept(figure: go.Figure) -> KeptFigure:
     """`figure`, ready to be kept in a shared cache and shown again cheaply."""
