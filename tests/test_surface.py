@@ -412,7 +412,13 @@ def test_states_direction_bad_keys_raise():
         S.line(model, nn.CrossEntropyLoss(), (X, y), {**d, "1.running_var": torch.ones(3)}, [0])
 
 
-def test_auto_races_and_reports_one_method():
+@pytest.fixture
+def always_race(monkeypatch):
+    """Race even the tests' tiny surfaces (the loop finishes them under RACE_MIN_S)."""
+    monkeypatch.setattr(R, "RACE_MIN_S", 0.0)
+
+
+def test_auto_races_and_reports_one_method(always_race):
     model = mlp()
     X, y = tabular_data()
     d1, d2 = D.random_directions(model, 2, seed=4)
@@ -467,7 +473,7 @@ def test_race_picks_the_faster_and_the_surface_is_one_method(fast_cost, loop_cos
     loop = FakeSession(clock, loop_cost, offset=2000.0, accuracy_fn=accuracy)
     seen = []
     losses, accs, winner, timings = R.race(
-        fast, loop, coords, lambda d, t: seen.append(d), clock=clock
+        lambda: fast, loop, coords, lambda d, t: seen.append(d), clock=clock
     )
     expected = "batched" if fast_cost < loop_cost else "loop"
     assert winner == expected
@@ -493,7 +499,7 @@ def test_race_in_a_near_tie_finishes_with_the_method_that_ends_sooner(monkeypatc
         clock = FakeClock()
         fast = FakeSession(clock, 1.03, offset=1000.0)
         loop = FakeSession(clock, 1.0, offset=2000.0)
-        losses, _, winner, timings = R.race(fast, loop, coords, None, clock=clock)
+        losses, _, winner, timings = R.race(lambda: fast, loop, coords, None, clock=clock)
         return losses, winner, timings, clock.now
 
     losses, winner, timings, seconds = race()
@@ -504,6 +510,57 @@ def test_race_in_a_near_tie_finishes_with_the_method_that_ends_sooner(monkeypatc
     assert winner == "loop" and seconds < loop_seconds
 
 
+def test_a_surface_the_loop_finishes_at_once_is_not_raced():
+    """Below RACE_MIN_S of loop time (measured on its first points) the loop evaluates the
+    whole surface and the fast path is never even built; above it the race runs."""
+    coords = np.stack([np.arange(49.0), np.zeros(49)], axis=1)
+    for cost, raced in ((R.RACE_MIN_S / 100 / 49, False), (R.RACE_MIN_S * 2 / 49, True)):
+        clock, built, seen = FakeClock(), [], []
+        fast = FakeSession(clock, cost / 3, offset=1000.0)
+        loop = FakeSession(clock, cost, offset=2000.0, accuracy_fn=accuracy)
+        losses, accs, winner, timings = R.race(
+            lambda b=built, f=fast: b.append(1) or f, loop, coords, lambda d, t, s=seen: s.append(d),
+            clock=clock,
+        )  # fmt: skip
+        assert (winner, bool(built), timings.get("skipped", False)) == (
+            ("batched", True, False) if raced else ("loop", False, True)
+        )
+        if not raced:
+            np.testing.assert_array_equal(losses, coords[:, 0] + 2000.0)
+            np.testing.assert_array_equal(accs, losses + 0.5)
+            assert loop.points == 49 and fast.points == 0
+            assert timings["loop_s_per_point"] == pytest.approx(cost)
+        assert seen[-1] == len(coords)
+
+
+def test_race_without_a_fast_path_is_the_loop():
+    coords = np.stack([np.arange(30.0), np.zeros(30)], axis=1)
+    clock = FakeClock()
+    loop = FakeSession(clock, 1.0, offset=2000.0)
+    losses, _, winner, timings = R.race(lambda: None, loop, coords, None, clock=clock)
+    assert (winner, timings, loop.points) == ("loop", None, 30)
+    np.testing.assert_array_equal(losses, coords[:, 0] + 2000.0)
+
+
+def test_auto_on_a_small_surface_runs_the_loop_without_tracing(monkeypatch):
+    """A tiny net's plane: auto never traces the model, equals the loop bit for bit, says
+    the race was skipped, and does not remember the loop for larger surfaces of the model."""
+    from landscape.engine import batched
+
+    model = mlp()
+    X, y = tabular_data()
+    d1, d2 = D.random_directions(model, 2, seed=4)
+    xs = np.linspace(-1, 1, 5)
+    loop = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, xs, xs, accuracy, method="loop")
+    traced = []
+    monkeypatch.setattr(batched, "prepare", lambda m: traced.append(m))
+    auto = S.plane(model, nn.CrossEntropyLoss(), (X, y), d1, d2, xs, xs, accuracy)
+    assert traced == [] and auto.meta["method"] == "loop" and auto.meta["race"]["skipped"]
+    np.testing.assert_array_equal(auto.loss, loop.loss)
+    np.testing.assert_array_equal(auto.accuracy, loop.accuracy)
+    assert R._WINNERS == {}
+
+
 @pytest.fixture(autouse=True)
 def _forget_race_winners():
     """Every test races afresh: auto remembers winners per process."""
@@ -512,7 +569,7 @@ def _forget_race_winners():
     R._WINNERS.clear()
 
 
-def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch):
+def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch, always_race):
     """A second surface of the same kind of model skips the race and uses the remembered
     method (same numbers); another shape of data races again."""
     model = mlp()
@@ -534,7 +591,7 @@ def test_auto_remembers_the_winner_per_kind_of_model(monkeypatch):
     assert len(R._WINNERS) == R.MAX_WINNERS
 
 
-def test_auto_is_exactly_the_loop_when_the_loop_wins(monkeypatch):
+def test_auto_is_exactly_the_loop_when_the_loop_wins(monkeypatch, always_race):
     """Auto's surface is one method's: when the loop wins it equals a loop-only run bit for bit
     (the fast path's calibration points are recomputed), and records the method."""
     model = mlp()

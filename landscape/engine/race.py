@@ -5,6 +5,8 @@ Auto costs at most the loser's calibration points more than the faster method al
 chunk is at most 1/RACE_SHARE of the surface), and only once per kind of model in a process:
 the winner is remembered (``_WINNERS``, keyed by architecture, data shape, loss, threads and
 directions), so later surfaces skip the race (``meta["race"] == {"remembered": method}``).
+A surface the loop finishes in under RACE_MIN_S seconds is not raced at all (the loop's first
+points time it; ``meta["race"]["skipped"]``), and its choice is not remembered.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from torch import Tensor, nn
 RACE_ROUNDS = 2  # timed rounds of each method at most; the fewer seconds per point wins
 RACE_SHARE = 8  # a timed chunk of the fast path is at most 1/RACE_SHARE of the surface
 RACE_CLEAR = 1.25  # after one round, a method this many times faster wins without a second
+# A surface the loop finishes in less than this is not raced: the fast path could save at most
+# a fraction of it, and timing points of a millisecond or two is noisier than the difference
+# between the methods (a mis-pick then costs more than the race could win).
+RACE_MIN_S = 0.25
 
 
 def choose(seconds_per_point: dict[str, float]) -> str:
@@ -31,11 +37,17 @@ def choose(seconds_per_point: dict[str, float]) -> str:
     return min(seconds_per_point, key=lambda k: (seconds_per_point[k], k != "loop"))
 
 
-def race(fast, loop, coords: np.ndarray, progress, clock=time.perf_counter):
-    """Evaluate ``coords`` with the faster of ``fast`` and ``loop``, timed on the first points.
+def race(make_fast, loop, coords: np.ndarray, progress, clock=time.perf_counter):
+    """Evaluate ``coords`` with the faster of the fast path and ``loop``, timed on the first
+    points. ``make_fast()`` gives the fast path's session, or None when the model has none
+    (then the loop evaluates every point and the timings are None); it is called only when
+    the race runs.
 
-    Calibration: a warm-up of both (first calls build kernels and the fast path's shared
-    caches; 2 fast points, 1 loop point), then up to RACE_ROUNDS timed rounds of one fast
+    The loop goes first: one warm-up point, then two timed points. When that rate finishes
+    the surface in under RACE_MIN_S seconds, the loop evaluates the rest alone and nothing
+    is raced (timings["skipped"] is True; the fast path never runs).
+    Otherwise calibration: a warm-up of the fast path (first calls build kernels and its shared
+    caches; 2 points), then up to RACE_ROUNDS timed rounds of one fast
     chunk (``fast.K`` points, at most 1/RACE_SHARE of the surface) and a quarter as many loop
     points (at least 2); the minimum seconds per point of each go to ``choose``. A first
     round where one method is RACE_CLEAR times faster decides alone. The winner is the
@@ -48,7 +60,7 @@ def race(fast, loop, coords: np.ndarray, progress, clock=time.perf_counter):
     total = len(coords)
     losses = np.empty(total, dtype=np.float64)
     accs = None if loop.accuracy_fn is None else np.empty(total, dtype=np.float64)
-    runners = {"batched": fast, "loop": loop}
+    runners = {"batched": None, "loop": loop}
     spans: dict[str, list[tuple[int, int]]] = {"batched": [], "loop": []}
     done = 0
 
@@ -68,10 +80,20 @@ def race(fast, loop, coords: np.ndarray, progress, clock=time.perf_counter):
             progress(done, total)
         return seconds
 
+    take("loop", 1)
+    best = {"batched": math.inf, "loop": take("loop", 2)}
+    small = best["loop"] * total < RACE_MIN_S
+    fast = None if small else make_fast()
+    if fast is None:  # the loop alone: a small surface, or no fast path for this model
+        if done < total:
+            lo, ac = loop.run(coords[done:], offset(progress, done, total))
+            _put(losses, accs, done, lo, ac)
+        timings = {"batched_s_per_point": None, "loop_s_per_point": best["loop"],
+                   "recomputed_points": 0, "skipped": True}  # fmt: skip
+        return losses, accs, "loop", timings if small else None
+    runners["batched"] = fast
     chunk = max(1, min(fast.K, total // RACE_SHARE))
     take("batched", min(2, chunk))
-    take("loop", 1)
-    best = {"batched": math.inf, "loop": math.inf}
     for _ in range(RACE_ROUNDS):
         best["batched"] = min(best["batched"], take("batched", chunk))
         best["loop"] = min(best["loop"], take("loop", max(2, chunk // 4)))

@@ -9,7 +9,8 @@ exception midway leaves the model bit-for-bit as it was.
 
 Two paths compute the same numbers. ``method="loop"`` is the reference: one forward pass per
 point. ``method="batched"`` is the fast path in ``landscape.engine.batched``. ``"auto"`` (default)
-uses the loop for a model the fast path does not support; otherwise it calibrates on the
+uses the loop for a model the fast path does not support and for a surface the loop finishes
+in a fraction of a second; otherwise it calibrates on the
 first points of the surface (a warm-up of each, then up to two timed rounds, see ``race.race``),
 lets ``race.choose`` pick the method with fewer seconds per point on this model, these data and
 this machine, and evaluates the rest with it. The points the other method calibrated on are
@@ -35,6 +36,7 @@ Plotly's contour and heatmap expect. NaN/inf losses (a diverging point) are kept
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import time
@@ -412,13 +414,23 @@ def _batches(data, batch_size: int | None, model: nn.Module, device: torch.devic
 
 
 class _Paths:
-    """The method chosen once per surface, and its session for each batch of data."""
+    """The method chosen once per surface, and its session for each batch of data.
+
+    ``fast`` is the prepared fast path, None for none, or ``prepare`` (a callable) under
+    ``auto``: tracing the model waits until the race needs it (a small surface the loop
+    finishes at once never traces)."""
 
     def __init__(self, model, loss_fn, accuracy_fn, center, dirs, method, fast) -> None:
         self.model, self.loss_fn, self.accuracy_fn = model, loss_fn, accuracy_fn
-        self.center, self.dirs, self.method, self.fast = center, dirs, method, fast
+        self.center, self.dirs, self.method, self._fast = center, dirs, method, fast
         self.loop: LoopSession | None = None
         self.used = self.race = self.key = None
+
+    @property
+    def fast(self):
+        if callable(self._fast):
+            self._fast = self._fast()
+        return self._fast
 
     def _loop(self, X, y) -> LoopSession:
         if self.loop is None:  # one private copy of the model for every batch
@@ -429,6 +441,9 @@ class _Paths:
             self.loop.bind(X, y)
         return self.loop
 
+    def _session(self, X, y):
+        return self.fast.session(self.loss_fn, X, y, self.center, self.dirs, self.accuracy_fn)
+
     def first(self, X, y, coords, progress, moved):
         """Choose the method on the first batch (remembered, forced or raced) and run it."""
         if self.method == "auto":  # a kind of model raced before runs its winner
@@ -437,26 +452,29 @@ class _Paths:
             )
             self.used = race.remembered(self.key)
             self.race = None if self.used is None else {"remembered": self.used}
-        if self.used == "loop":
-            self.fast = None
-        if self.fast is None:
+        if self.used == "loop" or self._fast is None or (self.used and self.fast is None):
             self.race = self.race if self.used == "loop" else None  # no fast path for it
             self.used = "loop"
             return self._loop(X, y).run(coords, progress)
-        session = self.fast.session(self.loss_fn, X, y, self.center, self.dirs, self.accuracy_fn)
         if self.method == "batched" or self.used == "batched":
             self.used = "batched"
-            return session.run(coords, progress)
-        losses, accs, self.used, self.race = race.race(session, self._loop(X, y), coords, progress)
-        race.remember(self.key, self.used)
+            return self._session(X, y).run(coords, progress)
+
+        def fast_session():
+            return None if self.fast is None else self._session(X, y)
+
+        losses, accs, self.used, self.race = race.race(
+            fast_session, self._loop(X, y), coords, progress
+        )
+        if self.race is not None and not self.race.get("skipped"):
+            race.remember(self.key, self.used)  # a small surface's skip says nothing of a large
         return losses, accs
 
     def next(self, X, y, coords, progress):
         """A later batch, with the method the first one chose."""
         if self.used == "loop":
             return self._loop(X, y).run(coords, progress)
-        session = self.fast.session(self.loss_fn, X, y, self.center, self.dirs, self.accuracy_fn)
-        return session.run(coords, progress)
+        return self._session(X, y).run(coords, progress)
 
 
 def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method,
@@ -486,7 +504,9 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method,
     start = time.perf_counter()
     batches, n, size = _batches(data, batch_size, model, device)
     fast = None
-    if method != "loop" and device.type == "cpu":  # the fast path's kernels are CPU ones
+    if method == "auto" and device.type == "cpu":  # traced when the race needs it
+        fast = functools.partial(_method, method, model, moved)
+    elif method != "loop" and device.type == "cpu":  # the fast path's kernels are CPU ones
         fast = _method(method, model, moved)
     elif method == "batched":
         raise ValueError(f"method='batched' runs on the CPU only, not on {device}")
