@@ -1,25 +1,26 @@
 """Your own model, four kinds: the tool against a plain full-batch loop and loss-landscapes.
 
-Run from the repository root:  python benchmarks/bench_models.py [--steps 7] [--repeats 2]
+Run from the repository root:  python benchmarks/bench_models.py [--steps 7] [--repeats 5]
 
 Four small nets with random weights (seed 0) and random data, defined below: a one-layer
 ``nn.TransformerEncoderLayer`` classifier on token sequences, a Conv1d + BatchNorm + GRU net
 (neither of which the surface fast path supports), a CNN and an MLP (which it does). For each,
-in one process, interleaved, minimum over ``--repeats`` of a ``--steps`` x ``--steps`` plane of
-cross-entropy on [-1, 1]^2:
+in one process, interleaved (the order rotated each run), ``--repeats`` runs of a
+``--steps`` x ``--steps`` plane of cross-entropy on [-1, 1]^2:
 
   (a) the tool: ``landscape.engine.own.open_model("bench_models:<net>", weights, data)``, then
       ``.plane(...)`` (timed; opening is not), the path the command line takes, with the
-      batch size it chooses from the
-      data and memory (no --batch-size); and again with ``batch_size=256`` (the former
-      default) for comparison;
+      batch size it chooses from the data and memory (no --batch-size); and again with
+      ``batch_size=256`` (the former default) for comparison;
   (b) a plain loop written in ten lines: copy each point's weights into the model in place,
       one full-batch forward, ``F.cross_entropy``;
   (c) ``loss_landscapes.random_plane`` (PyPI loss-landscapes 3.0.6, filter normalisation;
       its normalisation divides by every bias entry, so zero biases, such as attention's,
       get a small random value first).
 
-Ratios are the other method's seconds over the tool's (above 1: the tool is faster). It also
+Ratios are the other method's CPU seconds over the tool's (above 1: the tool is faster), as
+two figures: of the minima over the runs, and the median of the per-run ratios (the two
+methods of one run share the machine's load, so the paired figure is the steadier). It also
 checks that (a) equals (b) along the same directions (max relative difference).
 """
 
@@ -148,25 +149,43 @@ def run_tool(m, d1, d2, xs):
 
 
 def measure(name, folder, model, X, y, d1, d2, xs, args):
-    """Each method ``args.repeats`` times, interleaved: {method: [(wall, cpu), ...]}, and the
-    tool's and the plain loop's losses (the last run)."""
+    """Each method ``args.repeats`` times, interleaved, the order rotated every repeat (no
+    method always runs first): {method: [(wall, cpu), ...]} in repeat order, and the tool's
+    and the plain loop's losses (the last run)."""
     times: dict[str, list] = {k: [] for k in ("tool", "tool256", "plain", "ll")}
-    for _ in range(args.repeats):
-        tool, tool256 = open_tool(name, folder), open_tool(name, folder, 256)
-        t, (ours, meta) = _seconds(lambda m=tool: run_tool(m, d1, d2, xs))
-        times["tool"].append(t)
-        t, _ = _seconds(lambda m=tool256: run_tool(m, d1, d2, xs))
-        times["tool256"].append(t)
-        t, plain = _seconds(lambda: run_plain_loop(model, X, y, d1, d2, xs))
-        times["plain"].append(t)
-        t, _ = _seconds(lambda: run_loss_landscapes(model, X, y, args.steps))
-        times["ll"].append(t)
-    return times, ours, meta, plain
+    out = {}
+
+    def tool(m):
+        out["ours"], out["meta"] = run_tool(m, d1, d2, xs)
+
+    def plain():
+        out["plain"] = run_plain_loop(model, X, y, d1, d2, xs)
+
+    for r in range(args.repeats):
+        opened = {"tool": open_tool(name, folder), "tool256": open_tool(name, folder, 256)}
+        runs = {
+            "tool": lambda m=opened["tool"]: tool(m),
+            "tool256": lambda m=opened["tool256"]: run_tool(m, d1, d2, xs),
+            "plain": plain,
+            "ll": lambda: run_loss_landscapes(model, X, y, args.steps),
+        }
+        order = list(runs)
+        for k in order[r % len(order) :] + order[: r % len(order)]:
+            times[k].append(_seconds(runs[k])[0])
+    return times, out["ours"], out["meta"], out["plain"]
+
+
+def ratios(times: dict, other: str) -> str:
+    """``other``'s CPU seconds over the tool's: of the two minima, and the median of the
+    per-repeat ratios (each repeat runs both under the same load)."""
+    low = min(t[1] for t in times[other]) / min(t[1] for t in times["tool"])
+    paired = float(np.median([o[1] / t[1] for o, t in zip(times[other], times["tool"])]))
+    return f"{low:.2f}x / {paired:.2f}x"
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=2, help="runs of each method (default: 2)")
+    p.add_argument("--repeats", type=int, default=5, help="runs of each method (default: 5)")
     p.add_argument("--steps", type=int, default=7, help="grid points per axis (default: 7)")
     p.add_argument("--samples", type=int, default=2048, help="samples per net (default: 2048)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
@@ -181,7 +200,8 @@ def main(argv=None) -> None:
     xs = np.linspace(-1.0, 1.0, args.steps)
     print(
         f"{args.samples} samples per net, {args.steps}x{args.steps} grid, {args.threads} "
-        f"thread(s), minimum of {args.repeats} interleaved runs; ratios = other's s / tool's s"
+        f"thread(s), {args.repeats} interleaved runs (order rotated); ratios = other's CPU s / "
+        "tool's: of the minima / median of the per-run ratios"
     )
     print(
         "| net | parameters | fast path | tool path, batch | tool s | plain loop | "
@@ -204,8 +224,8 @@ def main(argv=None) -> None:
             print(
                 f"| {name} | {n_params:,} | {batched.supports(model)} | {meta['method']}, "
                 f"{meta['batch_size']} | {cpu['tool']:.2f} | {cpu['plain']:.2f} | "
-                f"{cpu['plain'] / cpu['tool']:.2f}x | {cpu['plain'] / cpu['tool256']:.2f}x | "
-                f"{cpu['ll']:.2f} | {cpu['ll'] / cpu['tool']:.2f}x | {rel:.1e} |",
+                f"{ratios(times, 'plain')} | {cpu['plain'] / cpu['tool256']:.2f}x | "
+                f"{cpu['ll']:.2f} | {ratios(times, 'll')} | {rel:.1e} |",
                 flush=True,
             )
 

@@ -27,6 +27,7 @@ from landscape.cli import research as cli_research
 from landscape.cli import store as cli_store
 from landscape.cli.grammar import Parser, add_config_flags, add_run_flags, add_surface_flags
 from landscape.cli.jobs import run_surface, run_train
+from landscape.core import allocator
 from landscape.engine import distributed as dist_
 
 
@@ -116,3 +117,4 @@ def set_threads() -> None:
     """Bound torch's threads (LANDSCAPE_TORCH_THREADS, default 2): more only contend."""
     n = int(os.environ.get("LANDSCAPE_TORCH_THREADS", "2"))
     torch.set_num_threads(max(1, min(n, os.cpu_count() or 1)))
+    allocator.keep_freed_memory()  # training steps and surface points reuse their blocks

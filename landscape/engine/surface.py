@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from landscape.core import allocator
 from landscape.core.directions import _check_keys, buffers_of, cosine, weights_of
 from landscape.core.pointwise import Pointwise
 from landscape.engine import batched, inputlayer, race
@@ -243,14 +244,17 @@ class LoopSession:
             if self.flat is not None:
                 vector, center, dirs = self.flat
                 points = points.to(vector.dtype)
-            pending: list[Tensor] = []  # outputs whose loss is not computed yet
+            # Outputs whose loss is not computed yet, copied into one buffer made at the first
+            # point (G points of about SCORE_BYTES): holding the outputs themselves would pin
+            # small blocks between the forwards' large ones, and the allocator would then take
+            # fresh pages from the system for every point.
+            group: Tensor | None = None
+            count = 0
 
-            def score(first: int) -> None:
-                outs = torch.stack(pending)  # (G, N, ...)
-                losses[first : first + len(pending)] = self.loss.values(outs)
+            def score(first: int, outs: Tensor) -> None:  # outs: (G, N, ...)
+                losses[first : first + len(outs)] = self.loss.values(outs)
                 if accs is not None:
-                    accs[first : first + len(pending)] = self.accuracy.values(outs)
-                pending.clear()
+                    accs[first : first + len(outs)] = self.accuracy.values(outs)
 
             rows = np.asarray(coords, dtype=np.float64)
             watch = None
@@ -270,13 +274,21 @@ class LoopSession:
                     )
                     self.inputs.install()
                     watch = None
-                pending.append(out)
                 # the loss of several points in one call: a small net's loss costs about a
                 # fifth of its forward when computed point by point (kernel launches)
-                if len(pending) * out.nelement() * out.element_size() >= SCORE_BYTES or (
-                    p + 1 == len(coords)
-                ):
-                    score(p + 1 - len(pending))
+                if group is None:
+                    size = max(1, out.nelement() * out.element_size())
+                    n_group = max(1, min(len(coords) - p, SCORE_BYTES // size))
+                    group = out.new_empty((n_group, *out.shape)) if n_group > 1 else None
+                if group is None:
+                    score(p, out[None])
+                else:
+                    group[count].copy_(out)
+                    count += 1
+                    if count == len(group) or p + 1 == len(coords):
+                        score(p + 1 - count, group[:count])
+                        count = 0
+                del out
                 if progress is not None:
                     progress(p + 1, len(coords))
         return losses, accs
@@ -492,6 +504,7 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method,
         raise ValueError(f"model={type(model).__name__} must be a torch nn.Module")
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not allowed: must be one of {list(METHODS)}")
+    allocator.keep_freed_memory()  # every point reuses the last one's blocks, no page faults
     device = _device_of(model) if device is None else torch.device(device)
     if device != _device_of(model):
         model = copy.deepcopy(model).to(device)

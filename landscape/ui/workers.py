@@ -106,7 +106,10 @@ def _serve(fd: int, threads: int, nice: int) -> None:
             os.nice(nice)
     import torch
 
+    from landscape.core import allocator
+
     torch.set_num_threads(threads)
+    allocator.keep_freed_memory()  # each job's steps and points reuse their blocks
 
     conn = Connection(fd)
     with contextlib.suppress(EOFError, OSError):  # the server went away: end quietly
