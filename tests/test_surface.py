@@ -533,6 +533,23 @@ def test_a_surface_the_loop_finishes_at_once_is_not_raced():
         assert seen[-1] == len(coords)
 
 
+def test_a_small_first_batch_of_many_is_raced():
+    """The estimate covers every batch of streamed data: points cheap on one batch but not
+    on all of them are raced."""
+    coords = np.stack([np.arange(49.0), np.zeros(49)], axis=1)
+    cost = R.RACE_MIN_S / 2 / 49  # half the threshold on one batch
+    for batches, raced in ((1, False), (4, True)):
+        clock = FakeClock()
+        fast = FakeSession(clock, cost / 3, offset=1000.0)
+        loop = FakeSession(clock, cost, offset=2000.0)
+        _, _, winner, timings = R.race(
+            lambda f=fast: f, loop, coords, None, clock=clock, batches=batches
+        )
+        assert (winner, timings.get("skipped", False)) == (
+            ("batched", False) if raced else ("loop", True)
+        )
+
+
 def test_race_without_a_fast_path_is_the_loop():
     coords = np.stack([np.arange(30.0), np.zeros(30)], axis=1)
     clock = FakeClock()

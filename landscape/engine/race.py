@@ -37,14 +37,14 @@ def choose(seconds_per_point: dict[str, float]) -> str:
     return min(seconds_per_point, key=lambda k: (seconds_per_point[k], k != "loop"))
 
 
-def race(make_fast, loop, coords: np.ndarray, progress, clock=time.perf_counter):
+def race(make_fast, loop, coords: np.ndarray, progress, clock=time.perf_counter, batches=1):
     """Evaluate ``coords`` with the faster of the fast path and ``loop``, timed on the first
     points. ``make_fast()`` gives the fast path's session, or None when the model has none
     (then the loop evaluates every point and the timings are None); it is called only when
     the race runs.
 
     The loop goes first: one warm-up point, then two timed points. When that rate finishes
-    the surface in under RACE_MIN_S seconds, the loop evaluates the rest alone and nothing
+    the surface (``coords`` on each of ``batches`` batches of data) in under RACE_MIN_S seconds, the loop evaluates the rest alone and nothing
     is raced (timings["skipped"] is True; the fast path never runs).
     Otherwise calibration: a warm-up of the fast path (first calls build kernels and its shared
     caches; 2 points), then up to RACE_ROUNDS timed rounds of one fast
@@ -82,7 +82,7 @@ def race(make_fast, loop, coords: np.ndarray, progress, clock=time.perf_counter)
 
     take("loop", 1)
     best = {"batched": math.inf, "loop": take("loop", 2)}
-    small = best["loop"] * total < RACE_MIN_S
+    small = best["loop"] * total * batches < RACE_MIN_S
     fast = None if small else make_fast()
     if fast is None:  # the loop alone: a small surface, or no fast path for this model
         if done < total:

@@ -437,6 +437,7 @@ class _Paths:
         self.center, self.dirs, self.method, self._fast = center, dirs, method, fast
         self.loop: LoopSession | None = None
         self.used = self.race = self.key = None
+        self.batches = 1  # batches of data the chosen method will run on (the race's estimate)
 
     @property
     def fast(self):
@@ -476,7 +477,7 @@ class _Paths:
             return None if self.fast is None else self._session(X, y)
 
         losses, accs, self.used, self.race = race.race(
-            fast_session, self._loop(X, y), coords, progress
+            fast_session, self._loop(X, y), coords, progress, batches=self.batches
         )
         if self.race is not None and not self.race.get("skipped"):
             race.remember(self.key, self.used)  # a small surface's skip says nothing of a large
@@ -526,6 +527,7 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method,
     paths = _Paths(model, batch_loss, accuracy_fn, center, dirs, method, fast)
     parts = []
     n_batches = 1 if size is None else math.ceil(n / size)
+    paths.batches = n_batches
     for b, (X, y) in enumerate(batches):
         X, y = X.to(device), y.to(device)
         dtype = next(iter(center.values())).dtype if center else X.dtype
