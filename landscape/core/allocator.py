@@ -9,7 +9,8 @@ some runs and not others. ``keep_freed_memory()`` fixes the thresholds (blocks u
 MMAP_THRESHOLD come from the heap, and up to TRIM_THRESHOLD of free heap is kept), so the
 blocks are reused: no faults after the first point, and the same time in every run. The
 price is that the process keeps its peak heap until it exits; the worker processes and the
-command line are short-lived or bounded, so they keep it gladly.
+command line are short-lived or bounded, so they keep it gladly (so does the app's server
+when it runs jobs in its own threads, ``LANDSCAPE_WORKERS=0``: it calls a surface too).
 
 A user's own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (glibc's tunables) win:
 then nothing is changed. Elsewhere (macOS, Windows, musl) this does nothing.

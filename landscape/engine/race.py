@@ -44,10 +44,11 @@ def race(make_fast, loop, coords: np.ndarray, progress, clock=time.perf_counter,
     the race runs.
 
     The loop goes first: one warm-up point, then two timed points. When that rate finishes
-    the surface (``coords`` on each of ``batches`` batches of data) in under RACE_MIN_S seconds, the loop evaluates the rest alone and nothing
-    is raced (timings["skipped"] is True; the fast path never runs).
-    Otherwise calibration: a warm-up of the fast path (first calls build kernels and its shared
-    caches; 2 points), then up to RACE_ROUNDS timed rounds of one fast
+    the surface (``coords`` on each of ``batches`` batches of data) in under RACE_MIN_S
+    seconds, the loop evaluates the rest alone and nothing is raced (timings["skipped"] is
+    True; the fast path never runs). Otherwise calibration: a warm-up of the fast path
+    (first calls build kernels and its shared caches; 2 points), then up to RACE_ROUNDS
+    timed rounds of one fast
     chunk (``fast.K`` points, at most 1/RACE_SHARE of the surface) and a quarter as many loop
     points (at least 2); the minimum seconds per point of each go to ``choose``. A first
     round where one method is RACE_CLEAR times faster decides alone. The winner is the
@@ -80,14 +81,18 @@ def race(make_fast, loop, coords: np.ndarray, progress, clock=time.perf_counter,
             progress(done, total)
         return seconds
 
+    def finish(name: str) -> None:
+        """Evaluate every point not yet done with one method."""
+        if done < total:
+            lo, ac = runners[name].run(coords[done:], offset(progress, done, total))
+            _put(losses, accs, done, lo, ac)
+
     take("loop", 1)
     best = {"batched": math.inf, "loop": take("loop", 2)}
     small = best["loop"] * total * batches < RACE_MIN_S
     fast = None if small else make_fast()
     if fast is None:  # the loop alone: a small surface, or no fast path for this model
-        if done < total:
-            lo, ac = loop.run(coords[done:], offset(progress, done, total))
-            _put(losses, accs, done, lo, ac)
+        finish("loop")
         timings = {"batched_s_per_point": None, "loop_s_per_point": best["loop"],
                    "recomputed_points": 0, "skipped": True}  # fmt: skip
         return losses, accs, "loop", timings if small else None
@@ -108,9 +113,7 @@ def race(make_fast, loop, coords: np.ndarray, progress, clock=time.perf_counter,
             for name in runners}  # fmt: skip
     winner = choose({k: best[k] * (left + redo[k]) if left + redo[k] else 0.0 for k in best})
     loser = "loop" if winner == "batched" else "batched"
-    if done < total:
-        lo, ac = runners[winner].run(coords[done:], offset(progress, done, total))
-        _put(losses, accs, done, lo, ac)
+    finish(winner)
     for a, b in spans[loser]:  # the surface from one method: redo the loser's points
         lo, ac = runners[winner].run(coords[a:b])
         _put(losses, accs, a, lo, ac)

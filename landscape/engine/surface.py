@@ -249,7 +249,7 @@ class LoopSession:
             # small blocks between the forwards' large ones, and the allocator would then take
             # fresh pages from the system for every point.
             group: Tensor | None = None
-            count = 0
+            n_group = count = 0  # n_group: 0 until the first output's size is known
 
             def score(first: int, outs: Tensor) -> None:  # outs: (G, N, ...)
                 losses[first : first + len(outs)] = self.loss.values(outs)
@@ -276,11 +276,11 @@ class LoopSession:
                     watch = None
                 # the loss of several points in one call: a small net's loss costs about a
                 # fifth of its forward when computed point by point (kernel launches)
-                if group is None:
+                if not n_group:
                     size = max(1, out.nelement() * out.element_size())
                     n_group = max(1, min(len(coords) - p, SCORE_BYTES // size))
                     group = out.new_empty((n_group, *out.shape)) if n_group > 1 else None
-                if group is None:
+                if group is None:  # one point's output is a group already
                     score(p, out[None])
                 else:
                     group[count].copy_(out)
@@ -430,14 +430,15 @@ class _Paths:
 
     ``fast`` is the prepared fast path, None for none, or ``prepare`` (a callable) under
     ``auto``: tracing the model waits until the race needs it (a small surface the loop
-    finishes at once never traces)."""
+    finishes at once never traces). ``batches``: how many batches of data the chosen method
+    will run on (the race's estimate of the whole surface)."""
 
-    def __init__(self, model, loss_fn, accuracy_fn, center, dirs, method, fast) -> None:
+    def __init__(self, model, loss_fn, accuracy_fn, center, dirs, method, fast, batches) -> None:
         self.model, self.loss_fn, self.accuracy_fn = model, loss_fn, accuracy_fn
         self.center, self.dirs, self.method, self._fast = center, dirs, method, fast
+        self.batches = batches
         self.loop: LoopSession | None = None
         self.used = self.race = self.key = None
-        self.batches = 1  # batches of data the chosen method will run on (the race's estimate)
 
     @property
     def fast(self):
@@ -465,11 +466,12 @@ class _Paths:
             )
             self.used = race.remembered(self.key)
             self.race = None if self.used is None else {"remembered": self.used}
-        if self.used == "loop" or self._fast is None or (self.used and self.fast is None):
+        forced = self.method == "batched" or self.used == "batched"  # no race to run
+        if self.used == "loop" or self._fast is None or (forced and self.fast is None):
             self.race = self.race if self.used == "loop" else None  # no fast path for it
             self.used = "loop"
             return self._loop(X, y).run(coords, progress)
-        if self.method == "batched" or self.used == "batched":
+        if forced:
             self.used = "batched"
             return self._session(X, y).run(coords, progress)
 
@@ -524,10 +526,9 @@ def _evaluate(model, loss_fn, data, dirs, coords, accuracy_fn, progress, method,
         fast = _method(method, model, moved)
     elif method == "batched":
         raise ValueError(f"method='batched' runs on the CPU only, not on {device}")
-    paths = _Paths(model, batch_loss, accuracy_fn, center, dirs, method, fast)
-    parts = []
     n_batches = 1 if size is None else math.ceil(n / size)
-    paths.batches = n_batches
+    paths = _Paths(model, batch_loss, accuracy_fn, center, dirs, method, fast, n_batches)
+    parts = []
     for b, (X, y) in enumerate(batches):
         X, y = X.to(device), y.to(device)
         dtype = next(iter(center.values())).dtype if center else X.dtype
