@@ -57,9 +57,10 @@ JS_PANEL = """() => {
 
 
 def test_live_panel_stays_opaque_while_playing(page, app_url, shots_dir):
-    # 500 epochs (the URL sets Epochs): Play is still going when
-    # the sampling ends
-    open_page(page, app_url + "/train?tr_epochs=500", "Train")
+    # 500 epochs (the most) of batches of 8 (the URL sets both): 50,000 steps, so Play is
+    # still going when the sampling ends (batches of 64 took 6,500 steps, done in 4 s on an
+    # idle machine)
+    open_page(page, app_url + "/train?tr_epochs=500&tr_batch=8", "Train")
     wait_charts(page, 1)
     page.locator(".st-key-tr_live_play button").first.click()
     for key in ("curve", "picture"):  # the first frame: the loss curves and the regions
