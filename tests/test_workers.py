@@ -194,14 +194,21 @@ def test_queued_calls_know_their_place_and_start_in_arrival_order(tmp_path):
             places[tag] = []
 
             def queued(tag=tag):
-                p.call(jobs.timed_sleep, 0.0, str(log), tag,
+                p.call(jobs.logged_wait, str(tmp_path / f"go_{tag}"), str(log), tag,
                        on_wait=places[tag].append,
                        on_start=lambda: log.open("a").write(f"on_start {tag}\n"))  # fmt: skip
 
             threads.append(threading.Thread(target=queued))
             threads[-1].start()
             _until(lambda k=k: p.waiting() == k + 1)  # a definite arrival order
+        _until(lambda: places == {"a": [0], "b": [1], "c": [2]})
+        # each job holds the worker until its file appears, so every place is seen for certain
         go.touch()
+        _until(lambda: places["c"] == [2, 1])  # a runs: b is next, c has one ahead
+        (tmp_path / "go_a").touch()
+        _until(lambda: places["c"] == [2, 1, 0])  # b runs: c is next
+        (tmp_path / "go_b").touch()
+        (tmp_path / "go_c").touch()
         for t in (holder, *threads):
             t.join(60)
         assert places == {"a": [0], "b": [1, 0], "c": [2, 1, 0]}

@@ -26,6 +26,16 @@ def timed_sleep(seconds: float, path: str, tag: str) -> str:
     return tag
 
 
+def logged_wait(go: str, path: str, tag: str) -> str:
+    """Like timed_sleep, but the job lasts until `go` exists (the test decides when it ends)."""
+    with open(path, "a") as f:
+        f.write(f"start {tag}\n")
+    wait_for_file(go)
+    with open(path, "a") as f:
+        f.write(f"end {tag}\n")
+    return tag
+
+
 def ticks(n: int, path: str, progress=None) -> int:
     """Call progress(i) n times, 0.05 s apart, writing each tick to `path` first."""
     for i in range(n):

@@ -14,6 +14,12 @@ rate, momentum, weight decay, optimiser or epoch count is applied at the next ch
 training goes on from the current weights; a changed data set, model or loss starts a new
 live run. Play stops after Epochs epochs (or at divergence), as Train would.
 
+Known limit: Streamlit keys a Plotly chart by its figure, so each frame's charts are new
+charts in the browser, and the old ones go when the frame's run ends, sometimes before the
+new ones are drawn. A chart can then be blank for one Plotly draw (tens of ms on a laptop;
+headless Chromium on a busy 2-core VM measured 3-10% of the time). Drawing in place would
+take a component that calls Plotly.react on one chart.
+
 A live run that finished under one setting is `train(config)` bit for bit, so it becomes a
 normal Run: it joins this session's runs (and the data folder and the training cache, as a
 trained run does) and opens on the Landscape page. A run whose settings changed mid-way is
