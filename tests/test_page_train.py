@@ -43,7 +43,13 @@ def _arr(v) -> np.ndarray:
 
 
 def _figs(at) -> dict[str, dict]:
+    """Every Plotly figure on the page by title: st.plotly_chart's, and the live panel's
+    (landscape.ui.livechart, a component whose "figure" argument is the figure's JSON)."""
     figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    for c in at.get("component_instance"):
+        args = json.loads(c.proto.json_args)
+        if "figure" in args:
+            figs.append(json.loads(args["figure"]))
     return {f["layout"].get("title", {}).get("text", ""): f for f in figs}
 
 

@@ -1,24 +1,21 @@
 """The Train page's live training panel: Play / Pause / Step, TensorFlow-Playground style.
 
 The session keeps one `landscape.training.live.LiveTrainer`. While playing, the panel is a fragment
-with `run_every=FRAME_S`: each run trains one bounded chunk in the script thread (at most
-`live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~10% of the server time),
-then redraws the loss curves and the decision regions (or the regression fit). Nothing else
-on the page reruns, and nothing in the panel is dimmed while it does (Streamlit greys out
-elements a rerun has not written yet; lab.py's STYLE keeps the PANEL container opaque, and
-every frame writes the same elements in the same order). FRAME_S is shorter than a chunk on purpose: Streamlit queues a timer
-rerun that arrives while the fragment runs (one at most: requests are coalesced) and never
-lets it interrupt the run, so chunks follow each other without idle gaps, and a click on
-Pause waits at most one chunk. The set-up widgets store their current values under SETUP; a changed learning
-rate, momentum, weight decay, optimiser or epoch count is applied at the next chunk and
-training goes on from the current weights; a changed data set, model or loss starts a new
-live run. Play stops after Epochs epochs (or at divergence), as Train would.
-
-Known limit: Streamlit keys a Plotly chart by its figure, so each frame's charts are new
-charts in the browser, and the old ones go when the frame's run ends, sometimes before the
-new ones are drawn. A chart can then be blank for one Plotly draw (tens of ms on a laptop;
-headless Chromium on a busy 2-core VM measured 3-10% of the time). Drawing in place would
-take a component that calls Plotly.react on one chart.
+with `run_every=FRAME_S`: each run draws the loss curves and the decision regions (or the
+regression fit), then trains one bounded chunk in the script thread (at most
+`live.MAX_CHUNK_S`, sized by a `FramePacer` so that drawing costs at most ~10% of the server
+time). Nothing else on the page reruns, and nothing in the panel is dimmed while it does
+(Streamlit greys out elements a rerun has not written yet; lab.py's STYLE keeps the PANEL
+container opaque, and every frame writes the same elements in the same order). The two
+charts are `landscape.ui.livechart` charts, redrawn in place: an `st.plotly_chart` is a new
+chart for every new figure and went blank until drawn. FRAME_S is shorter than a chunk on
+purpose: Streamlit queues a timer rerun that arrives while the fragment runs (one at most:
+requests are coalesced) and never lets it interrupt the run, so chunks follow each other
+without idle gaps, and a click on Pause waits at most one chunk. The set-up widgets store
+their current values under SETUP; a changed learning rate, momentum, weight decay, optimiser
+or epoch count is applied at the next chunk and training goes on from the current weights;
+a changed data set, model or loss starts a new live run. Play stops after Epochs epochs (or
+at divergence), as Train would.
 
 A live run that finished under one setting is `train(config)` bit for bit, so it becomes a
 normal Run: it joins this session's runs (and the data folder and the training cache, as a
@@ -41,6 +38,7 @@ from landscape.training import loop as training
 from landscape.ui import kept
 from landscape.ui import runs as ui_runs
 from landscape.ui.common import md_escape, show_error
+from landscape.ui.livechart import live_chart
 
 SETUP = "tr_live_setup"  # session key: the Train page's current Config keywords
 TRAINER = "tr_live"  # session key: the LiveTrainer
@@ -200,16 +198,19 @@ def _draw(t: live.LiveTrainer) -> None:
                               steps_per_epoch=t.steps_per_epoch, stop=stop)  # fmt: skip
     kind, pic = t.picture()
     c1, c2 = st.columns(2)
-    c1.plotly_chart(curve, key="tr_live_curve")
+    with c1:
+        live_chart(curve, key="tr_live_curve", frame=t.steps)
     ds = t.ds
     if kind == "2d" and pic is not None:
         fig = plots.decision_boundary(*pic, ds.X_train.numpy(), ds.y_train.numpy(),
                                       title="Decision regions (live)")  # fmt: skip
-        c2.plotly_chart(fig, key="tr_live_picture")
+        with c2:
+            live_chart(fig, key="tr_live_picture", frame=t.steps)
     elif kind == "1d" and pic is not None:
         fig = plots.regression_fit(*pic, ds.X_train.numpy(), ds.y_train.numpy(),
                                    title="Fitted function (live)")  # fmt: skip
-        c2.plotly_chart(fig, key="tr_live_picture")
+        with c2:
+            live_chart(fig, key="tr_live_picture", frame=t.steps)
     else:
         c2.caption("This data has no 2D picture; the loss curve shows the progress.")
 
@@ -236,10 +237,12 @@ def _frame(cfg: Config) -> None:
             )
             return
         if st.session_state.get(PLAYING, False):
+            # A frame draws first and trains its chunk after. Runs follow back to back, and
+            # Streamlit drops the deltas a fragment run leaves unsent when the next run of
+            # it starts: drawn last, the second chart missed most frames and stood still
+            # for seconds. Drawn first, the charts go out while the chunk trains.
             t = _trainer(cfg)
             pacer = st.session_state[PACER]
-            speed = st.session_state.get(SPEED, SPEEDS[0])
-            t.run_for(pacer.train_seconds(), None if isinstance(speed, str) else speed)
             t0 = time.perf_counter()
             t.evaluate()
             _status(t)
@@ -247,6 +250,8 @@ def _frame(cfg: Config) -> None:
             pacer.record_draw(time.perf_counter() - t0)
             if t.done:
                 _set_playing(False)
+            speed = st.session_state.get(SPEED, SPEEDS[0])
+            t.run_for(pacer.train_seconds(), None if isinstance(speed, str) else speed)
         else:
             _status(t)
             _draw(t)

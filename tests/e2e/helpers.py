@@ -16,12 +16,20 @@ JS_IDLE = """() => {
       && a.dataset.testConnectionState === 'CONNECTED';
 }"""
 
+# The Plotly charts under a selector: Streamlit's own, and those drawn inside a component's
+# iframe (the live panel's charts, landscape/ui/livechart.py; same origin, so readable).
+PLOTS = """const plots = sel => [...document.querySelectorAll(sel + ' .js-plotly-plot'),
+  ...[...document.querySelectorAll(sel + ' iframe')].flatMap(f => {
+    try { return [...f.contentDocument.querySelectorAll('.js-plotly-plot')]; }
+    catch (e) { return []; } })];"""
+
 # Plotly 6+ ships numeric arrays as {dtype, bdata: base64}: count their points too.
 JS_TRACES = """(sel) => {
+  PLOTS
   const size = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1};
   const len = a => !a ? 0 : a.length !== undefined ? a.length
     : a.bdata ? atob(a.bdata).length / (size[a.dtype] || 8) : 0;
-  return [...document.querySelectorAll(sel + ' .js-plotly-plot')]
+  return plots(sel)
     .filter(e => Array.isArray(e.data))
     .map(e => e.data.map(t => ({
       type: t.type || 'scatter', name: t.name || '',
@@ -29,16 +37,22 @@ JS_TRACES = """(sel) => {
     })));
 }"""
 
-JS_SIG = """(sel) => JSON.stringify([...document.querySelectorAll(sel + ' .js-plotly-plot')]
+JS_SIG = """(sel) => { PLOTS
+  return JSON.stringify(plots(sel)
   .filter(e => Array.isArray(e.data))
-  .map(e => e.data.map(t => [t.type, t.name, t.x, t.y, t.z])))"""
+  .map(e => e.data.map(t => [t.type, t.name, t.x, t.y, t.z]))); }"""
 
 JS_CHANGED = """([sel, before]) => {
-  const now = JSON.stringify([...document.querySelectorAll(sel + ' .js-plotly-plot')]
+  PLOTS
+  const now = JSON.stringify(plots(sel)
     .filter(e => Array.isArray(e.data))
     .map(e => e.data.map(t => [t.type, t.name, t.x, t.y, t.z])));
   return now !== before && now !== '[]';
 }"""
+
+JS_TRACES, JS_SIG, JS_CHANGED = (
+    js.replace("PLOTS", PLOTS) for js in (JS_TRACES, JS_SIG, JS_CHANGED)
+)
 
 MAIN = "[data-testid='stMain']"
 

@@ -52,7 +52,7 @@ def test_live_training_step_play_pause(page, app_url, shots_dir):
     open_page(page, app_url + "/train", "Train")
     wait_charts(page, 1)
     _button(page, "step").click()  # one epoch: 800 points / 64 = 13 steps
-    page.locator(LIVE + " .js-plotly-plot").wait_for(timeout=60_000)
+    page.frame_locator(LIVE + " iframe").locator(".main-svg").first.wait_for(timeout=60_000)
     settle(page)
     assert _status(page) == 13
     assert trace(traces(page, LIVE), name="train (each step)")["n"] == 13

@@ -72,6 +72,12 @@ def test_landscape_app_from_another_folder_serves_every_page(installed, browser,
                     timeout=60_000
                 )
                 assert_clean(page)
+                # the live charts' frontend (package data) and the installed plotly's plotly.js
+                go_via_sidebar(page, "train", "Train")
+                page.locator(".st-key-tr_live_step button").first.click()
+                live = page.frame_locator(".st-key-tr_live_curve iframe")
+                live.locator(".main-svg").first.wait_for(timeout=60_000)
+                assert_clean(page)
         finally:
             stop_server(proc)
     assert not (installed.elsewhere / ".streamlit").exists()  # nothing borrowed from the folder
