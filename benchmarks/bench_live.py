@@ -8,20 +8,20 @@ interleaved (plain, framed, plain, framed, ...) in one process, with the script 
 threads of the app (1). The framed arm does per frame what the page's fragment does on the
 server: train one chunk sized by `FramePacer`, then evaluate the full-batch train/test loss,
 compute the decision regions, build both Plotly figures and serialise them to JSON (what
-`st.plotly_chart` sends). The browser's drawing happens on the client, in parallel, and is
+`landscape.ui.livechart` sends). The browser's drawing happens on the client, in parallel, and is
 not counted. Prints steps/s of each arm, the frame rate, and the slow-down.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import plotly.io as pio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from landscape.data.config import Config  # noqa: E402
 from landscape.plots import training as plots  # noqa: E402
 from landscape.training import live  # noqa: E402
+from landscape.ui import livechart  # noqa: E402
 
 CASES = {
     "moons MLP 2x32 (default)": Config(),
@@ -64,7 +65,8 @@ def framed(cfg: Config, seconds: float) -> tuple[float, float, float]:
             if kind == "2d"
             else plots.regression_fit(*pic, X, y)
         )
-        pio.to_json(curve, validate=False), pio.to_json(fig, validate=False)
+        json.dumps(livechart.args(curve, "curve", t.steps))
+        json.dumps(livechart.args(fig, "picture", t.steps))
         dt = time.perf_counter() - d0
         pacer.record_draw(dt)
         draw += dt

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import plotly
 import plotly.graph_objects as go
+import plotly.io as pio
 import streamlit.components.v1 as components
 
 FRONTEND = Path(__file__).parent / "livechart"
@@ -33,9 +34,15 @@ def _declare():
     return components.declare_component("chart", path=FRONTEND)
 
 
+def args(fig: go.Figure, key: str, frame: int = 0) -> dict:
+    """What the browser is sent for one frame (Streamlit sends it as JSON)."""
+    spec = pio.to_json(fig, validate=False)  # a built figure is valid already
+    return {"figure": spec, "uirevision": key, "frame": int(frame)}
+
+
 def live_chart(fig: go.Figure, key: str, frame: int = 0) -> None:
     """Draw `fig` under `key`; the next call with the same key redraws the same chart.
 
     `frame` (e.g. the optimiser step) is shown on the chart element as data-frame, so a
     browser test can see which frame is drawn."""
-    _declare()(figure=fig.to_json(), uirevision=key, frame=int(frame), key=key, default=None)
+    _declare()(**args(fig, key, frame), key=key, default=None)
