@@ -200,19 +200,16 @@ def _draw(t: live.LiveTrainer) -> None:
     c1, c2 = st.columns(2)
     with c1:
         live_chart(curve, key="tr_live_curve", frame=t.steps)
-    ds = t.ds
-    if kind == "2d" and pic is not None:
-        fig = plots.decision_boundary(*pic, ds.X_train.numpy(), ds.y_train.numpy(),
-                                      title="Decision regions (live)")  # fmt: skip
-        with c2:
-            live_chart(fig, key="tr_live_picture", frame=t.steps)
-    elif kind == "1d" and pic is not None:
-        fig = plots.regression_fit(*pic, ds.X_train.numpy(), ds.y_train.numpy(),
-                                   title="Fitted function (live)")  # fmt: skip
-        with c2:
-            live_chart(fig, key="tr_live_picture", frame=t.steps)
-    else:
+    if pic is None:
         c2.caption("This data has no 2D picture; the loss curve shows the progress.")
+        return
+    X, y = t.ds.X_train.numpy(), t.ds.y_train.numpy()
+    if kind == "2d":
+        fig = plots.decision_boundary(*pic, X, y, title="Decision regions (live)")
+    else:  # "1d": picture() returns a picture only for these two kinds
+        fig = plots.regression_fit(*pic, X, y, title="Fitted function (live)")
+    with c2:
+        live_chart(fig, key="tr_live_picture", frame=t.steps)
 
 
 def _body() -> None:
